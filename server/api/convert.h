@@ -1,0 +1,25 @@
+// Conversions between dtm.v1 protos and domain types, and absl::Status -> grpc::Status.
+// The only place where both worlds meet.
+#ifndef DTM_SERVER_API_CONVERT_H_
+#define DTM_SERVER_API_CONVERT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "dtm/v1/coordinator.pb.h"
+#include "storage/transaction.h"
+
+namespace dtm {
+
+grpc::Status ToGrpcStatus(const absl::Status& s);
+
+void ToProto(const Transaction& t, v1::Transaction* out);
+void ToProto(const TransOptions& o, v1::TransOptions* out);
+void ToProto(absl::Time t, google::protobuf::Timestamp* out);
+void ToProto(absl::Duration d, google::protobuf::Duration* out);
+absl::Time FromProto(const google::protobuf::Timestamp& t);
+absl::Duration FromProto(const google::protobuf::Duration& d);
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_API_CONVERT_H_

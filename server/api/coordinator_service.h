@@ -1,0 +1,49 @@
+// CoordinatorService: the dtm.v1.Coordinator gRPC service on the callback API. Handlers
+// validate, hand the work to the Engine and return; the reactor is finished later from the
+// thread that completes the work. No handler blocks on the store or a branch call.
+#ifndef DTM_SERVER_API_COORDINATOR_SERVICE_H_
+#define DTM_SERVER_API_COORDINATOR_SERVICE_H_
+
+#include "dtm/v1/coordinator.grpc.pb.h"
+#include "server/api/validation.h"
+#include "server/engine/engine.h"
+
+namespace dtm {
+
+class CoordinatorService final : public v1::Coordinator::CallbackService {
+ public:
+  CoordinatorService(Engine* engine, ApiLimits limits) : engine_(engine), limits_(limits) {}
+
+  grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* ctx, const v1::NewGidRequest* req,
+                                   v1::NewGidResponse* resp) override;
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const v1::SubmitRequest* req,
+                                   v1::SubmitResponse* resp) override;
+  grpc::ServerUnaryReactor* Prepare(grpc::CallbackServerContext* ctx, const v1::PrepareRequest* req,
+                                    v1::PrepareResponse* resp) override;
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* ctx, const v1::AbortRequest* req,
+                                  v1::AbortResponse* resp) override;
+  grpc::ServerUnaryReactor* RegisterBranch(grpc::CallbackServerContext* ctx,
+                                           const v1::RegisterBranchRequest* req,
+                                           v1::RegisterBranchResponse* resp) override;
+  grpc::ServerUnaryReactor* Query(grpc::CallbackServerContext* ctx, const v1::QueryRequest* req,
+                                  v1::QueryResponse* resp) override;
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* ctx, const v1::ListRequest* req,
+                                 v1::ListResponse* resp) override;
+  grpc::ServerUnaryReactor* ForceStop(grpc::CallbackServerContext* ctx,
+                                      const v1::ForceStopRequest* req,
+                                      v1::ForceStopResponse* resp) override;
+  grpc::ServerUnaryReactor* RetryNow(grpc::CallbackServerContext* ctx,
+                                     const v1::RetryNowRequest* req,
+                                     v1::RetryNowResponse* resp) override;
+
+ private:
+  Engine* const engine_;
+  const ApiLimits limits_;
+};
+
+// Returns a new unique, URL-safe gid of at most 64 characters.
+std::string GenerateGid();
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_API_COORDINATOR_SERVICE_H_

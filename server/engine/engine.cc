@@ -1,0 +1,377 @@
+#include "server/engine/engine.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+
+namespace dtm {
+
+struct Engine::Active {
+  std::shared_ptr<Strand> strand;
+  SagaState state;  // touched only on `strand`
+  std::vector<SubmitDone> submit_waiters;
+  std::vector<TxnDone> stop_waiters;
+  std::optional<TimerQueue::TimerId> timer;
+  absl::Time timer_at = absl::InfinitePast();
+  bool retired = false;
+};
+
+namespace {
+
+double Jitter() {
+  thread_local absl::BitGen gen;
+  return absl::Uniform(gen, 0.0, 1.0);
+}
+
+SubmitResult ResultOf(const Transaction& t) {
+  return SubmitResult{t.gid, t.status, t.rollback_reason};
+}
+
+absl::Status Unavailable(absl::string_view what) {
+  return absl::UnavailableError(absl::StrCat(what, ": the coordinator is shutting down"));
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock* clock,
+               TimerQueue* timers, ThreadPool* pool)
+    : options_(std::move(options)),
+      store_(store),
+      caller_(caller),
+      clock_(clock),
+      timers_(timers),
+      pool_(pool) {}
+
+Engine::~Engine() = default;
+
+size_t Engine::active_count() const {
+  absl::MutexLock lock(&mu_);
+  return active_.size();
+}
+
+bool Engine::IsActive(const std::string& gid) const {
+  absl::MutexLock lock(&mu_);
+  return active_.contains(gid);
+}
+
+Engine::ActivePtr Engine::Activate(Transaction txn, bool recovered) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(txn.gid);
+  if (it != active_.end()) return it->second;
+  auto a = std::make_shared<Active>();
+  a->strand = std::make_shared<Strand>(pool_);
+  std::string gid = txn.gid;
+  a->state = recovered ? RecoveredSagaState(std::move(txn)) : NewSagaState(std::move(txn));
+  active_.emplace(std::move(gid), a);
+  return a;
+}
+
+void Engine::Submit(Transaction txn, SubmitDone done) {
+  absl::Time now = clock_->Now();
+  txn.create_time = txn.update_time = now;
+  txn.next_retry_time = now + options_.lease;
+  ActivePtr a;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      done(Unavailable("Submit"));
+      return;
+    }
+    auto it = active_.find(txn.gid);
+    if (it != active_.end()) a = it->second;
+  }
+  if (a) {
+    AttachSubmit(a, txn.trans_type, txn.options.wait_result, std::move(done));
+    return;
+  }
+  CreateOp op{txn};
+  store_->Write(std::move(op), [this, txn = std::move(txn),
+                                done = std::move(done)](WriteResult r) mutable {
+    pool_->Post([this, txn = std::move(txn), r = std::move(r), done = std::move(done)]() mutable {
+      OnCreated(std::move(txn), std::move(r), std::move(done));
+    });
+  });
+}
+
+void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done) {
+  bool wait = txn.options.wait_result;
+  TransType type = txn.trans_type;
+  if (r.status.ok()) {
+    ActivePtr a = Activate(std::move(txn), /*recovered=*/false);
+    AttachSubmit(a, type, wait, std::move(done));
+    return;
+  }
+  if (!absl::IsAlreadyExists(r.status) || !r.existing) {
+    done(r.status);
+    return;
+  }
+  const Transaction& existing = *r.existing;
+  if (existing.trans_type != type) {
+    done(absl::AlreadyExistsError(absl::StrCat("gid '", existing.gid, "' already exists as a ",
+                                               TransTypeName(existing.trans_type),
+                                               " transaction, not a ", TransTypeName(type))));
+    return;
+  }
+  ActivePtr a;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(existing.gid);
+    if (it != active_.end()) a = it->second;
+  }
+  if (a) {
+    AttachSubmit(a, type, wait, std::move(done));
+  } else {
+    done(ResultOf(existing));
+  }
+}
+
+void Engine::AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitDone done) {
+  a->strand->Post([this, a, type, wait, done = std::move(done)]() mutable {
+    const Transaction& t = a->state.txn;
+    if (t.trans_type != type) {
+      done(absl::AlreadyExistsError(absl::StrCat("gid '", t.gid, "' already exists as a ",
+                                                 TransTypeName(t.trans_type),
+                                                 " transaction, not a ", TransTypeName(type))));
+      return;
+    }
+    if (!wait || a->retired) {
+      SubmitResult r = ResultOf(t);
+      r.status = a->state.durable_status;
+      done(r);
+      return;
+    }
+    a->submit_waiters.push_back(std::move(done));
+    Drive(a);
+  });
+}
+
+void Engine::Query(const std::string& gid, TxnDone done) {
+  ActivePtr a;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(gid);
+    if (it != active_.end()) a = it->second;
+  }
+  if (a) {
+    a->strand->Post([a, done = std::move(done)] { done(a->state.txn); });
+    return;
+  }
+  pool_->Post([this, gid, done = std::move(done)] { done(store_->Get(gid)); });
+}
+
+void Engine::List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)> done) {
+  pool_->Post(
+      [this, query = std::move(query), done = std::move(done)] { done(store_->List(query)); });
+}
+
+void Engine::WithActive(const std::string& gid, std::function<void(const ActivePtr&)> on_active,
+                        TxnDone on_stored) {
+  ActivePtr a;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(gid);
+    if (it != active_.end()) a = it->second;
+  }
+  if (a) {
+    a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
+    return;
+  }
+  pool_->Post([this, gid, on_active = std::move(on_active), on_stored = std::move(on_stored)] {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok() || IsTerminal(t->status)) {
+      on_stored(std::move(t));
+      return;
+    }
+    ActivePtr a = Activate(*std::move(t), /*recovered=*/true);
+    a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
+  });
+}
+
+void Engine::ForceStop(const std::string& gid, const std::string& reason, TxnDone done) {
+  auto already = [gid](GlobalStatus s) {
+    return absl::FailedPreconditionError(absl::StrCat("transaction '", gid, "' is already ",
+                                                      GlobalStatusName(s),
+                                                      "; ForceStop needs a non-terminal one"));
+  };
+  WithActive(
+      gid,
+      [this, reason, done, already](const ActivePtr& a) {
+        if (IsTerminal(a->state.txn.status)) {
+          done(already(a->state.txn.status));
+          return;
+        }
+        SagaForceStop(a->state, reason, clock_->Now());
+        a->stop_waiters.push_back(done);
+        Drive(a);
+      },
+      [done, already](absl::StatusOr<Transaction> t) {
+        if (t.ok()) {
+          done(already(t->status));
+        } else {
+          done(t.status());
+        }
+      });
+}
+
+void Engine::RetryNow(const std::string& gid, std::function<void(absl::Status)> done) {
+  WithActive(
+      gid,
+      [this, done](const ActivePtr& a) {
+        if (IsTerminal(a->state.txn.status)) {
+          done(absl::FailedPreconditionError(absl::StrCat("transaction '", a->state.txn.gid,
+                                                          "' is already ",
+                                                          GlobalStatusName(a->state.txn.status))));
+          return;
+        }
+        SagaRetryNow(a->state);
+        a->state.persist_not_before = absl::InfinitePast();
+        Drive(a);
+        done(absl::OkStatus());
+      },
+      [gid, done](absl::StatusOr<Transaction> t) {
+        if (!t.ok()) {
+          done(t.status());
+          return;
+        }
+        done(absl::FailedPreconditionError(
+            absl::StrCat("transaction '", gid, "' is already ", GlobalStatusName(t->status))));
+      });
+}
+
+void Engine::Resume(Transaction txn) {
+  if (IsTerminal(txn.status)) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || active_.contains(txn.gid)) return;
+  }
+  ActivePtr a = Activate(std::move(txn), /*recovered=*/true);
+  a->strand->Post([this, a] { Drive(a); });
+}
+
+void Engine::Drive(const ActivePtr& a) {
+  if (a->retired) return;
+  bool stopping;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stopping_;
+  }
+  absl::Time now = clock_->Now();
+  Decision d = SagaDecide(a->state, now, options_.lease);
+  if (d.persist) {
+    UpdateOp op = *d.persist;
+    store_->Write(std::move(*d.persist), [this, a, op = std::move(op)](WriteResult r) mutable {
+      a->strand->Post([this, a, op = std::move(op), st = std::move(r.status)] {
+        SagaOnPersisted(a->state, op, st, clock_->Now() + options_.write_retry);
+        if (absl::IsFailedPrecondition(st) || absl::IsNotFound(st)) {
+          // Someone else decided (e.g. a ForceStop raced with us): the store wins.
+          Retire(a, absl::AbortedError(absl::StrCat("transaction '", op.gid,
+                                                    "' changed concurrently: ", st.message())));
+          return;
+        }
+        Drive(a);
+      });
+    });
+  }
+  for (int i : d.calls) {
+    if (stopping) {
+      // Undo the dispatch: the call is made again after the restart.
+      a->state.rt[i].in_flight = false;
+      a->state.txn.branches[i].attempts--;
+      continue;
+    }
+    Dispatch(a, i);
+  }
+  if (d.answer_waiters) {
+    SubmitResult r = ResultOf(a->state.txn);
+    for (SubmitDone& w : a->submit_waiters) w(r);
+    a->submit_waiters.clear();
+  }
+  if (d.done) {
+    for (TxnDone& w : a->stop_waiters) w(a->state.txn);
+    a->stop_waiters.clear();
+    Retire(a, absl::OkStatus());
+    return;
+  }
+  ArmTimer(a, stopping ? std::nullopt : d.wake);
+}
+
+void Engine::Retire(const ActivePtr& a, const absl::Status& why) {
+  a->retired = true;
+  if (a->timer) timers_->Cancel(*a->timer);
+  a->timer.reset();
+  for (SubmitDone& w : a->submit_waiters)
+    w(why.ok() ? absl::StatusOr<SubmitResult>(ResultOf(a->state.txn)) : why);
+  a->submit_waiters.clear();
+  for (TxnDone& w : a->stop_waiters) w(why.ok() ? absl::StatusOr<Transaction>(a->state.txn) : why);
+  a->stop_waiters.clear();
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(a->state.txn.gid);
+  if (it != active_.end() && it->second == a) active_.erase(it);
+}
+
+void Engine::ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake) {
+  if (a->timer && (!wake || *wake != a->timer_at)) {
+    timers_->Cancel(*a->timer);
+    a->timer.reset();
+  }
+  if (!wake || a->timer) return;
+  a->timer_at = *wake;
+  std::weak_ptr<Active> weak = a;
+  a->timer = timers_->Schedule(*wake, [this, weak] {
+    ActivePtr a = weak.lock();
+    if (!a) return;
+    a->strand->Post([this, a] {
+      a->timer.reset();
+      Drive(a);
+    });
+  });
+}
+
+void Engine::Dispatch(const ActivePtr& a, int index) {
+  const Transaction& t = a->state.txn;
+  const Branch& b = t.branches[index];
+  auto on_result = [this, a, index](BranchResult r) {
+    a->strand->Post([this, a, index, r = std::move(r)] {
+      SagaOnResult(a->state, index, r, clock_->Now(), Jitter());
+      Drive(a);
+    });
+  };
+  if (b.target.empty()) {  // an empty target is a no-op that succeeds
+    on_result(BranchResult{CallOutcome::kSuccess, ""});
+    return;
+  }
+  BranchCall call;
+  call.target = b.target;
+  call.payload = b.payload;
+  call.timeout = t.options.request_timeout;
+  call.metadata = {{"dtm-gid", t.gid},
+                   {"dtm-trans_type", TransTypeName(t.trans_type)},
+                   {"dtm-branch_id", b.branch_id},
+                   {"dtm-op", BranchOpName(b.op)},
+                   {"dtm-dtm", options_.self_address}};
+  for (const auto& [k, v] : t.options.branch_headers) call.metadata.emplace_back(k, v);
+  caller_->Call(std::move(call), std::move(on_result));
+}
+
+void Engine::Shutdown() {
+  std::vector<ActivePtr> all;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [gid, a] : active_) all.push_back(a);
+  }
+  for (const ActivePtr& a : all) {
+    a->strand->Post([a] {
+      // Still running: answer with the durable status; recovery finishes it after restart.
+      SubmitResult r = ResultOf(a->state.txn);
+      r.status = a->state.durable_status;
+      for (SubmitDone& w : a->submit_waiters) w(r);
+      a->submit_waiters.clear();
+      for (TxnDone& w : a->stop_waiters) w(Unavailable("ForceStop"));
+      a->stop_waiters.clear();
+    });
+  }
+}
+
+}  // namespace dtm

@@ -1,0 +1,106 @@
+// Engine: runs the state machines. It owns the in-memory set of active (non-terminal)
+// transactions, serialises the events of each on its own Strand, executes the Decisions of
+// the state machine (group-committed writes, asynchronous branch calls, timers) and answers
+// the API's callbacks once the outcome is durable.
+//
+// Thread-safe. Every public method returns at once; callbacks run later on a pool thread.
+#ifndef DTM_SERVER_ENGINE_ENGINE_H_
+#define DTM_SERVER_ENGINE_ENGINE_H_
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/branch/branch_caller.h"
+#include "server/engine/saga.h"
+#include "server/runtime/clock.h"
+#include "server/runtime/thread_pool.h"
+#include "server/runtime/timer_queue.h"
+#include "storage/store.h"
+
+namespace dtm {
+
+struct EngineOptions {
+  // How far next_retry_time is pushed ahead while a transaction is worked on in memory;
+  // after a crash, recovery picks it up once that time has passed.
+  absl::Duration lease = absl::Seconds(10);
+  // Delay before a write that failed (database unavailable) is tried again.
+  absl::Duration write_retry = absl::Seconds(1);
+  // Sent to branches as dtm-dtm.
+  std::string self_address;
+};
+
+struct SubmitResult {
+  std::string gid;
+  GlobalStatus status = GlobalStatus::kUnspecified;
+  std::string rollback_reason;
+};
+
+class Engine {
+ public:
+  using SubmitDone = std::function<void(absl::StatusOr<SubmitResult>)>;
+  using TxnDone = std::function<void(absl::StatusOr<Transaction>)>;
+
+  Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock* clock,
+         TimerQueue* timers, ThreadPool* pool);
+  ~Engine();
+
+  // Stores a new, validated transaction and runs it. A gid that exists with the same type
+  // answers its current status (waiting like the first Submit if wait_result); with another
+  // type, ALREADY_EXISTS.
+  void Submit(Transaction txn, SubmitDone done);
+  // Answers the freshest state: from memory when active, else from the store.
+  void Query(const std::string& gid, TxnDone done);
+  void List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)> done);
+  // Ends a non-terminal transaction as FAILED without compensation.
+  void ForceStop(const std::string& gid, const std::string& reason, TxnDone done);
+  // Makes every waiting branch of a non-terminal transaction due now.
+  void RetryNow(const std::string& gid, std::function<void(absl::Status)> done);
+  // Continues a transaction claimed by recovery (no-op when already active here).
+  void Resume(Transaction txn);
+
+  // Answers pending waiters with the current status and stops calling branches; writes
+  // still flow. Call before shutting down the caller, timers, pool and store.
+  void Shutdown();
+
+  size_t active_count() const;
+  bool IsActive(const std::string& gid) const;
+
+ private:
+  struct Active;
+  using ActivePtr = std::shared_ptr<Active>;
+
+  // Returns the active entry for `gid`, creating it from `txn` if absent.
+  ActivePtr Activate(Transaction txn, bool recovered);
+  // Runs `on_active` on the strand of the active entry for `gid`, loading it from the store
+  // if needed; `on_stored` receives a terminal transaction or the lookup error instead.
+  void WithActive(const std::string& gid, std::function<void(const ActivePtr&)> on_active,
+                  TxnDone on_stored);
+  void OnCreated(Transaction txn, WriteResult result, SubmitDone done);
+  void AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitDone done);
+  void Drive(const ActivePtr& a);  // on a's strand
+  void Dispatch(const ActivePtr& a, int index);
+  void ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake);
+  void Retire(const ActivePtr& a, const absl::Status& why);
+
+  const EngineOptions options_;
+  Store* const store_;
+  BranchCaller* const caller_;
+  Clock* const clock_;
+  TimerQueue* const timers_;
+  ThreadPool* const pool_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, ActivePtr> active_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_ENGINE_ENGINE_H_

@@ -1,0 +1,92 @@
+// The saga state machine: pure functions over SagaState. No I/O, no clock reads, no threads.
+// The engine feeds it events (a branch answered, a write became durable, time passed) and
+// executes the Decision it returns (persist, call branches, arm a timer, answer waiters).
+//
+// Semantics (DESIGN.md §3): actions run in order (or as the `after` DAG allows); all
+// succeed -> SUCCEEDED. An action's FAILURE, `timeout_to_fail`, or `retry_limit` exhausted ->
+// ABORTING, then the compensation of every attempted step runs in reverse (reverse-DAG)
+// order -> FAILED. Compensations retry until they succeed.
+//
+// Durability rule: a branch is called only once the record that makes it callable is
+// durable (the created transaction for first actions, the durable success of its
+// predecessors, the durable ABORTING status for compensations); a terminal status is written
+// together with the branch results that justify it.
+#ifndef DTM_SERVER_ENGINE_SAGA_H_
+#define DTM_SERVER_ENGINE_SAGA_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/engine/backoff.h"
+#include "storage/store.h"
+#include "storage/transaction.h"
+
+namespace dtm {
+
+enum class CallOutcome { kSuccess, kFailure, kOngoing, kError };
+
+struct BranchResult {
+  CallOutcome outcome = CallOutcome::kError;
+  std::string message;  // e.g. "ABORTED: insufficient funds"
+};
+
+// What the engine knows of one branch beyond its stored row. Not persisted.
+struct BranchRuntime {
+  bool in_flight = false;
+  bool dirty = false;  // the row differs from what is durable
+  BranchStatus durable_status = BranchStatus::kPrepared;
+  int consecutive_errors = 0;
+  absl::Time not_before = absl::InfinitePast();  // earliest next call (backoff / ongoing)
+  bool maybe_attempted = false;                  // recovered: may have been called before a restart
+};
+
+struct SagaState {
+  Transaction txn;
+  std::vector<BranchRuntime> rt;  // parallel to txn.branches
+  GlobalStatus durable_status = GlobalStatus::kUnspecified;
+  bool global_dirty = false;
+  bool persist_in_flight = false;
+  absl::Time persist_not_before = absl::InfinitePast();  // after a failed write
+  bool stalled = false;  // some call of the current round answered ONGOING or an error
+};
+
+struct Decision {
+  std::vector<int> calls;           // branch indexes to call now
+  std::optional<UpdateOp> persist;  // write to issue now
+  std::optional<absl::Time> wake;   // when to decide again, if nothing else happens
+  bool answer_waiters = false;      // a Submit with wait_result can be answered now
+  bool done = false;                // terminal and durable: drop from memory
+};
+
+// Builds the state of a transaction just created (all of it durable).
+SagaState NewSagaState(Transaction txn);
+// Builds the state of a transaction read back from the store after a restart or a claim.
+// Actions that may have been called before (their predecessors durably succeeded) are
+// treated as attempted, so they are compensated if the saga rolls back.
+SagaState RecoveredSagaState(Transaction txn);
+
+// Records the answer of branch `index`. `jitter` in [0, 1] picks the backoff wait.
+void SagaOnResult(SagaState& s, int index, const BranchResult& result, absl::Time now,
+                  double jitter);
+// Moves the saga to ABORTING (if still forward) with `reason`.
+void SagaAbort(SagaState& s, const std::string& reason);
+// Marks the saga FAILED without compensation (ForceStop).
+void SagaForceStop(SagaState& s, const std::string& reason, absl::Time now);
+// Called after the write produced by the last Decision finished with `status`.
+// A failed write is retried no sooner than `retry_at`.
+void SagaOnPersisted(SagaState& s, const UpdateOp& op, const absl::Status& status,
+                     absl::Time retry_at);
+// Makes every waiting branch due now (RetryNow).
+void SagaRetryNow(SagaState& s);
+// Decides what to do next. Marks returned calls in flight and counts their attempts.
+// `lease` is how far ahead next_retry_time is pushed while work is in flight.
+Decision SagaDecide(SagaState& s, absl::Time now, absl::Duration lease);
+
+// True if the saga's step `step` had its action called (or possibly called).
+bool SagaStepAttempted(const SagaState& s, int step);
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_ENGINE_SAGA_H_

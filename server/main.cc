@@ -1,0 +1,99 @@
+// dtmd: flags and environment -> ServerConfig -> DtmServer; waits for SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/time/time.h"
+#include "server/server.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+absl::Duration EnvDuration(const char* name, absl::Duration fallback) {
+  absl::Duration d;
+  const char* v = std::getenv(name);
+  return v && absl::ParseDuration(v, &d) ? d : fallback;
+}
+
+int64_t EnvInt(const char* name, int64_t fallback) {
+  int64_t n;
+  const char* v = std::getenv(name);
+  return v && absl::SimpleAtoi(v, &n) ? n : fallback;
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
+          "gRPC listen address (env DTM_LISTEN)");
+ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
+          "store URL: sqlite:///abs/path.db or sqlite://relative.db (env DTM_STORE)");
+ABSL_FLAG(std::string, advertise, EnvOr("DTM_ADVERTISE", ""),
+          "address sent to branches as dtm-dtm; default: --listen (env DTM_ADVERTISE)");
+ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 4), "engine worker threads (env DTM_THREADS)");
+ABSL_FLAG(int64_t, max_payload_bytes, EnvInt("DTM_MAX_PAYLOAD_BYTES", 1 << 20),
+          "largest step payload accepted (env DTM_MAX_PAYLOAD_BYTES)");
+ABSL_FLAG(absl::Duration, lease, EnvDuration("DTM_LEASE", absl::Seconds(10)),
+          "how long in-flight work is reserved before recovery may take it after a crash "
+          "(env DTM_LEASE)");
+ABSL_FLAG(absl::Duration, recovery_interval, EnvDuration("DTM_RECOVERY_INTERVAL", absl::Seconds(1)),
+          "how often due transactions are claimed (env DTM_RECOVERY_INTERVAL)");
+ABSL_FLAG(absl::Duration, retention, EnvDuration("DTM_RETENTION", absl::Hours(24 * 7)),
+          "finished transactions older than this are purged; 0 keeps them (env DTM_RETENTION)");
+ABSL_FLAG(absl::Duration, purge_interval, EnvDuration("DTM_PURGE_INTERVAL", absl::Minutes(10)),
+          "how often the purge runs (env DTM_PURGE_INTERVAL)");
+ABSL_FLAG(absl::Duration, shutdown_grace, EnvDuration("DTM_SHUTDOWN_GRACE", absl::Seconds(5)),
+          "how long in-flight RPCs may finish on SIGTERM (env DTM_SHUTDOWN_GRACE)");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("dtmd: distributed transaction coordinator (gRPC)");
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the signals before any thread starts so that only sigwait below sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  dtm::ServerConfig config;
+  config.listen = absl::GetFlag(FLAGS_listen);
+  config.store = absl::GetFlag(FLAGS_store);
+  config.advertise = absl::GetFlag(FLAGS_advertise);
+  config.threads = static_cast<int>(absl::GetFlag(FLAGS_threads));
+  config.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
+  config.lease = absl::GetFlag(FLAGS_lease);
+  config.recovery.lease = config.lease;
+  config.recovery.interval = absl::GetFlag(FLAGS_recovery_interval);
+  config.recovery.retention = absl::GetFlag(FLAGS_retention);
+  config.recovery.purge_interval = absl::GetFlag(FLAGS_purge_interval);
+  if (config.threads < 1 || config.threads > 256) {
+    std::fprintf(stderr, "dtmd: --threads %d must be in [1, 256]\n", config.threads);
+    return 2;
+  }
+
+  auto server = dtm::DtmServer::Start(config);
+  if (!server.ok()) {
+    std::fprintf(stderr, "dtmd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "dtmd: serving dtm.v1.Coordinator on port %d (listen %s, store %s)\n",
+               (*server)->port(), config.listen.c_str(), config.store.c_str());
+  std::fflush(stderr);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "dtmd: signal %d, shutting down\n", sig);
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  std::fprintf(stderr, "dtmd: stopped\n");
+  return 0;
+}

@@ -1,0 +1,80 @@
+#include "server/recovery/recovery.h"
+
+#include <cstdio>
+
+namespace dtm {
+
+Recovery::Recovery(RecoveryOptions options, Store* store, Engine* engine, Clock* clock)
+    : options_(options), store_(store), engine_(engine), clock_(clock) {}
+
+Recovery::~Recovery() { Stop(); }
+
+void Recovery::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Recovery::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+int Recovery::RunOnce() {
+  int handed = 0;
+  for (;;) {
+    ClaimOp op;
+    op.now = clock_->Now();
+    op.limit = options_.batch;
+    op.lease = options_.lease;
+    WriteResult r = store_->WriteSync(op);
+    if (!r.status.ok()) {
+      std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", r.status.ToString().c_str());
+      return handed;
+    }
+    for (Transaction& t : r.claimed) {
+      if (engine_->IsActive(t.gid)) continue;
+      engine_->Resume(std::move(t));
+      ++handed;
+    }
+    if (static_cast<int>(r.claimed.size()) < options_.batch) return handed;
+  }
+}
+
+int64_t Recovery::PurgeOnce() {
+  if (options_.retention <= absl::ZeroDuration()) return 0;
+  int64_t total = 0;
+  for (;;) {
+    PurgeOp op;
+    op.finished_before = clock_->Now() - options_.retention;
+    WriteResult r = store_->WriteSync(op);
+    if (!r.status.ok()) {
+      std::fprintf(stderr, "dtmd: purge failed: %s\n", r.status.ToString().c_str());
+      return total;
+    }
+    total += r.purged;
+    if (r.purged < op.limit) return total;
+  }
+}
+
+void Recovery::Loop() {
+  absl::Time next_purge = clock_->Now();
+  for (;;) {
+    int handed = RunOnce();
+    if (handed > 0) std::fprintf(stderr, "dtmd: recovery resumed %d transaction(s)\n", handed);
+    if (clock_->Now() >= next_purge) {
+      int64_t purged = PurgeOnce();
+      if (purged > 0) {
+        std::fprintf(stderr, "dtmd: purged %lld finished transaction(s)\n",
+                     static_cast<long long>(purged));
+      }
+      next_purge = clock_->Now() + options_.purge_interval;
+    }
+    absl::MutexLock lock(&mu_);
+    auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.interval)) return;
+  }
+}
+
+}  // namespace dtm

@@ -1,0 +1,55 @@
+// Recovery: the loop that makes "nothing is lost" true. Every `interval` it claims the
+// transactions whose durable next_retry_time has passed (moving it ahead by `lease`) and
+// hands those not already active to the engine; every `purge_interval` it deletes finished
+// transactions older than `retention` (zero retention: keep forever).
+//
+// Owns one thread, joined by Stop(). Thread-safe.
+#ifndef DTM_SERVER_RECOVERY_RECOVERY_H_
+#define DTM_SERVER_RECOVERY_RECOVERY_H_
+
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/engine/engine.h"
+#include "server/runtime/clock.h"
+#include "storage/store.h"
+
+namespace dtm {
+
+struct RecoveryOptions {
+  absl::Duration interval = absl::Seconds(1);
+  absl::Duration lease = absl::Seconds(10);
+  int batch = 200;
+  absl::Duration retention = absl::Hours(24 * 7);
+  absl::Duration purge_interval = absl::Minutes(10);
+};
+
+class Recovery {
+ public:
+  Recovery(RecoveryOptions options, Store* store, Engine* engine, Clock* clock);
+  ~Recovery();  // Calls Stop().
+
+  void Start();
+  void Stop();
+  // One claim round; returns how many transactions were handed to the engine.
+  int RunOnce();
+  // One purge round; returns how many transactions were deleted.
+  int64_t PurgeOnce();
+
+ private:
+  void Loop();
+
+  const RecoveryOptions options_;
+  Store* const store_;
+  Engine* const engine_;
+  Clock* const clock_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_RECOVERY_RECOVERY_H_

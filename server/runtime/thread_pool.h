@@ -1,0 +1,55 @@
+// ThreadPool: a fixed set of worker threads draining one FIFO task queue.
+// Strand: runs the tasks posted to it one at a time, in order, on a ThreadPool (the serial
+// token that serialises all events of one transaction).
+//
+// Both are thread-safe. Tasks must not block for long (no store or network waits).
+#ifndef DTM_SERVER_RUNTIME_THREAD_POOL_H_
+#define DTM_SERVER_RUNTIME_THREAD_POOL_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace dtm {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();  // Runs what is queued, then joins.
+
+  void Post(std::function<void()> task);
+  // Runs every queued task and joins the workers. Later Posts are dropped.
+  void Shutdown();
+
+ private:
+  void Work();
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+class Strand : public std::enable_shared_from_this<Strand> {
+ public:
+  explicit Strand(ThreadPool* pool) : pool_(pool) {}
+  // Queues `task`; tasks of one strand never run concurrently and run in posting order.
+  void Post(std::function<void()> task);
+
+ private:
+  void Drain();
+
+  ThreadPool* const pool_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_RUNTIME_THREAD_POOL_H_

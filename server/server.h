@@ -1,0 +1,49 @@
+// DtmServer: wires store, runtime, engine, recovery and the gRPC server together, and
+// takes them down in the right order. main.cc only turns flags into a ServerConfig.
+#ifndef DTM_SERVER_SERVER_H_
+#define DTM_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/api/validation.h"
+#include "server/engine/engine.h"
+#include "server/recovery/recovery.h"
+
+namespace dtm {
+
+struct ServerConfig {
+  std::string listen = "0.0.0.0:36790";
+  std::string store = "sqlite://dtm.db";
+  // Address branches see in dtm-dtm; defaults to the listen address.
+  std::string advertise;
+  int threads = 4;
+  ApiLimits limits;
+  absl::Duration lease = absl::Seconds(10);
+  RecoveryOptions recovery;
+};
+
+class DtmServer {
+ public:
+  // Opens the store, starts the engine, recovery and the gRPC server.
+  static absl::StatusOr<std::unique_ptr<DtmServer>> Start(const ServerConfig& config);
+  ~DtmServer();
+
+  int port() const { return port_; }
+  // Health NOT_SERVING, answers waiters, drains RPCs for up to `grace`, stops branch
+  // calls, timers and threads, flushes the store. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  struct Parts;
+  explicit DtmServer(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_SERVER_H_

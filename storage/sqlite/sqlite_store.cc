@@ -1,0 +1,538 @@
+#include "storage/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "storage/status_macros.h"
+
+namespace dtm {
+namespace {
+
+// Prepared statement with RAII finalize and typed binds / column reads.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  absl::Status status() const {
+    if (rc_ == SQLITE_OK) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat("sqlite prepare: ", sqlite3_errmsg(db_)));
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindBlob(int i, const std::string& v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindTime(int i, absl::Time t) {
+    if (t == absl::InfinitePast()) {
+      sqlite3_bind_null(stmt_, i);
+    } else {
+      sqlite3_bind_int64(stmt_, i, absl::ToUnixMicros(t));
+    }
+    return *this;
+  }
+  // Returns true on a row, false when done; errors become a status.
+  absl::StatusOr<bool> Step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+  }
+  absl::Status Exec() {
+    auto r = Step();
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    int n = sqlite3_column_bytes(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p), n) : std::string();
+  }
+  absl::Time Time(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return absl::InfinitePast();
+    return absl::FromUnixMicros(sqlite3_column_int64(stmt_, col));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+absl::Status ExecSql(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("sqlite: ", msg, " in: ", sql));
+  }
+  return absl::OkStatus();
+}
+
+int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
+
+// branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
+std::string EncodeHeaders(const std::map<std::string, std::string>& h) {
+  return absl::StrJoin(h, "\n", absl::PairFormatter("="));
+}
+std::map<std::string, std::string> DecodeHeaders(const std::string& s) {
+  std::map<std::string, std::string> h;
+  for (absl::string_view line : absl::StrSplit(s, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    h.emplace(std::move(kv));
+  }
+  return h;
+}
+std::string EncodeAfter(const std::vector<int32_t>& a) { return absl::StrJoin(a, ","); }
+std::vector<int32_t> DecodeAfter(const std::string& s) {
+  std::vector<int32_t> out;
+  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipEmpty())) {
+    int32_t v;
+    if (absl::SimpleAtoi(p, &v)) out.push_back(v);
+  }
+  return out;
+}
+
+constexpr char kGlobalColumns[] =
+    "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
+    "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
+    "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared";
+
+Transaction ReadGlobal(const Stmt& s) {
+  Transaction t;
+  t.gid = s.Text(0);
+  t.trans_type = static_cast<TransType>(s.Int(1));
+  t.status = static_cast<GlobalStatus>(s.Int(2));
+  t.options.wait_result = s.Int(3) != 0;
+  t.options.timeout_to_fail = absl::Microseconds(s.Int(4));
+  t.options.retry_interval = absl::Microseconds(s.Int(5));
+  t.options.max_retry_interval = absl::Microseconds(s.Int(6));
+  t.options.request_timeout = absl::Microseconds(s.Int(7));
+  t.options.retry_limit = static_cast<int32_t>(s.Int(8));
+  t.options.concurrent = s.Int(9) != 0;
+  t.options.branch_headers = DecodeHeaders(s.Text(10));
+  t.create_time = s.Time(11);
+  t.update_time = s.Time(12);
+  t.finish_time = s.Time(13);
+  t.next_retry_time = s.Time(14);
+  t.rollback_reason = s.Text(15);
+  t.query_prepared = s.Text(16);
+  return t;
+}
+
+absl::StatusOr<Transaction> LoadTransaction(sqlite3* db, const std::string& gid) {
+  Transaction t;
+  {
+    Stmt s(db, absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?").c_str());
+    RETURN_IF_ERROR(s.status());
+    s.Bind(1, gid);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
+    t = ReadGlobal(s);
+  }
+  Stmt b(db,
+         "SELECT branch_id, op, target, payload, status, attempts, last_error, finish_time, "
+         "after FROM trans_branch WHERE gid = ? ORDER BY idx");
+  RETURN_IF_ERROR(b.status());
+  b.Bind(1, gid);
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, b.Step());
+    if (!row) break;
+    Branch br;
+    br.branch_id = b.Text(0);
+    br.op = static_cast<BranchOp>(b.Int(1));
+    br.target = b.Text(2);
+    br.payload = b.Text(3);
+    br.status = static_cast<BranchStatus>(b.Int(4));
+    br.attempts = static_cast<int32_t>(b.Int(5));
+    br.last_error = b.Text(6);
+    br.finish_time = b.Time(7);
+    br.after = DecodeAfter(b.Text(8));
+    t.branches.push_back(std::move(br));
+  }
+  return t;
+}
+
+absl::Status InsertBranches(sqlite3* db, const std::string& gid,
+                            const std::vector<Branch>& branches) {
+  Stmt s(db,
+         "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
+         "last_error, finish_time, after) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  RETURN_IF_ERROR(s.status());
+  for (size_t i = 0; i < branches.size(); ++i) {
+    const Branch& b = branches[i];
+    s.Reset();
+    s.Bind(1, gid)
+        .Bind(2, static_cast<int64_t>(i))
+        .Bind(3, b.branch_id)
+        .Bind(4, static_cast<int64_t>(b.op))
+        .Bind(5, b.target)
+        .BindBlob(6, b.payload)
+        .Bind(7, static_cast<int64_t>(b.status))
+        .Bind(8, static_cast<int64_t>(b.attempts))
+        .Bind(9, b.last_error)
+        .BindTime(10, b.finish_time)
+        .Bind(11, EncodeAfter(b.after));
+    RETURN_IF_ERROR(s.Exec());
+  }
+  return absl::OkStatus();
+}
+
+// Each Apply* returns a non-OK status only for SQL errors (which abort the whole batch);
+// per-op outcomes (exists, CAS mismatch) go into `out.status`.
+absl::Status ApplyCreate(sqlite3* db, const CreateOp& op, WriteResult& out) {
+  const Transaction& t = op.txn;
+  Stmt s(db, absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
+                          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+                 .c_str());
+  RETURN_IF_ERROR(s.status());
+  s.Bind(1, t.gid)
+      .Bind(2, static_cast<int64_t>(t.trans_type))
+      .Bind(3, static_cast<int64_t>(t.status))
+      .Bind(4, t.options.wait_result ? 1 : 0)
+      .Bind(5, Micros(t.options.timeout_to_fail))
+      .Bind(6, Micros(t.options.retry_interval))
+      .Bind(7, Micros(t.options.max_retry_interval))
+      .Bind(8, Micros(t.options.request_timeout))
+      .Bind(9, t.options.retry_limit)
+      .Bind(10, t.options.concurrent ? 1 : 0)
+      .Bind(11, EncodeHeaders(t.options.branch_headers))
+      .BindTime(12, t.create_time)
+      .BindTime(13, t.update_time)
+      .BindTime(14, t.finish_time)
+      .BindTime(15, t.next_retry_time)
+      .Bind(16, t.rollback_reason)
+      .Bind(17, t.query_prepared);
+  RETURN_IF_ERROR(s.Exec());
+  if (sqlite3_changes(db) == 0) {
+    ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(db, t.gid));
+    out.existing = std::move(existing);
+    out.status = absl::AlreadyExistsError(absl::StrCat("gid '", t.gid, "' already exists"));
+    return absl::OkStatus();
+  }
+  return InsertBranches(db, t.gid, t.branches);
+}
+
+absl::Status ApplyUpdate(sqlite3* db, const UpdateOp& op, WriteResult& out) {
+  Stmt s(db,
+         "UPDATE trans_global SET status = ?, rollback_reason = ?, update_time = ?, "
+         "finish_time = ?, next_retry_time = ? WHERE gid = ? AND status = ?");
+  RETURN_IF_ERROR(s.status());
+  s.Bind(1, static_cast<int64_t>(op.new_status))
+      .Bind(2, op.rollback_reason)
+      .BindTime(3, op.update_time)
+      .BindTime(4, op.finish_time)
+      .BindTime(5, op.next_retry_time)
+      .Bind(6, op.gid)
+      .Bind(7, static_cast<int64_t>(op.expected_status));
+  RETURN_IF_ERROR(s.Exec());
+  if (sqlite3_changes(db) == 0) {
+    Stmt q(db, "SELECT status FROM trans_global WHERE gid = ?");
+    RETURN_IF_ERROR(q.status());
+    q.Bind(1, op.gid);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    out.status =
+        row ? absl::FailedPreconditionError(
+                  absl::StrCat("transaction '", op.gid, "' is ",
+                               GlobalStatusName(static_cast<GlobalStatus>(q.Int(0))), ", expected ",
+                               GlobalStatusName(op.expected_status)))
+            : absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
+    return absl::OkStatus();
+  }
+  if (op.branches.empty()) return absl::OkStatus();
+  Stmt u(db,
+         "UPDATE trans_branch SET status = ?, attempts = ?, last_error = ?, finish_time = ? "
+         "WHERE gid = ? AND idx = ?");
+  RETURN_IF_ERROR(u.status());
+  for (const auto& [idx, b] : op.branches) {
+    u.Reset();
+    u.Bind(1, static_cast<int64_t>(b.status))
+        .Bind(2, b.attempts)
+        .Bind(3, b.last_error)
+        .BindTime(4, b.finish_time)
+        .Bind(5, op.gid)
+        .Bind(6, idx);
+    RETURN_IF_ERROR(u.Exec());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTouch(sqlite3* db, const TouchOp& op, WriteResult& out) {
+  Stmt s(db, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND status IN (1,2,3)");
+  RETURN_IF_ERROR(s.status());
+  s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
+  RETURN_IF_ERROR(s.Exec());
+  if (sqlite3_changes(db) == 0) {
+    Stmt q(db, "SELECT status FROM trans_global WHERE gid = ?");
+    RETURN_IF_ERROR(q.status());
+    q.Bind(1, op.gid);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    out.status =
+        row ? absl::FailedPreconditionError(
+                  absl::StrCat("transaction '", op.gid, "' is already ",
+                               GlobalStatusName(static_cast<GlobalStatus>(q.Int(0)))))
+            : absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyClaim(sqlite3* db, const ClaimOp& op, WriteResult& out) {
+  std::vector<std::string> gids;
+  {
+    Stmt s(db,
+           "SELECT gid FROM trans_global WHERE status IN (1,2,3) AND next_retry_time <= ? "
+           "ORDER BY next_retry_time LIMIT ?");
+    RETURN_IF_ERROR(s.status());
+    s.BindTime(1, op.now).Bind(2, op.limit);
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      gids.push_back(s.Text(0));
+    }
+  }
+  for (const std::string& gid : gids) {
+    Stmt u(db, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ?");
+    RETURN_IF_ERROR(u.status());
+    u.BindTime(1, op.now + op.lease).Bind(2, gid);
+    RETURN_IF_ERROR(u.Exec());
+    ASSIGN_OR_RETURN(Transaction t, LoadTransaction(db, gid));
+    out.claimed.push_back(std::move(t));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyPurge(sqlite3* db, const PurgeOp& op, WriteResult& out) {
+  RETURN_IF_ERROR(ExecSql(db, "CREATE TEMP TABLE IF NOT EXISTS purge_gids (gid TEXT)"));
+  RETURN_IF_ERROR(ExecSql(db, "DELETE FROM purge_gids"));
+  Stmt s(db,
+         "INSERT INTO purge_gids SELECT gid FROM trans_global WHERE status IN (4,5) AND "
+         "finish_time < ? LIMIT ?");
+  RETURN_IF_ERROR(s.status());
+  s.BindTime(1, op.finished_before).Bind(2, op.limit);
+  RETURN_IF_ERROR(s.Exec());
+  out.purged = sqlite3_changes(db);
+  RETURN_IF_ERROR(
+      ExecSql(db, "DELETE FROM trans_branch WHERE gid IN (SELECT gid FROM purge_gids)"));
+  return ExecSql(db, "DELETE FROM trans_global WHERE gid IN (SELECT gid FROM purge_gids)");
+}
+
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("cannot open sqlite database '", path, "': ", msg));
+  }
+  sqlite3_busy_timeout(db, 10000);
+  absl::Status st = ExecSql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+  if (!st.ok()) {
+    sqlite3_close(db);
+    return absl::UnavailableError(
+        absl::StrCat("cannot use sqlite database '", path, "': ", st.message()));
+  }
+  return db;
+}
+
+absl::Status Migrate(sqlite3* db) {
+  RETURN_IF_ERROR(ExecSql(db, "BEGIN IMMEDIATE"));
+  auto fail = [db](absl::Status st) {
+    ExecSql(db, "ROLLBACK").IgnoreError();
+    return st;
+  };
+  absl::Status st = ExecSql(db, "CREATE TABLE IF NOT EXISTS dtm_schema_version (version INTEGER)");
+  if (!st.ok()) return fail(st);
+  int64_t version = 0;
+  {
+    Stmt s(db, "SELECT MAX(version) FROM dtm_schema_version");
+    if (!s.status().ok()) return fail(s.status());
+    auto row = s.Step();
+    if (!row.ok()) return fail(row.status());
+    version = s.Int(0);
+  }
+  if (version > SQLiteStore::kSchemaVersion) {
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", version, " is newer than this dtmd supports (",
+                     SQLiteStore::kSchemaVersion, "); upgrade dtmd")));
+  }
+  if (version < 1) {
+    st = ExecSql(db, R"sql(
+      CREATE TABLE trans_global (
+        gid TEXT PRIMARY KEY,
+        trans_type INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        wait_result INTEGER NOT NULL,
+        timeout_to_fail_us INTEGER NOT NULL,
+        retry_interval_us INTEGER NOT NULL,
+        max_retry_interval_us INTEGER NOT NULL,
+        request_timeout_us INTEGER NOT NULL,
+        retry_limit INTEGER NOT NULL,
+        concurrent INTEGER NOT NULL,
+        branch_headers TEXT NOT NULL,
+        create_time INTEGER,
+        update_time INTEGER,
+        finish_time INTEGER,
+        next_retry_time INTEGER,
+        rollback_reason TEXT NOT NULL,
+        query_prepared TEXT NOT NULL);
+      CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE status IN (1,2,3);
+      CREATE INDEX trans_global_created ON trans_global (create_time, gid);
+      CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5);
+      CREATE TABLE trans_branch (
+        gid TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        branch_id TEXT NOT NULL,
+        op INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        status INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL,
+        finish_time INTEGER,
+        after TEXT NOT NULL,
+        PRIMARY KEY (gid, idx)) WITHOUT ROWID;
+      INSERT INTO dtm_schema_version VALUES (1);)sql");
+    if (!st.ok()) return fail(st);
+  }
+  return ExecSql(db, "COMMIT");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(sqlite3 * writer, OpenConnection(path));
+  absl::Status st = Migrate(writer);
+  if (!st.ok()) {
+    sqlite3_close(writer);
+    return st;
+  }
+  auto reader = OpenConnection(path);
+  if (!reader.ok()) {
+    sqlite3_close(writer);
+    return reader.status();
+  }
+  return std::unique_ptr<SQLiteStore>(new SQLiteStore(writer, *reader));
+}
+
+SQLiteStore::SQLiteStore(sqlite3* writer, sqlite3* reader) : writer_(writer), reader_(reader) {
+  committer_ = std::make_unique<GroupCommitter>(
+      [this](std::vector<WriteOp*>& ops) { return ApplyBatch(ops); }, 1024);
+}
+
+SQLiteStore::~SQLiteStore() {
+  Close();
+  sqlite3_close(writer_);
+  absl::MutexLock lock(&reader_mu_);
+  sqlite3_close(reader_);
+}
+
+void SQLiteStore::Close() { committer_->Stop(); }
+
+void SQLiteStore::Write(WriteOp op, Done done) {
+  committer_->Submit(std::move(op), std::move(done));
+}
+
+std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<WriteOp*>& ops) {
+  std::vector<WriteResult> results(ops.size());
+  absl::Status st = ExecSql(writer_, "BEGIN IMMEDIATE");
+  for (size_t i = 0; st.ok() && i < ops.size(); ++i) {
+    WriteResult& out = results[i];
+    st = std::visit(
+        [&](auto& op) -> absl::Status {
+          using T = std::decay_t<decltype(op)>;
+          if constexpr (std::is_same_v<T, CreateOp>) return ApplyCreate(writer_, op, out);
+          if constexpr (std::is_same_v<T, UpdateOp>) return ApplyUpdate(writer_, op, out);
+          if constexpr (std::is_same_v<T, TouchOp>) return ApplyTouch(writer_, op, out);
+          if constexpr (std::is_same_v<T, ClaimOp>) return ApplyClaim(writer_, op, out);
+          if constexpr (std::is_same_v<T, PurgeOp>) return ApplyPurge(writer_, op, out);
+        },
+        *ops[i]);
+  }
+  if (st.ok()) st = ExecSql(writer_, "COMMIT");
+  if (!st.ok()) {
+    ExecSql(writer_, "ROLLBACK").IgnoreError();
+    for (WriteResult& r : results) r = WriteResult{absl::UnavailableError(st.message())};
+  }
+  return results;
+}
+
+absl::StatusOr<Transaction> SQLiteStore::Get(const std::string& gid) {
+  absl::MutexLock lock(&reader_mu_);
+  return LoadTransaction(reader_, gid);
+}
+
+absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
+  std::string sql = absl::StrCat("SELECT ", kGlobalColumns,
+                                 " FROM trans_global WHERE create_time > ? AND create_time < ?");
+  int64_t cursor_time = 0;
+  std::string cursor_gid;
+  if (!q.page_token.empty()) {
+    std::string decoded;
+    std::pair<std::string, std::string> parts;
+    if (!absl::WebSafeBase64Unescape(q.page_token, &decoded) ||
+        (parts = absl::StrSplit(decoded, absl::MaxSplits('|', 1)), false) ||
+        !absl::SimpleAtoi(parts.first, &cursor_time)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page_token '", q.page_token, "' is not a token returned by List"));
+    }
+    cursor_gid = parts.second;
+    sql += " AND (create_time < ? OR (create_time = ? AND gid < ?))";
+  }
+  if (q.status != GlobalStatus::kUnspecified) sql += " AND status = ?";
+  if (q.trans_type != TransType::kUnspecified) sql += " AND trans_type = ?";
+  if (!q.gid_prefix.empty()) sql += " AND substr(gid, 1, ?) = ?";
+  sql += " ORDER BY create_time DESC, gid DESC LIMIT ?";
+
+  absl::MutexLock lock(&reader_mu_);
+  Stmt s(reader_, sql.c_str());
+  RETURN_IF_ERROR(s.status());
+  int i = 1;
+  s.Bind(i++,
+         q.created_after == absl::InfinitePast() ? INT64_MIN : absl::ToUnixMicros(q.created_after));
+  s.Bind(i++, q.created_before == absl::InfiniteFuture() ? INT64_MAX
+                                                         : absl::ToUnixMicros(q.created_before));
+  if (!q.page_token.empty()) s.Bind(i++, cursor_time).Bind(i++, cursor_time).Bind(i++, cursor_gid);
+  if (q.status != GlobalStatus::kUnspecified) s.Bind(i++, static_cast<int64_t>(q.status));
+  if (q.trans_type != TransType::kUnspecified) s.Bind(i++, static_cast<int64_t>(q.trans_type));
+  if (!q.gid_prefix.empty()) {
+    s.Bind(i++, static_cast<int64_t>(q.gid_prefix.size())).Bind(i++, q.gid_prefix);
+  }
+  s.Bind(i++, q.page_size + 1);
+  ListPage page;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    page.transactions.push_back(ReadGlobal(s));
+  }
+  if (static_cast<int>(page.transactions.size()) > q.page_size) {
+    page.transactions.pop_back();
+    const Transaction& last = page.transactions.back();
+    page.next_page_token = absl::WebSafeBase64Escape(
+        absl::StrCat(absl::ToUnixMicros(last.create_time), "|", last.gid));
+  }
+  return page;
+}
+
+}  // namespace dtm

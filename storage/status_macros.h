@@ -1,0 +1,26 @@
+// Tiny helpers for absl::Status plumbing (Abseil 20220623 ships no status macros).
+#ifndef DTM_STORAGE_STATUS_MACROS_H_
+#define DTM_STORAGE_STATUS_MACROS_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#define DTM_CONCAT_INNER_(a, b) a##b
+#define DTM_CONCAT_(a, b) DTM_CONCAT_INNER_(a, b)
+
+// Returns from the current function if `expr` yields a non-OK absl::Status.
+#define RETURN_IF_ERROR(expr)                  \
+  do {                                         \
+    ::absl::Status dtm_status_ = (expr);       \
+    if (!dtm_status_.ok()) return dtm_status_; \
+  } while (0)
+
+// Declares `lhs` from an absl::StatusOr expression, returning its status on error.
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  ASSIGN_OR_RETURN_IMPL_(DTM_CONCAT_(dtm_statusor_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                           \
+  if (!tmp.ok()) return tmp.status();          \
+  lhs = std::move(tmp).value()
+
+#endif  // DTM_STORAGE_STATUS_MACROS_H_

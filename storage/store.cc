@@ -1,0 +1,45 @@
+#include "storage/store.h"
+
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace dtm {
+
+WriteResult Store::WriteSync(WriteOp op) {
+  absl::Notification done;
+  WriteResult result;
+  Write(std::move(op), [&](WriteResult r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url) {
+  std::string path;
+  if (absl::StartsWith(url, "sqlite://")) {
+    path = url.substr(9);  // "sqlite:///abs/path" -> "/abs/path", "sqlite://rel" -> "rel"
+  } else if (absl::EndsWith(url, ".db") && url.find("://") == std::string::npos) {
+    path = url;
+  } else if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://") ||
+             absl::StrContains(url, "host=") || absl::StrContains(url, "dbname=")) {
+    return absl::UnimplementedError(
+        absl::StrCat("--store '", url, "': the PostgreSQL store is not built yet; use sqlite://"));
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--store '", url, "' is not a store URL (expected sqlite:///path/to/dtm.db)"));
+  }
+  if (path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--store '", url, "' names no file"));
+  }
+  auto store = SQLiteStore::Open(path);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(std::move(*store));
+}
+
+}  // namespace dtm

@@ -1,0 +1,115 @@
+// The Store interface: durable state of global transactions and their branches.
+//
+// Writes are asynchronous and group-committed: `Write` queues an operation and returns at
+// once; a single writer applies everything pending in one database transaction with one
+// durable commit, then runs every `done` callback (on the writer thread: callbacks must be
+// short and must not block; hand real work to another executor). Reads are synchronous and
+// may be called from any thread. All methods are thread-safe.
+#ifndef DTM_STORAGE_STORE_H_
+#define DTM_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "storage/transaction.h"
+
+namespace dtm {
+
+// Inserts a transaction with all its branches. Fails with ALREADY_EXISTS (and fills
+// WriteResult::existing) when the gid is taken.
+struct CreateOp {
+  Transaction txn;
+};
+
+// Compare-and-set of a transaction's global state plus new values for some branches.
+// FAILED_PRECONDITION if the stored status is not `expected_status`; NOT_FOUND if no such gid.
+struct UpdateOp {
+  std::string gid;
+  GlobalStatus expected_status = GlobalStatus::kUnspecified;
+  GlobalStatus new_status = GlobalStatus::kUnspecified;
+  std::string rollback_reason;
+  absl::Time update_time = absl::InfinitePast();
+  absl::Time finish_time = absl::InfinitePast();
+  absl::Time next_retry_time = absl::InfinitePast();
+  // (index in Transaction::branches, new values). Only status, attempts, last_error and
+  // finish_time are written.
+  std::vector<std::pair<int, Branch>> branches;
+};
+
+// Sets next_retry_time of a non-terminal transaction (RetryNow). NOT_FOUND if unknown,
+// FAILED_PRECONDITION if terminal.
+struct TouchOp {
+  std::string gid;
+  absl::Time next_retry_time;
+};
+
+// Claims up to `limit` non-terminal transactions whose next_retry_time <= now by moving their
+// next_retry_time to now + lease; returns them in WriteResult::claimed.
+struct ClaimOp {
+  absl::Time now;
+  int limit = 100;
+  absl::Duration lease = absl::Seconds(10);
+};
+
+// Deletes up to `limit` terminal transactions finished before `finished_before`.
+struct PurgeOp {
+  absl::Time finished_before;
+  int limit = 1000;
+};
+
+using WriteOp = std::variant<CreateOp, UpdateOp, TouchOp, ClaimOp, PurgeOp>;
+
+struct WriteResult {
+  absl::Status status;
+  std::optional<Transaction> existing;  // CreateOp: the stored transaction on ALREADY_EXISTS
+  std::vector<Transaction> claimed;     // ClaimOp
+  int64_t purged = 0;                   // PurgeOp
+};
+
+struct ListQuery {
+  int page_size = 50;
+  std::string page_token;                            // opaque, from ListPage::next_page_token
+  GlobalStatus status = GlobalStatus::kUnspecified;  // unspecified: any
+  TransType trans_type = TransType::kUnspecified;    // unspecified: any
+  std::string gid_prefix;
+  absl::Time created_after = absl::InfinitePast();
+  absl::Time created_before = absl::InfiniteFuture();
+};
+
+struct ListPage {
+  std::vector<Transaction> transactions;  // newest first, without branches
+  std::string next_page_token;            // empty: no more pages
+};
+
+class Store {
+ public:
+  using Done = std::function<void(WriteResult)>;
+  virtual ~Store() = default;
+
+  // Queues `op` for the next group commit; `done` runs once it is durable (or failed).
+  virtual void Write(WriteOp op, Done done) = 0;
+  // Returns the transaction with its branches, or NOT_FOUND.
+  virtual absl::StatusOr<Transaction> Get(const std::string& gid) = 0;
+  // Returns one page of transactions matching `query`, newest first.
+  virtual absl::StatusOr<ListPage> List(const ListQuery& query) = 0;
+  // Waits until every queued write is committed and stops the writer. Idempotent.
+  virtual void Close() = 0;
+
+  // Runs `op` and blocks until it is committed. Not for gRPC or engine threads.
+  WriteResult WriteSync(WriteOp op);
+};
+
+// Opens the store named by a URL: "sqlite:///path/to/file.db", "sqlite://relative.db" or a
+// bare path ending in ".db".
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url);
+
+}  // namespace dtm
+
+#endif  // DTM_STORAGE_STORE_H_

@@ -1,0 +1,92 @@
+// Domain types of the coordinator: a global transaction and its branches. Plain structs,
+// independent of protobuf; shared by storage/, the engine and the API layer.
+#ifndef DTM_STORAGE_TRANSACTION_H_
+#define DTM_STORAGE_TRANSACTION_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace dtm {
+
+// Numeric values equal the proto enums, and are what the stores persist.
+enum class TransType : int { kUnspecified = 0, kSaga = 1, kTcc = 2, kMsg = 3 };
+enum class GlobalStatus : int {
+  kUnspecified = 0,
+  kPrepared = 1,
+  kSubmitted = 2,
+  kAborting = 3,
+  kSucceeded = 4,
+  kFailed = 5,
+};
+enum class BranchOp : int {
+  kUnspecified = 0,
+  kAction = 1,
+  kCompensate = 2,
+  kTry = 3,
+  kConfirm = 4,
+  kCancel = 5,
+};
+enum class BranchStatus : int { kUnspecified = 0, kPrepared = 1, kSucceeded = 2, kFailed = 3 };
+
+const char* TransTypeName(TransType t);        // "saga", "tcc", "msg" (DTM's metadata values)
+const char* BranchOpName(BranchOp op);         // "action", "compensate", ...
+const char* GlobalStatusName(GlobalStatus s);  // "SUBMITTED", ...
+inline bool IsTerminal(GlobalStatus s) {
+  return s == GlobalStatus::kSucceeded || s == GlobalStatus::kFailed;
+}
+
+struct TransOptions {
+  bool wait_result = false;
+  absl::Duration timeout_to_fail = absl::ZeroDuration();  // zero: no timeout
+  absl::Duration retry_interval = absl::Seconds(1);
+  absl::Duration max_retry_interval = absl::Minutes(5);
+  absl::Duration request_timeout = absl::Seconds(3);
+  int32_t retry_limit = 0;  // zero: unlimited
+  std::map<std::string, std::string> branch_headers;
+  bool concurrent = false;
+
+  bool operator==(const TransOptions& o) const;
+};
+
+struct Branch {
+  std::string branch_id;
+  BranchOp op = BranchOp::kUnspecified;
+  std::string target;  // empty: no-op that succeeds
+  std::string payload;
+  BranchStatus status = BranchStatus::kPrepared;
+  int32_t attempts = 0;
+  std::string last_error;
+  absl::Time finish_time = absl::InfinitePast();
+  // Saga actions only: indexes of steps that must succeed first (concurrent mode).
+  std::vector<int32_t> after;
+
+  bool operator==(const Branch& o) const;
+};
+
+struct Transaction {
+  std::string gid;
+  TransType trans_type = TransType::kUnspecified;
+  GlobalStatus status = GlobalStatus::kUnspecified;
+  TransOptions options;
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time update_time = absl::InfinitePast();
+  absl::Time finish_time = absl::InfinitePast();
+  absl::Time next_retry_time = absl::InfinitePast();
+  std::string rollback_reason;
+  std::string query_prepared;
+  // Saga layout: step i has its action at 2*i and its compensation at 2*i+1.
+  std::vector<Branch> branches;
+
+  bool operator==(const Transaction& o) const;
+};
+
+// Formats saga step index `i` as a branch id: 0 -> "01", 9 -> "10".
+std::string SagaBranchId(int step);
+
+}  // namespace dtm
+
+#endif  // DTM_STORAGE_TRANSACTION_H_
