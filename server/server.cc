@@ -58,6 +58,11 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
     return absl::UnavailableError(
         absl::StrCat("cannot listen on '", config.listen, "' (address in use or invalid?)"));
   }
+  if (config.advertise.empty()) {
+    // Listening on port 0 picks a port: advertise the one we got.
+    std::string host = config.listen.substr(0, config.listen.rfind(':'));
+    p->engine->set_self_address(absl::StrCat(host, ":", port));
+  }
   p->server->GetHealthCheckService()->SetServingStatus(true);
   p->server->GetHealthCheckService()->SetServingStatus("dtm.v1.Coordinator", true);
 

@@ -41,9 +41,20 @@ Engine::Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock*
       caller_(caller),
       clock_(clock),
       timers_(timers),
-      pool_(pool) {}
+      pool_(pool),
+      self_address_(options_.self_address) {}
 
 Engine::~Engine() = default;
+
+void Engine::set_self_address(std::string address) {
+  absl::MutexLock lock(&mu_);
+  self_address_ = std::move(address);
+}
+
+std::string Engine::self_address() const {
+  absl::MutexLock lock(&mu_);
+  return self_address_;
+}
 
 size_t Engine::active_count() const {
   absl::MutexLock lock(&mu_);
@@ -139,9 +150,9 @@ void Engine::AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitD
       SubmitResult r = ResultOf(t);
       r.status = a->state.durable_status;
       done(r);
-      return;
+    } else {
+      a->submit_waiters.push_back(std::move(done));
     }
-    a->submit_waiters.push_back(std::move(done));
     Drive(a);
   });
 }
@@ -349,7 +360,7 @@ void Engine::Dispatch(const ActivePtr& a, int index) {
                    {"dtm-trans_type", TransTypeName(t.trans_type)},
                    {"dtm-branch_id", b.branch_id},
                    {"dtm-op", BranchOpName(b.op)},
-                   {"dtm-dtm", options_.self_address}};
+                   {"dtm-dtm", self_address()}};
   for (const auto& [k, v] : t.options.branch_headers) call.metadata.emplace_back(k, v);
   caller_->Call(std::move(call), std::move(on_result));
 }

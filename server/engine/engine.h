@@ -69,6 +69,10 @@ class Engine {
   // still flow. Call before shutting down the caller, timers, pool and store.
   void Shutdown();
 
+  // Sets the address sent to branches as dtm-dtm (known only once the server listens).
+  void set_self_address(std::string address);
+  std::string self_address() const;
+
   size_t active_count() const;
   bool IsActive(const std::string& gid) const;
 
@@ -99,6 +103,7 @@ class Engine {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, ActivePtr> active_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::string self_address_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtm

@@ -1,0 +1,107 @@
+#include "tests/support/dtmd_process.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace dtm::testing {
+
+std::string DtmdPath() { return DTMD_PATH; }
+
+std::string MakeTempDir() {
+  std::string tmpl = "/tmp/dtm-test-XXXXXX";
+  char* dir = mkdtemp(tmpl.data());
+  return dir ? std::string(dir) : std::string("/tmp");
+}
+
+bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return cond();
+}
+
+DtmdProcess::DtmdProcess(std::string store, std::vector<std::string> args)
+    : store_(std::move(store)), args_(std::move(args)) {
+  log_path_ = MakeTempDir() + "/dtmd.log";
+}
+
+DtmdProcess::~DtmdProcess() { Kill9(); }
+
+std::string DtmdProcess::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status DtmdProcess::Start() {
+  std::vector<std::string> argv = {DtmdPath(), "--listen=127.0.0.1:0",
+                                   absl::StrCat("--store=", store_)};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  std::ofstream(log_path_, std::ios::trunc).close();
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    FILE* log = fopen(log_path_.c_str(), "a");
+    if (log) dup2(fileno(log), STDERR_FILENO);
+    std::vector<char*> cargv;
+    for (std::string& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  const std::string marker = "on port ";
+  bool up = WaitUntil([&] {
+    std::string log = Log();
+    size_t at = log.find(marker);
+    if (at == std::string::npos) {
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+      return pid_ < 0;
+    }
+    size_t end = log.find(' ', at + marker.size());
+    int port = 0;
+    if (!absl::SimpleAtoi(log.substr(at + marker.size(), end - at - marker.size()), &port)) {
+      return false;
+    }
+    address_ = absl::StrCat("127.0.0.1:", port);
+    return true;
+  });
+  if (!up || pid_ < 0) {
+    Kill9();
+    return absl::UnavailableError(absl::StrCat("dtmd did not start; log:\n", Log()));
+  }
+  return absl::OkStatus();
+}
+
+void DtmdProcess::Kill9() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int DtmdProcess::Terminate() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return -WTERMSIG(status);
+}
+
+}  // namespace dtm::testing

@@ -1,0 +1,50 @@
+// DtmdProcess: runs the real dtmd binary as a child process for end-to-end tests, on an
+// ephemeral port read from its startup line, with its stderr in a log file.
+#ifndef DTM_TESTS_SUPPORT_DTMD_PROCESS_H_
+#define DTM_TESTS_SUPPORT_DTMD_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace dtm::testing {
+
+class DtmdProcess {
+ public:
+  // `store`: the --store URL; `args`: extra flags.
+  DtmdProcess(std::string store, std::vector<std::string> args = {});
+  ~DtmdProcess();  // kill -9 if still running
+
+  // Starts dtmd and waits until it serves; the error includes the log tail.
+  absl::Status Start();
+  std::string address() const { return address_; }
+  bool running() const { return pid_ > 0; }
+  // kill -9 and reap.
+  void Kill9();
+  // SIGTERM; returns the exit code (or -signal).
+  int Terminate();
+  std::string Log() const;
+
+ private:
+  std::string store_;
+  std::vector<std::string> args_;
+  std::string log_path_;
+  std::string address_;
+  pid_t pid_ = -1;
+};
+
+// Path of the dtmd binary under test (set by CMake).
+std::string DtmdPath();
+// A fresh temporary directory.
+std::string MakeTempDir();
+// Polls `cond` every 5 ms until it holds; false on timeout.
+bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20));
+
+}  // namespace dtm::testing
+
+#endif  // DTM_TESTS_SUPPORT_DTMD_PROCESS_H_
