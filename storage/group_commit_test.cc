@@ -1,1 +1,65 @@
+#include "storage/group_commit.h"
+
 #include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "absl/synchronization/notification.h"
+
+namespace dtm {
+namespace {
+
+TEST(GroupCommitterTest, BatchesWhatQueuedWhileTheWriterWasBusy) {
+  absl::Notification release;
+  std::atomic<int> applied_batches{0};
+  std::vector<size_t> sizes;
+  GroupCommitter gc(
+      [&](std::vector<WriteOp*>& ops) {
+        if (applied_batches++ == 0) release.WaitForNotification();  // hold the first batch
+        sizes.push_back(ops.size());
+        return std::vector<WriteResult>(ops.size());
+      },
+      /*max_batch=*/64);
+  std::atomic<int> done{0};
+  gc.Submit(PurgeOp{}, [&](WriteResult) { done++; });
+  // Wait until the writer holds the first batch, then queue 100 more.
+  while (applied_batches.load() == 0) std::this_thread::yield();
+  for (int i = 0; i < 100; ++i) gc.Submit(PurgeOp{}, [&](WriteResult) { done++; });
+  release.Notify();
+  gc.Stop();
+  EXPECT_EQ(done.load(), 101);
+  ASSERT_EQ(sizes.size(), 3u);  // 1, then 64 + 36 (bounded batches)
+  EXPECT_EQ(sizes[0], 1u);
+  EXPECT_EQ(sizes[1], 64u);
+  EXPECT_EQ(sizes[2], 36u);
+  EXPECT_EQ(gc.batches(), 3u);
+  EXPECT_EQ(gc.ops(), 101u);
+}
+
+TEST(GroupCommitterTest, EachWriterGetsItsOwnResult) {
+  GroupCommitter gc(
+      [](std::vector<WriteOp*>& ops) {
+        std::vector<WriteResult> out(ops.size());
+        for (size_t i = 0; i < ops.size(); ++i) {
+          out[i].purged = std::get<PurgeOp>(*ops[i]).limit;
+        }
+        return out;
+      },
+      16);
+  std::vector<int64_t> got(20, -1);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 20; ++i) {
+    PurgeOp op;
+    op.limit = i;
+    gc.Submit(op, [&, i](WriteResult r) {
+      got[i] = r.purged;
+      done++;
+    });
+  }
+  gc.Stop();
+  EXPECT_EQ(done.load(), 20);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(got[i], i);
+}
+
+}  // namespace
+}  // namespace dtm

@@ -1,1 +1,294 @@
+// Store conformance suite: every Store implementation must pass these. Parameterised by a
+// factory so that PostgreSQL joins by adding one entry to kStores.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "storage/sqlite/sqlite_store.h"
+#include "storage/store.h"
+
+namespace dtm {
+namespace {
+
+using ::testing::ElementsAre;
+
+struct StoreFactory {
+  std::string name;
+  std::function<std::unique_ptr<Store>()> make;
+};
+
+std::unique_ptr<Store> MakeSQLite() {
+  char dir[] = "/tmp/dtm-store-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return nullptr;
+  auto s = SQLiteStore::Open(std::string(dir) + "/c.db");
+  return s.ok() ? std::unique_ptr<Store>(std::move(*s)) : nullptr;
+}
+
+const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
+
+Transaction MakeTxn(const std::string& gid, absl::Time created,
+                    GlobalStatus status = GlobalStatus::kSubmitted) {
+  Transaction t;
+  t.gid = gid;
+  t.trans_type = TransType::kSaga;
+  t.status = status;
+  t.options.timeout_to_fail = absl::Milliseconds(1500);
+  t.options.retry_interval = absl::Milliseconds(250);
+  t.options.retry_limit = 3;
+  t.options.branch_headers = {{"x-a", "1"}, {"x-b", "two=2"}};
+  t.options.concurrent = true;
+  t.create_time = created;
+  t.update_time = created;
+  t.next_retry_time = created + absl::Seconds(10);
+  t.rollback_reason = "";
+  for (int i = 0; i < 2; ++i) {
+    Branch a;
+    a.branch_id = SagaBranchId(i);
+    a.op = BranchOp::kAction;
+    a.target = absl::StrCat("h:1/s.S/A", i);
+    a.payload = std::string("\0bin\xff", 5);
+    if (i == 1) a.after = {0};
+    Branch c = a;
+    c.op = BranchOp::kCompensate;
+    c.after.clear();
+    t.branches.push_back(a);
+    t.branches.push_back(c);
+  }
+  return t;
+}
+
+class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    store_ = GetParam().make();
+    ASSERT_NE(store_, nullptr);
+  }
+  void TearDown() override {
+    if (store_) store_->Close();
+  }
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformanceTest, CreateThenGetRoundTripsEveryField) {
+  Transaction t = MakeTxn("rt", kT0);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  auto got = store_->Get("rt");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, t);
+  EXPECT_EQ(store_->Get("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, DuplicateCreateReturnsTheExistingTransaction) {
+  Transaction t = MakeTxn("dup", kT0);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  Transaction other = MakeTxn("dup", kT0 + absl::Seconds(5));
+  other.branches.pop_back();
+  WriteResult r = store_->WriteSync(CreateOp{other});
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(r.existing.has_value());
+  EXPECT_EQ(*r.existing, t);
+  EXPECT_EQ(*store_->Get("dup"), t);  // nothing overwritten
+}
+
+TEST_P(StoreConformanceTest, UpdateIsACompareAndSet) {
+  Transaction t = MakeTxn("cas", kT0);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  UpdateOp op;
+  op.gid = "cas";
+  op.expected_status = GlobalStatus::kSubmitted;
+  op.new_status = GlobalStatus::kAborting;
+  op.rollback_reason = "step 02 failed";
+  op.update_time = kT0 + absl::Seconds(1);
+  op.next_retry_time = kT0 + absl::Seconds(2);
+  Branch b = t.branches[2];
+  b.status = BranchStatus::kFailed;
+  b.attempts = 2;
+  b.last_error = "ABORTED: no";
+  b.finish_time = kT0 + absl::Seconds(1);
+  op.branches.emplace_back(2, b);
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  auto got = store_->Get("cas");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, GlobalStatus::kAborting);
+  EXPECT_EQ(got->rollback_reason, "step 02 failed");
+  EXPECT_EQ(got->next_retry_time, kT0 + absl::Seconds(2));
+  EXPECT_EQ(got->branches[2], b);
+  EXPECT_EQ(got->branches[0], t.branches[0]);
+  // The same write again expects SUBMITTED: refused, nothing changes.
+  op.new_status = GlobalStatus::kSucceeded;
+  WriteResult again = store_->WriteSync(op);
+  EXPECT_EQ(again.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->Get("cas")->status, GlobalStatus::kAborting);
+  op.gid = "missing";
+  EXPECT_EQ(store_->WriteSync(op).status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, ClaimTakesOnlyDueNonTerminalWorkAndLeasesIt) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("due", kT0)}).status.ok());
+  Transaction later = MakeTxn("later", kT0);
+  later.next_retry_time = kT0 + absl::Hours(1);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{later}).status.ok());
+  Transaction done = MakeTxn("done", kT0, GlobalStatus::kSucceeded);
+  done.next_retry_time = kT0;
+  ASSERT_TRUE(store_->WriteSync(CreateOp{done}).status.ok());
+
+  ClaimOp claim;
+  claim.now = kT0 + absl::Seconds(20);
+  claim.lease = absl::Seconds(30);
+  WriteResult r = store_->WriteSync(claim);
+  ASSERT_TRUE(r.status.ok());
+  ASSERT_EQ(r.claimed.size(), 1u);
+  EXPECT_EQ(r.claimed[0].gid, "due");
+  EXPECT_EQ(r.claimed[0].branches.size(), 4u);
+  EXPECT_EQ(store_->Get("due")->next_retry_time, claim.now + claim.lease);
+  // Leased: not claimed again until the lease passes.
+  EXPECT_TRUE(store_->WriteSync(claim).claimed.empty());
+  claim.now += absl::Seconds(31);
+  EXPECT_EQ(store_->WriteSync(claim).claimed.size(), 1u);
+}
+
+TEST_P(StoreConformanceTest, TouchMakesWorkDueAndRefusesTerminal) {
+  Transaction later = MakeTxn("touch", kT0);
+  later.next_retry_time = kT0 + absl::Hours(1);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{later}).status.ok());
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"touch", kT0}).status.ok());
+  ClaimOp claim;
+  claim.now = kT0;
+  EXPECT_EQ(store_->WriteSync(claim).claimed.size(), 1u);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("fin", kT0, GlobalStatus::kFailed)}).status.ok());
+  EXPECT_EQ(store_->WriteSync(TouchOp{"fin", kT0}).status.code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->WriteSync(TouchOp{"none", kT0}).status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, PurgeDeletesOnlyOldFinishedTransactions) {
+  Transaction old_done = MakeTxn("old", kT0, GlobalStatus::kSucceeded);
+  old_done.finish_time = kT0;
+  Transaction new_done = MakeTxn("new", kT0, GlobalStatus::kFailed);
+  new_done.finish_time = kT0 + absl::Hours(2);
+  Transaction running = MakeTxn("run", kT0);
+  for (const auto& t : {old_done, new_done, running}) {
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  PurgeOp purge;
+  purge.finished_before = kT0 + absl::Hours(1);
+  WriteResult r = store_->WriteSync(purge);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.purged, 1);
+  EXPECT_EQ(store_->Get("old").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->Get("new").ok());
+  EXPECT_TRUE(store_->Get("run").ok());
+  // The gid is free again after a purge.
+  EXPECT_TRUE(store_->WriteSync(CreateOp{old_done}).status.ok());
+}
+
+TEST_P(StoreConformanceTest, ListFiltersAndPagesNewestFirst) {
+  for (int i = 0; i < 7; ++i) {
+    Transaction t = MakeTxn(absl::StrCat("l-", i), kT0 + absl::Seconds(i),
+                            i % 2 ? GlobalStatus::kFailed : GlobalStatus::kSucceeded);
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("other", kT0)}).status.ok());
+  // Same create_time: the gid breaks the tie, still without duplicates across pages.
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("l-3b", kT0 + absl::Seconds(3))}).status.ok());
+  ListQuery q;
+  q.gid_prefix = "l-";
+  q.page_size = 3;
+  std::vector<std::string> seen;
+  for (int i = 0; i < 10; ++i) {
+    auto page = store_->List(q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& t : page->transactions) seen.push_back(t.gid);
+    if (page->next_page_token.empty()) break;
+    q.page_token = page->next_page_token;
+  }
+  EXPECT_THAT(seen, ElementsAre("l-6", "l-5", "l-4", "l-3b", "l-3", "l-2", "l-1", "l-0"));
+  ListQuery f;
+  f.status = GlobalStatus::kFailed;
+  f.created_after = kT0 + absl::Seconds(1);
+  f.created_before = kT0 + absl::Seconds(6);
+  auto page = store_->List(f);
+  ASSERT_TRUE(page.ok());
+  std::vector<std::string> failed;
+  for (const auto& t : page->transactions) failed.push_back(t.gid);
+  EXPECT_THAT(failed, ElementsAre("l-5", "l-3"));
+  ListQuery bad;
+  bad.page_token = "!!";
+  EXPECT_EQ(store_->List(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, ConcurrentWritersAreGroupCommittedWithoutLoss) {
+  constexpr int kThreads = 8, kPerThread = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int th = 0; th < kThreads; ++th) {
+    threads.emplace_back([&, th] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = store_->WriteSync(CreateOp{MakeTxn(absl::StrCat("c-", th, "-", i), kT0)});
+        if (r.status.ok()) ok++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  for (int th = 0; th < kThreads; ++th) {
+    EXPECT_TRUE(store_->Get(absl::StrCat("c-", th, "-", kPerThread - 1)).ok());
+  }
+}
+
+TEST_P(StoreConformanceTest, CloseFlushesQueuedWrites) {
+  std::atomic<int> done{0};
+  for (int i = 0; i < 50; ++i) {
+    store_->Write(CreateOp{MakeTxn(absl::StrCat("f-", i), kT0)}, [&](WriteResult r) {
+      if (r.status.ok()) done++;
+    });
+  }
+  store_->Close();
+  EXPECT_EQ(done.load(), 50);
+  EXPECT_EQ(store_->WriteSync(CreateOp{MakeTxn("late", kT0)}).status.code(),
+            absl::StatusCode::kUnavailable);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest,
+                         ::testing::Values(StoreFactory{"sqlite", MakeSQLite}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
+  char dir[] = "/tmp/dtm-store-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/v.db";
+  {
+    auto s = SQLiteStore::Open(path);
+    ASSERT_TRUE(s.ok());
+  }
+  {
+    // Pretend a future dtmd migrated this file.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "INSERT INTO dtm_schema_version VALUES (99)", nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = SQLiteStore::Open(path);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("99"));
+}
+
+TEST(SQLiteStoreTest, OpenStoreNamesTheBadUrl) {
+  auto s = OpenStore("redis://x");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("redis://x"));
+  auto missing_dir = OpenStore("sqlite:///no/such/dir/x.db");
+  EXPECT_FALSE(missing_dir.ok());
+  EXPECT_THAT(std::string(missing_dir.status().message()), ::testing::HasSubstr("/no/such/dir"));
+}
+
+}  // namespace
+}  // namespace dtm

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds dtmd and runs it with no configuration: embedded SQLite store in ./dtm.db, gRPC on
+# 0.0.0.0:36790. Extra arguments go to dtmd (e.g. --listen=127.0.0.1:9000).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/scripts/build.sh" dtmd
+exec "$root/${BUILD_DIR:-build}/server/dtmd" "$@"
