@@ -1,0 +1,214 @@
+// dtm-bench: throughput and latency of 2-branch sagas with wait_result through a real dtmd,
+// beside a baseline measured in the same run: the same three unary gRPC calls (a submit-sized
+// request to a no-op service, then the two no-op branch actions) made directly, without the
+// coordinator. Prints sagas/s, p50/p99 latency, errors and the coordinator/baseline ratio.
+//
+//   dtm-bench --clients=32 --seconds=10                 # spawns dtmd on a fresh SQLite file
+//   dtm-bench --coordinator=127.0.0.1:36790             # uses a running dtmd
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/coordinator_client.h"
+#include "client/saga.h"
+#include "tests/support/branch_server.h"
+#include "tests/support/dtmd_process.h"
+
+ABSL_FLAG(int, clients, 32, "concurrent clients (threads with blocking calls)");
+ABSL_FLAG(double, seconds, 10, "measuring time per mode");
+ABSL_FLAG(double, warmup, 1, "warm-up seconds per mode (not measured)");
+ABSL_FLAG(std::string, coordinator, "", "address of a running dtmd; empty: spawn one");
+ABSL_FLAG(std::string, store, "", "--store for the spawned dtmd; empty: a fresh SQLite file");
+ABSL_FLAG(std::string, mode, "both", "both, coordinator or baseline");
+ABSL_FLAG(int, payload, 64, "payload bytes per step");
+
+namespace {
+
+struct Result {
+  std::string name;
+  int64_t ok = 0;
+  int64_t errors = 0;
+  double seconds = 0;
+  absl::Duration p50, p99;
+  std::string first_error;
+  double rate() const { return ok / seconds; }
+};
+
+absl::Duration Percentile(std::vector<absl::Duration>& v, double p) {
+  if (v.empty()) return absl::ZeroDuration();
+  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
+  std::nth_element(v.begin(), v.begin() + i, v.end());
+  return v[i];
+}
+
+// Runs `op` from `clients` threads: warm-up, then measures for `seconds`.
+Result Drive(const std::string& name, int clients, double warmup, double seconds,
+             const std::function<std::string(int, int64_t)>& op) {
+  std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stop
+  std::vector<std::vector<absl::Duration>> lat(clients);
+  std::vector<int64_t> errors(clients, 0);
+  std::vector<std::string> first_error(clients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int64_t i = 0; phase.load() < 2; ++i) {
+        bool measuring = phase.load() == 1;
+        absl::Time start = absl::Now();
+        std::string err = op(c, i);
+        absl::Duration d = absl::Now() - start;
+        if (!measuring || phase.load() != 1) continue;
+        if (err.empty()) {
+          lat[c].push_back(d);
+        } else {
+          if (errors[c]++ == 0) first_error[c] = err;
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Seconds(warmup));
+  phase = 1;
+  absl::Time start = absl::Now();
+  absl::SleepFor(absl::Seconds(seconds));
+  phase = 2;
+  double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  for (auto& t : threads) t.join();
+  Result r;
+  r.name = name;
+  r.seconds = elapsed;
+  std::vector<absl::Duration> all;
+  for (int c = 0; c < clients; ++c) {
+    all.insert(all.end(), lat[c].begin(), lat[c].end());
+    r.errors += errors[c];
+    if (r.first_error.empty()) r.first_error = first_error[c];
+  }
+  r.ok = static_cast<int64_t>(all.size());
+  r.p50 = Percentile(all, 0.50);
+  r.p99 = Percentile(all, 0.99);
+  return r;
+}
+
+void Print(const Result& r) {
+  std::printf("%-12s sagas/s %9.0f   p50 %7.2f ms   p99 %7.2f ms   ok %8lld   errors %lld%s%s\n",
+              r.name.c_str(), r.rate(), absl::ToDoubleMilliseconds(r.p50),
+              absl::ToDoubleMilliseconds(r.p99), static_cast<long long>(r.ok),
+              static_cast<long long>(r.errors),
+              r.first_error.empty() ? "" : "   first: ", r.first_error.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const int clients = absl::GetFlag(FLAGS_clients);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  const std::string payload(absl::GetFlag(FLAGS_payload), 'p');
+
+  dtm::testing::TestBranchServer branch1(/*record=*/false), branch2(/*record=*/false);
+  std::printf(
+      "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result, "
+      "%zu-byte payloads, %u hardware threads\n",
+      clients, seconds, payload.size(), std::thread::hardware_concurrency());
+
+  std::vector<Result> results;
+  std::unique_ptr<dtm::testing::DtmdProcess> dtmd;
+  if (mode == "both" || mode == "coordinator") {
+    std::string address = absl::GetFlag(FLAGS_coordinator);
+    if (address.empty()) {
+      std::string store = absl::GetFlag(FLAGS_store);
+      if (store.empty())
+        store = absl::StrCat("sqlite://", dtm::testing::MakeTempDir(), "/bench.db");
+      dtmd = std::make_unique<dtm::testing::DtmdProcess>(store);
+      absl::Status st = dtmd->Start();
+      if (!st.ok()) {
+        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+        return 1;
+      }
+      address = dtmd->address();
+      std::printf("spawned dtmd at %s, store %s\n", address.c_str(), store.c_str());
+    }
+    auto client = dtm::CoordinatorClient::Connect(address);
+    std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+    results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
+      dtm::Saga saga(client.get(), absl::StrCat("bench-", run, "-", c, "-", i));
+      saga.Add(branch1.Target("TransOut"), branch1.Target("TransOutRevert"), payload)
+          .Add(branch2.Target("TransIn"), branch2.Target("TransInRevert"), payload)
+          .WaitResult();
+      auto r = saga.Submit();
+      if (!r.ok()) return r.status().ToString();
+      if (r->status() != dtm::v1::SUCCEEDED) {
+        return absl::StrCat("status ", dtm::v1::Status_Name(r->status()));
+      }
+      return std::string();
+    }));
+    Print(results.back());
+    if (dtmd) dtmd->Terminate();
+  }
+  if (mode == "both" || mode == "baseline") {
+    // The same three unary calls without the coordinator: a submit-sized request to a no-op
+    // service, then each branch action.
+    dtm::v1::SubmitRequest shape;
+    shape.set_gid("bench-0000000000000-00-0000000");
+    for (int i = 0; i < 2; ++i) {
+      dtm::v1::Step* s = shape.add_steps();
+      s->set_action(branch1.Target("TransOut"));
+      s->set_compensate(branch1.Target("TransOutRevert"));
+      s->set_payload(payload);
+    }
+    const std::string submit_bytes = shape.SerializeAsString();
+    auto ch0 = grpc::CreateChannel(branch1.address(), grpc::InsecureChannelCredentials());
+    auto ch1 = grpc::CreateChannel(branch1.address(), grpc::InsecureChannelCredentials());
+    auto ch2 = grpc::CreateChannel(branch2.address(), grpc::InsecureChannelCredentials());
+    grpc::GenericStub s0(ch0), s1(ch1), s2(ch2);
+    auto call = [](grpc::GenericStub& stub, const char* method, const std::string& bytes) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      grpc::Slice slice(bytes);
+      grpc::ByteBuffer req(&slice, 1), resp;
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      grpc::Status status;
+      stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+        std::lock_guard<std::mutex> lock(mu);
+        status = std::move(s);
+        done = true;
+        cv.notify_one();
+      });
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return done; });
+      return status;
+    };
+    results.push_back(Drive("baseline", clients, warmup, seconds, [&](int, int64_t) {
+      for (auto [stub, method, bytes] :
+           {std::make_tuple(&s0, "/dtm.v1.Coordinator/Submit", &submit_bytes),
+            std::make_tuple(&s1, "/test.Branch/TransOut", &payload),
+            std::make_tuple(&s2, "/test.Branch/TransIn", &payload)}) {
+        grpc::Status s = call(*stub, method, *bytes);
+        if (!s.ok()) return s.error_message();
+      }
+      return std::string();
+    }));
+    Print(results.back());
+  }
+  if (results.size() == 2 && results[1].rate() > 0) {
+    std::printf("ratio        coordinator/baseline throughput %.3f   p50 latency x%.2f\n",
+                results[0].rate() / results[1].rate(),
+                absl::ToDoubleMilliseconds(results[0].p50) /
+                    std::max(1e-9, absl::ToDoubleMilliseconds(results[1].p50)));
+  }
+  return 0;
+}
