@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/server.h"
 
@@ -57,6 +58,9 @@ ABSL_FLAG(absl::Duration, shutdown_grace, EnvDuration("DTM_SHUTDOWN_GRACE", absl
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("dtmd: distributed transaction coordinator (gRPC)");
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil checks every lock acquisition for deadlock cycles at run time; it is a
+  // debugging aid (tests keep it) that costs a graph update per mutex in production.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Block the signals before any thread starts so that only sigwait below sees them.
   sigset_t signals;

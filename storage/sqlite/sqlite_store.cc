@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,17 +15,41 @@
 namespace dtm {
 namespace {
 
-// Prepared statement with RAII finalize and typed binds / column reads.
+}  // namespace
+
+// One connection plus its prepared statements (SQLite re-parses SQL on every prepare, which
+// was the writer's largest CPU cost). Used by one thread at a time.
+struct SQLiteConn {
+  sqlite3* db = nullptr;
+  absl::flat_hash_map<std::string, sqlite3_stmt*> cache;
+  ~SQLiteConn() {
+    for (auto& [sql, stmt] : cache) sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+};
+
+namespace {
+
+// A cached prepared statement, reset for reuse when this handle goes away.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  Stmt(SQLiteConn& conn, const std::string& sql) : db_(conn.db) {
+    auto it = conn.cache.find(sql);
+    if (it != conn.cache.end()) {
+      stmt_ = it->second;
+      rc_ = SQLITE_OK;
+      return;
+    }
+    rc_ = sqlite3_prepare_v3(conn.db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
+                             nullptr);
+    if (rc_ == SQLITE_OK) conn.cache.emplace(sql, stmt_);
   }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  ~Stmt() { Reset(); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
   void Reset() {
+    if (stmt_ == nullptr) return;
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
   }
@@ -141,17 +166,17 @@ Transaction ReadGlobal(const Stmt& s) {
   return t;
 }
 
-absl::StatusOr<Transaction> LoadTransaction(sqlite3* db, const std::string& gid) {
+absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string& gid) {
   Transaction t;
   {
-    Stmt s(db, absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?").c_str());
+    Stmt s(conn, absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?").c_str());
     RETURN_IF_ERROR(s.status());
     s.Bind(1, gid);
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
     t = ReadGlobal(s);
   }
-  Stmt b(db,
+  Stmt b(conn,
          "SELECT branch_id, op, target, payload, status, attempts, last_error, finish_time, "
          "after FROM trans_branch WHERE gid = ? ORDER BY idx");
   RETURN_IF_ERROR(b.status());
@@ -174,9 +199,9 @@ absl::StatusOr<Transaction> LoadTransaction(sqlite3* db, const std::string& gid)
   return t;
 }
 
-absl::Status InsertBranches(sqlite3* db, const std::string& gid,
+absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
                             const std::vector<Branch>& branches) {
-  Stmt s(db,
+  Stmt s(conn,
          "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
          "last_error, finish_time, after) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
   RETURN_IF_ERROR(s.status());
@@ -201,9 +226,9 @@ absl::Status InsertBranches(sqlite3* db, const std::string& gid,
 
 // Each Apply* returns a non-OK status only for SQL errors (which abort the whole batch);
 // per-op outcomes (exists, CAS mismatch) go into `out.status`.
-absl::Status ApplyCreate(sqlite3* db, const CreateOp& op, WriteResult& out) {
+absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out) {
   const Transaction& t = op.txn;
-  Stmt s(db, absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
+  Stmt s(conn, absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
                           ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
                  .c_str());
   RETURN_IF_ERROR(s.status());
@@ -225,17 +250,17 @@ absl::Status ApplyCreate(sqlite3* db, const CreateOp& op, WriteResult& out) {
       .Bind(16, t.rollback_reason)
       .Bind(17, t.query_prepared);
   RETURN_IF_ERROR(s.Exec());
-  if (sqlite3_changes(db) == 0) {
-    ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(db, t.gid));
+  if (sqlite3_changes(conn.db) == 0) {
+    ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(conn, t.gid));
     out.existing = std::move(existing);
     out.status = absl::AlreadyExistsError(absl::StrCat("gid '", t.gid, "' already exists"));
     return absl::OkStatus();
   }
-  return InsertBranches(db, t.gid, t.branches);
+  return InsertBranches(conn, t.gid, t.branches);
 }
 
-absl::Status ApplyUpdate(sqlite3* db, const UpdateOp& op, WriteResult& out) {
-  Stmt s(db,
+absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out) {
+  Stmt s(conn,
          "UPDATE trans_global SET status = ?, rollback_reason = ?, update_time = ?, "
          "finish_time = ?, next_retry_time = ? WHERE gid = ? AND status = ?");
   RETURN_IF_ERROR(s.status());
@@ -247,8 +272,8 @@ absl::Status ApplyUpdate(sqlite3* db, const UpdateOp& op, WriteResult& out) {
       .Bind(6, op.gid)
       .Bind(7, static_cast<int64_t>(op.expected_status));
   RETURN_IF_ERROR(s.Exec());
-  if (sqlite3_changes(db) == 0) {
-    Stmt q(db, "SELECT status FROM trans_global WHERE gid = ?");
+  if (sqlite3_changes(conn.db) == 0) {
+    Stmt q(conn, "SELECT status FROM trans_global WHERE gid = ?");
     RETURN_IF_ERROR(q.status());
     q.Bind(1, op.gid);
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -261,7 +286,7 @@ absl::Status ApplyUpdate(sqlite3* db, const UpdateOp& op, WriteResult& out) {
     return absl::OkStatus();
   }
   if (op.branches.empty()) return absl::OkStatus();
-  Stmt u(db,
+  Stmt u(conn,
          "UPDATE trans_branch SET status = ?, attempts = ?, last_error = ?, finish_time = ? "
          "WHERE gid = ? AND idx = ?");
   RETURN_IF_ERROR(u.status());
@@ -278,13 +303,13 @@ absl::Status ApplyUpdate(sqlite3* db, const UpdateOp& op, WriteResult& out) {
   return absl::OkStatus();
 }
 
-absl::Status ApplyTouch(sqlite3* db, const TouchOp& op, WriteResult& out) {
-  Stmt s(db, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND status IN (1,2,3)");
+absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
+  Stmt s(conn, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND status IN (1,2,3)");
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
   RETURN_IF_ERROR(s.Exec());
-  if (sqlite3_changes(db) == 0) {
-    Stmt q(db, "SELECT status FROM trans_global WHERE gid = ?");
+  if (sqlite3_changes(conn.db) == 0) {
+    Stmt q(conn, "SELECT status FROM trans_global WHERE gid = ?");
     RETURN_IF_ERROR(q.status());
     q.Bind(1, op.gid);
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -297,10 +322,10 @@ absl::Status ApplyTouch(sqlite3* db, const TouchOp& op, WriteResult& out) {
   return absl::OkStatus();
 }
 
-absl::Status ApplyClaim(sqlite3* db, const ClaimOp& op, WriteResult& out) {
+absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
   std::vector<std::string> gids;
   {
-    Stmt s(db,
+    Stmt s(conn,
            "SELECT gid FROM trans_global WHERE status IN (1,2,3) AND next_retry_time <= ? "
            "ORDER BY next_retry_time LIMIT ?");
     RETURN_IF_ERROR(s.status());
@@ -312,29 +337,29 @@ absl::Status ApplyClaim(sqlite3* db, const ClaimOp& op, WriteResult& out) {
     }
   }
   for (const std::string& gid : gids) {
-    Stmt u(db, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ?");
+    Stmt u(conn, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ?");
     RETURN_IF_ERROR(u.status());
     u.BindTime(1, op.now + op.lease).Bind(2, gid);
     RETURN_IF_ERROR(u.Exec());
-    ASSIGN_OR_RETURN(Transaction t, LoadTransaction(db, gid));
+    ASSIGN_OR_RETURN(Transaction t, LoadTransaction(conn, gid));
     out.claimed.push_back(std::move(t));
   }
   return absl::OkStatus();
 }
 
-absl::Status ApplyPurge(sqlite3* db, const PurgeOp& op, WriteResult& out) {
-  RETURN_IF_ERROR(ExecSql(db, "CREATE TEMP TABLE IF NOT EXISTS purge_gids (gid TEXT)"));
-  RETURN_IF_ERROR(ExecSql(db, "DELETE FROM purge_gids"));
-  Stmt s(db,
+absl::Status ApplyPurge(SQLiteConn& conn, const PurgeOp& op, WriteResult& out) {
+  RETURN_IF_ERROR(ExecSql(conn.db, "CREATE TEMP TABLE IF NOT EXISTS purge_gids (gid TEXT)"));
+  RETURN_IF_ERROR(ExecSql(conn.db, "DELETE FROM purge_gids"));
+  Stmt s(conn,
          "INSERT INTO purge_gids SELECT gid FROM trans_global WHERE status IN (4,5) AND "
          "finish_time < ? LIMIT ?");
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.finished_before).Bind(2, op.limit);
   RETURN_IF_ERROR(s.Exec());
-  out.purged = sqlite3_changes(db);
+  out.purged = sqlite3_changes(conn.db);
   RETURN_IF_ERROR(
-      ExecSql(db, "DELETE FROM trans_branch WHERE gid IN (SELECT gid FROM purge_gids)"));
-  return ExecSql(db, "DELETE FROM trans_global WHERE gid IN (SELECT gid FROM purge_gids)");
+      ExecSql(conn.db, "DELETE FROM trans_branch WHERE gid IN (SELECT gid FROM purge_gids)"));
+  return ExecSql(conn.db, "DELETE FROM trans_global WHERE gid IN (SELECT gid FROM purge_gids)");
 }
 
 absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
@@ -356,17 +381,17 @@ absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
   return db;
 }
 
-absl::Status Migrate(sqlite3* db) {
-  RETURN_IF_ERROR(ExecSql(db, "BEGIN IMMEDIATE"));
-  auto fail = [db](absl::Status st) {
-    ExecSql(db, "ROLLBACK").IgnoreError();
+absl::Status Migrate(SQLiteConn& conn) {
+  RETURN_IF_ERROR(ExecSql(conn.db, "BEGIN IMMEDIATE"));
+  auto fail = [&conn](absl::Status st) {
+    ExecSql(conn.db, "ROLLBACK").IgnoreError();
     return st;
   };
-  absl::Status st = ExecSql(db, "CREATE TABLE IF NOT EXISTS dtm_schema_version (version INTEGER)");
+  absl::Status st = ExecSql(conn.db, "CREATE TABLE IF NOT EXISTS dtm_schema_version (version INTEGER)");
   if (!st.ok()) return fail(st);
   int64_t version = 0;
   {
-    Stmt s(db, "SELECT MAX(version) FROM dtm_schema_version");
+    Stmt s(conn, "SELECT MAX(version) FROM dtm_schema_version");
     if (!s.status().ok()) return fail(s.status());
     auto row = s.Step();
     if (!row.ok()) return fail(row.status());
@@ -378,7 +403,7 @@ absl::Status Migrate(sqlite3* db) {
                      SQLiteStore::kSchemaVersion, "); upgrade dtmd")));
   }
   if (version < 1) {
-    st = ExecSql(db, R"sql(
+    st = ExecSql(conn.db, R"sql(
       CREATE TABLE trans_global (
         gid TEXT PRIMARY KEY,
         trans_type INTEGER NOT NULL,
@@ -416,37 +441,27 @@ absl::Status Migrate(sqlite3* db) {
       INSERT INTO dtm_schema_version VALUES (1);)sql");
     if (!st.ok()) return fail(st);
   }
-  return ExecSql(db, "COMMIT");
+  return ExecSql(conn.db, "COMMIT");
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string& path) {
-  ASSIGN_OR_RETURN(sqlite3 * writer, OpenConnection(path));
-  absl::Status st = Migrate(writer);
-  if (!st.ok()) {
-    sqlite3_close(writer);
-    return st;
-  }
-  auto reader = OpenConnection(path);
-  if (!reader.ok()) {
-    sqlite3_close(writer);
-    return reader.status();
-  }
-  return std::unique_ptr<SQLiteStore>(new SQLiteStore(writer, *reader));
+  auto writer = std::make_unique<SQLiteConn>();
+  ASSIGN_OR_RETURN(writer->db, OpenConnection(path));
+  RETURN_IF_ERROR(Migrate(*writer));
+  auto reader = std::make_unique<SQLiteConn>();
+  ASSIGN_OR_RETURN(reader->db, OpenConnection(path));
+  return std::unique_ptr<SQLiteStore>(new SQLiteStore(std::move(writer), std::move(reader)));
 }
 
-SQLiteStore::SQLiteStore(sqlite3* writer, sqlite3* reader) : writer_(writer), reader_(reader) {
+SQLiteStore::SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader)
+    : writer_(std::move(writer)), reader_(std::move(reader)) {
   committer_ = std::make_unique<GroupCommitter>(
       [this](std::vector<WriteOp*>& ops) { return ApplyBatch(ops); }, 1024);
 }
 
-SQLiteStore::~SQLiteStore() {
-  Close();
-  sqlite3_close(writer_);
-  absl::MutexLock lock(&reader_mu_);
-  sqlite3_close(reader_);
-}
+SQLiteStore::~SQLiteStore() { Close(); }
 
 void SQLiteStore::Close() { committer_->Stop(); }
 
@@ -456,23 +471,23 @@ void SQLiteStore::Write(WriteOp op, Done done) {
 
 std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   std::vector<WriteResult> results(ops.size());
-  absl::Status st = ExecSql(writer_, "BEGIN IMMEDIATE");
+  absl::Status st = ExecSql(writer_->db, "BEGIN IMMEDIATE");
   for (size_t i = 0; st.ok() && i < ops.size(); ++i) {
     WriteResult& out = results[i];
     st = std::visit(
         [&](auto& op) -> absl::Status {
           using T = std::decay_t<decltype(op)>;
-          if constexpr (std::is_same_v<T, CreateOp>) return ApplyCreate(writer_, op, out);
-          if constexpr (std::is_same_v<T, UpdateOp>) return ApplyUpdate(writer_, op, out);
-          if constexpr (std::is_same_v<T, TouchOp>) return ApplyTouch(writer_, op, out);
-          if constexpr (std::is_same_v<T, ClaimOp>) return ApplyClaim(writer_, op, out);
-          if constexpr (std::is_same_v<T, PurgeOp>) return ApplyPurge(writer_, op, out);
+          if constexpr (std::is_same_v<T, CreateOp>) return ApplyCreate(*writer_, op, out);
+          if constexpr (std::is_same_v<T, UpdateOp>) return ApplyUpdate(*writer_, op, out);
+          if constexpr (std::is_same_v<T, TouchOp>) return ApplyTouch(*writer_, op, out);
+          if constexpr (std::is_same_v<T, ClaimOp>) return ApplyClaim(*writer_, op, out);
+          if constexpr (std::is_same_v<T, PurgeOp>) return ApplyPurge(*writer_, op, out);
         },
         *ops[i]);
   }
-  if (st.ok()) st = ExecSql(writer_, "COMMIT");
+  if (st.ok()) st = ExecSql(writer_->db, "COMMIT");
   if (!st.ok()) {
-    ExecSql(writer_, "ROLLBACK").IgnoreError();
+    ExecSql(writer_->db, "ROLLBACK").IgnoreError();
     for (WriteResult& r : results) r = WriteResult{absl::UnavailableError(st.message())};
   }
   return results;
@@ -480,7 +495,7 @@ std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<WriteOp*>& ops) {
 
 absl::StatusOr<Transaction> SQLiteStore::Get(const std::string& gid) {
   absl::MutexLock lock(&reader_mu_);
-  return LoadTransaction(reader_, gid);
+  return LoadTransaction(*reader_, gid);
 }
 
 absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
@@ -506,7 +521,7 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
   sql += " ORDER BY create_time DESC, gid DESC LIMIT ?";
 
   absl::MutexLock lock(&reader_mu_);
-  Stmt s(reader_, sql.c_str());
+  Stmt s(*reader_, sql);
   RETURN_IF_ERROR(s.status());
   int i = 1;
   s.Bind(i++,

@@ -12,9 +12,9 @@
 #include "storage/group_commit.h"
 #include "storage/store.h"
 
-struct sqlite3;
-
 namespace dtm {
+
+struct SQLiteConn;
 
 class SQLiteStore final : public Store {
  public:
@@ -32,12 +32,12 @@ class SQLiteStore final : public Store {
   static constexpr int kSchemaVersion = 1;
 
  private:
-  SQLiteStore(sqlite3* writer, sqlite3* reader);
+  SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader);
   std::vector<WriteResult> ApplyBatch(std::vector<WriteOp*>& ops);
 
-  sqlite3* const writer_;  // used only by the committer thread
+  const std::unique_ptr<SQLiteConn> writer_;  // used only by the committer thread
   absl::Mutex reader_mu_;
-  sqlite3* const reader_ ABSL_GUARDED_BY(reader_mu_);
+  const std::unique_ptr<SQLiteConn> reader_ ABSL_GUARDED_BY(reader_mu_);
   std::unique_ptr<GroupCommitter> committer_;
 };
 
