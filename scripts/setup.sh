@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 util-linux procps
-  python3-grpcio
+  python3-grpcio python3-protobuf
 )
 
 missing=()

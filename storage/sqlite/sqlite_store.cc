@@ -13,9 +13,7 @@
 #include "storage/status_macros.h"
 
 namespace dtm {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 // One connection plus its prepared statements (SQLite re-parses SQL on every prepare, which
 // was the writer's largest CPU cost). Used by one thread at a time.
@@ -40,8 +38,7 @@ class Stmt {
       rc_ = SQLITE_OK;
       return;
     }
-    rc_ = sqlite3_prepare_v3(conn.db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_,
-                             nullptr);
+    rc_ = sqlite3_prepare_v3(conn.db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
     if (rc_ == SQLITE_OK) conn.cache.emplace(sql, stmt_);
   }
   ~Stmt() { Reset(); }
@@ -169,7 +166,8 @@ Transaction ReadGlobal(const Stmt& s) {
 absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string& gid) {
   Transaction t;
   {
-    Stmt s(conn, absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?").c_str());
+    Stmt s(conn,
+           absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?").c_str());
     RETURN_IF_ERROR(s.status());
     s.Bind(1, gid);
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -229,8 +227,8 @@ absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
 absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out) {
   const Transaction& t = op.txn;
   Stmt s(conn, absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
-                          ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-                 .c_str());
+                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+                   .c_str());
   RETURN_IF_ERROR(s.status());
   s.Bind(1, t.gid)
       .Bind(2, static_cast<int64_t>(t.trans_type))
@@ -387,7 +385,8 @@ absl::Status Migrate(SQLiteConn& conn) {
     ExecSql(conn.db, "ROLLBACK").IgnoreError();
     return st;
   };
-  absl::Status st = ExecSql(conn.db, "CREATE TABLE IF NOT EXISTS dtm_schema_version (version INTEGER)");
+  absl::Status st =
+      ExecSql(conn.db, "CREATE TABLE IF NOT EXISTS dtm_schema_version (version INTEGER)");
   if (!st.ok()) return fail(st);
   int64_t version = 0;
   {
