@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <algorithm>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -40,7 +42,8 @@ ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
           "store URL: sqlite:///abs/path.db or sqlite://relative.db (env DTM_STORE)");
 ABSL_FLAG(std::string, advertise, EnvOr("DTM_ADVERTISE", ""),
           "address sent to branches as dtm-dtm; default: --listen (env DTM_ADVERTISE)");
-ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 4), "engine worker threads (env DTM_THREADS)");
+ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
+          "engine worker threads; 0: one per hardware thread, at least 2 (env DTM_THREADS)");
 ABSL_FLAG(int64_t, max_payload_bytes, EnvInt("DTM_MAX_PAYLOAD_BYTES", 1 << 20),
           "largest step payload accepted (env DTM_MAX_PAYLOAD_BYTES)");
 ABSL_FLAG(absl::Duration, lease, EnvDuration("DTM_LEASE", absl::Seconds(10)),
@@ -74,6 +77,9 @@ int main(int argc, char** argv) {
   config.store = absl::GetFlag(FLAGS_store);
   config.advertise = absl::GetFlag(FLAGS_advertise);
   config.threads = static_cast<int>(absl::GetFlag(FLAGS_threads));
+  if (config.threads == 0) {
+    config.threads = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  }
   config.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
   config.lease = absl::GetFlag(FLAGS_lease);
   config.recovery.lease = config.lease;

@@ -34,7 +34,7 @@ class GrpcBranchCaller final : public BranchCaller {
 
  private:
   struct InFlight;
-  grpc::GenericStub* StubFor(const std::string& authority);
+  grpc::GenericStub* StubFor(const std::string& authority) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_ ABSL_GUARDED_BY(mu_);

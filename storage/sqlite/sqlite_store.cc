@@ -487,7 +487,10 @@ std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<WriteOp*>& ops) {
   if (st.ok()) st = ExecSql(writer_->db, "COMMIT");
   if (!st.ok()) {
     ExecSql(writer_->db, "ROLLBACK").IgnoreError();
-    for (WriteResult& r : results) r = WriteResult{absl::UnavailableError(st.message())};
+    for (WriteResult& r : results) {
+      r = WriteResult();
+      r.status = absl::UnavailableError(st.message());
+    }
   }
   return results;
 }
@@ -527,11 +530,16 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
          q.created_after == absl::InfinitePast() ? INT64_MIN : absl::ToUnixMicros(q.created_after));
   s.Bind(i++, q.created_before == absl::InfiniteFuture() ? INT64_MAX
                                                          : absl::ToUnixMicros(q.created_before));
-  if (!q.page_token.empty()) s.Bind(i++, cursor_time).Bind(i++, cursor_time).Bind(i++, cursor_gid);
+  if (!q.page_token.empty()) {
+    s.Bind(i++, cursor_time);
+    s.Bind(i++, cursor_time);
+    s.Bind(i++, cursor_gid);
+  }
   if (q.status != GlobalStatus::kUnspecified) s.Bind(i++, static_cast<int64_t>(q.status));
   if (q.trans_type != TransType::kUnspecified) s.Bind(i++, static_cast<int64_t>(q.trans_type));
   if (!q.gid_prefix.empty()) {
-    s.Bind(i++, static_cast<int64_t>(q.gid_prefix.size())).Bind(i++, q.gid_prefix);
+    s.Bind(i++, static_cast<int64_t>(q.gid_prefix.size()));
+    s.Bind(i++, q.gid_prefix);
   }
   s.Bind(i++, q.page_size + 1);
   ListPage page;
