@@ -1,11 +1,11 @@
 // dtmd: flags and environment -> ServerConfig -> DtmServer; waits for SIGTERM/SIGINT.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
-#include <algorithm>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
