@@ -19,6 +19,9 @@ struct Engine::Active {
 
 namespace {
 
+// Longer than any claim takes from its read to Resume.
+constexpr absl::Duration kRetiredMemory = absl::Minutes(1);
+
 double Jitter() {
   thread_local absl::BitGen gen;
   return absl::Uniform(gen, 0.0, 1.0);
@@ -26,6 +29,18 @@ double Jitter() {
 
 SubmitResult ResultOf(const Transaction& t) {
   return SubmitResult{t.gid, t.status, t.rollback_reason};
+}
+
+// The transaction as a reader may rely on: the global status is the durable one (a status
+// whose write is still in flight is not reported yet); branches show their latest results.
+Transaction DurableView(const SagaState& s) {
+  Transaction t = s.txn;
+  if (t.status != s.durable_status) {
+    t.status = s.durable_status;
+    if (!IsTerminal(t.status)) t.finish_time = absl::InfinitePast();
+    if (t.status == GlobalStatus::kSubmitted) t.rollback_reason.clear();
+  }
+  return t;
 }
 
 absl::Status Unavailable(absl::string_view what) {
@@ -70,6 +85,7 @@ Engine::ActivePtr Engine::Activate(Transaction txn, bool recovered) {
   absl::MutexLock lock(&mu_);
   auto it = active_.find(txn.gid);
   if (it != active_.end()) return it->second;
+  if (recovered && retired_.contains(txn.gid)) return nullptr;
   auto a = std::make_shared<Active>();
   a->strand = std::make_shared<Strand>(pool_);
   std::string gid = txn.gid;
@@ -165,7 +181,7 @@ void Engine::Query(const std::string& gid, TxnDone done) {
     if (it != active_.end()) a = it->second;
   }
   if (a) {
-    a->strand->Post([a, done = std::move(done)] { done(a->state.txn); });
+    a->strand->Post([a, done = std::move(done)] { done(DurableView(a->state)); });
     return;
   }
   pool_->Post([this, gid, done = std::move(done)] { done(store_->Get(gid)); });
@@ -195,6 +211,11 @@ void Engine::WithActive(const std::string& gid, std::function<void(const ActiveP
       return;
     }
     ActivePtr a = Activate(*std::move(t), /*recovered=*/true);
+    if (!a) {
+      // It ended while we read it: answer from the store's final word.
+      on_stored(store_->Get(gid));
+      return;
+    }
     a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
   });
 }
@@ -257,7 +278,7 @@ void Engine::Resume(Transaction txn) {
     if (stopping_ || active_.contains(txn.gid)) return;
   }
   ActivePtr a = Activate(std::move(txn), /*recovered=*/true);
-  a->strand->Post([this, a] { Drive(a); });
+  if (a) a->strand->Post([this, a] { Drive(a); });
 }
 
 void Engine::Drive(const ActivePtr& a) {
@@ -316,9 +337,17 @@ void Engine::Retire(const ActivePtr& a, const absl::Status& why) {
   a->submit_waiters.clear();
   for (TxnDone& w : a->stop_waiters) w(why.ok() ? absl::StatusOr<Transaction>(a->state.txn) : why);
   a->stop_waiters.clear();
+  absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
-  auto it = active_.find(a->state.txn.gid);
+  const std::string& gid = a->state.txn.gid;
+  auto it = active_.find(gid);
   if (it != active_.end() && it->second == a) active_.erase(it);
+  // Claims read before this point may still carry a non-terminal snapshot of `gid`.
+  if (retired_.insert(gid).second) retired_order_.emplace_back(now, gid);
+  while (!retired_order_.empty() && retired_order_.front().first < now - kRetiredMemory) {
+    retired_.erase(retired_order_.front().second);
+    retired_order_.pop_front();
+  }
 }
 
 void Engine::ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake) {

@@ -7,6 +7,7 @@
 #ifndef DTM_SERVER_ENGINE_ENGINE_H_
 #define DTM_SERVER_ENGINE_ENGINE_H_
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -15,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/branch/branch_caller.h"
@@ -80,7 +82,9 @@ class Engine {
   struct Active;
   using ActivePtr = std::shared_ptr<Active>;
 
-  // Returns the active entry for `gid`, creating it from `txn` if absent.
+  // Returns the active entry for `gid`, creating it from `txn` if absent. Returns null for a
+  // stored snapshot (`recovered`) of a gid retired here recently: the snapshot may predate
+  // its end, and running it again could call a branch after the transaction ended.
   ActivePtr Activate(Transaction txn, bool recovered);
   // Runs `on_active` on the strand of the active entry for `gid`, loading it from the store
   // if needed; `on_stored` receives a terminal transaction or the lookup error instead.
@@ -104,6 +108,9 @@ class Engine {
   absl::flat_hash_map<std::string, ActivePtr> active_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string self_address_ ABSL_GUARDED_BY(mu_);
+  // Gids retired in the last kRetiredMemory, oldest first (see Activate).
+  std::deque<std::pair<absl::Time, std::string>> retired_order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> retired_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtm

@@ -212,5 +212,29 @@ TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   EXPECT_TRUE(WaitStatus("g4", GlobalStatus::kFailed));
 }
 
+TEST_F(EngineTest, StaleSnapshotOfARetiredTransactionIsNotRunAgain) {
+  ASSERT_TRUE(SubmitSync(Saga("g5", 1)).ok());
+  Transaction snapshot = *store_->Get("g5");  // what a concurrent claim could have read
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  ASSERT_TRUE(WaitStatus("g5", GlobalStatus::kSucceeded));
+  engine_->Resume(snapshot);
+  EXPECT_FALSE(engine_->IsActive("g5"));  // activation is synchronous: it was refused
+  EXPECT_EQ(caller_.pending(), 0u);
+}
+
+TEST_F(EngineTest, QueryReportsOnlyTheDurableGlobalStatus) {
+  ASSERT_TRUE(SubmitSync(Saga("g6", 1)).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  EXPECT_EQ(QuerySync("g6").status, GlobalStatus::kSubmitted);
+  caller_.Answer({CallOutcome::kFailure, "ABORTED: no"});
+  EXPECT_EQ(caller_.Next(), "C1");  // only called once ABORTING is durable
+  Transaction t = QuerySync("g6");
+  EXPECT_EQ(t.status, GlobalStatus::kAborting);
+  EXPECT_EQ(t.branches[0].status, BranchStatus::kFailed);
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("g6", GlobalStatus::kFailed));
+}
+
 }  // namespace
 }  // namespace dtm
