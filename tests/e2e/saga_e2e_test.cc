@@ -2,9 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -260,7 +262,9 @@ TEST_F(SagaE2ETest, ConcurrentStepsFollowTheDag) {
   // A1 and A2 independent; A3 after both; A4 after A3.
   Saga saga = MakeSaga(gid, 4);
   saga.Concurrent().After(2, {0, 1}).After(3, {2});
-  script_->Set(gid, "A1", {Ongoing(), Ok()});
+  // A1 stays ongoing for several polls, so A2 (dispatched together with A1's first call)
+  // arrives before A1 succeeds even on a loaded machine.
+  script_->Set(gid, "A1", {Ongoing(), Ongoing(), Ongoing(), Ongoing(), Ok()});
   auto r = saga.Submit();
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(WaitStatus(gid, v1::SUCCEEDED));
@@ -557,6 +561,70 @@ TEST(SagaCrashTest, Kill9DuringRollbackThenRestartCompensates) {
   EXPECT_EQ(std::count(names.begin(), names.end(), "A3"), 0);
   EXPECT_EQ(names.back(), "C1");
   EXPECT_EQ(dtmd.Terminate(), 0);
+}
+
+TEST(DtmdTest, RetentionPurgesOnlyFinishedTransactions) {
+  TestBranchServer branches;
+  branches.SetBehavior(
+      [](const BranchCallRecord& c) { return c.gid() == "running" ? Ongoing() : Ok(); });
+  DtmdProcess dtmd(absl::StrCat("sqlite://", testing::MakeTempDir(), "/dtm.db"),
+                   {"--retention=300ms", "--purge_interval=50ms"});
+  ASSERT_TRUE(dtmd.Start().ok());
+  auto client = CoordinatorClient::Connect(dtmd.address());
+  for (const char* gid : {"finished", "running"}) {
+    Saga saga(client.get(), gid);
+    saga.Add(branches.Target("A1"), branches.Target("C1")).RetryInterval(absl::Seconds(10));
+    ASSERT_TRUE(saga.WaitResult().Submit().ok());
+  }
+  EXPECT_EQ(client->Query("finished")->status(), v1::SUCCEEDED);
+  ASSERT_TRUE(WaitUntil([&] {
+    return client->Query("finished").status().code() == absl::StatusCode::kNotFound;
+  })) << dtmd.Log();
+  EXPECT_THAT(dtmd.Log(), HasSubstr("purged"));
+  auto running = client->Query("running");
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->status(), v1::SUBMITTED);
+  EXPECT_EQ(dtmd.Terminate(), 0);
+}
+
+// SIGTERM while a wait_result Submit is pending: the caller gets "still running", dtmd exits
+// 0, and after a restart the saga finishes.
+TEST(DtmdTest, GracefulShutdownAnswersWaitersAndLosesNothing) {
+  TestBranchServer branches;
+  std::atomic<bool> hang{true};
+  branches.SetBehavior(
+      [&](const BranchCallRecord& c) { return c.name() == "A1" && hang.load() ? Hang() : Ok(); });
+  std::string store = absl::StrCat("sqlite://", testing::MakeTempDir(), "/dtm.db");
+  std::vector<std::string> flags = {"--lease=200ms", "--recovery_interval=50ms"};
+  DtmdProcess dtmd(store, flags);
+  ASSERT_TRUE(dtmd.Start().ok());
+  auto client = CoordinatorClient::Connect(dtmd.address());
+  absl::StatusOr<v1::SubmitResponse> answer;
+  std::thread submitter([&] {
+    Saga saga(client.get(), "sigterm");
+    saga.Add(branches.Target("A1"), branches.Target("C1"))
+        .Add(branches.Target("A2"), branches.Target("C2"))
+        .RequestTimeout(absl::Seconds(60))
+        .WaitResult();
+    answer = saga.Submit();
+  });
+  ASSERT_TRUE(branches.WaitFor("sigterm", [](auto& calls) { return !calls.empty(); }));
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+  submitter.join();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->status(), v1::SUBMITTED);
+  hang = false;
+  DtmdProcess again(store, flags);
+  ASSERT_TRUE(again.Start().ok());
+  auto client2 = CoordinatorClient::Connect(again.address());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto t = client2->Query("sigterm");
+    return t.ok() && t->status() == v1::SUCCEEDED;
+  })) << again.Log();
+  auto names = branches.NamesFor("sigterm");
+  EXPECT_EQ(names.back(), "A2");
+  EXPECT_EQ(std::count(names.begin(), names.end(), "C1"), 0);
+  EXPECT_EQ(again.Terminate(), 0);
 }
 
 TEST(DtmdTest, BadStoreUrlExitsWithMessage) {
