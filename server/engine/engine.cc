@@ -291,19 +291,20 @@ void Engine::Drive(const ActivePtr& a) {
   absl::Time now = clock_->Now();
   Decision d = SagaDecide(a->state, now, options_.lease);
   if (d.persist) {
-    UpdateOp op = *d.persist;
-    store_->Write(std::move(*d.persist), [this, a, op = std::move(op)](WriteResult r) mutable {
-      a->strand->Post([this, a, op = std::move(op), st = std::move(r.status)] {
-        SagaOnPersisted(a->state, op, st, clock_->Now() + options_.write_retry);
-        if (absl::IsFailedPrecondition(st) || absl::IsNotFound(st)) {
-          // Someone else decided (e.g. a ForceStop raced with us): the store wins.
-          Retire(a, absl::AbortedError(absl::StrCat("transaction '", op.gid,
-                                                    "' changed concurrently: ", st.message())));
-          return;
-        }
-        Drive(a);
-      });
-    });
+    WrittenState written = SummarizeWrite(*d.persist);
+    store_->Write(
+        std::move(*d.persist), [this, a, written = std::move(written)](WriteResult r) mutable {
+          a->strand->Post([this, a, written = std::move(written), st = std::move(r.status)] {
+            SagaOnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
+            if (absl::IsFailedPrecondition(st) || absl::IsNotFound(st)) {
+              // Someone else decided (e.g. a ForceStop raced with us): the store wins.
+              Retire(a, absl::AbortedError(absl::StrCat("transaction '", a->state.txn.gid,
+                                                        "' changed concurrently: ", st.message())));
+              return;
+            }
+            Drive(a);
+          });
+        });
   }
   for (int i : d.calls) {
     if (stopping) {

@@ -209,18 +209,25 @@ void SagaOnResult(SagaState& s, int index, const BranchResult& result, absl::Tim
   }
 }
 
-void SagaOnPersisted(SagaState& s, const UpdateOp& op, const absl::Status& status,
+WrittenState SummarizeWrite(const UpdateOp& op) {
+  WrittenState w;
+  w.status = op.new_status;
+  for (const auto& [idx, b] : op.branches) w.branches.emplace_back(idx, b.status);
+  return w;
+}
+
+void SagaOnPersisted(SagaState& s, const WrittenState& written, const absl::Status& status,
                      absl::Time retry_at) {
   s.persist_in_flight = false;
   if (!status.ok()) {
+    // Nothing became durable: write it all again on a later decision.
     s.persist_not_before = retry_at;
-    // Nothing became durable: write it all again on the next decision.
     s.global_dirty = true;
-    for (const auto& [idx, b] : op.branches) s.rt[idx].dirty = true;
+    for (const auto& [idx, st] : written.branches) s.rt[idx].dirty = true;
     return;
   }
-  s.durable_status = op.new_status;
-  for (const auto& [idx, b] : op.branches) s.rt[idx].durable_status = b.status;
+  s.durable_status = written.status;
+  for (const auto& [idx, st] : written.branches) s.rt[idx].durable_status = st;
 }
 
 Decision SagaDecide(SagaState& s, absl::Time now, absl::Duration lease) {

@@ -74,10 +74,21 @@ void SagaOnResult(SagaState& s, int index, const BranchResult& result, absl::Tim
 void SagaAbort(SagaState& s, const std::string& reason);
 // Marks the saga FAILED without compensation (ForceStop).
 void SagaForceStop(SagaState& s, const std::string& reason, absl::Time now);
-// Called after the write produced by the last Decision finished with `status`.
-// A failed write is retried no sooner than `retry_at`.
-void SagaOnPersisted(SagaState& s, const UpdateOp& op, const absl::Status& status,
+// What a write makes durable: kept (without payloads) until the write completes.
+struct WrittenState {
+  GlobalStatus status = GlobalStatus::kUnspecified;
+  std::vector<std::pair<int, BranchStatus>> branches;
+};
+WrittenState SummarizeWrite(const UpdateOp& op);
+
+// Called after a write finished with `status`. A failed write is retried no sooner than
+// `retry_at`.
+void SagaOnPersisted(SagaState& s, const WrittenState& written, const absl::Status& status,
                      absl::Time retry_at);
+inline void SagaOnPersisted(SagaState& s, const UpdateOp& op, const absl::Status& status,
+                            absl::Time retry_at) {
+  SagaOnPersisted(s, SummarizeWrite(op), status, retry_at);
+}
 // Makes every waiting branch due now (RetryNow).
 void SagaRetryNow(SagaState& s);
 // Decides what to do next. Marks returned calls in flight and counts their attempts.
