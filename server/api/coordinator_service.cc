@@ -39,6 +39,21 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
                                                      const v1::SubmitRequest* req,
                                                      v1::SubmitResponse* resp) {
   absl::StatusOr<Transaction> txn = SubmitToTransaction(*req, limits_);
+  if (absl::IsUnimplemented(txn.status()) && ValidateGid(req->gid()).ok()) {
+    // A mode not built yet; but a gid taken by another type is ALREADY_EXISTS either way.
+    auto* reactor = ctx->DefaultReactor();
+    engine_->Query(req->gid(), [reactor, type = req->trans_type(),
+                                unimplemented = txn.status()](absl::StatusOr<Transaction> t) {
+      if (t.ok() && static_cast<int>(t->trans_type) != static_cast<int>(type)) {
+        reactor->Finish(ToGrpcStatus(absl::AlreadyExistsError(
+            absl::StrCat("gid '", t->gid, "' already exists as a ", TransTypeName(t->trans_type),
+                         " transaction, not a ", v1::TransType_Name(type)))));
+        return;
+      }
+      reactor->Finish(ToGrpcStatus(unimplemented));
+    });
+    return reactor;
+  }
   if (!txn.ok()) return FinishNow(ctx, txn.status());
   auto* reactor = ctx->DefaultReactor();
   engine_->Submit(*std::move(txn), [reactor, resp](absl::StatusOr<SubmitResult> r) {

@@ -1,5 +1,6 @@
 #include "server/engine/engine.h"
 
+#include <cstdio>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -41,6 +42,18 @@ Transaction DurableView(const SagaState& s) {
     if (t.status == GlobalStatus::kSubmitted) t.rollback_reason.clear();
   }
   return t;
+}
+
+// A compensation that keeps failing needs a human: say so in the log, at attempts 1, 2, 4,
+// 8, ... so a stuck one stays visible without flooding.
+void LogIfStuck(const Transaction& t, int index, const BranchResult& r) {
+  const Branch& b = t.branches[index];
+  if (b.op != BranchOp::kCompensate || r.outcome == CallOutcome::kSuccess) return;
+  if ((b.attempts & (b.attempts - 1)) != 0) return;
+  std::fprintf(stderr,
+               "dtmd: compensation not done yet gid=%s branch_id=%s target=%s attempts=%d "
+               "error=%s\n",
+               t.gid.c_str(), b.branch_id.c_str(), b.target.c_str(), b.attempts, r.message.c_str());
 }
 
 absl::Status Unavailable(absl::string_view what) {
@@ -375,6 +388,7 @@ void Engine::Dispatch(const ActivePtr& a, int index) {
   auto on_result = [this, a, index](BranchResult r) {
     a->strand->Post([this, a, index, r = std::move(r)] {
       SagaOnResult(a->state, index, r, clock_->Now(), Jitter());
+      LogIfStuck(a->state.txn, index, r);
       Drive(a);
     });
   };

@@ -239,6 +239,7 @@ TEST_F(SagaE2ETest, FailingCompensationIsRetriedAndVisible) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->branches(1).attempts(), 3);
   EXPECT_THAT(t->branches(1).last_error(), HasSubstr("flaky"));
+  EXPECT_THAT(dtmd_->Log(), HasSubstr(absl::StrCat("compensation not done yet gid=", gid)));
 }
 
 TEST_F(SagaE2ETest, DuplicateSubmitRunsNothingTwice) {
@@ -441,6 +442,10 @@ TEST_F(SagaE2ETest, BadInputIsRejectedWithTheField) {
   // Existing gid with another trans type.
   v1::SubmitRequest tcc = MakeSaga(ok_gid, 1).request();
   tcc.set_trans_type(v1::TCC);
+  auto exists = client_->Submit(tcc);
+  EXPECT_EQ(exists.status().code(), absl::StatusCode::kAlreadyExists) << exists.status();
+  EXPECT_THAT(std::string(exists.status().message()), HasSubstr(ok_gid));
+  tcc.set_gid(Gid());
   EXPECT_EQ(client_->Submit(tcc).status().code(), absl::StatusCode::kUnimplemented);
   // Unimplemented modes answer UNIMPLEMENTED until they are built.
   grpc::ClientContext ctx;
