@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "server/engine/saga_test_util.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace dtm {
@@ -77,22 +78,8 @@ class EngineTest : public ::testing::Test {
   }
 
   Transaction Saga(const std::string& gid, int steps, bool wait = false) {
-    Transaction t;
-    t.gid = gid;
-    t.trans_type = TransType::kSaga;
-    t.status = GlobalStatus::kSubmitted;
+    Transaction t = testing::MakeTestSaga(gid, steps);
     t.options.wait_result = wait;
-    for (int i = 0; i < steps; ++i) {
-      Branch a;
-      a.branch_id = SagaBranchId(i);
-      a.op = BranchOp::kAction;
-      a.target = absl::StrCat("h:1/s.S/A", i + 1);
-      Branch c = a;
-      c.op = BranchOp::kCompensate;
-      c.target = absl::StrCat("h:1/s.S/C", i + 1);
-      t.branches.push_back(a);
-      t.branches.push_back(c);
-    }
     return t;
   }
 

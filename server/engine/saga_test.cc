@@ -8,6 +8,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "server/engine/saga_test_util.h"
 
 namespace dtm {
 namespace {
@@ -20,25 +21,10 @@ const absl::Time kStart = absl::FromUnixSeconds(1700000000);
 const absl::Duration kLease = absl::Seconds(10);
 
 Transaction MakeSaga(int steps, bool concurrent = false) {
-  Transaction t;
-  t.gid = "g";
-  t.trans_type = TransType::kSaga;
-  t.status = GlobalStatus::kSubmitted;
+  Transaction t = testing::MakeTestSaga("g", steps, concurrent);
   t.create_time = kStart;
   t.options.retry_interval = absl::Seconds(1);
   t.options.max_retry_interval = absl::Seconds(8);
-  t.options.concurrent = concurrent;
-  for (int i = 0; i < steps; ++i) {
-    Branch a;
-    a.branch_id = SagaBranchId(i);
-    a.op = BranchOp::kAction;
-    a.target = absl::StrCat("h:1/s.S/A", i + 1);
-    Branch c = a;
-    c.op = BranchOp::kCompensate;
-    c.target = absl::StrCat("h:1/s.S/C", i + 1);
-    t.branches.push_back(a);
-    t.branches.push_back(c);
-  }
   return t;
 }
 

@@ -257,6 +257,21 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
   return InsertBranches(conn, t.gid, t.branches);
 }
 
+// A conditional UPDATE changed nothing: tells the writer why (NOT_FOUND, or
+// FAILED_PRECONDITION with the status found and `expectation`).
+absl::Status ExplainNoChange(SQLiteConn& conn, const std::string& gid,
+                             const std::string& expectation, WriteResult& out) {
+  Stmt q(conn, "SELECT status FROM trans_global WHERE gid = ?");
+  RETURN_IF_ERROR(q.status());
+  q.Bind(1, gid);
+  ASSIGN_OR_RETURN(bool row, q.Step());
+  out.status = row ? absl::FailedPreconditionError(absl::StrCat(
+                         "transaction '", gid, "' is ",
+                         GlobalStatusName(static_cast<GlobalStatus>(q.Int(0))), expectation))
+                   : absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
+  return absl::OkStatus();
+}
+
 absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out) {
   Stmt s(conn,
          "UPDATE trans_global SET status = ?, rollback_reason = ?, update_time = ?, "
@@ -271,17 +286,8 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
       .Bind(7, static_cast<int64_t>(op.expected_status));
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
-    Stmt q(conn, "SELECT status FROM trans_global WHERE gid = ?");
-    RETURN_IF_ERROR(q.status());
-    q.Bind(1, op.gid);
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    out.status =
-        row ? absl::FailedPreconditionError(
-                  absl::StrCat("transaction '", op.gid, "' is ",
-                               GlobalStatusName(static_cast<GlobalStatus>(q.Int(0))), ", expected ",
-                               GlobalStatusName(op.expected_status)))
-            : absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
-    return absl::OkStatus();
+    return ExplainNoChange(conn, op.gid,
+                           absl::StrCat(", expected ", GlobalStatusName(op.expected_status)), out);
   }
   if (op.branches.empty()) return absl::OkStatus();
   Stmt u(conn,
@@ -306,17 +312,7 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
   RETURN_IF_ERROR(s.Exec());
-  if (sqlite3_changes(conn.db) == 0) {
-    Stmt q(conn, "SELECT status FROM trans_global WHERE gid = ?");
-    RETURN_IF_ERROR(q.status());
-    q.Bind(1, op.gid);
-    ASSIGN_OR_RETURN(bool row, q.Step());
-    out.status =
-        row ? absl::FailedPreconditionError(
-                  absl::StrCat("transaction '", op.gid, "' is already ",
-                               GlobalStatusName(static_cast<GlobalStatus>(q.Int(0)))))
-            : absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
-  }
+  if (sqlite3_changes(conn.db) == 0) return ExplainNoChange(conn, op.gid, "", out);
   return absl::OkStatus();
 }
 
