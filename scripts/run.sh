@@ -3,5 +3,5 @@
 # 0.0.0.0:36790. Extra arguments go to dtmd (e.g. --listen=127.0.0.1:9000).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/build.sh" dtmd
+"$root/scripts/build.sh" dtmd dtm-demo
 exec "$root/${BUILD_DIR:-build}/server/dtmd" "$@"
