@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "client/coordinator_client.h"
 #include "client/saga.h"
+#include "storage/store.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
 
@@ -30,7 +31,9 @@ ABSL_FLAG(double, seconds, 10, "measuring time per mode");
 ABSL_FLAG(double, warmup, 1, "warm-up seconds per mode (not measured)");
 ABSL_FLAG(std::string, coordinator, "", "address of a running dtmd; empty: spawn one");
 ABSL_FLAG(std::string, store, "", "--store for the spawned dtmd; empty: a fresh SQLite file");
-ABSL_FLAG(std::string, mode, "both", "both, coordinator or baseline");
+ABSL_FLAG(std::string, mode, "both",
+          "both (coordinator + baseline), coordinator, baseline, or store (the writes of each saga "
+          "straight to the store, no gRPC)");
 ABSL_FLAG(int, payload, 64, "payload bytes per step");
 
 namespace {
@@ -156,6 +159,62 @@ int main(int argc, char** argv) {
     }));
     Print(results.back());
     if (dtmd) dtmd->Terminate();
+  }
+  if (mode == "store") {
+    // The rows a 2-step saga writes, in the engine's order: create; the first action's
+    // result; the final status with the second result. Each is a durable group commit.
+    std::string url = absl::GetFlag(FLAGS_store);
+    if (url.empty()) url = absl::StrCat("sqlite://", dtm::testing::MakeTempDir(), "/store.db");
+    auto store = dtm::OpenStore(url);
+    if (!store.ok()) {
+      std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("store %s\n", url.c_str());
+    std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+    results.push_back(Drive("store", clients, warmup, seconds, [&](int c, int64_t i) {
+      dtm::Transaction t;
+      t.gid = absl::StrCat("sbench-", run, "-", c, "-", i);
+      t.trans_type = dtm::TransType::kSaga;
+      t.status = dtm::GlobalStatus::kSubmitted;
+      t.create_time = t.update_time = absl::Now();
+      t.next_retry_time = t.create_time + absl::Seconds(10);
+      for (int step = 0; step < 2; ++step) {
+        for (auto op : {dtm::BranchOp::kAction, dtm::BranchOp::kCompensate}) {
+          dtm::Branch b;
+          b.branch_id = dtm::SagaBranchId(step);
+          b.op = op;
+          b.target = branch1.Target("TransOut");
+          b.payload = payload;
+          t.branches.push_back(b);
+        }
+      }
+      auto result = [](dtm::Branch b) {
+        b.status = dtm::BranchStatus::kSucceeded;
+        b.attempts = 1;
+        b.finish_time = absl::Now();
+        return b;
+      };
+      dtm::UpdateOp first;
+      first.gid = t.gid;
+      first.expected_status = first.new_status = dtm::GlobalStatus::kSubmitted;
+      first.update_time = absl::Now();
+      first.next_retry_time = first.update_time + absl::Seconds(10);
+      first.branches.emplace_back(0, result(t.branches[0]));
+      dtm::UpdateOp last = first;
+      last.new_status = dtm::GlobalStatus::kSucceeded;
+      last.finish_time = absl::Now();
+      last.next_retry_time = absl::InfinitePast();
+      last.branches = {{2, result(t.branches[2])}};
+      for (dtm::WriteOp op :
+           {dtm::WriteOp(dtm::CreateOp{std::move(t)}), dtm::WriteOp(first), dtm::WriteOp(last)}) {
+        dtm::WriteResult r = (*store)->WriteSync(std::move(op));
+        if (!r.status.ok()) return r.status.ToString();
+      }
+      return std::string();
+    }));
+    Print(results.back());
+    (*store)->Close();
   }
   if (mode == "both" || mode == "baseline") {
     // The same three unary calls without the coordinator: a submit-sized request to a no-op
