@@ -2,7 +2,9 @@
 // Strand: runs the tasks posted to it one at a time, in order, on a ThreadPool (the serial
 // token that serialises all events of one transaction).
 //
-// Both are thread-safe. Tasks must not block for long (no store or network waits).
+// Both are thread-safe. Tasks must not wait on the network, on timers or on other tasks;
+// the only waits allowed are short local store reads (Query, List: point lookups and pages
+// of at most 1,000 rows). Writes never block a task: they are queued to the group commit.
 #ifndef DTM_SERVER_RUNTIME_THREAD_POOL_H_
 #define DTM_SERVER_RUNTIME_THREAD_POOL_H_
 
