@@ -21,21 +21,6 @@ std::vector<int> Predecessors(const SagaState& s, int step) {
   return {step - 1};
 }
 
-// Steps whose compensation must finish before the compensation of `step` (reverse order).
-std::vector<int> Successors(const SagaState& s, int step) {
-  std::vector<int> out;
-  for (int j = 0; j < StepCount(s); ++j) {
-    if (j == step) continue;
-    if (s.txn.options.concurrent) {
-      const auto& after = s.txn.branches[ActionIndex(j)].after;
-      if (std::find(after.begin(), after.end(), step) != after.end()) out.push_back(j);
-    } else if (j > step) {
-      out.push_back(j);
-    }
-  }
-  return out;
-}
-
 bool PredecessorsDurablySucceeded(const SagaState& s, int step) {
   for (int p : Predecessors(s, step)) {
     if (s.rt[ActionIndex(p)].durable_status != BranchStatus::kSucceeded) return false;
@@ -92,8 +77,38 @@ void DecideForward(SagaState& s, absl::Time now, Decision& d) {
   }
 }
 
+// Whether step j still holds back the compensations that must follow its own: its action may
+// yet apply, or it was attempted and its compensation is not durably done.
+bool HoldsBack(const SagaState& s, int j) {
+  return s.rt[ActionIndex(j)].in_flight ||
+         (SagaStepAttempted(s, j) &&
+          s.rt[CompensateIndex(j)].durable_status != BranchStatus::kSucceeded);
+}
+
+// For every step, whether a later step (sequential: any step after it; concurrent: a step
+// whose `after` names it) still holds it back. One pass over the steps and their edges.
+std::vector<bool> HeldBackByLaterSteps(const SagaState& s) {
+  const int n = StepCount(s);
+  std::vector<bool> held(n, false);
+  if (s.txn.options.concurrent) {
+    for (int j = 0; j < n; ++j) {
+      if (!HoldsBack(s, j)) continue;
+      for (int a : s.txn.branches[ActionIndex(j)].after) held[a] = true;
+    }
+  } else {
+    bool later = false;
+    for (int step = n - 1; step >= 0; --step) {
+      held[step] = later;
+      later = later || HoldsBack(s, step);
+    }
+  }
+  return held;
+}
+
 void DecideBackward(SagaState& s, absl::Time now, Decision& d) {
   bool finished = true;
+  const bool callable = s.durable_status == GlobalStatus::kAborting;
+  const std::vector<bool> held = callable ? HeldBackByLaterSteps(s) : std::vector<bool>();
   for (int step = StepCount(s) - 1; step >= 0; --step) {
     // An action still in flight may yet apply: wait for its answer before compensating.
     if (s.rt[ActionIndex(step)].in_flight) {
@@ -102,16 +117,7 @@ void DecideBackward(SagaState& s, absl::Time now, Decision& d) {
     }
     if (!CompensationPending(s, step)) continue;
     finished = false;
-    if (s.durable_status != GlobalStatus::kAborting) continue;
-    bool later_done = true;
-    for (int j : Successors(s, step)) {
-      if (s.rt[ActionIndex(j)].in_flight ||
-          (SagaStepAttempted(s, j) &&
-           s.rt[CompensateIndex(j)].durable_status != BranchStatus::kSucceeded)) {
-        later_done = false;
-      }
-    }
-    if (!later_done) continue;
+    if (!callable || held[step]) continue;
     int c = CompensateIndex(step);
     if (Due(s, c, now, d.wake)) MarkCalled(s, c, d);
   }

@@ -47,7 +47,7 @@ class Driver {
 
   // Runs until nothing more happens at the current time.
   void Settle() {
-    for (int guard = 0; guard < 1000; ++guard) {
+    for (int guard = 0; guard < 10000; ++guard) {
       Decision d = SagaDecide(s_, now, kLease);
       last = d;
       if (d.persist) {
@@ -111,6 +111,18 @@ TEST(SagaTest, FailureAtStepKCompensatesAttemptedStepsInReverse) {
     EXPECT_EQ(d.s_.txn.status, GlobalStatus::kFailed);
     EXPECT_THAT(d.s_.txn.rollback_reason, HasSubstr("ABORTED: no"));
   }
+}
+
+TEST(SagaTest, LargestSagaRollsBackInReverseOrder) {
+  Driver d(NewSagaState(MakeSaga(1000)));
+  d.answer = [](const std::string& n) { return n == "A1000" ? Failure() : Success(); };
+  d.Settle();
+  ASSERT_EQ(d.calls.size(), 2000u);
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_EQ(d.calls[i], absl::StrCat("A", i + 1));
+    EXPECT_EQ(d.calls[1000 + i], absl::StrCat("C", 1000 - i));
+  }
+  EXPECT_EQ(d.s_.txn.status, GlobalStatus::kFailed);
 }
 
 TEST(SagaTest, CompensationsWaitForTheDurableAbortingStatus) {
