@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/branch.h"
 #include "client/coordinator_client.h"
 #include "client/saga.h"
 #include "tests/support/branch_server.h"
@@ -29,8 +30,10 @@ using testing::WaitUntil;
 
 BranchReply Ok() { return {}; }
 BranchReply Code(grpc::StatusCode c, const std::string& msg) { return {grpc::Status(c, msg)}; }
-BranchReply Failure() { return Code(grpc::StatusCode::ABORTED, "refused by test"); }
-BranchReply Ongoing() { return Code(grpc::StatusCode::FAILED_PRECONDITION, "not yet"); }
+// Built with the client library's branch helpers, so the e2e tests also prove that the codes
+// they produce mean FAILURE and ONGOING to the coordinator.
+BranchReply Failure() { return {BranchFailure("refused by test")}; }
+BranchReply Ongoing() { return {BranchOngoing("not yet")}; }
 BranchReply Transient() { return Code(grpc::StatusCode::UNAVAILABLE, "flaky"); }
 BranchReply Hang() { return {grpc::Status::OK, true}; }
 
@@ -166,8 +169,8 @@ TEST_F(SagaE2ETest, TransientErrorsAreRetriedThenSucceed) {
   script_->Set(gid, "A2", {Transient(), Transient(), Transient(), Ok()});
   auto r = MakeSaga(gid, 2).WaitResult().Submit();
   ASSERT_TRUE(r.ok()) << r.status();
-  // wait_result returns at the first stall, saying "still running", never "failed".
-  EXPECT_THAT(r->status(), ::testing::AnyOf(v1::SUBMITTED, v1::SUCCEEDED));
+  // wait_result returns at the first stall (A2's first error), saying "still running".
+  EXPECT_EQ(r->status(), v1::SUBMITTED);
   ASSERT_TRUE(WaitStatus(gid, v1::SUCCEEDED));
   EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("A1", "A2", "A2", "A2", "A2"));
   auto t = client_->Query(gid);
@@ -316,6 +319,14 @@ TEST_F(SagaE2ETest, MetadataAndHeadersReachTheBranch) {
   EXPECT_EQ(calls[1].Meta("dtm-branch_id"), "02");
   EXPECT_EQ(calls[2].Meta("dtm-op"), "compensate");
   EXPECT_EQ(calls[2].Meta("dtm-branch_id"), "02");
+  // The client library's branch helper reads the same metadata.
+  const BranchContext& b = calls[2].branch;
+  EXPECT_TRUE(b.valid());
+  EXPECT_EQ(b.gid, gid);
+  EXPECT_EQ(b.trans_type, "saga");
+  EXPECT_EQ(b.branch_id, "02");
+  EXPECT_EQ(b.op, "compensate");
+  EXPECT_EQ(b.dtm, dtmd_->address());
 }
 
 TEST_F(SagaE2ETest, ForceStopEndsWithoutCompensation) {

@@ -22,6 +22,7 @@ class Reactor final : public grpc::ServerGenericBidiReactor {
     }
     BranchCallRecord call;
     call.method = ctx_->method();
+    call.branch = BranchContext::From(*ctx_);
     for (const auto& [k, v] : ctx_->client_metadata()) {
       call.metadata.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
     }

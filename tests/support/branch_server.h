@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/branch.h"
 
 namespace dtm::testing {
 
@@ -27,6 +28,8 @@ struct BranchCallRecord {
   std::map<std::string, std::string> metadata;
   std::string payload;
   absl::Time time;
+  // The dtm-* metadata as the client library's branch helper reads it.
+  BranchContext branch;
 
   std::string Meta(const std::string& key) const;
   std::string gid() const { return Meta("dtm-gid"); }
