@@ -4,8 +4,8 @@
 
 namespace dtm {
 
-GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch)
-    : apply_(std::move(apply)), max_batch_(max_batch) {
+GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duration idle_interval)
+    : apply_(std::move(apply)), max_batch_(max_batch), idle_interval_(idle_interval) {
   writer_ = std::thread([this] { Run(); });
 }
 
@@ -15,7 +15,7 @@ void GroupCommitter::Submit(WriteOp op, Store::Done done) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      queue_.push_back(Pending{std::move(op), std::move(done)});
+      queue_.push_back(PendingWrite{std::move(op), std::move(done)});
       return;
     }
   }
@@ -42,31 +42,30 @@ uint64_t GroupCommitter::ops() const {
   return ops_;
 }
 
+void GroupCommitter::Complete(std::vector<PendingWrite>& batch, std::vector<WriteResult> results) {
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+}
+
 void GroupCommitter::Run() {
-  std::vector<Pending> batch;
-  std::vector<WriteOp*> ops;
+  std::vector<PendingWrite> batch;
   for (;;) {
     batch.clear();
-    ops.clear();
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]()
                        ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
-      mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping and drained
+      mu_.AwaitWithTimeout(absl::Condition(&ready), idle_interval_);
+      if (queue_.empty() && stopping_) return;  // drained
       while (!queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      if (!batch.empty()) {
+        ++batches_;
+        ops_ += batch.size();
+      }
     }
-    for (Pending& p : batch) ops.push_back(&p.op);
-    std::vector<WriteResult> results = apply_(ops);
-    {
-      absl::MutexLock lock(&mu_);
-      ++batches_;
-      ops_ += batch.size();
-    }
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
+    apply_(batch);
   }
 }
 

@@ -18,13 +18,26 @@
 
 namespace dtm {
 
+// A queued write and whom to tell once it is durable.
+struct PendingWrite {
+  WriteOp op;
+  Store::Done done;
+};
+
 class GroupCommitter {
  public:
-  // Applies all ops in one transaction; returns one result per op, in order. A failure of
-  // the whole transaction is reported as the same error for every op.
-  using ApplyBatch = std::function<std::vector<WriteResult>(std::vector<WriteOp*>&)>;
+  // Applies all ops of `batch` in one transaction and runs each `done` with its own result
+  // (a failure of the whole transaction is the same error for every op). A backend may keep
+  // some `done`s to run later, e.g. after resolving a commit whose outcome is unknown; it
+  // moves them out of `batch`.
+  using ApplyBatch = std::function<void(std::vector<PendingWrite>& batch)>;
 
-  GroupCommitter(ApplyBatch apply, size_t max_batch);
+  // `idle`, if set, runs on the writer thread after `idle_interval` without writes (with an
+  // empty batch, for backend housekeeping such as reconnecting).
+  GroupCommitter(ApplyBatch apply, size_t max_batch,
+                 absl::Duration idle_interval = absl::InfiniteDuration());
+  // Runs every op of `batch` through `results` (one per op, in order).
+  static void Complete(std::vector<PendingWrite>& batch, std::vector<WriteResult> results);
   ~GroupCommitter();  // Calls Stop().
 
   void Submit(WriteOp op, Store::Done done);
@@ -36,16 +49,13 @@ class GroupCommitter {
   uint64_t ops() const;
 
  private:
-  struct Pending {
-    WriteOp op;
-    Store::Done done;
-  };
   void Run();
 
   const ApplyBatch apply_;
   const size_t max_batch_;
+  const absl::Duration idle_interval_;
   mutable absl::Mutex mu_;
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<PendingWrite> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t ops_ ABSL_GUARDED_BY(mu_) = 0;

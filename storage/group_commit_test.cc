@@ -14,10 +14,10 @@ TEST(GroupCommitterTest, BatchesWhatQueuedWhileTheWriterWasBusy) {
   std::atomic<int> applied_batches{0};
   std::vector<size_t> sizes;
   GroupCommitter gc(
-      [&](std::vector<WriteOp*>& ops) {
+      [&](std::vector<PendingWrite>& batch) {
         if (applied_batches++ == 0) release.WaitForNotification();  // hold the first batch
-        sizes.push_back(ops.size());
-        return std::vector<WriteResult>(ops.size());
+        sizes.push_back(batch.size());
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
       },
       /*max_batch=*/64);
   std::atomic<int> done{0};
@@ -38,12 +38,12 @@ TEST(GroupCommitterTest, BatchesWhatQueuedWhileTheWriterWasBusy) {
 
 TEST(GroupCommitterTest, EachWriterGetsItsOwnResult) {
   GroupCommitter gc(
-      [](std::vector<WriteOp*>& ops) {
-        std::vector<WriteResult> out(ops.size());
-        for (size_t i = 0; i < ops.size(); ++i) {
-          out[i].purged = std::get<PurgeOp>(*ops[i]).limit;
+      [](std::vector<PendingWrite>& batch) {
+        std::vector<WriteResult> out(batch.size());
+        for (size_t i = 0; i < batch.size(); ++i) {
+          out[i].purged = std::get<PurgeOp>(batch[i].op).limit;
         }
-        return out;
+        GroupCommitter::Complete(batch, std::move(out));
       },
       16);
   std::vector<int64_t> got(20, -1);
@@ -59,6 +59,19 @@ TEST(GroupCommitterTest, EachWriterGetsItsOwnResult) {
   gc.Stop();
   EXPECT_EQ(done.load(), 20);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(got[i], i);
+}
+
+TEST(GroupCommitterTest, IdleTicksRunWithAnEmptyBatch) {
+  std::atomic<int> idle{0};
+  GroupCommitter gc(
+      [&](std::vector<PendingWrite>& batch) {
+        if (batch.empty()) idle++;
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      16, absl::Milliseconds(1));
+  while (idle.load() < 3) std::this_thread::yield();
+  gc.Stop();
+  EXPECT_EQ(gc.batches(), 0u);  // ticks are not batches
 }
 
 }  // namespace

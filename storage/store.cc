@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "storage/postgres/pg_store.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace dtm {
@@ -20,7 +21,8 @@ WriteResult Store::WriteSync(WriteOp op) {
   return result;
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url) {
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url,
+                                                 const StoreOptions& options) {
   std::string path;
   if (absl::StartsWith(url, "sqlite://")) {
     path = url.substr(9);  // "sqlite:///abs/path" -> "/abs/path", "sqlite://rel" -> "rel"
@@ -28,8 +30,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url) {
     path = url;
   } else if (absl::StartsWith(url, "postgresql://") || absl::StartsWith(url, "postgres://") ||
              absl::StrContains(url, "host=") || absl::StrContains(url, "dbname=")) {
-    return absl::UnimplementedError(
-        absl::StrCat("--store '", url, "': the PostgreSQL store is not built yet; use sqlite://"));
+    PgStoreOptions o;
+    o.schema = options.schema;
+    auto store = PgStore::Open(url, o);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<Store>(std::move(*store));
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("--store '", url, "' is not a store URL (expected sqlite:///path/to/dtm.db)"));

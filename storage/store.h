@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "storage/transaction.h"
 
@@ -29,9 +30,12 @@ struct CreateOp {
 };
 
 // Compare-and-set of a transaction's global state plus new values for some branches.
-// FAILED_PRECONDITION if the stored status is not `expected_status`; NOT_FOUND if no such gid.
+// FAILED_PRECONDITION if the stored status is not `expected_status`, or if `owner` is set and
+// another coordinator owns the transaction now (it claimed it after our lease ran out); NOT_FOUND
+// if no such gid.
 struct UpdateOp {
   std::string gid;
+  std::string owner;  // fence: empty writes whoever owns it (ForceStop from any replica)
   GlobalStatus expected_status = GlobalStatus::kUnspecified;
   GlobalStatus new_status = GlobalStatus::kUnspecified;
   std::string rollback_reason;
@@ -50,11 +54,24 @@ struct TouchOp {
   absl::Time next_retry_time;
 };
 
-// Claims up to `limit` non-terminal transactions whose next_retry_time <= now by moving their
-// next_retry_time to now + lease; returns them in WriteResult::claimed.
+// Claims up to `limit` non-terminal transactions that are due (next_retry_time <= now) and not
+// leased (lease_expire <= now), skipping rows another claimer holds locked: sets owner and
+// lease_expire = now + lease, and returns them in WriteResult::claimed. `now` is the
+// database's clock (Store::Now).
 struct ClaimOp {
+  std::string owner;
   absl::Time now;
   int limit = 100;
+  absl::Duration lease = absl::Seconds(10);
+};
+
+// Extends to now + lease the lease of each of `gids` still owned by `owner` and not terminal;
+// WriteResult::renewed lists those renewed with their stored next_retry_time. A gid missing
+// from it is no longer ours (claimed by another coordinator after our lease ran out) or ended.
+struct RenewOp {
+  std::string owner;
+  std::vector<std::string> gids;
+  absl::Time now;
   absl::Duration lease = absl::Seconds(10);
 };
 
@@ -64,13 +81,14 @@ struct PurgeOp {
   int limit = 1000;
 };
 
-using WriteOp = std::variant<CreateOp, UpdateOp, TouchOp, ClaimOp, PurgeOp>;
+using WriteOp = std::variant<CreateOp, UpdateOp, TouchOp, ClaimOp, RenewOp, PurgeOp>;
 
 struct WriteResult {
   absl::Status status;
   std::optional<Transaction> existing;  // CreateOp: the stored transaction on ALREADY_EXISTS
   std::vector<Transaction> claimed;     // ClaimOp
-  int64_t purged = 0;                   // PurgeOp
+  std::vector<std::pair<std::string, absl::Time>> renewed;  // RenewOp: gid, next_retry_time
+  int64_t purged = 0;                                       // PurgeOp
 };
 
 struct ListQuery {
@@ -101,14 +119,26 @@ class Store {
   virtual absl::StatusOr<ListPage> List(const ListQuery& query) = 0;
   // Waits until every queued write is committed and stops the writer. Idempotent.
   virtual void Close() = 0;
+  // The database's clock. Every time the coordinator stores or compares (next_retry_time,
+  // leases, timeouts) comes from here, so replicas whose own clocks disagree still agree on
+  // what is due. SQLite: the local clock. PostgreSQL: the server's clock, estimated as the
+  // local clock plus an offset measured at each connect and refreshed every few seconds.
+  virtual absl::Time Now() { return absl::Now(); }
 
   // Runs `op` and blocks until it is committed. Not for gRPC or engine threads.
   WriteResult WriteSync(WriteOp op);
 };
 
-// Opens the store named by a URL: "sqlite:///path/to/file.db", "sqlite://relative.db" or a
-// bare path ending in ".db".
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url);
+struct StoreOptions {
+  // PostgreSQL: the schema holding dtm's tables (created if missing). Empty: "public".
+  std::string schema;
+};
+
+// Opens the store named by a URL: "sqlite:///path/to/file.db", "sqlite://relative.db", a
+// bare path ending in ".db", or a PostgreSQL URL ("postgresql://...", "postgres://...") or
+// libpq key=value connection string ("host=... dbname=...").
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url,
+                                                 const StoreOptions& options = {});
 
 }  // namespace dtm
 

@@ -5,11 +5,15 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "storage/postgres/pg_store.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "storage/store.h"
 
@@ -27,6 +31,22 @@ std::unique_ptr<Store> MakeSQLite() {
   char dir[] = "/tmp/dtm-store-XXXXXX";
   if (mkdtemp(dir) == nullptr) return nullptr;
   auto s = SQLiteStore::Open(std::string(dir) + "/c.db");
+  return s.ok() ? std::unique_ptr<Store>(std::move(*s)) : nullptr;
+}
+
+// PostgreSQL: the server the test run started (DTM_TEST_PG, set by ctest's "pg" fixture), a
+// fresh schema per test so tests never see each other's rows.
+std::unique_ptr<Store> MakePostgres() {
+  const char* conninfo = std::getenv("DTM_TEST_PG");
+  if (conninfo == nullptr) {
+    ADD_FAILURE() << "DTM_TEST_PG is not set: run through ctest, which starts PostgreSQL";
+    return nullptr;
+  }
+  static std::atomic<int> seq{0};
+  PgStoreOptions o;
+  o.schema = absl::StrCat("conf_", getpid(), "_", seq++);
+  auto s = PgStore::Open(conninfo, o);
+  if (!s.ok()) ADD_FAILURE() << s.status();
   return s.ok() ? std::unique_ptr<Store>(std::move(*s)) : nullptr;
 }
 
@@ -137,8 +157,13 @@ TEST_P(StoreConformanceTest, ClaimTakesOnlyDueNonTerminalWorkAndLeasesIt) {
   Transaction done = MakeTxn("done", kT0, GlobalStatus::kSucceeded);
   done.next_retry_time = kT0;
   ASSERT_TRUE(store_->WriteSync(CreateOp{done}).status.ok());
+  Transaction leased = MakeTxn("leased", kT0);
+  leased.owner = "replica-b";
+  leased.lease_expire = kT0 + absl::Seconds(40);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{leased}).status.ok());
 
   ClaimOp claim;
+  claim.owner = "replica-a";
   claim.now = kT0 + absl::Seconds(20);
   claim.lease = absl::Seconds(30);
   WriteResult r = store_->WriteSync(claim);
@@ -146,11 +171,102 @@ TEST_P(StoreConformanceTest, ClaimTakesOnlyDueNonTerminalWorkAndLeasesIt) {
   ASSERT_EQ(r.claimed.size(), 1u);
   EXPECT_EQ(r.claimed[0].gid, "due");
   EXPECT_EQ(r.claimed[0].branches.size(), 4u);
-  EXPECT_EQ(store_->Get("due")->next_retry_time, claim.now + claim.lease);
-  // Leased: not claimed again until the lease passes.
+  EXPECT_EQ(r.claimed[0].owner, "replica-a");
+  EXPECT_EQ(r.claimed[0].lease_expire, claim.now + claim.lease);
+  EXPECT_EQ(store_->Get("due")->owner, "replica-a");
+  // Leased to replica-a: nobody claims it again until the lease passes; then replica-c may.
+  claim.owner = "replica-c";
   EXPECT_TRUE(store_->WriteSync(claim).claimed.empty());
   claim.now += absl::Seconds(31);
-  EXPECT_EQ(store_->WriteSync(claim).claimed.size(), 1u);
+  WriteResult again = store_->WriteSync(claim);
+  std::vector<std::string> gids;
+  for (const auto& t : again.claimed) gids.push_back(t.gid);
+  EXPECT_THAT(gids, ::testing::UnorderedElementsAre("due", "leased"));
+  EXPECT_EQ(store_->Get("leased")->owner, "replica-c");
+}
+
+TEST_P(StoreConformanceTest, RenewExtendsOnlyTheOwnersLiveLeases) {
+  Transaction mine = MakeTxn("mine", kT0);
+  mine.owner = "a";
+  mine.lease_expire = kT0 + absl::Seconds(10);
+  Transaction theirs = MakeTxn("theirs", kT0);
+  theirs.owner = "b";
+  theirs.lease_expire = kT0 + absl::Seconds(10);
+  Transaction ended = MakeTxn("ended", kT0, GlobalStatus::kFailed);
+  ended.owner = "a";
+  for (const auto& t : {mine, theirs, ended}) {
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  RenewOp renew{
+      "a", {"mine", "theirs", "ended", "missing"}, kT0 + absl::Seconds(5), absl::Seconds(10)};
+  WriteResult r = store_->WriteSync(renew);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_EQ(r.renewed.size(), 1u);
+  EXPECT_EQ(r.renewed[0].first, "mine");
+  EXPECT_EQ(r.renewed[0].second, mine.next_retry_time);
+  EXPECT_EQ(store_->Get("mine")->lease_expire, kT0 + absl::Seconds(15));
+  EXPECT_EQ(store_->Get("theirs")->lease_expire, kT0 + absl::Seconds(10));
+}
+
+TEST_P(StoreConformanceTest, UpdateIsFencedByOwner) {
+  Transaction t = MakeTxn("fence", kT0);
+  t.owner = "a";
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  // Replica b claimed it after a's lease ran out: a's late write must not land.
+  ClaimOp claim;
+  claim.owner = "b";
+  claim.now = kT0 + absl::Minutes(1);
+  ASSERT_EQ(store_->WriteSync(claim).claimed.size(), 1u);
+  UpdateOp op;
+  op.gid = "fence";
+  op.owner = "a";
+  op.expected_status = GlobalStatus::kSubmitted;
+  op.new_status = GlobalStatus::kSucceeded;
+  WriteResult r = store_->WriteSync(op);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(r.status.message()), ::testing::HasSubstr("'b'"));
+  EXPECT_EQ(store_->Get("fence")->status, GlobalStatus::kSubmitted);
+  op.owner = "b";
+  EXPECT_TRUE(store_->WriteSync(op).status.ok());
+  // An unfenced write (ForceStop from any replica) needs only the status to match.
+  Transaction u = MakeTxn("unfenced", kT0);
+  u.owner = "b";
+  ASSERT_TRUE(store_->WriteSync(CreateOp{u}).status.ok());
+  op.gid = "unfenced";
+  op.owner = "";
+  op.new_status = GlobalStatus::kFailed;
+  EXPECT_TRUE(store_->WriteSync(op).status.ok());
+  EXPECT_EQ(store_->Get("unfenced")->status, GlobalStatus::kFailed);
+}
+
+TEST_P(StoreConformanceTest, ConcurrentClaimersNeverShareATransaction) {
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn(absl::StrCat("cc-", i), kT0)}).status.ok());
+  }
+  std::vector<std::vector<std::string>> got(3);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < 3; ++c) {
+    threads.emplace_back([&, c] {
+      for (;;) {
+        ClaimOp claim;
+        claim.owner = absl::StrCat("r", c);
+        claim.now = kT0 + absl::Seconds(20);
+        claim.limit = 7;
+        WriteResult r = store_->WriteSync(claim);
+        if (!r.status.ok() || r.claimed.empty()) return;
+        for (const auto& t : r.claimed) got[c].push_back(t.gid);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  size_t total = 0;
+  for (const auto& g : got) {
+    total += g.size();
+    all.insert(g.begin(), g.end());
+  }
+  EXPECT_EQ(total, 60u);  // each transaction claimed exactly once
+  EXPECT_EQ(all.size(), 60u);
 }
 
 TEST_P(StoreConformanceTest, TouchMakesWorkDueAndRefusesTerminal) {
@@ -159,6 +275,7 @@ TEST_P(StoreConformanceTest, TouchMakesWorkDueAndRefusesTerminal) {
   ASSERT_TRUE(store_->WriteSync(CreateOp{later}).status.ok());
   ASSERT_TRUE(store_->WriteSync(TouchOp{"touch", kT0}).status.ok());
   ClaimOp claim;
+  claim.owner = "a";
   claim.now = kT0;
   EXPECT_EQ(store_->WriteSync(claim).claimed.size(), 1u);
   ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("fin", kT0, GlobalStatus::kFailed)}).status.ok());
@@ -256,7 +373,8 @@ TEST_P(StoreConformanceTest, CloseFlushesQueuedWrites) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest,
-                         ::testing::Values(StoreFactory{"sqlite", MakeSQLite}),
+                         ::testing::Values(StoreFactory{"sqlite", MakeSQLite},
+                                           StoreFactory{"postgres", MakePostgres}),
                          [](const auto& info) { return info.param.name; });
 
 TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {

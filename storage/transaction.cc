@@ -69,7 +69,7 @@ bool Transaction::operator==(const Transaction& o) const {
          create_time == o.create_time && update_time == o.update_time &&
          finish_time == o.finish_time && next_retry_time == o.next_retry_time &&
          rollback_reason == o.rollback_reason && query_prepared == o.query_prepared &&
-         branches == o.branches;
+         owner == o.owner && lease_expire == o.lease_expire && branches == o.branches;
 }
 
 std::string SagaBranchId(int step) { return absl::StrFormat("%02d", step + 1); }

@@ -78,6 +78,10 @@ struct Transaction {
   absl::Time next_retry_time = absl::InfinitePast();
   std::string rollback_reason;
   std::string query_prepared;
+  // The coordinator (replica) working on it and until when its lease holds; others claim it
+  // only once the lease has expired.
+  std::string owner;
+  absl::Time lease_expire = absl::InfinitePast();
   // Saga layout: step i has its action at 2*i and its compensation at 2*i+1.
   std::vector<Branch> branches;
 

@@ -10,10 +10,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "storage/codec.h"
 #include "storage/status_macros.h"
 
 namespace dtm {
-namespace {}  // namespace
 
 // One connection plus its prepared statements (SQLite re-parses SQL on every prepare, which
 // was the writer's largest CPU cost). Used by one thread at a time.
@@ -114,33 +114,6 @@ absl::Status ExecSql(sqlite3* db, const char* sql) {
 
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
-// branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
-std::string EncodeHeaders(const std::map<std::string, std::string>& h) {
-  return absl::StrJoin(h, "\n", absl::PairFormatter("="));
-}
-std::map<std::string, std::string> DecodeHeaders(const std::string& s) {
-  std::map<std::string, std::string> h;
-  for (absl::string_view line : absl::StrSplit(s, '\n', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
-    h.emplace(std::move(kv));
-  }
-  return h;
-}
-std::string EncodeAfter(const std::vector<int32_t>& a) { return absl::StrJoin(a, ","); }
-std::vector<int32_t> DecodeAfter(const std::string& s) {
-  std::vector<int32_t> out;
-  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipEmpty())) {
-    int32_t v;
-    if (absl::SimpleAtoi(p, &v)) out.push_back(v);
-  }
-  return out;
-}
-
-constexpr char kGlobalColumns[] =
-    "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
-    "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
-    "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared";
-
 Transaction ReadGlobal(const Stmt& s) {
   Transaction t;
   t.gid = s.Text(0);
@@ -160,6 +133,8 @@ Transaction ReadGlobal(const Stmt& s) {
   t.next_retry_time = s.Time(14);
   t.rollback_reason = s.Text(15);
   t.query_prepared = s.Text(16);
+  t.owner = s.Text(17);
+  t.lease_expire = s.Time(18);
   return t;
 }
 
@@ -226,9 +201,10 @@ absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
 // per-op outcomes (exists, CAS mismatch) go into `out.status`.
 absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out) {
   const Transaction& t = op.txn;
-  Stmt s(conn, absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
-                            ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-                   .c_str());
+  Stmt s(conn,
+         absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+             .c_str());
   RETURN_IF_ERROR(s.status());
   s.Bind(1, t.gid)
       .Bind(2, static_cast<int64_t>(t.trans_type))
@@ -246,7 +222,9 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
       .BindTime(14, t.finish_time)
       .BindTime(15, t.next_retry_time)
       .Bind(16, t.rollback_reason)
-      .Bind(17, t.query_prepared);
+      .Bind(17, t.query_prepared)
+      .Bind(18, t.owner)
+      .BindTime(19, t.lease_expire);
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
     ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(conn, t.gid));
@@ -259,23 +237,26 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
 
 // A conditional UPDATE changed nothing: tells the writer why (NOT_FOUND, or
 // FAILED_PRECONDITION with the status found and `expectation`).
-absl::Status ExplainNoChange(SQLiteConn& conn, const std::string& gid,
-                             const std::string& expectation, WriteResult& out) {
-  Stmt q(conn, "SELECT status FROM trans_global WHERE gid = ?");
+absl::Status ExplainNoChange(SQLiteConn& conn, const std::string& gid, GlobalStatus expected,
+                             const std::string& owner, WriteResult& out) {
+  Stmt q(conn, "SELECT status, owner FROM trans_global WHERE gid = ?");
   RETURN_IF_ERROR(q.status());
   q.Bind(1, gid);
   ASSIGN_OR_RETURN(bool row, q.Step());
-  out.status = row ? absl::FailedPreconditionError(absl::StrCat(
-                         "transaction '", gid, "' is ",
-                         GlobalStatusName(static_cast<GlobalStatus>(q.Int(0))), expectation))
-                   : absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
+  if (!row) {
+    out.status = absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
+  } else {
+    out.status =
+        NoChangeError(gid, static_cast<GlobalStatus>(q.Int(0)), q.Text(1), expected, owner);
+  }
   return absl::OkStatus();
 }
 
 absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out) {
   Stmt s(conn,
          "UPDATE trans_global SET status = ?, rollback_reason = ?, update_time = ?, "
-         "finish_time = ?, next_retry_time = ? WHERE gid = ? AND status = ?");
+         "finish_time = ?, next_retry_time = ? WHERE gid = ? AND status = ? AND "
+         "(? = '' OR owner = ?)");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(op.new_status))
       .Bind(2, op.rollback_reason)
@@ -283,11 +264,12 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
       .BindTime(4, op.finish_time)
       .BindTime(5, op.next_retry_time)
       .Bind(6, op.gid)
-      .Bind(7, static_cast<int64_t>(op.expected_status));
+      .Bind(7, static_cast<int64_t>(op.expected_status))
+      .Bind(8, op.owner)
+      .Bind(9, op.owner);
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
-    return ExplainNoChange(conn, op.gid,
-                           absl::StrCat(", expected ", GlobalStatusName(op.expected_status)), out);
+    return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
   }
   if (op.branches.empty()) return absl::OkStatus();
   Stmt u(conn,
@@ -312,7 +294,9 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
   RETURN_IF_ERROR(s.Exec());
-  if (sqlite3_changes(conn.db) == 0) return ExplainNoChange(conn, op.gid, "", out);
+  if (sqlite3_changes(conn.db) == 0) {
+    return ExplainNoChange(conn, op.gid, GlobalStatus::kUnspecified, "", out);
+  }
   return absl::OkStatus();
 }
 
@@ -320,10 +304,10 @@ absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
   std::vector<std::string> gids;
   {
     Stmt s(conn,
-           "SELECT gid FROM trans_global WHERE status IN (1,2,3) AND next_retry_time <= ? "
-           "ORDER BY next_retry_time LIMIT ?");
+           "SELECT gid FROM trans_global WHERE status IN (1,2,3) AND next_retry_time <= ? AND "
+           "(lease_expire IS NULL OR lease_expire <= ?) ORDER BY next_retry_time LIMIT ?");
     RETURN_IF_ERROR(s.status());
-    s.BindTime(1, op.now).Bind(2, op.limit);
+    s.BindTime(1, op.now).BindTime(2, op.now).Bind(3, op.limit);
     for (;;) {
       ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -331,12 +315,27 @@ absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
     }
   }
   for (const std::string& gid : gids) {
-    Stmt u(conn, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ?");
+    Stmt u(conn, "UPDATE trans_global SET owner = ?, lease_expire = ? WHERE gid = ?");
     RETURN_IF_ERROR(u.status());
-    u.BindTime(1, op.now + op.lease).Bind(2, gid);
+    u.Bind(1, op.owner).BindTime(2, op.now + op.lease).Bind(3, gid);
     RETURN_IF_ERROR(u.Exec());
     ASSIGN_OR_RETURN(Transaction t, LoadTransaction(conn, gid));
     out.claimed.push_back(std::move(t));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyRenew(SQLiteConn& conn, const RenewOp& op, WriteResult& out) {
+  Stmt s(conn,
+         "UPDATE trans_global SET lease_expire = ? WHERE gid = ? AND owner = ? AND "
+         "status IN (1,2,3) RETURNING next_retry_time");
+  RETURN_IF_ERROR(s.status());
+  for (const std::string& gid : op.gids) {
+    s.Reset();
+    s.BindTime(1, op.now + op.lease).Bind(2, gid).Bind(3, op.owner);
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (row) out.renewed.emplace_back(gid, s.Time(0));
+    s.Reset();
   }
   return absl::OkStatus();
 }
@@ -436,6 +435,14 @@ absl::Status Migrate(SQLiteConn& conn) {
       INSERT INTO dtm_schema_version VALUES (1);)sql");
     if (!st.ok()) return fail(st);
   }
+  if (version < 2) {
+    // v2: owner and lease for work claiming.
+    st = ExecSql(conn.db, R"sql(
+      ALTER TABLE trans_global ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+      ALTER TABLE trans_global ADD COLUMN lease_expire INTEGER;
+      INSERT INTO dtm_schema_version VALUES (2);)sql");
+    if (!st.ok()) return fail(st);
+  }
   return ExecSql(conn.db, "COMMIT");
 }
 
@@ -453,7 +460,10 @@ absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string
 SQLiteStore::SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader)
     : writer_(std::move(writer)), reader_(std::move(reader)) {
   committer_ = std::make_unique<GroupCommitter>(
-      [this](std::vector<WriteOp*>& ops) { return ApplyBatch(ops); }, 1024);
+      [this](std::vector<PendingWrite>& batch) {
+        if (!batch.empty()) GroupCommitter::Complete(batch, ApplyBatch(batch));
+      },
+      1024);
 }
 
 SQLiteStore::~SQLiteStore() { Close(); }
@@ -464,7 +474,7 @@ void SQLiteStore::Write(WriteOp op, Done done) {
   committer_->Submit(std::move(op), std::move(done));
 }
 
-std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<WriteOp*>& ops) {
+std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<PendingWrite>& ops) {
   std::vector<WriteResult> results(ops.size());
   absl::Status st = ExecSql(writer_->db, "BEGIN IMMEDIATE");
   for (size_t i = 0; st.ok() && i < ops.size(); ++i) {
@@ -476,9 +486,10 @@ std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<WriteOp*>& ops) {
           if constexpr (std::is_same_v<T, UpdateOp>) return ApplyUpdate(*writer_, op, out);
           if constexpr (std::is_same_v<T, TouchOp>) return ApplyTouch(*writer_, op, out);
           if constexpr (std::is_same_v<T, ClaimOp>) return ApplyClaim(*writer_, op, out);
+          if constexpr (std::is_same_v<T, RenewOp>) return ApplyRenew(*writer_, op, out);
           if constexpr (std::is_same_v<T, PurgeOp>) return ApplyPurge(*writer_, op, out);
         },
-        *ops[i]);
+        ops[i].op);
   }
   if (st.ok()) st = ExecSql(writer_->db, "COMMIT");
   if (!st.ok()) {
@@ -499,18 +510,9 @@ absl::StatusOr<Transaction> SQLiteStore::Get(const std::string& gid) {
 absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
   std::string sql = absl::StrCat("SELECT ", kGlobalColumns,
                                  " FROM trans_global WHERE create_time > ? AND create_time < ?");
-  int64_t cursor_time = 0;
-  std::string cursor_gid;
+  PageCursor cursor;
   if (!q.page_token.empty()) {
-    std::string decoded;
-    std::pair<std::string, std::string> parts;
-    if (!absl::WebSafeBase64Unescape(q.page_token, &decoded) ||
-        (parts = absl::StrSplit(decoded, absl::MaxSplits('|', 1)), false) ||
-        !absl::SimpleAtoi(parts.first, &cursor_time)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("page_token '", q.page_token, "' is not a token returned by List"));
-    }
-    cursor_gid = parts.second;
+    ASSIGN_OR_RETURN(cursor, DecodePageToken(q.page_token));
     sql += " AND (create_time < ? OR (create_time = ? AND gid < ?))";
   }
   if (q.status != GlobalStatus::kUnspecified) sql += " AND status = ?";
@@ -527,9 +529,9 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
   s.Bind(i++, q.created_before == absl::InfiniteFuture() ? INT64_MAX
                                                          : absl::ToUnixMicros(q.created_before));
   if (!q.page_token.empty()) {
-    s.Bind(i++, cursor_time);
-    s.Bind(i++, cursor_time);
-    s.Bind(i++, cursor_gid);
+    s.Bind(i++, cursor.create_time_us);
+    s.Bind(i++, cursor.create_time_us);
+    s.Bind(i++, cursor.gid);
   }
   if (q.status != GlobalStatus::kUnspecified) s.Bind(i++, static_cast<int64_t>(q.status));
   if (q.trans_type != TransType::kUnspecified) s.Bind(i++, static_cast<int64_t>(q.trans_type));
@@ -546,9 +548,7 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
   }
   if (static_cast<int>(page.transactions.size()) > q.page_size) {
     page.transactions.pop_back();
-    const Transaction& last = page.transactions.back();
-    page.next_page_token = absl::WebSafeBase64Escape(
-        absl::StrCat(absl::ToUnixMicros(last.create_time), "|", last.gid));
+    page.next_page_token = EncodePageToken(page.transactions.back());
   }
   return page;
 }

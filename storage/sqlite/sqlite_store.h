@@ -29,11 +29,11 @@ class SQLiteStore final : public Store {
 
   const GroupCommitter& committer() const { return *committer_; }
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
  private:
   SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader);
-  std::vector<WriteResult> ApplyBatch(std::vector<WriteOp*>& ops);
+  std::vector<WriteResult> ApplyBatch(std::vector<PendingWrite>& ops);
 
   const std::unique_ptr<SQLiteConn> writer_;  // used only by the committer thread
   absl::Mutex reader_mu_;

@@ -1,0 +1,73 @@
+#include "storage/codec.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace dtm {
+
+std::string EncodeHeaders(const std::map<std::string, std::string>& h) {
+  return absl::StrJoin(h, "\n", absl::PairFormatter("="));
+}
+
+std::map<std::string, std::string> DecodeHeaders(const std::string& s) {
+  std::map<std::string, std::string> h;
+  for (absl::string_view line : absl::StrSplit(s, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    h.emplace(std::move(kv));
+  }
+  return h;
+}
+
+std::string EncodeAfter(const std::vector<int32_t>& a) { return absl::StrJoin(a, ","); }
+
+std::vector<int32_t> DecodeAfter(const std::string& s) {
+  std::vector<int32_t> out;
+  for (absl::string_view p : absl::StrSplit(s, ',', absl::SkipEmpty())) {
+    int32_t v;
+    if (absl::SimpleAtoi(p, &v)) out.push_back(v);
+  }
+  return out;
+}
+
+std::string EncodePageToken(const Transaction& last) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(absl::ToUnixMicros(last.create_time), "|", last.gid));
+}
+
+absl::StatusOr<PageCursor> DecodePageToken(const std::string& token) {
+  std::string decoded;
+  PageCursor c;
+  if (absl::WebSafeBase64Unescape(token, &decoded)) {
+    std::pair<std::string, std::string> parts = absl::StrSplit(decoded, absl::MaxSplits('|', 1));
+    if (absl::SimpleAtoi(parts.first, &c.create_time_us)) {
+      c.gid = std::move(parts.second);
+      return c;
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("page_token '", token, "' is not a token returned by List"));
+}
+
+absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
+                           const std::string& row_owner, GlobalStatus expected,
+                           const std::string& owner) {
+  if (expected != GlobalStatus::kUnspecified && status != expected) {
+    return absl::FailedPreconditionError(absl::StrCat("transaction '", gid, "' is ",
+                                                      GlobalStatusName(status), ", expected ",
+                                                      GlobalStatusName(expected)));
+  }
+  if (!owner.empty() && row_owner != owner) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("transaction '", gid, "' is now owned by coordinator '", row_owner,
+                     "', not '", owner, "' (its lease ran out)"));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("transaction '", gid, "' is ", GlobalStatusName(status)));
+}
+
+}  // namespace dtm

@@ -1,0 +1,671 @@
+#include "storage/postgres/pg_store.h"
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "storage/codec.h"
+#include "storage/postgres/pg_conn.h"
+#include "storage/status_macros.h"
+
+namespace dtm {
+
+struct PgStore::Reader {
+  absl::Mutex mu;
+  std::unique_ptr<PgConn> conn ABSL_GUARDED_BY(mu);
+};
+
+// A batch whose COMMIT was sent but whose answer was lost: its writers wait until
+// txid_status() says whether it committed.
+struct PgStore::Unresolved {
+  int64_t xid = 0;
+  int backend_pid = 0;
+  std::vector<PendingWrite> batch;
+  std::vector<WriteResult> results;  // what each op did, if the commit happened
+};
+
+namespace {
+
+// pg_advisory_xact_lock key for migrations: "dtm" in ASCII.
+constexpr int64_t kMigrationLock = 0x64746d;
+constexpr absl::Duration kIdleTick = absl::Milliseconds(250);
+constexpr absl::Duration kClockCheckEvery = absl::Seconds(10);
+
+constexpr char kBranchColumns[] =
+    "branch_id, op, target, payload, status, attempts, last_error, finish_time, after";
+
+std::vector<std::pair<std::string, std::string>> Statements() {
+  std::string values;
+  for (int i = 1; i <= kGlobalColumnCount; ++i) absl::StrAppend(&values, i > 1 ? "," : "", "$", i);
+  return {
+      {"txid", "SELECT txid_current()"},
+      {"now_us", "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"},
+      {"create_global", absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
+                                     values, ") ON CONFLICT (gid) DO NOTHING")},
+      {"insert_branch", absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
+                                     ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")},
+      {"get_global",
+       absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = $1")},
+      {"get_branches", absl::StrCat("SELECT ", kBranchColumns,
+                                    " FROM trans_branch WHERE gid = $1 ORDER BY idx")},
+      {"get_branches_many",
+       absl::StrCat("SELECT gid, ", kBranchColumns,
+                    " FROM trans_branch WHERE gid = ANY($1::text[]) ORDER BY gid, idx")},
+      {"update_global",
+       "UPDATE trans_global SET status = $1, rollback_reason = $2, update_time = $3, "
+       "finish_time = $4, next_retry_time = $5 WHERE gid = $6 AND status = $7 AND "
+       "($8::text = '' OR owner = $8::text)"},
+      {"update_branch",
+       "UPDATE trans_branch SET status = $1, attempts = $2, last_error = $3, finish_time = $4 "
+       "WHERE gid = $5 AND idx = $6"},
+      {"status_owner", "SELECT status, owner FROM trans_global WHERE gid = $1"},
+      {"touch",
+       "UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND status IN (1,2,3)"},
+      {"claim", absl::StrCat("UPDATE trans_global SET owner = $1, lease_expire = $2 WHERE gid IN "
+                             "(SELECT gid FROM trans_global WHERE status IN (1,2,3) AND "
+                             "next_retry_time <= $3 AND (lease_expire IS NULL OR lease_expire "
+                             "<= $3) ORDER BY next_retry_time LIMIT $4 FOR UPDATE SKIP LOCKED) "
+                             "RETURNING ",
+                             kGlobalColumns)},
+      {"renew",
+       "UPDATE trans_global SET lease_expire = $1 WHERE gid = ANY($2::text[]) AND owner = $3 "
+       "AND status IN (1,2,3) RETURNING gid, next_retry_time"},
+      {"purge",
+       "WITH d AS (SELECT gid FROM trans_global WHERE status IN (4,5) AND finish_time < $1 "
+       "ORDER BY finish_time LIMIT $2 FOR UPDATE SKIP LOCKED), "
+       "b AS (DELETE FROM trans_branch WHERE gid IN (SELECT gid FROM d)) "
+       "DELETE FROM trans_global WHERE gid IN (SELECT gid FROM d)"},
+  };
+}
+
+absl::Status PrepareAll(PgConn& c) {
+  for (const auto& [name, sql] : Statements()) RETURN_IF_ERROR(c.Prepare(name, sql));
+  return absl::OkStatus();
+}
+
+int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
+
+PgParams GlobalParams(const Transaction& t) {
+  PgParams p;
+  p.Add(t.gid)
+      .Add(static_cast<int64_t>(t.trans_type))
+      .Add(static_cast<int64_t>(t.status))
+      .Add(t.options.wait_result ? 1 : 0)
+      .Add(Micros(t.options.timeout_to_fail))
+      .Add(Micros(t.options.retry_interval))
+      .Add(Micros(t.options.max_retry_interval))
+      .Add(Micros(t.options.request_timeout))
+      .Add(static_cast<int64_t>(t.options.retry_limit))
+      .Add(t.options.concurrent ? 1 : 0)
+      .Add(EncodeHeaders(t.options.branch_headers))
+      .AddTime(t.create_time)
+      .AddTime(t.update_time)
+      .AddTime(t.finish_time)
+      .AddTime(t.next_retry_time)
+      .Add(t.rollback_reason)
+      .Add(t.query_prepared)
+      .Add(t.owner)
+      .AddTime(t.lease_expire);
+  return p;
+}
+
+Transaction ReadGlobal(const PgRow& r) {
+  Transaction t;
+  t.gid = r.Text(0);
+  t.trans_type = static_cast<TransType>(r.Int(1));
+  t.status = static_cast<GlobalStatus>(r.Int(2));
+  t.options.wait_result = r.Int(3) != 0;
+  t.options.timeout_to_fail = absl::Microseconds(r.Int(4));
+  t.options.retry_interval = absl::Microseconds(r.Int(5));
+  t.options.max_retry_interval = absl::Microseconds(r.Int(6));
+  t.options.request_timeout = absl::Microseconds(r.Int(7));
+  t.options.retry_limit = static_cast<int32_t>(r.Int(8));
+  t.options.concurrent = r.Int(9) != 0;
+  t.options.branch_headers = DecodeHeaders(r.Text(10));
+  t.create_time = r.Time(11);
+  t.update_time = r.Time(12);
+  t.finish_time = r.Time(13);
+  t.next_retry_time = r.Time(14);
+  t.rollback_reason = r.Text(15);
+  t.query_prepared = r.Text(16);
+  t.owner = r.Text(17);
+  t.lease_expire = r.Time(18);
+  return t;
+}
+
+// Reads kBranchColumns starting at column `c`.
+Branch ReadBranch(const PgRow& r, int c) {
+  Branch b;
+  b.branch_id = r.Text(c);
+  b.op = static_cast<BranchOp>(r.Int(c + 1));
+  b.target = r.Text(c + 2);
+  b.payload = r.Bytes(c + 3);
+  b.status = static_cast<BranchStatus>(r.Int(c + 4));
+  b.attempts = static_cast<int32_t>(r.Int(c + 5));
+  b.last_error = r.Text(c + 6);
+  b.finish_time = r.Time(c + 7);
+  b.after = DecodeAfter(r.Text(c + 8));
+  return b;
+}
+
+void ReadBranches(const PGresult* res, Transaction& t) {
+  for (int i = 0; i < PQntuples(res); ++i) t.branches.push_back(ReadBranch(PgRow(res, i), 0));
+}
+
+int64_t Changed(const PgResult& r) {
+  int64_t n = 0;
+  const char* s = PQcmdTuples(r.get());
+  for (; s && *s; ++s) n = n * 10 + (*s - '0');
+  return n;
+}
+
+absl::Status NoChange(const PgResult& r, const std::string& gid, GlobalStatus expected,
+                      const std::string& owner) {
+  if (PQntuples(r.get()) == 0) {
+    return absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
+  }
+  PgRow row(r.get(), 0);
+  return NoChangeError(gid, static_cast<GlobalStatus>(row.Int(0)), row.Text(1), expected, owner);
+}
+
+absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& conninfo) {
+  auto step = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(PgResult unused, c.Exec("BEGIN"));
+    PgParams lock;
+    lock.Add(kMigrationLock);
+    ASSIGN_OR_RETURN(unused, c.Exec("SELECT pg_advisory_xact_lock($1::bigint)", lock));
+    PgParams ns;
+    ns.Add(schema);
+    ASSIGN_OR_RETURN(PgResult exists, c.Exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", ns));
+    if (PQntuples(exists.get()) == 0) {
+      char* ident = PQescapeIdentifier(c.raw(), schema.c_str(), schema.size());
+      std::string sql = absl::StrCat("CREATE SCHEMA ", ident ? ident : "\"?\"");
+      PQfreemem(ident);
+      ASSIGN_OR_RETURN(unused, c.Exec(sql));
+    }
+    ASSIGN_OR_RETURN(unused,
+                     c.Exec("CREATE TABLE IF NOT EXISTS dtm_schema_version (version INT NOT NULL)"));
+    ASSIGN_OR_RETURN(PgResult v, c.Exec("SELECT COALESCE(MAX(version), 0) FROM dtm_schema_version"));
+    int64_t version = PgRow(v.get(), 0).Int(0);
+    if (version > PgStore::kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "PostgreSQL schema '", schema, "' has dtm schema version ", version,
+          ", newer than this dtmd supports (", PgStore::kSchemaVersion, "); upgrade dtmd"));
+    }
+    if (version < 1) {
+      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+        CREATE TABLE trans_global (
+          gid TEXT PRIMARY KEY,
+          trans_type SMALLINT NOT NULL,
+          status SMALLINT NOT NULL,
+          wait_result SMALLINT NOT NULL,
+          timeout_to_fail_us BIGINT NOT NULL,
+          retry_interval_us BIGINT NOT NULL,
+          max_retry_interval_us BIGINT NOT NULL,
+          request_timeout_us BIGINT NOT NULL,
+          retry_limit INT NOT NULL,
+          concurrent SMALLINT NOT NULL,
+          branch_headers TEXT NOT NULL,
+          create_time BIGINT,
+          update_time BIGINT,
+          finish_time BIGINT,
+          next_retry_time BIGINT,
+          rollback_reason TEXT NOT NULL,
+          query_prepared TEXT NOT NULL,
+          owner TEXT NOT NULL DEFAULT '',
+          lease_expire BIGINT);
+        CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE status IN (1,2,3);
+        CREATE INDEX trans_global_created ON trans_global (create_time, gid);
+        CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5);
+        CREATE TABLE trans_branch (
+          gid TEXT NOT NULL,
+          idx INT NOT NULL,
+          branch_id TEXT NOT NULL,
+          op SMALLINT NOT NULL,
+          target TEXT NOT NULL,
+          payload BYTEA NOT NULL,
+          status SMALLINT NOT NULL,
+          attempts INT NOT NULL,
+          last_error TEXT NOT NULL,
+          finish_time BIGINT,
+          after TEXT NOT NULL,
+          PRIMARY KEY (gid, idx));
+        INSERT INTO dtm_schema_version VALUES (1);)sql"));
+    }
+    ASSIGN_OR_RETURN(unused, c.Exec("COMMIT"));
+    return absl::OkStatus();
+  };
+  absl::Status st = step();
+  if (st.ok()) return st;
+  if (!c.broken()) c.Exec("ROLLBACK").status().IgnoreError();
+  if (SqlState(st) == "42501") {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "PostgreSQL user '", PQuser(c.raw()), "' at ", PgHostOf(conninfo),
+        " lacks the rights dtmd needs in schema '", schema,
+        "' (USAGE and CREATE on the schema, or CREATE on the database for a new schema): ",
+        st.message()));
+  }
+  return st;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& conninfo,
+                                                       const PgStoreOptions& options) {
+  PgStoreOptions o = options;
+  if (o.schema.empty()) o.schema = "public";
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c, PgConn::Connect(conninfo, o.schema, o.io_timeout));
+  RETURN_IF_ERROR(Migrate(*c, o.schema, conninfo));
+  RETURN_IF_ERROR(PrepareAll(*c));
+  return std::unique_ptr<PgStore>(new PgStore(conninfo, o, std::move(c)));
+}
+
+PgStore::PgStore(std::string conninfo, PgStoreOptions options, std::unique_ptr<PgConn> writer)
+    : conninfo_(std::move(conninfo)), options_(std::move(options)), writer_(std::move(writer)) {
+  MeasureClockOffset(*writer_);
+  for (int i = 0; i < std::max(1, options_.readers); ++i) {
+    readers_.push_back(std::make_unique<Reader>());
+  }
+  committer_ = std::make_unique<GroupCommitter>(
+      [this](std::vector<PendingWrite>& batch) { ApplyBatch(batch); }, 1024, kIdleTick);
+}
+
+PgStore::~PgStore() { Close(); }
+
+void PgStore::Close() {
+  committer_->Stop();
+  // The writer thread is gone: finish what it left undecided, as far as the database lets us.
+  if (!unresolved_.empty() && EnsureWriter()) ResolveUnknownCommits();
+  for (auto& u : unresolved_) {
+    std::vector<WriteResult> failed(u->batch.size());
+    for (auto& r : failed) {
+      r.status = absl::UnavailableError("closed before the commit's outcome could be read");
+    }
+    GroupCommitter::Complete(u->batch, std::move(failed));
+  }
+  unresolved_.clear();
+}
+
+absl::Time PgStore::Now() {
+  return absl::Now() + absl::Microseconds(clock_offset_us_.load(std::memory_order_relaxed));
+}
+
+void PgStore::Write(WriteOp op, Done done) { committer_->Submit(std::move(op), std::move(done)); }
+
+absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Connect() {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c,
+                   PgConn::Connect(conninfo_, options_.schema, options_.io_timeout));
+  RETURN_IF_ERROR(PrepareAll(*c));
+  return c;
+}
+
+void PgStore::MeasureClockOffset(PgConn& conn) {
+  absl::Time before = absl::Now();
+  auto r = conn.ExecPrepared("now_us", {});
+  absl::Time after = absl::Now();
+  next_clock_check_ = after + kClockCheckEvery;
+  if (!r.ok()) return;
+  absl::Time db = absl::FromUnixMicros(PgRow(r->get(), 0).Int(0));
+  absl::Time local = before + (after - before) / 2;
+  clock_offset_us_.store(absl::ToInt64Microseconds(db - local), std::memory_order_relaxed);
+}
+
+bool PgStore::EnsureWriter() {
+  if (writer_ && !writer_->broken()) return true;
+  if (writer_) {
+    writer_.reset();
+    std::fprintf(stderr, "dtmd: lost the PostgreSQL connection; reconnecting\n");
+  }
+  absl::Time now = absl::Now();
+  if (now < next_connect_) return false;
+  auto c = Connect();
+  if (!c.ok()) {
+    backoff_ = std::min(options_.max_reconnect_backoff,
+                        std::max(absl::Milliseconds(100), backoff_ * 2));
+    next_connect_ = now + backoff_;
+    if (last_error_ != c.status().message()) {
+      last_error_ = std::string(c.status().message());
+      std::fprintf(stderr, "dtmd: PostgreSQL unavailable: %s\n", last_error_.c_str());
+    }
+    return false;
+  }
+  writer_ = std::move(*c);
+  if (!last_error_.empty()) std::fprintf(stderr, "dtmd: PostgreSQL connection restored\n");
+  last_error_.clear();
+  backoff_ = absl::ZeroDuration();
+  MeasureClockOffset(*writer_);
+  return true;
+}
+
+void PgStore::ResolveUnknownCommits() {
+  for (auto it = unresolved_.begin(); it != unresolved_.end() && writer_;) {
+    Unresolved& u = **it;
+    PgParams p;
+    p.Add(u.xid);
+    auto r = writer_->Exec("SELECT txid_status($1::bigint)", p);
+    if (!r.ok()) return;  // try again on the next tick
+    std::string status = PQgetisnull(r->get(), 0, 0) ? "" : PgRow(r->get(), 0).Text(0);
+    if (status == "in progress") {
+      // The session that sent COMMIT is still alive on the server: end it, ask again later.
+      PgParams pid;
+      pid.Add(static_cast<int64_t>(u.backend_pid));
+      writer_->Exec("SELECT pg_terminate_backend($1::int)", pid).status().IgnoreError();
+      ++it;
+      continue;
+    }
+    std::fprintf(stderr, "dtmd: commit of transaction %lld with unknown outcome: %s\n",
+                 static_cast<long long>(u.xid), status.empty() ? "unknown" : status.c_str());
+    if (status != "committed") {
+      for (auto& res : u.results) {
+        res = WriteResult();
+        res.status = absl::UnavailableError(
+            status == "aborted" ? "the database rolled the write back (connection lost)"
+                                : "the outcome of the write cannot be known");
+      }
+    }
+    GroupCommitter::Complete(u.batch, std::move(u.results));
+    it = unresolved_.erase(it);
+  }
+}
+
+void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
+  if (!EnsureWriter()) {
+    std::vector<WriteResult> failed(batch.size());
+    for (auto& r : failed) {
+      r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", last_error_));
+    }
+    GroupCommitter::Complete(batch, std::move(failed));
+    return;
+  }
+  if (!unresolved_.empty()) ResolveUnknownCommits();
+  if (absl::Now() >= next_clock_check_) MeasureClockOffset(*writer_);
+  if (batch.empty() || !writer_) return;
+  int64_t xid = 0;
+  auto results = RunBatch(batch, xid);
+  if (results.ok()) {
+    GroupCommitter::Complete(batch, *std::move(results));
+    return;
+  }
+  if (!writer_->broken()) {
+    // The transaction failed but the session lives: roll it back and leave pipeline mode.
+    writer_->SendSql("ROLLBACK").IgnoreError();
+    writer_->Flush().status().IgnoreError();
+    writer_->EndPipeline().IgnoreError();
+  }
+  if (batch.empty()) return;  // moved to unresolved_
+  std::vector<WriteResult> failed(batch.size());
+  for (auto& r : failed) r.status = absl::UnavailableError(results.status().message());
+  GroupCommitter::Complete(batch, std::move(failed));
+}
+
+absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWrite>& batch,
+                                                           int64_t& xid) {
+  PgConn& c = *writer_;
+  const size_t n = batch.size();
+  std::vector<WriteResult> out(n);
+  RETURN_IF_ERROR(c.BeginPipeline());
+
+  // Round 1: BEGIN, our transaction id, then one statement per op.
+  RETURN_IF_ERROR(c.SendSql("BEGIN"));
+  RETURN_IF_ERROR(c.SendPrepared("txid", {}));
+  for (PendingWrite& w : batch) {
+    RETURN_IF_ERROR(std::visit(
+        [&](auto& op) -> absl::Status {
+          using T = std::decay_t<decltype(op)>;
+          PgParams p;
+          if constexpr (std::is_same_v<T, CreateOp>) {
+            return c.SendPrepared("create_global", GlobalParams(op.txn));
+          } else if constexpr (std::is_same_v<T, UpdateOp>) {
+            p.Add(static_cast<int64_t>(op.new_status))
+                .Add(op.rollback_reason)
+                .AddTime(op.update_time)
+                .AddTime(op.finish_time)
+                .AddTime(op.next_retry_time)
+                .Add(op.gid)
+                .Add(static_cast<int64_t>(op.expected_status))
+                .Add(op.owner);
+            return c.SendPrepared("update_global", p);
+          } else if constexpr (std::is_same_v<T, TouchOp>) {
+            p.AddTime(op.next_retry_time).Add(op.gid);
+            return c.SendPrepared("touch", p);
+          } else if constexpr (std::is_same_v<T, ClaimOp>) {
+            p.Add(op.owner).AddTime(op.now + op.lease).AddTime(op.now).Add(op.limit);
+            return c.SendPrepared("claim", p);
+          } else if constexpr (std::is_same_v<T, RenewOp>) {
+            p.AddTime(op.now + op.lease).AddArray(op.gids).Add(op.owner);
+            return c.SendPrepared("renew", p);
+          } else {
+            static_assert(std::is_same_v<T, PurgeOp>);
+            p.AddTime(op.finished_before).Add(op.limit);
+            return c.SendPrepared("purge", p);
+          }
+        },
+        w.op));
+  }
+  ASSIGN_OR_RETURN(std::vector<PgResult> r1, c.Flush());
+  xid = PgRow(r1[1].get(), 0).Int(0);
+
+  // Round 2: what depends on round 1's answers. `first[i]`: op i's first result in r2.
+  std::vector<size_t> first(n, 0);
+  size_t sent = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const PgResult& res = r1[i + 2];
+    first[i] = sent;
+    RETURN_IF_ERROR(std::visit(
+        [&](auto& op) -> absl::Status {
+          using T = std::decay_t<decltype(op)>;
+          PgParams p;
+          if constexpr (std::is_same_v<T, CreateOp>) {
+            if (Changed(res) == 0) {  // the gid exists: read the stored transaction
+              p.Add(op.txn.gid);
+              RETURN_IF_ERROR(c.SendPrepared("get_global", p));
+              sent += 2;
+              return c.SendPrepared("get_branches", p);
+            }
+            for (size_t b = 0; b < op.txn.branches.size(); ++b) {
+              const Branch& br = op.txn.branches[b];
+              PgParams bp;
+              bp.Add(op.txn.gid)
+                  .Add(static_cast<int64_t>(b))
+                  .Add(br.branch_id)
+                  .Add(static_cast<int64_t>(br.op))
+                  .Add(br.target)
+                  .AddBytes(br.payload)
+                  .Add(static_cast<int64_t>(br.status))
+                  .Add(static_cast<int64_t>(br.attempts))
+                  .Add(br.last_error)
+                  .AddTime(br.finish_time)
+                  .Add(EncodeAfter(br.after));
+              RETURN_IF_ERROR(c.SendPrepared("insert_branch", bp));
+              ++sent;
+            }
+          } else if constexpr (std::is_same_v<T, UpdateOp> || std::is_same_v<T, TouchOp>) {
+            if (Changed(res) == 0) {
+              p.Add(op.gid);
+              ++sent;
+              return c.SendPrepared("status_owner", p);
+            }
+            if constexpr (std::is_same_v<T, UpdateOp>) {
+              for (const auto& [idx, b] : op.branches) {
+                PgParams bp;
+                bp.Add(static_cast<int64_t>(b.status))
+                    .Add(static_cast<int64_t>(b.attempts))
+                    .Add(b.last_error)
+                    .AddTime(b.finish_time)
+                    .Add(op.gid)
+                    .Add(static_cast<int64_t>(idx));
+                RETURN_IF_ERROR(c.SendPrepared("update_branch", bp));
+                ++sent;
+              }
+            }
+          } else if constexpr (std::is_same_v<T, ClaimOp>) {
+            if (PQntuples(res.get()) > 0) {
+              std::vector<std::string> gids;
+              for (int row = 0; row < PQntuples(res.get()); ++row) {
+                gids.push_back(PgRow(res.get(), row).Text(0));
+              }
+              p.AddArray(gids);
+              ++sent;
+              return c.SendPrepared("get_branches_many", p);
+            }
+          }
+          return absl::OkStatus();
+        },
+        batch[i].op));
+  }
+  std::vector<PgResult> r2;
+  if (sent > 0) {
+    ASSIGN_OR_RETURN(r2, c.Flush());
+  }
+
+  // Each op's outcome, as it stands if the transaction commits.
+  for (size_t i = 0; i < n; ++i) {
+    const PgResult& res = r1[i + 2];
+    WriteResult& o = out[i];
+    std::visit(
+        [&](auto& op) {
+          using T = std::decay_t<decltype(op)>;
+          if constexpr (std::is_same_v<T, CreateOp>) {
+            if (Changed(res) == 0) {
+              const PgResult& g = r2[first[i]];
+              if (PQntuples(g.get()) == 1) {
+                Transaction t = ReadGlobal(PgRow(g.get(), 0));
+                ReadBranches(r2[first[i] + 1].get(), t);
+                o.existing = std::move(t);
+              }
+              o.status = absl::AlreadyExistsError(absl::StrCat("gid '", op.txn.gid,
+                                                               "' already exists"));
+            }
+          } else if constexpr (std::is_same_v<T, UpdateOp>) {
+            if (Changed(res) == 0) o.status = NoChange(r2[first[i]], op.gid, op.expected_status, op.owner);
+          } else if constexpr (std::is_same_v<T, TouchOp>) {
+            if (Changed(res) == 0) {
+              o.status = NoChange(r2[first[i]], op.gid, GlobalStatus::kUnspecified, "");
+            }
+          } else if constexpr (std::is_same_v<T, ClaimOp>) {
+            absl::flat_hash_map<std::string, size_t> at;
+            for (int row = 0; row < PQntuples(res.get()); ++row) {
+              o.claimed.push_back(ReadGlobal(PgRow(res.get(), row)));
+              at[o.claimed.back().gid] = o.claimed.size() - 1;
+            }
+            if (!o.claimed.empty()) {
+              const PGresult* b = r2[first[i]].get();
+              for (int row = 0; row < PQntuples(b); ++row) {
+                PgRow br(b, row);
+                o.claimed[at[br.Text(0)]].branches.push_back(ReadBranch(br, 1));
+              }
+            }
+          } else if constexpr (std::is_same_v<T, RenewOp>) {
+            for (int row = 0; row < PQntuples(res.get()); ++row) {
+              PgRow r(res.get(), row);
+              o.renewed.emplace_back(r.Text(0), r.Time(1));
+            }
+          } else {
+            o.purged = Changed(res);
+          }
+        },
+        batch[i].op);
+  }
+
+  // Round 3: the durable commit.
+  RETURN_IF_ERROR(c.SendSql("COMMIT"));
+  auto committed = c.Flush();
+  if (!committed.ok()) {
+    if (c.broken()) {
+      // COMMIT was sent and its answer lost: it may or may not have happened.
+      auto u = std::make_unique<Unresolved>();
+      u->xid = xid;
+      u->backend_pid = c.backend_pid();
+      u->batch = std::move(batch);
+      batch.clear();
+      u->results = std::move(out);
+      unresolved_.push_back(std::move(u));
+    }
+    return committed.status();
+  }
+  RETURN_IF_ERROR(c.EndPipeline());
+  return out;
+}
+
+template <typename T, typename Fn>
+absl::StatusOr<T> PgStore::WithReader(Fn fn) {
+  Reader& r = *readers_[next_reader_.fetch_add(1, std::memory_order_relaxed) % readers_.size()];
+  absl::MutexLock lock(&r.mu);
+  for (int attempt = 0;; ++attempt) {
+    if (!r.conn || r.conn->broken()) {
+      auto c = Connect();
+      if (!c.ok()) return absl::UnavailableError(c.status().message());
+      r.conn = std::move(*c);
+    }
+    absl::StatusOr<T> out = fn(*r.conn);
+    if (out.ok() || !r.conn->broken() || attempt > 0) return out;
+  }
+}
+
+absl::StatusOr<Transaction> PgStore::Get(const std::string& gid) {
+  return WithReader<Transaction>([&](PgConn& c) -> absl::StatusOr<Transaction> {
+    PgParams p;
+    p.Add(gid);
+    ASSIGN_OR_RETURN(PgResult g, c.ExecPrepared("get_global", p));
+    if (PQntuples(g.get()) == 0) {
+      return absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
+    }
+    Transaction t = ReadGlobal(PgRow(g.get(), 0));
+    ASSIGN_OR_RETURN(PgResult b, c.ExecPrepared("get_branches", p));
+    ReadBranches(b.get(), t);
+    return t;
+  });
+}
+
+absl::StatusOr<ListPage> PgStore::List(const ListQuery& q) {
+  PgParams p;
+  int n = 0;
+  auto arg = [&n]() { return absl::StrCat("$", ++n); };
+  std::string sql = absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE TRUE");
+  if (q.created_after != absl::InfinitePast()) {
+    absl::StrAppend(&sql, " AND create_time > ", arg());
+    p.AddTime(q.created_after);
+  }
+  if (q.created_before != absl::InfiniteFuture()) {
+    absl::StrAppend(&sql, " AND create_time < ", arg());
+    p.AddTime(q.created_before);
+  }
+  if (!q.page_token.empty()) {
+    ASSIGN_OR_RETURN(PageCursor cursor, DecodePageToken(q.page_token));
+    std::string t = arg(), t2 = arg(), g = arg();
+    absl::StrAppend(&sql, " AND (create_time < ", t, " OR (create_time = ", t2, " AND gid < ", g,
+                    "))");
+    p.Add(cursor.create_time_us).Add(cursor.create_time_us).Add(cursor.gid);
+  }
+  if (q.status != GlobalStatus::kUnspecified) {
+    absl::StrAppend(&sql, " AND status = ", arg());
+    p.Add(static_cast<int64_t>(q.status));
+  }
+  if (q.trans_type != TransType::kUnspecified) {
+    absl::StrAppend(&sql, " AND trans_type = ", arg());
+    p.Add(static_cast<int64_t>(q.trans_type));
+  }
+  if (!q.gid_prefix.empty()) {
+    std::string len = arg(), prefix = arg();
+    absl::StrAppend(&sql, " AND left(gid, ", len, "::int) = ", prefix);
+    p.Add(static_cast<int64_t>(q.gid_prefix.size())).Add(q.gid_prefix);
+  }
+  absl::StrAppend(&sql, " ORDER BY create_time DESC, gid DESC LIMIT ", arg());
+  p.Add(static_cast<int64_t>(q.page_size) + 1);
+  return WithReader<ListPage>([&](PgConn& c) -> absl::StatusOr<ListPage> {
+    ASSIGN_OR_RETURN(PgResult r, c.Exec(sql, p));
+    ListPage page;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      page.transactions.push_back(ReadGlobal(PgRow(r.get(), i)));
+    }
+    if (static_cast<int>(page.transactions.size()) > q.page_size) {
+      page.transactions.pop_back();
+      page.next_page_token = EncodePageToken(page.transactions.back());
+    }
+    return page;
+  });
+}
+
+}  // namespace dtm

@@ -1,0 +1,93 @@
+// PgStore: the Store on PostgreSQL, for production and for several dtmd replicas sharing one
+// database (DESIGN.md §5, docs/adr/0007).
+//
+// - Writes are group-committed like SQLite's: the writer thread takes everything queued and
+//   sends it in pipeline mode, BEGIN + every op's statements + a sync, reads the answers, then
+//   sends the statements that depend on them (branch rows of created transactions, rows of
+//   claimed ones), then COMMIT: one database transaction and one durable commit per batch.
+// - A COMMIT whose answer is lost (connection dropped) is not guessed: the batch's writers
+//   wait while the store reconnects and asks txid_status() whether it committed.
+// - While the database is unreachable, writes fail fast with UNAVAILABLE; the writer
+//   reconnects with backoff. Reads use a small pool of connections and reconnect on demand.
+// - Schema: versioned migrations applied at Open under an advisory lock, in `schema`.
+// - Now() is the database server's clock: local clock + offset measured over a round trip.
+//
+// Thread-safe.
+#ifndef DTM_STORAGE_POSTGRES_PG_STORE_H_
+#define DTM_STORAGE_POSTGRES_PG_STORE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/group_commit.h"
+#include "storage/store.h"
+
+namespace dtm {
+
+class PgConn;
+
+struct PgStoreOptions {
+  std::string schema = "public";
+  int readers = 2;                          // connections for Get/List
+  absl::Duration io_timeout = absl::Seconds(5);  // connect and each wait for an answer
+  absl::Duration max_reconnect_backoff = absl::Seconds(2);
+};
+
+class PgStore final : public Store {
+ public:
+  // Connects, applies migrations and prepares statements. Errors name the host and carry
+  // libpq's message; a newer schema is FAILED_PRECONDITION; missing rights PERMISSION_DENIED.
+  static absl::StatusOr<std::unique_ptr<PgStore>> Open(const std::string& conninfo,
+                                                       const PgStoreOptions& options);
+  ~PgStore() override;
+
+  void Write(WriteOp op, Done done) override;
+  absl::StatusOr<Transaction> Get(const std::string& gid) override;
+  absl::StatusOr<ListPage> List(const ListQuery& query) override;
+  void Close() override;
+  absl::Time Now() override;
+
+  static constexpr int kSchemaVersion = 1;
+
+ private:
+  struct Reader;
+  struct Unresolved;
+  PgStore(std::string conninfo, PgStoreOptions options, std::unique_ptr<PgConn> writer);
+
+  // Writer thread only.
+  void ApplyBatch(std::vector<PendingWrite>& batch);
+  bool EnsureWriter();
+  void ResolveUnknownCommits();
+  void MeasureClockOffset(PgConn& conn);
+  // Runs a batch; returns the per-op results, or moves the batch to unresolved_.
+  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch,
+                                                    int64_t& xid);
+
+  absl::StatusOr<std::unique_ptr<PgConn>> Connect();
+  // Runs `fn` on a pooled reader connection, reconnecting once if it was broken.
+  template <typename T, typename Fn>
+  absl::StatusOr<T> WithReader(Fn fn);
+
+  const std::string conninfo_;
+  const PgStoreOptions options_;
+  std::unique_ptr<PgConn> writer_;  // null while disconnected
+  absl::Time next_connect_ = absl::InfinitePast();
+  absl::Duration backoff_ = absl::ZeroDuration();
+  std::string last_error_;
+  std::vector<std::unique_ptr<Unresolved>> unresolved_;
+  absl::Time next_clock_check_ = absl::InfinitePast();
+  std::atomic<int64_t> clock_offset_us_{0};
+
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::atomic<unsigned> next_reader_{0};
+  std::unique_ptr<GroupCommitter> committer_;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_STORAGE_POSTGRES_PG_STORE_H_
