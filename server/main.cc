@@ -39,7 +39,11 @@ int64_t EnvInt(const char* name, int64_t fallback) {
 ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
           "gRPC listen address (env DTM_LISTEN)");
 ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
-          "store URL: sqlite:///abs/path.db or sqlite://relative.db (env DTM_STORE)");
+          "store: sqlite:///abs/path.db, sqlite://relative.db, or PostgreSQL as a URL "
+          "(postgresql://user:pw@host1,host2/db?target_session_attrs=read-write) or libpq "
+          "key=value string (env DTM_STORE)");
+ABSL_FLAG(std::string, schema, EnvOr("DTM_SCHEMA", ""),
+          "PostgreSQL schema for dtm's tables, created if missing; empty: public (env DTM_SCHEMA)");
 ABSL_FLAG(std::string, advertise, EnvOr("DTM_ADVERTISE", ""),
           "address sent to branches as dtm-dtm; default: --listen (env DTM_ADVERTISE)");
 ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   dtm::ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
   config.store = absl::GetFlag(FLAGS_store);
+  config.schema = absl::GetFlag(FLAGS_schema);
   config.advertise = absl::GetFlag(FLAGS_advertise);
   config.threads = static_cast<int>(absl::GetFlag(FLAGS_threads));
   if (config.threads == 0) {
@@ -86,6 +91,14 @@ int main(int argc, char** argv) {
   config.recovery.interval = absl::GetFlag(FLAGS_recovery_interval);
   config.recovery.retention = absl::GetFlag(FLAGS_retention);
   config.recovery.purge_interval = absl::GetFlag(FLAGS_purge_interval);
+  if (config.recovery.interval > config.lease / 3) {
+    std::fprintf(stderr,
+                 "dtmd: --recovery_interval %s must be at most a third of --lease %s (leases are "
+                 "renewed on that tick)\n",
+                 absl::FormatDuration(config.recovery.interval).c_str(),
+                 absl::FormatDuration(config.lease).c_str());
+    return 2;
+  }
   if (config.threads < 1 || config.threads > 256) {
     std::fprintf(stderr, "dtmd: --threads %d must be in [1, 256]\n", config.threads);
     return 2;
@@ -97,7 +110,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fprintf(stderr, "dtmd: serving dtm.v1.Coordinator on port %d (listen %s, store %s)\n",
-               (*server)->port(), config.listen.c_str(), config.store.c_str());
+               (*server)->port(), config.listen.c_str(), dtm::DescribeStore(config.store).c_str());
   std::fflush(stderr);
 
   int sig = 0;

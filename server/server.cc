@@ -3,10 +3,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
 
 #include <cstdio>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/api/coordinator_service.h"
 #include "server/branch/grpc_branch_caller.h"
 #include "server/runtime/clock.h"
@@ -16,10 +19,33 @@
 
 namespace dtm {
 
+namespace {
+
+// The database's clock (Store::Now): every time the engine stores or compares is on it, so
+// replicas with skewed local clocks agree on what is due.
+class StoreClock final : public Clock {
+ public:
+  explicit StoreClock(Store* store) : store_(store) {}
+  absl::Time Now() override { return store_->Now(); }
+
+ private:
+  Store* const store_;
+};
+
+// Unique per process, readable in the store's owner column: host/pid/random.
+std::string OwnerId() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  absl::BitGen gen;
+  return absl::StrFormat("%s/%d/%06x", host, getpid(), absl::Uniform<uint32_t>(gen, 0, 1 << 24));
+}
+
+}  // namespace
+
 // Declared in shutdown order, reversed: members are destroyed bottom-up.
 struct DtmServer::Parts {
   std::unique_ptr<Store> store;
-  RealClock clock;
+  std::unique_ptr<StoreClock> clock;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<TimerQueue> timers;
   std::unique_ptr<GrpcBranchCaller> caller;
@@ -31,16 +57,20 @@ struct DtmServer::Parts {
 
 absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& config) {
   auto p = std::make_unique<Parts>();
-  auto store = OpenStore(config.store);
+  StoreOptions so;
+  so.schema = config.schema;
+  auto store = OpenStore(config.store, so);
   if (!store.ok()) return store.status();
   p->store = std::move(*store);
+  p->clock = std::make_unique<StoreClock>(p->store.get());
   p->pool = std::make_unique<ThreadPool>(config.threads);
-  p->timers = std::make_unique<TimerQueue>(&p->clock);
+  p->timers = std::make_unique<TimerQueue>(p->clock.get());
   p->caller = std::make_unique<GrpcBranchCaller>();
   EngineOptions eo;
   eo.lease = config.lease;
+  eo.owner = OwnerId();
   eo.self_address = config.advertise.empty() ? config.listen : config.advertise;
-  p->engine = std::make_unique<Engine>(eo, p->store.get(), p->caller.get(), &p->clock,
+  p->engine = std::make_unique<Engine>(eo, p->store.get(), p->caller.get(), p->clock.get(),
                                        p->timers.get(), p->pool.get());
   p->service = std::make_unique<CoordinatorService>(p->engine.get(), config.limits);
 
@@ -67,7 +97,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->server->GetHealthCheckService()->SetServingStatus("dtm.v1.Coordinator", true);
 
   p->recovery =
-      std::make_unique<Recovery>(config.recovery, p->store.get(), p->engine.get(), &p->clock);
+      std::make_unique<Recovery>(config.recovery, p->store.get(), p->engine.get(), p->clock.get());
   p->recovery->Start();
   auto s = std::unique_ptr<DtmServer>(new DtmServer(std::move(p)));
   s->port_ = port;

@@ -17,6 +17,7 @@ namespace dtm {
 struct ServerConfig {
   std::string listen = "0.0.0.0:36790";
   std::string store = "sqlite://dtm.db";
+  std::string schema;  // PostgreSQL schema for dtm's tables; empty: public
   // Address branches see in dtm-dtm; defaults to the listen address.
   std::string advertise;
   int threads = 4;

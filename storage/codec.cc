@@ -62,9 +62,8 @@ absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
                                                       GlobalStatusName(expected)));
   }
   if (!owner.empty() && row_owner != owner) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("transaction '", gid, "' is now owned by coordinator '", row_owner,
-                     "', not '", owner, "' (its lease ran out)"));
+    return absl::AbortedError(absl::StrCat("transaction '", gid, "' is now owned by coordinator '",
+                                           row_owner, "', not '", owner, "' (its lease ran out)"));
   }
   return absl::FailedPreconditionError(
       absl::StrCat("transaction '", gid, "' is ", GlobalStatusName(status)));

@@ -30,9 +30,9 @@ struct CreateOp {
 };
 
 // Compare-and-set of a transaction's global state plus new values for some branches.
-// FAILED_PRECONDITION if the stored status is not `expected_status`, or if `owner` is set and
-// another coordinator owns the transaction now (it claimed it after our lease ran out); NOT_FOUND
-// if no such gid.
+// FAILED_PRECONDITION if the stored status is not `expected_status`; ABORTED if `owner` is set
+// and another coordinator owns the transaction now (it claimed it after our lease ran out);
+// NOT_FOUND if no such gid.
 struct UpdateOp {
   std::string gid;
   std::string owner;  // fence: empty writes whoever owns it (ForceStop from any replica)
@@ -139,6 +139,9 @@ struct StoreOptions {
 // libpq key=value connection string ("host=... dbname=...").
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url,
                                                  const StoreOptions& options = {});
+
+// The store for logs: the SQLite path, or PostgreSQL's host(s) without credentials.
+std::string DescribeStore(const std::string& url);
 
 }  // namespace dtm
 

@@ -26,6 +26,7 @@ struct StoreFactory {
   std::string name;
   std::function<std::unique_ptr<Store>()> make;
 };
+void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
 
 std::unique_ptr<Store> MakeSQLite() {
   char dir[] = "/tmp/dtm-store-XXXXXX";
@@ -223,7 +224,7 @@ TEST_P(StoreConformanceTest, UpdateIsFencedByOwner) {
   op.expected_status = GlobalStatus::kSubmitted;
   op.new_status = GlobalStatus::kSucceeded;
   WriteResult r = store_->WriteSync(op);
-  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kAborted);
   EXPECT_THAT(std::string(r.status.message()), ::testing::HasSubstr("'b'"));
   EXPECT_EQ(store_->Get("fence")->status, GlobalStatus::kSubmitted);
   op.owner = "b";

@@ -1,5 +1,6 @@
 #include "server/engine/engine.h"
 
+#include <atomic>
 #include <cstdio>
 #include <utility>
 
@@ -16,6 +17,20 @@ struct Engine::Active {
   std::optional<TimerQueue::TimerId> timer;
   absl::Time timer_at = absl::InfinitePast();
   bool retired = false;
+  // Whether this coordinator holds the lease (created or claimed it here), and until when.
+  // Branches are called only under a lease with time to spare; a transaction loaded for a
+  // ForceStop from another replica's hands is not owned and only writes its end, unfenced.
+  bool owned = false;
+  std::atomic<int64_t> lease_until_us{INT64_MIN};
+  bool starved = false;  // calls were held back for want of lease time
+
+  absl::Time lease_until() const { return absl::FromUnixMicros(lease_until_us.load()); }
+  void ExtendLease(absl::Time until) {
+    int64_t us = absl::ToUnixMicros(until);
+    int64_t cur = lease_until_us.load();
+    while (cur < us && !lease_until_us.compare_exchange_weak(cur, us)) {
+    }
+  }
 };
 
 namespace {
@@ -102,6 +117,8 @@ Engine::ActivePtr Engine::Activate(Transaction txn, bool recovered) {
   auto a = std::make_shared<Active>();
   a->strand = std::make_shared<Strand>(pool_);
   std::string gid = txn.gid;
+  a->owned = !txn.owner.empty() && txn.owner == options_.owner;
+  if (a->owned) a->ExtendLease(txn.lease_expire);
   a->state = recovered ? RecoveredSagaState(std::move(txn)) : NewSagaState(std::move(txn));
   active_.emplace(std::move(gid), a);
   return a;
@@ -111,6 +128,8 @@ void Engine::Submit(Transaction txn, SubmitDone done) {
   absl::Time now = clock_->Now();
   txn.create_time = txn.update_time = now;
   txn.next_retry_time = now + options_.lease;
+  txn.owner = options_.owner;
+  txn.lease_expire = now + options_.lease;
   ActivePtr a;
   {
     absl::MutexLock lock(&mu_);
@@ -260,38 +279,128 @@ void Engine::ForceStop(const std::string& gid, const std::string& reason, TxnDon
 }
 
 void Engine::RetryNow(const std::string& gid, std::function<void(absl::Status)> done) {
-  WithActive(
-      gid,
-      [this, done](const ActivePtr& a) {
-        if (IsTerminal(a->state.txn.status)) {
-          done(absl::FailedPreconditionError(absl::StrCat("transaction '", a->state.txn.gid,
-                                                          "' is already ",
-                                                          GlobalStatusName(a->state.txn.status))));
-          return;
-        }
-        SagaRetryNow(a->state);
-        a->state.persist_not_before = absl::InfinitePast();
-        Drive(a);
-        done(absl::OkStatus());
-      },
-      [gid, done](absl::StatusOr<Transaction> t) {
-        if (!t.ok()) {
-          done(t.status());
-          return;
-        }
-        done(absl::FailedPreconditionError(
-            absl::StrCat("transaction '", gid, "' is already ", GlobalStatusName(t->status))));
-      });
-}
-
-void Engine::Resume(Transaction txn) {
-  if (IsTerminal(txn.status)) return;
+  ActivePtr a;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ || active_.contains(txn.gid)) return;
+    auto it = active_.find(gid);
+    if (it != active_.end()) a = it->second;
+  }
+  if (!a) {
+    // Not worked on here: make it due in the store. The replica holding its lease sees that
+    // when it renews; if nobody does, recovery claims it.
+    store_->Write(TouchOp{gid, clock_->Now()}, [this, done](WriteResult r) {
+      pool_->Post([done, st = std::move(r.status)] { done(st); });
+    });
+    return;
+  }
+  a->strand->Post([this, a, done] {
+    if (IsTerminal(a->state.txn.status) || a->retired) {
+      done(absl::FailedPreconditionError(absl::StrCat("transaction '", a->state.txn.gid,
+                                                      "' is already ",
+                                                      GlobalStatusName(a->state.txn.status))));
+      return;
+    }
+    SagaRetryNow(a->state);
+    a->state.persist_not_before = absl::InfinitePast();
+    Drive(a);
+    done(absl::OkStatus());
+  });
+}
+
+bool Engine::Resume(Transaction txn) {
+  if (IsTerminal(txn.status)) return false;
+  ActivePtr existing;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    auto it = active_.find(txn.gid);
+    if (it != active_.end()) existing = it->second;
+  }
+  if (existing) {
+    // Our own work whose lease had lapsed (the store was unreachable) and we claimed again.
+    if (existing->owned && txn.owner == options_.owner) existing->ExtendLease(txn.lease_expire);
+    return false;
   }
   ActivePtr a = Activate(std::move(txn), /*recovered=*/true);
-  if (a) a->strand->Post([this, a] { Drive(a); });
+  if (!a) return false;
+  a->strand->Post([this, a] { Drive(a); });
+  return true;
+}
+
+void Engine::RenewLeases() {
+  absl::Time now = clock_->Now();
+  std::vector<ActivePtr> due;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    for (const auto& [gid, a] : active_) {
+      if (a->owned && a->lease_until() - now < options_.lease * 2 / 3) due.push_back(a);
+    }
+  }
+  if (due.empty()) return;
+  RenewOp op;
+  op.owner = options_.owner;
+  op.now = now;
+  op.lease = options_.lease;
+  for (const ActivePtr& a : due) op.gids.push_back(a->state.txn.gid);
+  WriteResult r = store_->WriteSync(std::move(op));
+  if (!r.status.ok()) {
+    // Cannot renew: calls stop as leases run short (Drive); whatever has run out is dropped,
+    // as another replica may own it by now.
+    for (const ActivePtr& a : due) {
+      if (a->lease_until() <= now) a->strand->Post([this, a] { Drop(a); });
+    }
+    return;
+  }
+  absl::flat_hash_map<std::string, absl::Time> renewed(r.renewed.begin(), r.renewed.end());
+  for (const ActivePtr& a : due) {
+    auto it = renewed.find(a->state.txn.gid);
+    if (it == renewed.end()) {
+      a->strand->Post([this, a] { Drop(a); });
+      continue;
+    }
+    a->ExtendLease(now + options_.lease);
+    absl::Time stored_next = it->second;
+    a->strand->Post([this, a, stored_next] {
+      if (a->retired) return;
+      SagaState& s = a->state;
+      if (!s.persist_in_flight && stored_next < s.txn.next_retry_time &&
+          !IsTerminal(s.txn.status)) {
+        // Someone made it due early (RetryNow on another replica).
+        SagaRetryNow(s);
+        s.persist_not_before = absl::InfinitePast();
+        a->starved = true;
+      }
+      if (a->starved) {
+        a->starved = false;
+        Drive(a);
+      }
+    });
+  }
+}
+
+void Engine::Drop(const ActivePtr& a) {
+  if (a->retired) return;
+  // A write in flight will tell, through its owner fence, whether the work is still ours.
+  if (a->state.persist_in_flight) return;
+  a->retired = true;
+  if (a->timer) timers_->Cancel(*a->timer);
+  a->timer.reset();
+  std::fprintf(stderr, "dtmd: lease of gid=%s lost; left to its new owner or to recovery\n",
+               a->state.txn.gid.c_str());
+  // Still running, elsewhere: waiters get the durable status, as at shutdown.
+  SubmitResult r = ResultOf(a->state.txn);
+  r.status = a->state.durable_status;
+  for (SubmitDone& w : a->submit_waiters) w(r);
+  a->submit_waiters.clear();
+  for (TxnDone& w : a->stop_waiters) {
+    w(absl::UnavailableError(
+        absl::StrCat("transaction '", a->state.txn.gid, "' moved to another coordinator")));
+  }
+  a->stop_waiters.clear();
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(a->state.txn.gid);
+  if (it != active_.end() && it->second == a) active_.erase(it);
 }
 
 void Engine::Drive(const ActivePtr& a) {
@@ -304,11 +413,16 @@ void Engine::Drive(const ActivePtr& a) {
   absl::Time now = clock_->Now();
   Decision d = SagaDecide(a->state, now, options_.lease);
   if (d.persist) {
+    d.persist->owner = a->owned ? options_.owner : "";
     WrittenState written = SummarizeWrite(*d.persist);
     store_->Write(
         std::move(*d.persist), [this, a, written = std::move(written)](WriteResult r) mutable {
           a->strand->Post([this, a, written = std::move(written), st = std::move(r.status)] {
             SagaOnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
+            if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
+              Drop(a);
+              return;
+            }
             if (absl::IsFailedPrecondition(st) || absl::IsNotFound(st)) {
               // Someone else decided (e.g. a ForceStop raced with us): the store wins.
               Retire(a, absl::AbortedError(absl::StrCat("transaction '", a->state.txn.gid,
@@ -319,11 +433,16 @@ void Engine::Drive(const ActivePtr& a) {
           });
         });
   }
+  // A call must end before our lease can: otherwise another replica could take the work
+  // over while the branch is still being called on our behalf.
+  absl::Duration margin = std::min(a->state.txn.options.request_timeout, options_.lease / 2);
+  bool leased = a->owned && now + margin < a->lease_until();
   for (int i : d.calls) {
-    if (stopping) {
-      // Undo the dispatch: the call is made again after the restart.
+    if (stopping || !leased) {
+      // Undo the dispatch: the call is made again after the restart or the lease renewal.
       a->state.rt[i].in_flight = false;
       a->state.txn.branches[i].attempts--;
+      if (!stopping) a->starved = true;
       continue;
     }
     Dispatch(a, i);

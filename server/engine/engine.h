@@ -29,9 +29,12 @@
 namespace dtm {
 
 struct EngineOptions {
-  // How far next_retry_time is pushed ahead while a transaction is worked on in memory;
-  // after a crash, recovery picks it up once that time has passed.
+  // How long this coordinator's claim on a transaction lasts without renewal (RenewLeases),
+  // and how far next_retry_time is pushed ahead while a call is in flight: after a crash,
+  // another replica (or this one, restarted) picks the work up once both have passed.
   absl::Duration lease = absl::Seconds(10);
+  // This coordinator's identity in the store's owner column; unique per process.
+  std::string owner = "dtmd";
   // Delay before a write that failed (database unavailable) is tried again.
   absl::Duration write_retry = absl::Seconds(1);
   // Sent to branches as dtm-dtm.
@@ -64,8 +67,14 @@ class Engine {
   void ForceStop(const std::string& gid, const std::string& reason, TxnDone done);
   // Makes every waiting branch of a non-terminal transaction due now.
   void RetryNow(const std::string& gid, std::function<void(absl::Status)> done);
-  // Continues a transaction claimed by recovery (no-op when already active here).
-  void Resume(Transaction txn);
+  // Continues a transaction claimed by recovery; returns false when it was already active
+  // here (its lease is refreshed from the claim).
+  bool Resume(Transaction txn);
+  // Extends the leases of the work active here that expire within 2/3 of a lease. Work whose
+  // lease another coordinator took over, or that ran out while the store was unreachable, is
+  // dropped from memory (its owner, or recovery, continues it from the store). Blocking: call
+  // from the recovery thread.
+  void RenewLeases();
 
   // Answers pending waiters with the current status and stops calling branches; writes
   // still flow. Call before shutting down the caller, timers, pool and store.
@@ -75,6 +84,7 @@ class Engine {
   void set_self_address(std::string address);
   std::string self_address() const;
 
+  const std::string& owner() const { return options_.owner; }
   size_t active_count() const;
   bool IsActive(const std::string& gid) const;
 
@@ -96,6 +106,9 @@ class Engine {
   void Dispatch(const ActivePtr& a, int index);
   void ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake);
   void Retire(const ActivePtr& a, const absl::Status& why);
+  // On a's strand: this coordinator no longer owns a's transaction. Forgets it without
+  // remembering it as ended, so a later claim can bring it back.
+  void Drop(const ActivePtr& a);
 
   const EngineOptions options_;
   Store* const store_;

@@ -69,6 +69,7 @@ class EngineTest : public ::testing::Test {
     store_ = std::move(*s);
     EngineOptions o;
     o.self_address = "dtm:36790";
+    o.owner = "me";
     engine_ = std::make_unique<Engine>(o, store_.get(), &caller_, &clock_, &timers_, &pool_);
   }
   void TearDown() override {
@@ -102,6 +103,27 @@ class EngineTest : public ::testing::Test {
     });
     n.WaitForNotification();
     return out;
+  }
+  // Claims `gid` from the store as recovery would.
+  Transaction Claim(const std::string& gid, const std::string& owner = "me") {
+    ClaimOp op;
+    op.owner = owner;
+    op.now = clock_.Now();
+    WriteResult r = store_->WriteSync(op);
+    for (Transaction& t : r.claimed) {
+      if (t.gid == gid) return t;
+    }
+    ADD_FAILURE() << gid << " was not claimable";
+    return Transaction();
+  }
+  // Waits until the engine has handled everything posted for `gid` so far.
+  void Settle(const std::string& gid) { QuerySync(gid); }
+  bool WaitUntil(const std::function<bool()>& cond) {
+    for (int i = 0; i < 2000; ++i) {
+      if (cond()) return true;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return false;
   }
   bool WaitStatus(const std::string& gid, GlobalStatus s) {
     for (int i = 0; i < 2000; ++i) {
@@ -187,8 +209,9 @@ TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   t.branches[0].status = BranchStatus::kSucceeded;
   t.branches[0].attempts = 1;
   t.create_time = clock_.Now();
+  t.next_retry_time = clock_.Now();
   ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
-  engine_->Resume(*store_->Get("g4"));
+  EXPECT_TRUE(engine_->Resume(Claim("g4")));
   EXPECT_EQ(caller_.Next(), "A2");
   caller_.Answer({CallOutcome::kFailure, "ABORTED: no"});
   // A2 may have run before: both steps are compensated, in reverse.
@@ -197,6 +220,65 @@ TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   EXPECT_EQ(caller_.Next(), "C1");
   caller_.Answer({CallOutcome::kSuccess, ""});
   EXPECT_TRUE(WaitStatus("g4", GlobalStatus::kFailed));
+}
+
+TEST_F(EngineTest, WorkLeasedByAnotherCoordinatorIsNeverCalledHere) {
+  Transaction t = Saga("l1", 1);
+  t.create_time = t.next_retry_time = clock_.Now();
+  t.owner = "other";
+  t.lease_expire = clock_.Now() + absl::Seconds(10);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  EXPECT_TRUE(engine_->Resume(*store_->Get("l1")));
+  Settle("l1");
+  EXPECT_EQ(caller_.pending(), 0u);
+}
+
+TEST_F(EngineTest, CallsWaitForARenewalWhenTheLeaseRunsShort) {
+  ASSERT_TRUE(SubmitSync(Saga("l2", 2)).ok());  // leased until now + 10s
+  EXPECT_EQ(caller_.Next(), "A1");
+  clock_.Advance(absl::Seconds(8));  // A2 would still run at 8s + 3s request_timeout > 10s
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  ASSERT_TRUE(
+      WaitUntil([&] { return store_->Get("l2")->branches[0].status == BranchStatus::kSucceeded; }));
+  Settle("l2");
+  EXPECT_EQ(caller_.pending(), 0u);
+  engine_->RenewLeases();
+  EXPECT_EQ(store_->Get("l2")->lease_expire, clock_.Now() + absl::Seconds(10));
+  EXPECT_EQ(caller_.Next(), "A2");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("l2", GlobalStatus::kSucceeded));
+}
+
+TEST_F(EngineTest, WorkTakenOverByAnotherCoordinatorIsDroppedAtItsNextWrite) {
+  ASSERT_TRUE(SubmitSync(Saga("l3", 2)).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  // We stall past our lease (no renewals); another replica claims the work.
+  clock_.Advance(absl::Seconds(11));
+  Claim("l3", "other");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("l3"); }));
+  EXPECT_EQ(caller_.pending(), 0u);  // A2 is the new owner's to call
+  Transaction stored = *store_->Get("l3");
+  EXPECT_EQ(stored.owner, "other");
+  EXPECT_EQ(stored.branches[0].status, BranchStatus::kPrepared);  // our write was fenced off
+}
+
+TEST_F(EngineTest, RenewalNoticesALostLeaseAndDropsTheWork) {
+  ASSERT_TRUE(SubmitSync(Saga("l4", 1)).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  clock_.Advance(absl::Seconds(11));
+  Claim("l4", "other");
+  engine_->RenewLeases();
+  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("l4"); }));
+  // The late answer of the call made under our old lease changes nothing.
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_EQ(store_->Get("l4")->branches[0].status, BranchStatus::kPrepared);
+  // Later, the other replica dies: we may claim the work again and finish it.
+  clock_.Advance(absl::Seconds(11));
+  EXPECT_TRUE(engine_->Resume(Claim("l4")));
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("l4", GlobalStatus::kSucceeded));
 }
 
 TEST_F(EngineTest, StaleSnapshotOfARetiredTransactionIsNotRunAgain) {

@@ -25,6 +25,7 @@ int Recovery::RunOnce() {
   int handed = 0;
   for (;;) {
     ClaimOp op;
+    op.owner = engine_->owner();
     op.now = clock_->Now();
     op.limit = options_.batch;
     op.lease = options_.lease;
@@ -34,9 +35,7 @@ int Recovery::RunOnce() {
       return handed;
     }
     for (Transaction& t : r.claimed) {
-      if (engine_->IsActive(t.gid)) continue;
-      engine_->Resume(std::move(t));
-      ++handed;
+      if (engine_->Resume(std::move(t))) ++handed;
     }
     if (static_cast<int>(r.claimed.size()) < options_.batch) return handed;
   }
@@ -61,6 +60,7 @@ int64_t Recovery::PurgeOnce() {
 void Recovery::Loop() {
   absl::Time next_purge = clock_->Now();
   for (;;) {
+    engine_->RenewLeases();
     int handed = RunOnce();
     if (handed > 0) std::fprintf(stderr, "dtmd: recovery resumed %d transaction(s)\n", handed);
     if (clock_->Now() >= next_purge) {

@@ -1,6 +1,7 @@
-// Recovery: the loop that makes "nothing is lost" true. Every `interval` it claims the
-// transactions whose durable next_retry_time has passed (moving it ahead by `lease`) and
-// hands those not already active to the engine; every `purge_interval` it deletes finished
+// Recovery: the loop that makes "nothing is lost" true. Every `interval` it renews the leases
+// of the engine's work, then claims the transactions that are due (next_retry_time passed) and
+// unleased (their owner's lease ran out: it crashed or lost the database) and hands them to
+// the engine; every `purge_interval` it deletes finished
 // transactions older than `retention` (zero retention: keep forever).
 //
 // Owns one thread, joined by Stop(). Thread-safe.

@@ -128,12 +128,16 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConn::Connect(const std::string& conni
                                                         const std::string& schema,
                                                         absl::Duration timeout) {
   // Our defaults first: keywords in the user's string (expanded from "dbname") win.
-  std::string connect_timeout =
-      std::to_string(std::max<int64_t>(2, absl::ToInt64Seconds(timeout)));
-  const char* keys[] = {"connect_timeout", "application_name", "keepalives_idle",
-                        "keepalives_interval", "keepalives_count", "dbname", nullptr};
-  const char* values[] = {connect_timeout.c_str(), "dtmd", "5", "2", "3", conninfo.c_str(),
-                          nullptr};
+  std::string connect_timeout = std::to_string(std::max<int64_t>(2, absl::ToInt64Seconds(timeout)));
+  const char* keys[] = {"connect_timeout",
+                        "application_name",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {connect_timeout.c_str(), "dtmd", "5", "2", "3",
+                          conninfo.c_str(),        nullptr};
   PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (c == nullptr) return absl::ResourceExhaustedError("libpq: out of memory");
   if (PQstatus(c) != CONNECTION_OK) {
@@ -184,8 +188,8 @@ absl::StatusOr<PgResult> PgConn::NextResult() {
     int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
     if (ms <= 0) {
       broken_ = true;
-      return absl::UnavailableError(absl::StrCat("PostgreSQL did not answer within ",
-                                                 absl::FormatDuration(timeout_)));
+      return absl::UnavailableError(
+          absl::StrCat("PostgreSQL did not answer within ", absl::FormatDuration(timeout_)));
     }
     if (poll(&pfd, 1, ms) < 0) return Fail("poll");
     if (!PQconsumeInput(conn_)) return Fail("read from PostgreSQL");
@@ -219,15 +223,15 @@ absl::StatusOr<PgResult> PgConn::FinishOne(bool sent, const std::string& what) {
 
 absl::StatusOr<PgResult> PgConn::Exec(const std::string& sql, const PgParams& p) {
   if (p.size() == 0) return FinishOne(PQsendQuery(conn_, sql.c_str()), "query");
-  return FinishOne(PQsendQueryParams(conn_, sql.c_str(), p.size(), nullptr, p.values(),
-                                     p.lengths(), p.formats(), 0),
+  return FinishOne(PQsendQueryParams(conn_, sql.c_str(), p.size(), nullptr, p.values(), p.lengths(),
+                                     p.formats(), 0),
                    "query");
 }
 
 absl::StatusOr<PgResult> PgConn::ExecPrepared(const std::string& name, const PgParams& p) {
-  return FinishOne(PQsendQueryPrepared(conn_, name.c_str(), p.size(), p.values(), p.lengths(),
-                                       p.formats(), 0),
-                   name);
+  return FinishOne(
+      PQsendQueryPrepared(conn_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), 0),
+      name);
 }
 
 absl::Status PgConn::Prepare(const std::string& name, const std::string& sql) {

@@ -46,10 +46,9 @@ std::vector<std::pair<std::string, std::string>> Statements() {
                                      values, ") ON CONFLICT (gid) DO NOTHING")},
       {"insert_branch", absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
                                      ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")},
-      {"get_global",
-       absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = $1")},
-      {"get_branches", absl::StrCat("SELECT ", kBranchColumns,
-                                    " FROM trans_branch WHERE gid = $1 ORDER BY idx")},
+      {"get_global", absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = $1")},
+      {"get_branches",
+       absl::StrCat("SELECT ", kBranchColumns, " FROM trans_branch WHERE gid = $1 ORDER BY idx")},
       {"get_branches_many",
        absl::StrCat("SELECT gid, ", kBranchColumns,
                     " FROM trans_branch WHERE gid = ANY($1::text[]) ORDER BY gid, idx")},
@@ -185,9 +184,10 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
       PQfreemem(ident);
       ASSIGN_OR_RETURN(unused, c.Exec(sql));
     }
-    ASSIGN_OR_RETURN(unused,
-                     c.Exec("CREATE TABLE IF NOT EXISTS dtm_schema_version (version INT NOT NULL)"));
-    ASSIGN_OR_RETURN(PgResult v, c.Exec("SELECT COALESCE(MAX(version), 0) FROM dtm_schema_version"));
+    ASSIGN_OR_RETURN(
+        unused, c.Exec("CREATE TABLE IF NOT EXISTS dtm_schema_version (version INT NOT NULL)"));
+    ASSIGN_OR_RETURN(PgResult v,
+                     c.Exec("SELECT COALESCE(MAX(version), 0) FROM dtm_schema_version"));
     int64_t version = PgRow(v.get(), 0).Int(0);
     if (version > PgStore::kSchemaVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -322,8 +322,8 @@ bool PgStore::EnsureWriter() {
   if (now < next_connect_) return false;
   auto c = Connect();
   if (!c.ok()) {
-    backoff_ = std::min(options_.max_reconnect_backoff,
-                        std::max(absl::Milliseconds(100), backoff_ * 2));
+    backoff_ =
+        std::min(options_.max_reconnect_backoff, std::max(absl::Milliseconds(100), backoff_ * 2));
     next_connect_ = now + backoff_;
     if (last_error_ != c.status().message()) {
       last_error_ = std::string(c.status().message());
@@ -535,11 +535,12 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                 ReadBranches(r2[first[i] + 1].get(), t);
                 o.existing = std::move(t);
               }
-              o.status = absl::AlreadyExistsError(absl::StrCat("gid '", op.txn.gid,
-                                                               "' already exists"));
+              o.status =
+                  absl::AlreadyExistsError(absl::StrCat("gid '", op.txn.gid, "' already exists"));
             }
           } else if constexpr (std::is_same_v<T, UpdateOp>) {
-            if (Changed(res) == 0) o.status = NoChange(r2[first[i]], op.gid, op.expected_status, op.owner);
+            if (Changed(res) == 0)
+              o.status = NoChange(r2[first[i]], op.gid, op.expected_status, op.owner);
           } else if constexpr (std::is_same_v<T, TouchOp>) {
             if (Changed(res) == 0) {
               o.status = NoChange(r2[first[i]], op.gid, GlobalStatus::kUnspecified, "");

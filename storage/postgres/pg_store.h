@@ -33,7 +33,7 @@ class PgConn;
 
 struct PgStoreOptions {
   std::string schema = "public";
-  int readers = 2;                          // connections for Get/List
+  int readers = 2;                               // connections for Get/List
   absl::Duration io_timeout = absl::Seconds(5);  // connect and each wait for an answer
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
 };
@@ -65,8 +65,7 @@ class PgStore final : public Store {
   void ResolveUnknownCommits();
   void MeasureClockOffset(PgConn& conn);
   // Runs a batch; returns the per-op results, or moves the batch to unresolved_.
-  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch,
-                                                    int64_t& xid);
+  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch, int64_t& xid);
 
   absl::StatusOr<std::unique_ptr<PgConn>> Connect();
   // Runs `fn` on a pooled reader connection, reconnecting once if it was broken.

@@ -70,8 +70,7 @@ class SagaE2ETest : public ::testing::Test {
     script_ = new Script();
     branches_->SetBehavior([](const BranchCallRecord& c) { return script_->Next(c); });
     dir_ = new std::string(testing::MakeTempDir());
-    dtmd_ = new DtmdProcess(absl::StrCat("sqlite://", *dir_, "/dtm.db"),
-                            {"--lease=1s", "--recovery_interval=100ms"});
+    dtmd_ = new DtmdProcess(testing::TestStore(*dir_), {"--lease=1s", "--recovery_interval=100ms"});
     absl::Status st = dtmd_->Start();
     ASSERT_TRUE(st.ok()) << st;
     client_ = CoordinatorClient::Connect(dtmd_->address()).release();
@@ -481,7 +480,7 @@ TEST_F(SagaE2ETest, BadInputIsRejectedWithTheField) {
 TEST(SagaCrashTest, Kill9MidSagaThenRestartFinishes) {
   TestBranchServer branches;
   std::string dir = testing::MakeTempDir();
-  std::string store = absl::StrCat("sqlite://", dir, "/dtm.db");
+  std::string store = testing::TestStore(dir);
   std::vector<std::string> flags = {"--lease=500ms", "--recovery_interval=100ms"};
   std::atomic<bool> hang{true};
   branches.SetBehavior([&](const BranchCallRecord& c) {
@@ -538,7 +537,7 @@ TEST(SagaCrashTest, Kill9MidSagaThenRestartFinishes) {
 TEST(SagaCrashTest, Kill9DuringRollbackThenRestartCompensates) {
   TestBranchServer branches;
   std::string dir = testing::MakeTempDir();
-  std::string store = absl::StrCat("sqlite://", dir, "/dtm.db");
+  std::string store = testing::TestStore(dir);
   std::vector<std::string> flags = {"--lease=500ms", "--recovery_interval=100ms"};
   std::atomic<bool> hang{true};
   branches.SetBehavior([&](const BranchCallRecord& c) {
@@ -583,7 +582,7 @@ TEST(DtmdTest, RetentionPurgesOnlyFinishedTransactions) {
   TestBranchServer branches;
   branches.SetBehavior(
       [](const BranchCallRecord& c) { return c.gid() == "running" ? Ongoing() : Ok(); });
-  DtmdProcess dtmd(absl::StrCat("sqlite://", testing::MakeTempDir(), "/dtm.db"),
+  DtmdProcess dtmd(testing::TestStore(testing::MakeTempDir()),
                    {"--retention=300ms", "--purge_interval=50ms"});
   ASSERT_TRUE(dtmd.Start().ok());
   auto client = CoordinatorClient::Connect(dtmd.address());
@@ -610,7 +609,7 @@ TEST(DtmdTest, GracefulShutdownAnswersWaitersAndLosesNothing) {
   std::atomic<bool> hang{true};
   branches.SetBehavior(
       [&](const BranchCallRecord& c) { return c.name() == "A1" && hang.load() ? Hang() : Ok(); });
-  std::string store = absl::StrCat("sqlite://", testing::MakeTempDir(), "/dtm.db");
+  std::string store = testing::TestStore(testing::MakeTempDir());
   std::vector<std::string> flags = {"--lease=200ms", "--recovery_interval=50ms"};
   DtmdProcess dtmd(store, flags);
   ASSERT_TRUE(dtmd.Start().ok());

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -31,9 +32,27 @@ bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout) {
   return cond();
 }
 
+std::string TestPostgres() {
+  const char* pg = std::getenv("DTM_TEST_PG");
+  return pg ? pg : "";
+}
+
+std::string TestStore(const std::string& dir) {
+  if (TestPostgres().empty()) return absl::StrCat("sqlite://", dir, "/dtm.db");
+  std::string schema = "e2e_";
+  for (char c : dir.substr(dir.rfind('/') + 1)) {
+    schema += absl::ascii_isalnum(c) ? absl::ascii_tolower(c) : '_';
+  }
+  return absl::StrCat(kPgTestPrefix, schema);
+}
+
 DtmdProcess::DtmdProcess(std::string store, std::vector<std::string> args)
     : store_(std::move(store)), args_(std::move(args)) {
   log_path_ = MakeTempDir() + "/dtmd.log";
+  if (store_.rfind(kPgTestPrefix, 0) == 0) {
+    args_.push_back(absl::StrCat("--schema=", store_.substr(sizeof(kPgTestPrefix) - 1)));
+    store_ = TestPostgres();
+  }
 }
 
 DtmdProcess::~DtmdProcess() { Kill9(); }

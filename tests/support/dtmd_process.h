@@ -14,9 +14,20 @@
 
 namespace dtm::testing {
 
+// A store URL "pgtest:<schema>" means: the test run's PostgreSQL (DTM_TEST_PG) with
+// --schema=<schema>.
+inline constexpr char kPgTestPrefix[] = "pgtest:";
+
+// The store an end-to-end test should use, kept in `dir` (or named after it): SQLite, or the
+// test run's PostgreSQL when DTM_TEST_PG is set (ctest runs the e2e suite both ways).
+// Stable for a given `dir`, so a restarted dtmd finds the same data.
+std::string TestStore(const std::string& dir);
+// The conninfo of the PostgreSQL the test run started (DTM_TEST_PG), or "".
+std::string TestPostgres();
+
 class DtmdProcess {
  public:
-  // `store`: the --store URL; `args`: extra flags.
+  // `store`: the --store URL (or "pgtest:<schema>"); `args`: extra flags.
   DtmdProcess(std::string store, std::vector<std::string> args = {});
   ~DtmdProcess();  // kill -9 if still running
 
