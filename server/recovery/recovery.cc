@@ -31,9 +31,14 @@ int Recovery::RunOnce() {
     op.lease = options_.lease;
     WriteResult r = store_->WriteSync(op);
     if (!r.status.ok()) {
-      std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", r.status.ToString().c_str());
+      std::string error = r.status.ToString();
+      if (error != last_error_) {  // once per distinct failure, not every tick
+        std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", error.c_str());
+        last_error_ = std::move(error);
+      }
       return handed;
     }
+    last_error_.clear();
     for (Transaction& t : r.claimed) {
       if (engine_->Resume(std::move(t))) ++handed;
     }

@@ -8,6 +8,7 @@
 #ifndef DTM_SERVER_RECOVERY_RECOVERY_H_
 #define DTM_SERVER_RECOVERY_RECOVERY_H_
 
+#include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -48,6 +49,7 @@ class Recovery {
   Clock* const clock_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::string last_error_;  // of the last claim; only the loop thread touches it
   std::thread thread_;
 };
 

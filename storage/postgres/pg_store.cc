@@ -240,7 +240,8 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
   absl::Status st = step();
   if (st.ok()) return st;
   if (!c.broken()) c.Exec("ROLLBACK").status().IgnoreError();
-  if (SqlState(st) == "42501") {
+  // 42501: insufficient privilege; 3F000: no usable schema (no USAGE on it).
+  if (SqlState(st) == "42501" || SqlState(st) == "3F000") {
     return absl::PermissionDeniedError(absl::StrCat(
         "PostgreSQL user '", PQuser(c.raw()), "' at ", PgHostOf(conninfo),
         " lacks the rights dtmd needs in schema '", schema,
