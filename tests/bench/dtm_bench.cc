@@ -3,10 +3,17 @@
 // request to a no-op service, then the two no-op branch actions) made directly, without the
 // coordinator. Prints sagas/s, p50/p99 latency, errors and the coordinator/baseline ratio.
 //
+// With a PostgreSQL --store, a storage baseline joins the same run: the rows one saga writes
+// (the same tables, the same three transactions) written by a plain libpq loop, one connection
+// per client, each transaction sent in one round trip, so the coordinator's cost over the
+// database shows as a ratio.
+//
 //   dtm-bench --clients=32 --seconds=10                 # spawns dtmd on a fresh SQLite file
+//   dtm-bench --store='host=/tmp/pg port=5432 user=postgres dbname=postgres'
 //   dtm-bench --coordinator=127.0.0.1:36790             # uses a running dtmd
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <libpq-fe.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,10 +25,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/coordinator_client.h"
 #include "client/saga.h"
+#include "storage/codec.h"
+#include "storage/postgres/pg_store.h"
 #include "storage/store.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
@@ -32,8 +42,9 @@ ABSL_FLAG(double, warmup, 1, "warm-up seconds per mode (not measured)");
 ABSL_FLAG(std::string, coordinator, "", "address of a running dtmd; empty: spawn one");
 ABSL_FLAG(std::string, store, "", "--store for the spawned dtmd; empty: a fresh SQLite file");
 ABSL_FLAG(std::string, mode, "both",
-          "both (coordinator + baseline), coordinator, baseline, or store (the writes of each saga "
-          "straight to the store, no gRPC)");
+          "both (coordinator + baseline, + pgloop with a PostgreSQL store), coordinator, "
+          "baseline, store (the writes of each saga straight to the store, no gRPC), or pgloop "
+          "(the same rows by a plain libpq loop)");
 ABSL_FLAG(int, payload, 64, "payload bytes per step");
 
 namespace {
@@ -47,6 +58,12 @@ struct Result {
   std::string first_error;
   double rate() const { return ok / seconds; }
 };
+
+// Distinguishes this run's rows and schemas from earlier runs'.
+std::string RunId() {
+  static const std::string id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  return id;
+}
 
 absl::Duration Percentile(std::vector<absl::Duration>& v, double p) {
   if (v.empty()) return absl::ZeroDuration();
@@ -112,6 +129,79 @@ void Print(const Result& r) {
 
 }  // namespace
 
+// The storage baseline on PostgreSQL: per saga, the three transactions dtmd commits (create
+// with 4 branch rows; first action's result; final status with the last result), each as one
+// multi-statement round trip on the client's own connection.
+class PgLoop {
+ public:
+  PgLoop(std::string conninfo, std::string schema, int clients)
+      : conninfo_(std::move(conninfo)), schema_(std::move(schema)), conns_(clients, nullptr) {}
+  ~PgLoop() {
+    for (PGconn* c : conns_) PQfinish(c);
+  }
+  // Creates the tables (dtmd's own schema, by its migration).
+  absl::Status Prepare() {
+    dtm::PgStoreOptions o;
+    o.schema = schema_;
+    auto store = dtm::PgStore::Open(conninfo_, o);
+    if (!store.ok()) return store.status();
+    (*store)->Close();
+    return absl::OkStatus();
+  }
+  std::string Saga(int c, const std::string& gid, const std::string& payload) {
+    if (conns_[c] == nullptr) {
+      conns_[c] = PQconnectdb(conninfo_.c_str());
+      if (PQstatus(conns_[c]) != CONNECTION_OK) return PQerrorMessage(conns_[c]);
+      std::string err = Exec(conns_[c], absl::StrCat("SET search_path TO ", schema_));
+      if (!err.empty()) return err;
+    }
+    auto us = [] { return absl::StrCat(absl::ToUnixMicros(absl::Now())); };
+    std::string now = us();
+    std::string create =
+        absl::StrCat("BEGIN; INSERT INTO trans_global (", dtm::kGlobalColumns, ") VALUES ('", gid,
+                     "',1,2,1,0,1000000,300000000,3000000,0,0,'',", now, ",", now, ",NULL,", now,
+                     "+10000000,'','','bench',", now, "+10000000);");
+    std::string hex = absl::BytesToHexString(payload);
+    for (int b = 0; b < 4; ++b) {
+      absl::StrAppend(&create,
+                      "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, "
+                      "status, attempts, last_error, finish_time, after) VALUES ('",
+                      gid, "',", b, ",'0", b / 2 + 1, "',", b % 2 + 1,
+                      ",'127.0.0.1:1/test.Branch/TransOut','\\x", hex, "',1,0,'',NULL,'');");
+    }
+    create += "COMMIT;";
+    auto step = [&](int status, int idx) {
+      std::string t = us();
+      return absl::StrCat("BEGIN; UPDATE trans_global SET status = ", status, ", update_time = ", t,
+                          ", next_retry_time = ", t, "+10000000 WHERE gid = '", gid,
+                          "' AND status = 2 AND owner = 'bench'; UPDATE trans_branch SET status = "
+                          "2, attempts = 1, finish_time = ",
+                          t, " WHERE gid = '", gid, "' AND idx = ", idx, "; COMMIT;");
+    };
+    for (const std::string& sql : {create, step(2, 0), step(4, 2)}) {
+      std::string err = Exec(conns_[c], sql);
+      if (!err.empty()) return err;
+    }
+    return "";
+  }
+
+ private:
+  static std::string Exec(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    ExecStatusType st = PQresultStatus(r);
+    std::string err =
+        st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? "" : PQresultErrorMessage(r);
+    PQclear(r);
+    return err;
+  }
+  const std::string conninfo_, schema_;
+  std::vector<PGconn*> conns_;  // one per client thread
+};
+
+bool IsPostgresUrl(const std::string& url) {
+  return !url.empty() && url.rfind("sqlite://", 0) != 0 && url.find(".db") == std::string::npos;
+}
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int clients = absl::GetFlag(FLAGS_clients);
@@ -134,14 +224,17 @@ int main(int argc, char** argv) {
       std::string store = absl::GetFlag(FLAGS_store);
       if (store.empty())
         store = absl::StrCat("sqlite://", dtm::testing::MakeTempDir(), "/bench.db");
-      dtmd = std::make_unique<dtm::testing::DtmdProcess>(store);
+      std::vector<std::string> args;
+      if (IsPostgresUrl(store)) args.push_back(absl::StrCat("--schema=bench_", RunId()));
+      dtmd = std::make_unique<dtm::testing::DtmdProcess>(store, args);
       absl::Status st = dtmd->Start();
       if (!st.ok()) {
         std::fprintf(stderr, "%s\n", st.ToString().c_str());
         return 1;
       }
       address = dtmd->address();
-      std::printf("spawned dtmd at %s, store %s\n", address.c_str(), store.c_str());
+      std::printf("spawned dtmd at %s, store %s\n", address.c_str(),
+                  dtm::DescribeStore(store).c_str());
     }
     auto client = dtm::CoordinatorClient::Connect(address);
     std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
@@ -165,12 +258,14 @@ int main(int argc, char** argv) {
     // result; the final status with the second result. Each is a durable group commit.
     std::string url = absl::GetFlag(FLAGS_store);
     if (url.empty()) url = absl::StrCat("sqlite://", dtm::testing::MakeTempDir(), "/store.db");
-    auto store = dtm::OpenStore(url);
+    dtm::StoreOptions so;
+    if (IsPostgresUrl(url)) so.schema = absl::StrCat("bench_store_", RunId());
+    auto store = dtm::OpenStore(url, so);
     if (!store.ok()) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
       return 1;
     }
-    std::printf("store %s\n", url.c_str());
+    std::printf("store %s\n", dtm::DescribeStore(url).c_str());
     std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
     results.push_back(Drive("store", clients, warmup, seconds, [&](int c, int64_t i) {
       dtm::Transaction t;
@@ -263,11 +358,34 @@ int main(int argc, char** argv) {
     }));
     Print(results.back());
   }
-  if (results.size() == 2 && results[1].rate() > 0) {
-    std::printf("ratio        coordinator/baseline throughput %.3f   p50 latency x%.2f\n",
-                results[0].rate() / results[1].rate(),
-                absl::ToDoubleMilliseconds(results[0].p50) /
-                    std::max(1e-9, absl::ToDoubleMilliseconds(results[1].p50)));
+  const std::string pg_url = absl::GetFlag(FLAGS_store);
+  if ((mode == "both" && IsPostgresUrl(pg_url)) || mode == "pgloop") {
+    PgLoop loop(pg_url, absl::StrCat("bench_pgloop_", RunId()), clients);
+    absl::Status st = loop.Prepare();
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      return 1;
+    }
+    std::string run = RunId();
+    results.push_back(Drive("pgloop", clients, warmup, seconds, [&](int c, int64_t i) {
+      return loop.Saga(c, absl::StrCat("pg-", run, "-", c, "-", i), payload);
+    }));
+    Print(results.back());
+  }
+  auto find = [&](const std::string& name) -> const Result* {
+    for (const Result& r : results) {
+      if (r.name == name && r.rate() > 0) return &r;
+    }
+    return nullptr;
+  };
+  const Result* coordinator = find("coordinator");
+  for (const char* base : {"baseline", "pgloop"}) {
+    const Result* b = find(base);
+    if (coordinator == nullptr || b == nullptr) continue;
+    std::printf("ratio        coordinator/%s throughput %.3f   p50 latency x%.2f\n", base,
+                coordinator->rate() / b->rate(),
+                absl::ToDoubleMilliseconds(coordinator->p50) /
+                    std::max(1e-9, absl::ToDoubleMilliseconds(b->p50)));
   }
   return 0;
 }

@@ -32,9 +32,9 @@ namespace {
 using testing::BranchCallRecord;
 using testing::BranchReply;
 using testing::DtmdProcess;
+using ::testing::HasSubstr;
 using testing::TestBranchServer;
 using testing::WaitUntil;
-using ::testing::HasSubstr;
 
 std::string Conninfo() {
   std::string pg = testing::TestPostgres();
@@ -293,12 +293,13 @@ TEST(PostgresRestartTest, UnavailableWhileTheDatabaseIsDownThenCarriesOnLosingNo
     ASSERT_TRUE(WaitUntil([&] {
       auto t = client->Query(gid);
       return t.ok() && t->status() == v1::SUCCEEDED;
-    })) << gid << "\n"
+    })) << gid
+        << "\n"
         << dtmd.Log();
     auto names = branches.NamesFor(gid);
-    EXPECT_EQ(std::count(names.begin(), names.end(), "C1") +
-                  std::count(names.begin(), names.end(), "C2"),
-              0)
+    EXPECT_EQ(
+        std::count(names.begin(), names.end(), "C1") + std::count(names.begin(), names.end(), "C2"),
+        0)
         << gid;
     EXPECT_EQ(names.back(), "A2") << gid;
   }
