@@ -33,9 +33,6 @@ constexpr int64_t kMigrationLock = 0x64746d;
 constexpr absl::Duration kIdleTick = absl::Milliseconds(250);
 constexpr absl::Duration kClockCheckEvery = absl::Seconds(10);
 
-constexpr char kBranchColumns[] =
-    "branch_id, op, target, payload, status, attempts, last_error, finish_time, after";
-
 std::vector<std::pair<std::string, std::string>> Statements() {
   std::string values;
   for (int i = 1; i <= kGlobalColumnCount; ++i) absl::StrAppend(&values, i > 1 ? "," : "", "$", i);
@@ -110,44 +107,8 @@ PgParams GlobalParams(const Transaction& t) {
   return p;
 }
 
-Transaction ReadGlobal(const PgRow& r) {
-  Transaction t;
-  t.gid = r.Text(0);
-  t.trans_type = static_cast<TransType>(r.Int(1));
-  t.status = static_cast<GlobalStatus>(r.Int(2));
-  t.options.wait_result = r.Int(3) != 0;
-  t.options.timeout_to_fail = absl::Microseconds(r.Int(4));
-  t.options.retry_interval = absl::Microseconds(r.Int(5));
-  t.options.max_retry_interval = absl::Microseconds(r.Int(6));
-  t.options.request_timeout = absl::Microseconds(r.Int(7));
-  t.options.retry_limit = static_cast<int32_t>(r.Int(8));
-  t.options.concurrent = r.Int(9) != 0;
-  t.options.branch_headers = DecodeHeaders(r.Text(10));
-  t.create_time = r.Time(11);
-  t.update_time = r.Time(12);
-  t.finish_time = r.Time(13);
-  t.next_retry_time = r.Time(14);
-  t.rollback_reason = r.Text(15);
-  t.query_prepared = r.Text(16);
-  t.owner = r.Text(17);
-  t.lease_expire = r.Time(18);
-  return t;
-}
-
-// Reads kBranchColumns starting at column `c`.
-Branch ReadBranch(const PgRow& r, int c) {
-  Branch b;
-  b.branch_id = r.Text(c);
-  b.op = static_cast<BranchOp>(r.Int(c + 1));
-  b.target = r.Text(c + 2);
-  b.payload = r.Bytes(c + 3);
-  b.status = static_cast<BranchStatus>(r.Int(c + 4));
-  b.attempts = static_cast<int32_t>(r.Int(c + 5));
-  b.last_error = r.Text(c + 6);
-  b.finish_time = r.Time(c + 7);
-  b.after = DecodeAfter(r.Text(c + 8));
-  return b;
-}
+Transaction ReadGlobal(const PgRow& r) { return ReadGlobalRow(r); }
+Branch ReadBranch(const PgRow& r, int c) { return ReadBranchRow(r, c); }
 
 void ReadBranches(const PGresult* res, Transaction& t) {
   for (int i = 0; i < PQntuples(res); ++i) t.branches.push_back(ReadBranch(PgRow(res, i), 0));

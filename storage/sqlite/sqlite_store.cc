@@ -91,6 +91,7 @@ class Stmt {
     int n = sqlite3_column_bytes(stmt_, col);
     return p ? std::string(static_cast<const char*>(p), n) : std::string();
   }
+  std::string Bytes(int col) const { return Text(col); }
   absl::Time Time(int col) const {
     if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return absl::InfinitePast();
     return absl::FromUnixMicros(sqlite3_column_int64(stmt_, col));
@@ -114,29 +115,7 @@ absl::Status ExecSql(sqlite3* db, const char* sql) {
 
 int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
 
-Transaction ReadGlobal(const Stmt& s) {
-  Transaction t;
-  t.gid = s.Text(0);
-  t.trans_type = static_cast<TransType>(s.Int(1));
-  t.status = static_cast<GlobalStatus>(s.Int(2));
-  t.options.wait_result = s.Int(3) != 0;
-  t.options.timeout_to_fail = absl::Microseconds(s.Int(4));
-  t.options.retry_interval = absl::Microseconds(s.Int(5));
-  t.options.max_retry_interval = absl::Microseconds(s.Int(6));
-  t.options.request_timeout = absl::Microseconds(s.Int(7));
-  t.options.retry_limit = static_cast<int32_t>(s.Int(8));
-  t.options.concurrent = s.Int(9) != 0;
-  t.options.branch_headers = DecodeHeaders(s.Text(10));
-  t.create_time = s.Time(11);
-  t.update_time = s.Time(12);
-  t.finish_time = s.Time(13);
-  t.next_retry_time = s.Time(14);
-  t.rollback_reason = s.Text(15);
-  t.query_prepared = s.Text(16);
-  t.owner = s.Text(17);
-  t.lease_expire = s.Time(18);
-  return t;
-}
+Transaction ReadGlobal(const Stmt& s) { return ReadGlobalRow(s); }
 
 absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string& gid) {
   Transaction t;
@@ -150,24 +129,13 @@ absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string&
     t = ReadGlobal(s);
   }
   Stmt b(conn,
-         "SELECT branch_id, op, target, payload, status, attempts, last_error, finish_time, "
-         "after FROM trans_branch WHERE gid = ? ORDER BY idx");
+         absl::StrCat("SELECT ", kBranchColumns, " FROM trans_branch WHERE gid = ? ORDER BY idx"));
   RETURN_IF_ERROR(b.status());
   b.Bind(1, gid);
   for (;;) {
     ASSIGN_OR_RETURN(bool row, b.Step());
     if (!row) break;
-    Branch br;
-    br.branch_id = b.Text(0);
-    br.op = static_cast<BranchOp>(b.Int(1));
-    br.target = b.Text(2);
-    br.payload = b.Text(3);
-    br.status = static_cast<BranchStatus>(b.Int(4));
-    br.attempts = static_cast<int32_t>(b.Int(5));
-    br.last_error = b.Text(6);
-    br.finish_time = b.Time(7);
-    br.after = DecodeAfter(b.Text(8));
-    t.branches.push_back(std::move(br));
+    t.branches.push_back(ReadBranchRow(b, 0));
   }
   return t;
 }
