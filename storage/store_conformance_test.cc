@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -377,6 +378,38 @@ INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest,
                          ::testing::Values(StoreFactory{"sqlite", MakeSQLite},
                                            StoreFactory{"postgres", MakePostgres}),
                          [](const auto& info) { return info.param.name; });
+
+// The connection drops after COMMIT went out and before its answer came back: the store must
+// not guess. It reconnects, asks PostgreSQL whether that transaction committed, and reports
+// what really happened, which a read then confirms.
+TEST(PgStoreTest, ACommitWhoseAnswerIsLostIsResolvedByAskingTheDatabase) {
+  const char* conninfo = std::getenv("DTM_TEST_PG");
+  ASSERT_NE(conninfo, nullptr) << "run through ctest, which starts PostgreSQL";
+  std::atomic<int> cuts{0};
+  PgStoreOptions o;
+  o.schema = absl::StrCat("unknown_commit_", getpid());
+  o.after_commit_sent_for_test = [&](PGconn* c) {
+    if (cuts.load() == 0) {
+      cuts++;
+      shutdown(PQsocket(c), SHUT_RDWR);  // COMMIT is on its way; its answer will never arrive
+    }
+  };
+  auto s = PgStore::Open(conninfo, o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  WriteResult r = (*s)->WriteSync(CreateOp{MakeTxn("cut", kT0)});
+  EXPECT_EQ(cuts.load(), 1);
+  auto stored = (*s)->Get("cut");
+  if (r.status.ok()) {
+    ASSERT_TRUE(stored.ok()) << stored.status();  // reported durable: it is
+    EXPECT_EQ(stored->branches.size(), 4u);
+  } else {
+    EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable) << r.status;
+    EXPECT_EQ(stored.status().code(), absl::StatusCode::kNotFound);  // reported lost: it is
+  }
+  // Either way the store carries on.
+  EXPECT_TRUE((*s)->WriteSync(CreateOp{MakeTxn("after", kT0)}).status.ok());
+  (*s)->Close();
+}
 
 TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
   char dir[] = "/tmp/dtm-store-XXXXXX";

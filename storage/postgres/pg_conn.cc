@@ -269,9 +269,17 @@ absl::Status PgConn::SendSql(const std::string& sql) {
 }
 
 absl::StatusOr<std::vector<PgResult>> PgConn::Flush() {
-  if (!PQpipelineSync(conn_)) return Fail("pipeline sync");
-  absl::Status st = FlushOutput();
+  absl::Status st = SendSync();
   if (!st.ok()) return st;
+  return ReadResults();
+}
+
+absl::Status PgConn::SendSync() {
+  if (!PQpipelineSync(conn_)) return Fail("pipeline sync");
+  return FlushOutput();
+}
+
+absl::StatusOr<std::vector<PgResult>> PgConn::ReadResults() {
   std::vector<PgResult> out;
   absl::Status first_error;
   int expected = queued_;

@@ -96,6 +96,9 @@ class PgConn {
   absl::Status SendPrepared(const std::string& name, const PgParams& params);
   absl::Status SendSql(const std::string& sql);
   absl::StatusOr<std::vector<PgResult>> Flush();
+  // Flush in two halves: everything sent, then the answers read.
+  absl::Status SendSync();
+  absl::StatusOr<std::vector<PgResult>> ReadResults();
   absl::Status EndPipeline();
 
  private:

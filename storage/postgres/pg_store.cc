@@ -534,7 +534,14 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
 
   // Round 3: the durable commit.
   RETURN_IF_ERROR(c.SendSql("COMMIT"));
-  auto committed = c.Flush();
+  absl::StatusOr<std::vector<PgResult>> committed;
+  absl::Status commit_sent = c.SendSync();
+  if (commit_sent.ok()) {
+    if (options_.after_commit_sent_for_test) options_.after_commit_sent_for_test(c.raw());
+    committed = c.ReadResults();
+  } else {
+    committed = commit_sent;
+  }
   if (!committed.ok()) {
     if (c.broken()) {
       // COMMIT was sent and its answer lost: it may or may not have happened.

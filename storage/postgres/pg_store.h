@@ -16,7 +16,10 @@
 #ifndef DTM_STORAGE_POSTGRES_PG_STORE_H_
 #define DTM_STORAGE_POSTGRES_PG_STORE_H_
 
+#include <libpq-fe.h>
+
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +39,9 @@ struct PgStoreOptions {
   int readers = 2;                               // connections for Get/List
   absl::Duration io_timeout = absl::Seconds(5);  // connect and each wait for an answer
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  // Tests only: runs on the writer thread after a batch's COMMIT went out, before its answer
+  // is read (to cut the connection there and make the outcome unknown).
+  std::function<void(PGconn*)> after_commit_sent_for_test;
 };
 
 class PgStore final : public Store {
