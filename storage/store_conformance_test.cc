@@ -398,6 +398,7 @@ TEST(PgStoreTest, ACommitWhoseAnswerIsLostIsResolvedByAskingTheDatabase) {
   ASSERT_TRUE(s.ok()) << s.status();
   WriteResult r = (*s)->WriteSync(CreateOp{MakeTxn("cut", kT0)});
   EXPECT_EQ(cuts.load(), 1);
+  EXPECT_EQ((*s)->unknown_commits_resolved(), 1);  // the path under test was taken
   auto stored = (*s)->Get("cut");
   if (r.status.ok()) {
     ASSERT_TRUE(stored.ok()) << stored.status();  // reported durable: it is

@@ -318,7 +318,15 @@ bool Engine::Resume(Transaction txn) {
   }
   if (existing) {
     // Our own work whose lease had lapsed (the store was unreachable) and we claimed again.
-    if (existing->owned && txn.owner == options_.owner) existing->ExtendLease(txn.lease_expire);
+    if (existing->owned && txn.owner == options_.owner) {
+      existing->ExtendLease(txn.lease_expire);
+      existing->strand->Post([this, existing] {  // calls held back for want of lease may go
+        if (existing->starved && !existing->retired) {
+          existing->starved = false;
+          Drive(existing);
+        }
+      });
+    }
     return false;
   }
   ActivePtr a = Activate(std::move(txn), /*recovered=*/true);

@@ -317,6 +317,7 @@ void PgStore::ResolveUnknownCommits() {
       ++it;
       continue;
     }
+    unknown_commits_resolved_.fetch_add(1);
     std::fprintf(stderr, "dtmd: commit of transaction %lld with unknown outcome: %s\n",
                  static_cast<long long>(u.xid), status.empty() ? "unknown" : status.c_str());
     if (status != "committed") {
@@ -555,7 +556,8 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
     }
     return committed.status();
   }
-  RETURN_IF_ERROR(c.EndPipeline());
+  // Committed: whatever happens to the session now, these results stand.
+  c.EndPipeline().IgnoreError();
   return out;
 }
 

@@ -58,6 +58,9 @@ class PgStore final : public Store {
   void Close() override;
   absl::Time Now() override;
 
+  // How many commits whose answer was lost have been resolved by asking the database.
+  int64_t unknown_commits_resolved() const { return unknown_commits_resolved_.load(); }
+
   static constexpr int kSchemaVersion = 1;
 
  private:
@@ -87,6 +90,7 @@ class PgStore final : public Store {
   std::vector<std::unique_ptr<Unresolved>> unresolved_;
   absl::Time next_clock_check_ = absl::InfinitePast();
   std::atomic<int64_t> clock_offset_us_{0};
+  std::atomic<int64_t> unknown_commits_resolved_{0};
 
   std::vector<std::unique_ptr<Reader>> readers_;
   std::atomic<unsigned> next_reader_{0};
