@@ -69,4 +69,42 @@ absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
       absl::StrCat("transaction '", gid, "' is ", GlobalStatusName(status)));
 }
 
+absl::Status RegisterRefusal(const std::string& gid, TransType type, GlobalStatus status) {
+  if (type != TransType::kTcc) {
+    return absl::AlreadyExistsError(absl::StrCat("gid '", gid, "' is a ", TransTypeName(type),
+                                                 " transaction; branches are registered only "
+                                                 "in a tcc"));
+  }
+  if (status != GlobalStatus::kPrepared) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("tcc '", gid, "' is ", GlobalStatusName(status),
+                     "; branches can be registered only while it is PREPARED"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CompareRegistered(const RegisterOp& op,
+                               const std::vector<std::pair<BranchOp, std::string>>& stored) {
+  std::string confirm, cancel;
+  for (const auto& [o, target] : stored) (o == BranchOp::kConfirm ? confirm : cancel) = target;
+  if (confirm == op.confirm && cancel == op.cancel) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat("branch_id '", op.branch_id, "' of tcc '", op.gid,
+                                               "' is already registered with confirm '", confirm,
+                                               "' and cancel '", cancel, "', not confirm '",
+                                               op.confirm, "' and cancel '", op.cancel, "'"));
+}
+
+std::vector<Branch> RegisteredBranches(const RegisterOp& op) {
+  std::vector<Branch> out(2);
+  out[0].op = BranchOp::kConfirm;
+  out[0].target = op.confirm;
+  out[1].op = BranchOp::kCancel;
+  out[1].target = op.cancel;
+  for (Branch& b : out) {
+    b.branch_id = op.branch_id;
+    b.payload = op.payload;
+  }
+  return out;
+}
+
 }  // namespace dtm

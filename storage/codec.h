@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "storage/store.h"
 #include "storage/transaction.h"
 
 namespace dtm {
@@ -19,8 +20,8 @@ inline constexpr char kGlobalColumns[] =
     "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
     "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
     "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared, "
-    "owner, lease_expire";
-inline constexpr int kGlobalColumnCount = 19;
+    "owner, lease_expire, delay_us";
+inline constexpr int kGlobalColumnCount = 20;
 
 // branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
 std::string EncodeHeaders(const std::map<std::string, std::string>& h);
@@ -42,6 +43,16 @@ absl::StatusOr<PageCursor> DecodePageToken(const std::string& token);
 absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
                            const std::string& row_owner, GlobalStatus expected,
                            const std::string& owner);
+
+// Why a RegisterOp was refused, given the stored row's type and status, or OK if it may
+// proceed.
+absl::Status RegisterRefusal(const std::string& gid, TransType type, GlobalStatus status);
+// Whether registering `op` over the rows already stored under its branch id (op, target) is
+// a harmless repeat (OK) or a conflict (ALREADY_EXISTS).
+absl::Status CompareRegistered(const RegisterOp& op,
+                               const std::vector<std::pair<BranchOp, std::string>>& stored);
+// The confirm and cancel rows a RegisterOp appends.
+std::vector<Branch> RegisteredBranches(const RegisterOp& op);
 
 // Reads a trans_global row selected as kGlobalColumns. `Row` is a store's row cursor with
 // Text(col), Int(col), Time(col) (NULL: InfinitePast) and Bytes(col).
@@ -67,6 +78,7 @@ Transaction ReadGlobalRow(const Row& r) {
   t.query_prepared = r.Text(16);
   t.owner = r.Text(17);
   t.lease_expire = r.Time(18);
+  t.options.delay = absl::Microseconds(r.Int(19));
   return t;
 }
 

@@ -45,13 +45,38 @@ struct UpdateOp {
   // (index in Transaction::branches, new values). Only status, attempts, last_error and
   // finish_time are written.
   std::vector<std::pair<int, Branch>> branches;
+  // When set, also hands the transaction to `new_owner` with a lease until
+  // `new_lease_expire` (a client's Submit or Abort of a PREPARED transaction takes it over on
+  // whichever replica it arrives; an empty owner releases it).
+  bool reassign = false;
+  std::string new_owner;
+  absl::Time new_lease_expire = absl::InfinitePast();
 };
 
-// Sets next_retry_time of a non-terminal transaction (RetryNow). NOT_FOUND if unknown,
-// FAILED_PRECONDITION if terminal.
+// Registers a tcc branch: appends its confirm and cancel rows (same payload). NOT_FOUND if
+// unknown; ALREADY_EXISTS if the gid is not a tcc, or `branch_id` is registered with other
+// targets; FAILED_PRECONDITION unless the tcc is PREPARED. Registering the same branch id
+// with the same targets again changes nothing and succeeds.
+struct RegisterOp {
+  std::string gid;
+  std::string branch_id;
+  std::string confirm;
+  std::string cancel;
+  std::string payload;
+  absl::Time update_time = absl::InfinitePast();
+};
+
+// Sets next_retry_time of a SUBMITTED or ABORTING transaction, or of a PREPARED msg (its
+// back-check) (RetryNow). NOT_FOUND if unknown, FAILED_PRECONDITION otherwise.
 struct TouchOp {
   std::string gid;
   absl::Time next_retry_time;
+};
+
+// Makes every SUBMITTED or ABORTING transaction waiting for a later retry
+// (next_retry_time > now) due at `now` (bulk RetryNow). WriteResult::touched counts them.
+struct TouchAllOp {
+  absl::Time now;
 };
 
 // Claims up to `limit` non-terminal transactions that are due (next_retry_time <= now) and not
@@ -81,7 +106,8 @@ struct PurgeOp {
   int limit = 1000;
 };
 
-using WriteOp = std::variant<CreateOp, UpdateOp, TouchOp, ClaimOp, RenewOp, PurgeOp>;
+using WriteOp =
+    std::variant<CreateOp, UpdateOp, RegisterOp, TouchOp, TouchAllOp, ClaimOp, RenewOp, PurgeOp>;
 
 struct WriteResult {
   absl::Status status;
@@ -89,6 +115,7 @@ struct WriteResult {
   std::vector<Transaction> claimed;     // ClaimOp
   std::vector<std::pair<std::string, absl::Time>> renewed;  // RenewOp: gid, next_retry_time
   int64_t purged = 0;                                       // PurgeOp
+  int64_t touched = 0;                                      // TouchAllOp
 };
 
 struct ListQuery {

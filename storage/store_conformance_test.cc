@@ -65,6 +65,7 @@ Transaction MakeTxn(const std::string& gid, absl::Time created,
   t.options.retry_limit = 3;
   t.options.branch_headers = {{"x-a", "1"}, {"x-b", "two=2"}};
   t.options.concurrent = true;
+  t.options.delay = absl::Milliseconds(700);
   t.create_time = created;
   t.update_time = created;
   t.next_retry_time = created + absl::Seconds(10);
@@ -284,6 +285,168 @@ TEST_P(StoreConformanceTest, TouchMakesWorkDueAndRefusesTerminal) {
   EXPECT_EQ(store_->WriteSync(TouchOp{"fin", kT0}).status.code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(store_->WriteSync(TouchOp{"none", kT0}).status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {
+  Transaction waiting = MakeTxn("w1", kT0);
+  waiting.next_retry_time = kT0 + absl::Hours(1);
+  Transaction aborting = MakeTxn("w2", kT0, GlobalStatus::kAborting);
+  aborting.next_retry_time = kT0 + absl::Minutes(5);
+  Transaction due = MakeTxn("due", kT0);
+  due.next_retry_time = kT0 - absl::Seconds(1);
+  Transaction prepared = MakeTxn("prep", kT0, GlobalStatus::kPrepared);
+  prepared.trans_type = TransType::kTcc;
+  prepared.next_retry_time = kT0 + absl::Hours(1);
+  for (const Transaction& t : {waiting, aborting, due, prepared}) {
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  WriteResult r = store_->WriteSync(TouchAllOp{kT0});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.touched, 2);
+  EXPECT_EQ(store_->Get("w1")->next_retry_time, kT0);
+  EXPECT_EQ(store_->Get("w2")->next_retry_time, kT0);
+  EXPECT_EQ(store_->Get("due")->next_retry_time, kT0 - absl::Seconds(1));
+  // A PREPARED tcc waits for its client (or its timeout): neither form makes it due.
+  EXPECT_EQ(store_->Get("prep")->next_retry_time, kT0 + absl::Hours(1));
+  EXPECT_EQ(store_->WriteSync(TouchOp{"prep", kT0}).status.code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+Transaction PreparedTcc(const std::string& gid) {
+  Transaction t = MakeTxn(gid, kT0, GlobalStatus::kPrepared);
+  t.trans_type = TransType::kTcc;
+  t.branches.clear();
+  return t;
+}
+
+RegisterOp Reg(const std::string& gid, const std::string& id, const std::string& confirm,
+               const std::string& cancel) {
+  RegisterOp op;
+  op.gid = gid;
+  op.branch_id = id;
+  op.confirm = confirm;
+  op.cancel = cancel;
+  op.payload = std::string("p\0", 2) + id;
+  op.update_time = kT0 + absl::Seconds(1);
+  return op;
+}
+
+TEST_P(StoreConformanceTest, RegisterAppendsConfirmAndCancelInOrderAndIsIdempotent) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{PreparedTcc("tcc")}).status.ok());
+  // Two in one batch and one after: indexes follow registration order.
+  std::atomic<int> done{0};
+  absl::Status s1, s2;
+  store_->Write(Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/X1"), [&](WriteResult r) {
+    s1 = r.status;
+    done++;
+  });
+  store_->Write(Reg("tcc", "02", "h:1/s.S/C2", ""), [&](WriteResult r) {
+    s2 = r.status;
+    done++;
+  });
+  while (done < 2) std::this_thread::yield();
+  ASSERT_TRUE(s1.ok()) << s1;
+  ASSERT_TRUE(s2.ok()) << s2;
+  ASSERT_TRUE(store_->WriteSync(Reg("tcc", "0201", "h:1/s.S/C3", "h:1/s.S/X3")).status.ok());
+  // The same id with the same targets again: accepted, nothing added.
+  ASSERT_TRUE(store_->WriteSync(Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/X1")).status.ok());
+  WriteResult other = store_->WriteSync(Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/Other"));
+  EXPECT_EQ(other.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(other.status.message()), ::testing::HasSubstr("h:1/s.S/Other"));
+
+  auto got = store_->Get("tcc");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->branches.size(), 6u);
+  const char* ids[] = {"01", "01", "02", "02", "0201", "0201"};
+  const char* targets[] = {"h:1/s.S/C1", "h:1/s.S/X1", "h:1/s.S/C2",
+                           "",           "h:1/s.S/C3", "h:1/s.S/X3"};
+  for (int i = 0; i < 6; ++i) {
+    const Branch& b = got->branches[i];
+    EXPECT_EQ(b.branch_id, ids[i]) << i;
+    EXPECT_EQ(b.op, i % 2 == 0 ? BranchOp::kConfirm : BranchOp::kCancel) << i;
+    EXPECT_EQ(b.target, targets[i]) << i;
+    EXPECT_EQ(b.payload, std::string("p\0", 2) + ids[i]) << i;
+    EXPECT_EQ(b.status, BranchStatus::kPrepared) << i;
+  }
+  EXPECT_EQ(got->update_time, kT0 + absl::Seconds(1));
+}
+
+TEST_P(StoreConformanceTest, RegisterIsRefusedOutsideAPreparedTcc) {
+  EXPECT_EQ(store_->WriteSync(Reg("none", "01", "", "")).status.code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("saga", kT0)}).status.ok());
+  EXPECT_EQ(store_->WriteSync(Reg("saga", "01", "", "")).status.code(),
+            absl::StatusCode::kAlreadyExists);
+  Transaction msg = MakeTxn("msg", kT0, GlobalStatus::kPrepared);
+  msg.trans_type = TransType::kMsg;
+  ASSERT_TRUE(store_->WriteSync(CreateOp{msg}).status.ok());
+  EXPECT_EQ(store_->WriteSync(Reg("msg", "01", "", "")).status.code(),
+            absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{PreparedTcc("tcc")}).status.ok());
+  UpdateOp submit;
+  submit.gid = "tcc";
+  submit.expected_status = GlobalStatus::kPrepared;
+  submit.new_status = GlobalStatus::kSubmitted;
+  ASSERT_TRUE(store_->WriteSync(submit).status.ok());
+  WriteResult late = store_->WriteSync(Reg("tcc", "01", "", ""));
+  EXPECT_EQ(late.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(late.status.message()), ::testing::HasSubstr("SUBMITTED"));
+  EXPECT_TRUE(store_->Get("tcc")->branches.empty());
+}
+
+TEST_P(StoreConformanceTest, RegistrationsRacingACommitEitherLandBeforeItOrAreRefused) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{PreparedTcc("race")}).status.ok());
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < 10; ++j) {
+        WriteResult r = store_->WriteSync(
+            Reg("race", absl::StrCat(i, "-", j), absl::StrCat("h:1/s.S/C", i), ""));
+        if (r.status.ok()) {
+          accepted++;
+        } else {
+          EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition) << r.status;
+        }
+      }
+    });
+  }
+  UpdateOp submit;
+  submit.gid = "race";
+  submit.expected_status = GlobalStatus::kPrepared;
+  submit.new_status = GlobalStatus::kSubmitted;
+  ASSERT_TRUE(store_->WriteSync(submit).status.ok());
+  for (auto& t : threads) t.join();
+  auto got = store_->Get("race");
+  ASSERT_TRUE(got.ok());
+  // Every accepted registration is stored, with two rows each, and no other.
+  EXPECT_EQ(got->branches.size(), static_cast<size_t>(2 * accepted.load()));
+}
+
+TEST_P(StoreConformanceTest, UpdateCanHandTheTransactionToANewOwner) {
+  Transaction t = PreparedTcc("hand");
+  t.owner = "old";
+  t.lease_expire = kT0 + absl::Seconds(5);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  UpdateOp op;
+  op.gid = "hand";
+  op.expected_status = GlobalStatus::kPrepared;
+  op.new_status = GlobalStatus::kSubmitted;
+  op.reassign = true;
+  op.new_owner = "new";
+  op.new_lease_expire = kT0 + absl::Seconds(9);
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  auto got = store_->Get("hand");
+  EXPECT_EQ(got->owner, "new");
+  EXPECT_EQ(got->lease_expire, kT0 + absl::Seconds(9));
+  // Without `reassign` the owner stays.
+  UpdateOp keep;
+  keep.gid = "hand";
+  keep.expected_status = GlobalStatus::kSubmitted;
+  keep.new_status = GlobalStatus::kSubmitted;
+  keep.owner = "new";
+  ASSERT_TRUE(store_->WriteSync(keep).status.ok());
+  EXPECT_EQ(store_->Get("hand")->owner, "new");
 }
 
 TEST_P(StoreConformanceTest, PurgeDeletesOnlyOldFinishedTransactions) {

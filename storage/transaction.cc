@@ -55,7 +55,7 @@ bool TransOptions::operator==(const TransOptions& o) const {
   return wait_result == o.wait_result && timeout_to_fail == o.timeout_to_fail &&
          retry_interval == o.retry_interval && max_retry_interval == o.max_retry_interval &&
          request_timeout == o.request_timeout && retry_limit == o.retry_limit &&
-         branch_headers == o.branch_headers && concurrent == o.concurrent;
+         branch_headers == o.branch_headers && concurrent == o.concurrent && delay == o.delay;
 }
 
 bool Branch::operator==(const Branch& o) const {

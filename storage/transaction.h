@@ -48,6 +48,8 @@ struct TransOptions {
   int32_t retry_limit = 0;  // zero: unlimited
   std::map<std::string, std::string> branch_headers;
   bool concurrent = false;
+  // Msg only: deliver no sooner than this after the message is submitted.
+  absl::Duration delay = absl::ZeroDuration();
 
   bool operator==(const TransOptions& o) const;
 };
@@ -82,7 +84,8 @@ struct Transaction {
   // only once the lease has expired.
   std::string owner;
   absl::Time lease_expire = absl::InfinitePast();
-  // Saga layout: step i has its action at 2*i and its compensation at 2*i+1.
+  // Saga: step i has its action at 2*i and its compensation at 2*i+1. Tcc: registered branch
+  // i has its confirm at 2*i and its cancel at 2*i+1. Msg: step i's action at i.
   std::vector<Branch> branches;
 
   bool operator==(const Transaction& o) const;

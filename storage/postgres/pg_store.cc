@@ -51,14 +51,35 @@ std::vector<std::pair<std::string, std::string>> Statements() {
                     " FROM trans_branch WHERE gid = ANY($1::text[]) ORDER BY gid, idx")},
       {"update_global",
        "UPDATE trans_global SET status = $1, rollback_reason = $2, update_time = $3, "
-       "finish_time = $4, next_retry_time = $5 WHERE gid = $6 AND status = $7 AND "
-       "($8::text = '' OR owner = $8::text)"},
+       "finish_time = $4, next_retry_time = $5, "
+       "owner = CASE WHEN $9::int = 1 THEN $10::text ELSE owner END, "
+       "lease_expire = CASE WHEN $9::int = 1 THEN $11::bigint ELSE lease_expire END "
+       "WHERE gid = $6 AND status = $7 AND ($8::text = '' OR owner = $8::text)"},
       {"update_branch",
        "UPDATE trans_branch SET status = $1, attempts = $2, last_error = $3, finish_time = $4 "
        "WHERE gid = $5 AND idx = $6"},
       {"status_owner", "SELECT status, owner FROM trans_global WHERE gid = $1"},
       {"touch",
-       "UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND status IN (1,2,3)"},
+       "UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND (status IN (2,3) OR "
+       "(status = 1 AND trans_type = 3))"},
+      {"touch_all",
+       "UPDATE trans_global SET next_retry_time = $1 WHERE status IN (2,3) AND "
+       "next_retry_time > $1"},
+      // RegisterOp: lock the PREPARED tcc's row (concurrent registrations of one gid queue
+      // here, so each sees the rows of the one before), append both rows unless the branch id
+      // is taken, then read what the branch id holds.
+      {"register_lock",
+       "UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND status = 1 AND "
+       "trans_type = 2"},
+      {"type_status", "SELECT trans_type, status FROM trans_global WHERE gid = $1"},
+      {"register_insert",
+       "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
+       "last_error, finish_time, after) SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, "
+       "$3::bytea, 1, 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM "
+       "trans_branch WHERE gid = $1::text) m, (VALUES (0, 4, $4::text), (1, 5, $5::text)) AS "
+       "v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM trans_branch WHERE gid = $1::text AND "
+       "branch_id = $2::text)"},
+      {"branch_targets", "SELECT op, target FROM trans_branch WHERE gid = $1 AND branch_id = $2"},
       {"claim", absl::StrCat("UPDATE trans_global SET owner = $1, lease_expire = $2 WHERE gid IN "
                              "(SELECT gid FROM trans_global WHERE status IN (1,2,3) AND "
                              "next_retry_time <= $3 AND (lease_expire IS NULL OR lease_expire "
@@ -103,7 +124,8 @@ PgParams GlobalParams(const Transaction& t) {
       .Add(t.rollback_reason)
       .Add(t.query_prepared)
       .Add(t.owner)
-      .AddTime(t.lease_expire);
+      .AddTime(t.lease_expire)
+      .Add(Micros(t.options.delay));
   return p;
 }
 
@@ -194,6 +216,12 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           after TEXT NOT NULL,
           PRIMARY KEY (gid, idx));
         INSERT INTO dtm_schema_version VALUES (1);)sql"));
+    }
+    if (version < 2) {
+      // v2: msg delivery delay.
+      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+        ALTER TABLE trans_global ADD COLUMN delay_us BIGINT NOT NULL DEFAULT 0;
+        INSERT INTO dtm_schema_version VALUES (2);)sql"));
     }
     ASSIGN_OR_RETURN(unused, c.Exec("COMMIT"));
     return absl::OkStatus();
@@ -388,11 +416,20 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                 .AddTime(op.next_retry_time)
                 .Add(op.gid)
                 .Add(static_cast<int64_t>(op.expected_status))
-                .Add(op.owner);
+                .Add(op.owner)
+                .Add(op.reassign ? 1 : 0)
+                .Add(op.new_owner)
+                .AddTime(op.new_lease_expire);
             return c.SendPrepared("update_global", p);
           } else if constexpr (std::is_same_v<T, TouchOp>) {
             p.AddTime(op.next_retry_time).Add(op.gid);
             return c.SendPrepared("touch", p);
+          } else if constexpr (std::is_same_v<T, TouchAllOp>) {
+            p.AddTime(op.now);
+            return c.SendPrepared("touch_all", p);
+          } else if constexpr (std::is_same_v<T, RegisterOp>) {
+            p.Add(op.gid).AddTime(op.update_time);
+            return c.SendPrepared("register_lock", p);
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             p.Add(op.owner).AddTime(op.now + op.lease).AddTime(op.now).Add(op.limit);
             return c.SendPrepared("claim", p);
@@ -463,6 +500,18 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                 ++sent;
               }
             }
+          } else if constexpr (std::is_same_v<T, RegisterOp>) {
+            if (Changed(res) == 0) {
+              p.Add(op.gid);
+              ++sent;
+              return c.SendPrepared("type_status", p);
+            }
+            PgParams ins;
+            ins.Add(op.gid).Add(op.branch_id).AddBytes(op.payload).Add(op.confirm).Add(op.cancel);
+            RETURN_IF_ERROR(c.SendPrepared("register_insert", ins));
+            p.Add(op.gid).Add(op.branch_id);
+            sent += 2;
+            return c.SendPrepared("branch_targets", p);
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             if (PQntuples(res.get()) > 0) {
               std::vector<std::string> gids;
@@ -507,6 +556,28 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
           } else if constexpr (std::is_same_v<T, TouchOp>) {
             if (Changed(res) == 0) {
               o.status = NoChange(r2[first[i]], op.gid, GlobalStatus::kUnspecified, "");
+            }
+          } else if constexpr (std::is_same_v<T, TouchAllOp>) {
+            o.touched = Changed(res);
+          } else if constexpr (std::is_same_v<T, RegisterOp>) {
+            const PgResult& r = r2[first[i]];
+            if (Changed(res) == 0) {
+              if (PQntuples(r.get()) == 0) {
+                o.status =
+                    absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
+              } else {
+                PgRow row(r.get(), 0);
+                o.status = RegisterRefusal(op.gid, static_cast<TransType>(row.Int(0)),
+                                           static_cast<GlobalStatus>(row.Int(1)));
+              }
+            } else if (Changed(r) == 0) {  // the branch id was taken
+              std::vector<std::pair<BranchOp, std::string>> stored;
+              const PGresult* t = r2[first[i] + 1].get();
+              for (int row = 0; row < PQntuples(t); ++row) {
+                PgRow br(t, row);
+                stored.emplace_back(static_cast<BranchOp>(br.Int(0)), br.Text(1));
+              }
+              o.status = CompareRegistered(op, stored);
             }
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             absl::flat_hash_map<std::string, size_t> at;

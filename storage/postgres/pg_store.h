@@ -61,7 +61,7 @@ class PgStore final : public Store {
   // How many commits whose answer was lost have been resolved by asking the database.
   int64_t unknown_commits_resolved() const { return unknown_commits_resolved_.load(); }
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
  private:
   struct Reader;

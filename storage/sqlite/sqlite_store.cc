@@ -141,7 +141,7 @@ absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string&
 }
 
 absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
-                            const std::vector<Branch>& branches) {
+                            const std::vector<Branch>& branches, int64_t first_idx = 0) {
   Stmt s(conn,
          "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
          "last_error, finish_time, after) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
@@ -150,7 +150,7 @@ absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
     const Branch& b = branches[i];
     s.Reset();
     s.Bind(1, gid)
-        .Bind(2, static_cast<int64_t>(i))
+        .Bind(2, first_idx + static_cast<int64_t>(i))
         .Bind(3, b.branch_id)
         .Bind(4, static_cast<int64_t>(b.op))
         .Bind(5, b.target)
@@ -171,7 +171,7 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
   const Transaction& t = op.txn;
   Stmt s(conn,
          absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
+                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
              .c_str());
   RETURN_IF_ERROR(s.status());
   s.Bind(1, t.gid)
@@ -192,7 +192,8 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
       .Bind(16, t.rollback_reason)
       .Bind(17, t.query_prepared)
       .Bind(18, t.owner)
-      .BindTime(19, t.lease_expire);
+      .BindTime(19, t.lease_expire)
+      .Bind(20, Micros(t.options.delay));
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
     ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(conn, t.gid));
@@ -223,18 +224,23 @@ absl::Status ExplainNoChange(SQLiteConn& conn, const std::string& gid, GlobalSta
 absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out) {
   Stmt s(conn,
          "UPDATE trans_global SET status = ?, rollback_reason = ?, update_time = ?, "
-         "finish_time = ?, next_retry_time = ? WHERE gid = ? AND status = ? AND "
-         "(? = '' OR owner = ?)");
+         "finish_time = ?, next_retry_time = ?, owner = CASE WHEN ? THEN ? ELSE owner END, "
+         "lease_expire = CASE WHEN ? THEN ? ELSE lease_expire END WHERE gid = ? AND status = ? "
+         "AND (? = '' OR owner = ?)");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(op.new_status))
       .Bind(2, op.rollback_reason)
       .BindTime(3, op.update_time)
       .BindTime(4, op.finish_time)
       .BindTime(5, op.next_retry_time)
-      .Bind(6, op.gid)
-      .Bind(7, static_cast<int64_t>(op.expected_status))
-      .Bind(8, op.owner)
-      .Bind(9, op.owner);
+      .Bind(6, op.reassign ? 1 : 0)
+      .Bind(7, op.new_owner)
+      .Bind(8, op.reassign ? 1 : 0)
+      .BindTime(9, op.new_lease_expire)
+      .Bind(10, op.gid)
+      .Bind(11, static_cast<int64_t>(op.expected_status))
+      .Bind(12, op.owner)
+      .Bind(13, op.owner);
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
     return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
@@ -258,7 +264,9 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
 }
 
 absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
-  Stmt s(conn, "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND status IN (1,2,3)");
+  Stmt s(conn,
+         "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (status IN (2,3) OR "
+         "(status = 1 AND trans_type = 3))");
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
   RETURN_IF_ERROR(s.Exec());
@@ -266,6 +274,61 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
     return ExplainNoChange(conn, op.gid, GlobalStatus::kUnspecified, "", out);
   }
   return absl::OkStatus();
+}
+
+absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& out) {
+  Stmt s(conn,
+         "UPDATE trans_global SET next_retry_time = ? WHERE status IN (2,3) AND "
+         "next_retry_time > ?");
+  RETURN_IF_ERROR(s.status());
+  s.BindTime(1, op.now).BindTime(2, op.now);
+  RETURN_IF_ERROR(s.Exec());
+  out.touched = sqlite3_changes(conn.db);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& out) {
+  {
+    Stmt q(conn, "SELECT trans_type, status FROM trans_global WHERE gid = ?");
+    RETURN_IF_ERROR(q.status());
+    q.Bind(1, op.gid);
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) {
+      out.status = absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
+      return absl::OkStatus();
+    }
+    out.status = RegisterRefusal(op.gid, static_cast<TransType>(q.Int(0)),
+                                 static_cast<GlobalStatus>(q.Int(1)));
+    if (!out.status.ok()) return absl::OkStatus();
+  }
+  std::vector<std::pair<BranchOp, std::string>> stored;
+  {
+    Stmt q(conn, "SELECT op, target FROM trans_branch WHERE gid = ? AND branch_id = ?");
+    RETURN_IF_ERROR(q.status());
+    q.Bind(1, op.gid).Bind(2, op.branch_id);
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      stored.emplace_back(static_cast<BranchOp>(q.Int(0)), q.Text(1));
+    }
+  }
+  if (!stored.empty()) {
+    out.status = CompareRegistered(op, stored);
+    return absl::OkStatus();
+  }
+  int64_t next = 0;
+  {
+    Stmt q(conn, "SELECT COALESCE(MAX(idx) + 1, 0) FROM trans_branch WHERE gid = ?");
+    RETURN_IF_ERROR(q.status());
+    q.Bind(1, op.gid);
+    RETURN_IF_ERROR(q.Step().status());
+    next = q.Int(0);
+  }
+  RETURN_IF_ERROR(InsertBranches(conn, op.gid, RegisteredBranches(op), next));
+  Stmt u(conn, "UPDATE trans_global SET update_time = ? WHERE gid = ?");
+  RETURN_IF_ERROR(u.status());
+  u.BindTime(1, op.update_time).Bind(2, op.gid);
+  return u.Exec();
 }
 
 absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
@@ -411,6 +474,13 @@ absl::Status Migrate(SQLiteConn& conn) {
       INSERT INTO dtm_schema_version VALUES (2);)sql");
     if (!st.ok()) return fail(st);
   }
+  if (version < 3) {
+    // v3: msg delivery delay.
+    st = ExecSql(conn.db, R"sql(
+      ALTER TABLE trans_global ADD COLUMN delay_us INTEGER NOT NULL DEFAULT 0;
+      INSERT INTO dtm_schema_version VALUES (3);)sql");
+    if (!st.ok()) return fail(st);
+  }
   return ExecSql(conn.db, "COMMIT");
 }
 
@@ -453,6 +523,8 @@ std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<PendingWrite>& ops)
           if constexpr (std::is_same_v<T, CreateOp>) return ApplyCreate(*writer_, op, out);
           if constexpr (std::is_same_v<T, UpdateOp>) return ApplyUpdate(*writer_, op, out);
           if constexpr (std::is_same_v<T, TouchOp>) return ApplyTouch(*writer_, op, out);
+          if constexpr (std::is_same_v<T, TouchAllOp>) return ApplyTouchAll(*writer_, op, out);
+          if constexpr (std::is_same_v<T, RegisterOp>) return ApplyRegister(*writer_, op, out);
           if constexpr (std::is_same_v<T, ClaimOp>) return ApplyClaim(*writer_, op, out);
           if constexpr (std::is_same_v<T, RenewOp>) return ApplyRenew(*writer_, op, out);
           if constexpr (std::is_same_v<T, PurgeOp>) return ApplyPurge(*writer_, op, out);

@@ -29,7 +29,7 @@ class SQLiteStore final : public Store {
 
   const GroupCommitter& committer() const { return *committer_; }
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
  private:
   SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader);
