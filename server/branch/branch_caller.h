@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "server/engine/saga.h"
+#include "server/engine/machine.h"
 
 namespace dtm {
 

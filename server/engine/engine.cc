@@ -11,7 +11,7 @@ namespace dtm {
 
 struct Engine::Active {
   std::shared_ptr<Strand> strand;
-  SagaState state;  // touched only on `strand`
+  TransState state;  // touched only on `strand`
   std::vector<SubmitDone> submit_waiters;
   std::vector<TxnDone> stop_waiters;
   std::optional<TimerQueue::TimerId> timer;
@@ -49,7 +49,7 @@ SubmitResult ResultOf(const Transaction& t) {
 
 // The transaction as a reader may rely on: the global status is the durable one (a status
 // whose write is still in flight is not reported yet); branches show their latest results.
-Transaction DurableView(const SagaState& s) {
+Transaction DurableView(const TransState& s) {
   Transaction t = s.txn;
   if (t.status != s.durable_status) {
     t.status = s.durable_status;
@@ -119,7 +119,7 @@ Engine::ActivePtr Engine::Activate(Transaction txn, bool recovered) {
   std::string gid = txn.gid;
   a->owned = !txn.owner.empty() && txn.owner == options_.owner;
   if (a->owned) a->ExtendLease(txn.lease_expire);
-  a->state = recovered ? RecoveredSagaState(std::move(txn)) : NewSagaState(std::move(txn));
+  a->state = recovered ? RecoveredTransState(std::move(txn)) : NewTransState(std::move(txn));
   active_.emplace(std::move(gid), a);
   return a;
 }
@@ -265,7 +265,7 @@ void Engine::ForceStop(const std::string& gid, const std::string& reason, TxnDon
           done(already(a->state.txn.status));
           return;
         }
-        SagaForceStop(a->state, reason, clock_->Now());
+        ForceStopTrans(a->state, reason, clock_->Now());
         a->stop_waiters.push_back(done);
         Drive(a);
       },
@@ -300,7 +300,7 @@ void Engine::RetryNow(const std::string& gid, std::function<void(absl::Status)> 
                                                       GlobalStatusName(a->state.txn.status))));
       return;
     }
-    SagaRetryNow(a->state);
+    RetryAllNow(a->state);
     a->state.persist_not_before = absl::InfinitePast();
     Drive(a);
     done(absl::OkStatus());
@@ -371,11 +371,11 @@ void Engine::RenewLeases() {
     absl::Time stored_next = it->second;
     a->strand->Post([this, a, stored_next] {
       if (a->retired) return;
-      SagaState& s = a->state;
+      TransState& s = a->state;
       if (!s.persist_in_flight && stored_next < s.txn.next_retry_time &&
           !IsTerminal(s.txn.status)) {
         // Someone made it due early (RetryNow on another replica).
-        SagaRetryNow(s);
+        RetryAllNow(s);
         s.persist_not_before = absl::InfinitePast();
         a->starved = true;
       }
@@ -419,14 +419,14 @@ void Engine::Drive(const ActivePtr& a) {
     stopping = stopping_;
   }
   absl::Time now = clock_->Now();
-  Decision d = SagaDecide(a->state, now, options_.lease);
+  Decision d = Decide(a->state, now, options_.lease);
   if (d.persist) {
     d.persist->owner = a->owned ? options_.owner : "";
     WrittenState written = SummarizeWrite(*d.persist);
     store_->Write(
         std::move(*d.persist), [this, a, written = std::move(written)](WriteResult r) mutable {
           a->strand->Post([this, a, written = std::move(written), st = std::move(r.status)] {
-            SagaOnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
+            OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
             if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
               Drop(a);
               return;
@@ -514,7 +514,7 @@ void Engine::Dispatch(const ActivePtr& a, int index) {
   const Branch& b = t.branches[index];
   auto on_result = [this, a, index](BranchResult r) {
     a->strand->Post([this, a, index, r = std::move(r)] {
-      SagaOnResult(a->state, index, r, clock_->Now(), Jitter());
+      OnBranchResult(a->state, index, r, clock_->Now(), Jitter());
       LogIfStuck(a->state.txn, index, r);
       Drive(a);
     });

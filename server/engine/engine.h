@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/branch/branch_caller.h"
-#include "server/engine/saga.h"
+#include "server/engine/machine.h"
 #include "server/runtime/clock.h"
 #include "server/runtime/thread_pool.h"
 #include "server/runtime/timer_queue.h"

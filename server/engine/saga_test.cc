@@ -1,6 +1,4 @@
 // Tests of the pure saga state machine: no threads, no sockets, time passed in.
-#include "server/engine/saga.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,6 +6,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "server/engine/machine.h"
 #include "server/engine/saga_test_util.h"
 
 namespace dtm {
@@ -36,11 +35,11 @@ BranchResult Failure() { return {CallOutcome::kFailure, "ABORTED: no"}; }
 BranchResult Ongoing() { return {CallOutcome::kOngoing, "later"}; }
 BranchResult Error() { return {CallOutcome::kError, "UNAVAILABLE"}; }
 
-// Drives a SagaState like the engine would, synchronously: writes succeed at once, calls
+// Drives a TransState like the engine would, synchronously: writes succeed at once, calls
 // are answered by `answer`, time only moves when the test says.
 class Driver {
  public:
-  explicit Driver(SagaState s) : s_(std::move(s)) {}
+  explicit Driver(TransState s) : s_(std::move(s)) {}
   std::function<BranchResult(const std::string&)> answer = [](const std::string&) {
     return Success();
   };
@@ -48,20 +47,20 @@ class Driver {
   // Runs until nothing more happens at the current time.
   void Settle() {
     for (int guard = 0; guard < 10000; ++guard) {
-      Decision d = SagaDecide(s_, now, kLease);
+      Decision d = Decide(s_, now, kLease);
       last = d;
       if (d.persist) {
         writes.push_back(*d.persist);
-        SagaOnPersisted(s_, *d.persist, absl::OkStatus(), now);
+        OnPersisted(s_, *d.persist, absl::OkStatus(), now);
       }
       for (int i : d.calls) calls.push_back(Name(i));
-      for (int i : d.calls) SagaOnResult(s_, i, answer(Name(i)), now, 0.0);
+      for (int i : d.calls) OnBranchResult(s_, i, answer(Name(i)), now, 0.0);
       if (!d.persist && d.calls.empty()) return;
     }
     FAIL() << "saga did not settle";
   }
 
-  SagaState s_;
+  TransState s_;
   absl::Time now = kStart;
   std::vector<std::string> calls;
   std::vector<UpdateOp> writes;
@@ -69,7 +68,7 @@ class Driver {
 };
 
 TEST(SagaTest, SequentialSuccessCallsActionsInOrderAndSucceeds) {
-  Driver d(NewSagaState(MakeSaga(3)));
+  Driver d(NewTransState(MakeSaga(3)));
   d.Settle();
   EXPECT_THAT(d.calls, ElementsAre("A1", "A2", "A3"));
   EXPECT_EQ(d.s_.txn.status, GlobalStatus::kSucceeded);
@@ -84,23 +83,23 @@ TEST(SagaTest, SequentialSuccessCallsActionsInOrderAndSucceeds) {
 }
 
 TEST(SagaTest, NextActionWaitsUntilThePreviousSuccessIsDurable) {
-  SagaState s = NewSagaState(MakeSaga(2));
-  Decision d1 = SagaDecide(s, kStart, kLease);
+  TransState s = NewTransState(MakeSaga(2));
+  Decision d1 = Decide(s, kStart, kLease);
   EXPECT_THAT(d1.calls, ElementsAre(0));
-  SagaOnResult(s, 0, Success(), kStart, 0);
-  Decision d2 = SagaDecide(s, kStart, kLease);
+  OnBranchResult(s, 0, Success(), kStart, 0);
+  Decision d2 = Decide(s, kStart, kLease);
   EXPECT_THAT(d2.calls, IsEmpty());  // A2 not yet: A1's success is not durable
   ASSERT_TRUE(d2.persist);
-  Decision d3 = SagaDecide(s, kStart, kLease);  // write still in flight
+  Decision d3 = Decide(s, kStart, kLease);  // write still in flight
   EXPECT_THAT(d3.calls, IsEmpty());
   EXPECT_FALSE(d3.persist);
-  SagaOnPersisted(s, *d2.persist, absl::OkStatus(), kStart);
-  EXPECT_THAT(SagaDecide(s, kStart, kLease).calls, ElementsAre(2));
+  OnPersisted(s, *d2.persist, absl::OkStatus(), kStart);
+  EXPECT_THAT(Decide(s, kStart, kLease).calls, ElementsAre(2));
 }
 
 TEST(SagaTest, FailureAtStepKCompensatesAttemptedStepsInReverse) {
   for (int k = 1; k <= 4; ++k) {
-    Driver d(NewSagaState(MakeSaga(4)));
+    Driver d(NewTransState(MakeSaga(4)));
     std::string failing = absl::StrCat("A", k);
     d.answer = [&](const std::string& n) { return n == failing ? Failure() : Success(); };
     d.Settle();
@@ -114,7 +113,7 @@ TEST(SagaTest, FailureAtStepKCompensatesAttemptedStepsInReverse) {
 }
 
 TEST(SagaTest, LargestSagaRollsBackInReverseOrder) {
-  Driver d(NewSagaState(MakeSaga(1000)));
+  Driver d(NewTransState(MakeSaga(1000)));
   d.answer = [](const std::string& n) { return n == "A1000" ? Failure() : Success(); };
   d.Settle();
   ASSERT_EQ(d.calls.size(), 2000u);
@@ -126,20 +125,20 @@ TEST(SagaTest, LargestSagaRollsBackInReverseOrder) {
 }
 
 TEST(SagaTest, CompensationsWaitForTheDurableAbortingStatus) {
-  SagaState s = NewSagaState(MakeSaga(2));
-  SagaDecide(s, kStart, kLease);
-  SagaOnResult(s, 0, Failure(), kStart, 0);
-  Decision d = SagaDecide(s, kStart, kLease);
+  TransState s = NewTransState(MakeSaga(2));
+  Decide(s, kStart, kLease);
+  OnBranchResult(s, 0, Failure(), kStart, 0);
+  Decision d = Decide(s, kStart, kLease);
   EXPECT_EQ(s.txn.status, GlobalStatus::kAborting);
   ASSERT_TRUE(d.persist);
   EXPECT_EQ(d.persist->new_status, GlobalStatus::kAborting);
   EXPECT_THAT(d.calls, IsEmpty());
-  SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  EXPECT_THAT(SagaDecide(s, kStart, kLease).calls, ElementsAre(1));  // C1
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  EXPECT_THAT(Decide(s, kStart, kLease).calls, ElementsAre(1));  // C1
 }
 
 TEST(SagaTest, TransientErrorsBackOffExponentiallyWithACap) {
-  Driver d(NewSagaState(MakeSaga(1)));
+  Driver d(NewTransState(MakeSaga(1)));
   int errors = 0;
   d.answer = [&](const std::string&) { return ++errors <= 6 ? Error() : Success(); };
   d.Settle();
@@ -159,7 +158,7 @@ TEST(SagaTest, TransientErrorsBackOffExponentiallyWithACap) {
 }
 
 TEST(SagaTest, OngoingIsPolledAtRetryIntervalWithoutBackoff) {
-  Driver d(NewSagaState(MakeSaga(1)));
+  Driver d(NewTransState(MakeSaga(1)));
   int polls = 0;
   d.answer = [&](const std::string&) { return ++polls <= 5 ? Ongoing() : Success(); };
   d.Settle();
@@ -174,21 +173,21 @@ TEST(SagaTest, OngoingIsPolledAtRetryIntervalWithoutBackoff) {
 }
 
 TEST(SagaTest, NothingIsCalledBeforeTheBackoffWaitEnds) {
-  SagaState s = NewSagaState(MakeSaga(1));
-  SagaDecide(s, kStart, kLease);
-  SagaOnResult(s, 0, Error(), kStart, 1.0);  // wait 1s
-  Decision d = SagaDecide(s, kStart + absl::Milliseconds(999), kLease);
+  TransState s = NewTransState(MakeSaga(1));
+  Decide(s, kStart, kLease);
+  OnBranchResult(s, 0, Error(), kStart, 1.0);  // wait 1s
+  Decision d = Decide(s, kStart + absl::Milliseconds(999), kLease);
   EXPECT_THAT(d.calls, IsEmpty());
   ASSERT_TRUE(d.wake);
   EXPECT_EQ(*d.wake, kStart + absl::Seconds(1));
-  if (d.persist) SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  EXPECT_THAT(SagaDecide(s, kStart + absl::Seconds(1), kLease).calls, ElementsAre(0));
+  if (d.persist) OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  EXPECT_THAT(Decide(s, kStart + absl::Seconds(1), kLease).calls, ElementsAre(0));
 }
 
 TEST(SagaTest, TimeoutToFailAbortsWhileOngoing) {
   Transaction t = MakeSaga(3);
   t.options.timeout_to_fail = absl::Seconds(5);
-  Driver d(NewSagaState(std::move(t)));
+  Driver d(NewTransState(std::move(t)));
   d.answer = [](const std::string& n) { return n == "A2" ? Ongoing() : Success(); };
   d.Settle();
   EXPECT_EQ(d.s_.txn.status, GlobalStatus::kSubmitted);
@@ -207,7 +206,7 @@ TEST(SagaTest, TimeoutToFailAbortsWhileOngoing) {
 TEST(SagaTest, RetryLimitAbortsAfterThatManyRetries) {
   Transaction t = MakeSaga(2);
   t.options.retry_limit = 2;
-  Driver d(NewSagaState(std::move(t)));
+  Driver d(NewTransState(std::move(t)));
   d.answer = [](const std::string& n) { return n == "A2" ? Error() : Success(); };
   for (int i = 0; i < 20 && !IsTerminal(d.s_.txn.status); ++i) {
     d.Settle();
@@ -218,7 +217,7 @@ TEST(SagaTest, RetryLimitAbortsAfterThatManyRetries) {
 }
 
 TEST(SagaTest, FailingCompensationIsRetriedForeverAndVisible) {
-  Driver d(NewSagaState(MakeSaga(1)));
+  Driver d(NewTransState(MakeSaga(1)));
   int c = 0;
   d.answer = [&](const std::string& n) {
     if (n == "A1") return Failure();
@@ -239,52 +238,52 @@ TEST(SagaTest, FailingCompensationIsRetriedForeverAndVisible) {
 TEST(SagaTest, ConcurrentStepsRunAsTheDagAllowsAndCompensateInReverseDag) {
   Transaction t = MakeSaga(3, /*concurrent=*/true);
   t.branches[4].after = {0, 1};  // step 3 after steps 1 and 2
-  SagaState s = NewSagaState(std::move(t));
-  Decision d = SagaDecide(s, kStart, kLease);
+  TransState s = NewTransState(std::move(t));
+  Decision d = Decide(s, kStart, kLease);
   EXPECT_THAT(d.calls, ElementsAre(0, 2));  // A1 and A2 together
-  SagaOnResult(s, 0, Success(), kStart, 0);
-  SagaOnResult(s, 2, Success(), kStart, 0);
-  d = SagaDecide(s, kStart, kLease);
-  SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  d = SagaDecide(s, kStart, kLease);
+  OnBranchResult(s, 0, Success(), kStart, 0);
+  OnBranchResult(s, 2, Success(), kStart, 0);
+  d = Decide(s, kStart, kLease);
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  d = Decide(s, kStart, kLease);
   EXPECT_THAT(d.calls, ElementsAre(4));
-  SagaOnResult(s, 4, Failure(), kStart, 0);
-  d = SagaDecide(s, kStart, kLease);
-  SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  d = SagaDecide(s, kStart, kLease);
+  OnBranchResult(s, 4, Failure(), kStart, 0);
+  d = Decide(s, kStart, kLease);
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  d = Decide(s, kStart, kLease);
   EXPECT_THAT(d.calls, ElementsAre(5));  // C3 first
-  SagaOnResult(s, 5, Success(), kStart, 0);
-  d = SagaDecide(s, kStart, kLease);
-  SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  d = SagaDecide(s, kStart, kLease);
+  OnBranchResult(s, 5, Success(), kStart, 0);
+  d = Decide(s, kStart, kLease);
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  d = Decide(s, kStart, kLease);
   EXPECT_THAT(d.calls, ElementsAre(3, 1));  // then C2 and C1 together
 }
 
 TEST(SagaTest, RollbackWaitsForActionsStillInFlight) {
   Transaction t = MakeSaga(2, /*concurrent=*/true);
-  SagaState s = NewSagaState(std::move(t));
-  Decision d = SagaDecide(s, kStart, kLease);
+  TransState s = NewTransState(std::move(t));
+  Decision d = Decide(s, kStart, kLease);
   EXPECT_THAT(d.calls, ElementsAre(0, 2));
-  SagaOnResult(s, 0, Failure(), kStart, 0);
-  d = SagaDecide(s, kStart, kLease);
-  SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  d = SagaDecide(s, kStart, kLease);
-  EXPECT_THAT(d.calls, ElementsAre(1));  // C1 may run; C2 waits for A2's answer
-  EXPECT_THAT(SagaDecide(s, kStart, kLease).calls, IsEmpty());  // still waiting for A2
-  SagaOnResult(s, 2, Success(), kStart, 0);
+  OnBranchResult(s, 0, Failure(), kStart, 0);
+  d = Decide(s, kStart, kLease);
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  d = Decide(s, kStart, kLease);
+  EXPECT_THAT(d.calls, ElementsAre(1));                     // C1 may run; C2 waits for A2's answer
+  EXPECT_THAT(Decide(s, kStart, kLease).calls, IsEmpty());  // still waiting for A2
+  OnBranchResult(s, 2, Success(), kStart, 0);
   // A2 answered: its compensation may run (ABORTING is already durable).
-  EXPECT_THAT(SagaDecide(s, kStart, kLease).calls, ElementsAre(3));
+  EXPECT_THAT(Decide(s, kStart, kLease).calls, ElementsAre(3));
 }
 
 TEST(SagaTest, RecoveredStateTreatsTheFrontierAsAttempted) {
   Transaction t = MakeSaga(3);
   t.branches[0].status = BranchStatus::kSucceeded;
   t.branches[0].attempts = 1;
-  SagaState s = RecoveredSagaState(std::move(t));
+  TransState s = RecoveredTransState(std::move(t));
   EXPECT_TRUE(SagaStepAttempted(s, 0));
   EXPECT_TRUE(SagaStepAttempted(s, 1));   // A2 may have been called before the crash
   EXPECT_FALSE(SagaStepAttempted(s, 2));  // A3 cannot have been
-  SagaAbort(s, "test");
+  AbortTrans(s, "test");
   Driver d(std::move(s));
   d.s_.durable_status = GlobalStatus::kSubmitted;
   d.Settle();
@@ -292,33 +291,33 @@ TEST(SagaTest, RecoveredStateTreatsTheFrontierAsAttempted) {
 }
 
 TEST(SagaTest, ForceStopEndsWithoutCallingAnything) {
-  SagaState s = NewSagaState(MakeSaga(2));
-  SagaDecide(s, kStart, kLease);  // A1 in flight
-  SagaForceStop(s, "stop", kStart);
-  Decision d = SagaDecide(s, kStart, kLease);
+  TransState s = NewTransState(MakeSaga(2));
+  Decide(s, kStart, kLease);  // A1 in flight
+  ForceStopTrans(s, "stop", kStart);
+  Decision d = Decide(s, kStart, kLease);
   EXPECT_THAT(d.calls, IsEmpty());
   ASSERT_TRUE(d.persist);
   EXPECT_EQ(d.persist->new_status, GlobalStatus::kFailed);
-  SagaOnPersisted(s, *d.persist, absl::OkStatus(), kStart);
-  SagaOnResult(s, 0, Success(), kStart, 0);  // the late answer changes nothing
-  d = SagaDecide(s, kStart, kLease);
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  OnBranchResult(s, 0, Success(), kStart, 0);  // the late answer changes nothing
+  d = Decide(s, kStart, kLease);
   EXPECT_TRUE(d.done);
   EXPECT_THAT(d.calls, IsEmpty());
   EXPECT_EQ(s.txn.branches[0].status, BranchStatus::kPrepared);
 }
 
 TEST(SagaTest, FailedWriteIsRetriedAfterADelay) {
-  SagaState s = NewSagaState(MakeSaga(1));
-  SagaDecide(s, kStart, kLease);
-  SagaOnResult(s, 0, Success(), kStart, 0);
-  Decision d = SagaDecide(s, kStart, kLease);
+  TransState s = NewTransState(MakeSaga(1));
+  Decide(s, kStart, kLease);
+  OnBranchResult(s, 0, Success(), kStart, 0);
+  Decision d = Decide(s, kStart, kLease);
   ASSERT_TRUE(d.persist);
-  SagaOnPersisted(s, *d.persist, absl::UnavailableError("db down"), kStart + absl::Seconds(1));
-  d = SagaDecide(s, kStart, kLease);
+  OnPersisted(s, *d.persist, absl::UnavailableError("db down"), kStart + absl::Seconds(1));
+  d = Decide(s, kStart, kLease);
   EXPECT_FALSE(d.persist);
   ASSERT_TRUE(d.wake);
   EXPECT_EQ(*d.wake, kStart + absl::Seconds(1));
-  d = SagaDecide(s, kStart + absl::Seconds(1), kLease);
+  d = Decide(s, kStart + absl::Seconds(1), kLease);
   ASSERT_TRUE(d.persist);
   EXPECT_EQ(d.persist->new_status, GlobalStatus::kSucceeded);
   EXPECT_EQ(d.persist->branches.size(), 1u);
@@ -327,7 +326,7 @@ TEST(SagaTest, FailedWriteIsRetriedAfterADelay) {
 TEST(SagaTest, EmptyCompensationOfAFailedStepStillCompletesTheRollback) {
   Transaction t = MakeSaga(2);
   t.branches[3].target = "";  // step 2 has no compensation
-  Driver d(NewSagaState(std::move(t)));
+  Driver d(NewTransState(std::move(t)));
   d.answer = [](const std::string& n) { return n == "A2" ? Failure() : Success(); };
   d.Settle();
   // The engine answers empty targets as successes without a network call; here the

@@ -1,0 +1,116 @@
+// The state machines of the three transaction types: pure functions over TransState. No I/O,
+// no clock reads, no threads. The engine feeds them events (a branch answered, a write became
+// durable, time passed) and executes the Decision they return (persist, call branches, arm a
+// timer, answer waiters). saga.cc, tcc.cc and msg.cc hold what differs; this file's
+// functions dispatch on the transaction's type.
+//
+// Semantics (DESIGN.md §3):
+// - Saga: actions in order (or as the `after` DAG allows); all succeed -> SUCCEEDED. An
+//   action's FAILURE, `timeout_to_fail`, or `retry_limit` exhausted -> ABORTING, then the
+//   compensation of every attempted step in reverse (reverse-DAG) order -> FAILED.
+// - Tcc (once the client submitted or aborted it): SUBMITTED -> the confirms in reverse
+//   registration order -> SUCCEEDED; ABORTING -> the cancels, every registered branch, in
+//   reverse order -> FAILED. One at a time: each after the later one durably succeeded.
+// - Msg (once submitted): the actions in order, each after the one before durably
+//   succeeded, or all at once when concurrent -> SUCCEEDED. A message never fails.
+// - Compensations, confirms, cancels and msg actions must eventually succeed: FAILURE there is
+//   retried with backoff like a transient error, and stays visible (attempts, last_error).
+// - A PREPARED transaction is never driven here: the engine handles Prepare, RegisterBranch,
+//   the client's Submit/Abort and the coordinator's timeout / back-check through the store.
+//
+// Durability rule: a branch is called only once the record that makes it callable is
+// durable (the created transaction for first actions, the durable success of its
+// predecessors, the durable ABORTING status for compensations); a terminal status is written
+// together with the branch results that justify it.
+#ifndef DTM_SERVER_ENGINE_MACHINE_H_
+#define DTM_SERVER_ENGINE_MACHINE_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "server/engine/backoff.h"
+#include "storage/store.h"
+#include "storage/transaction.h"
+
+namespace dtm {
+
+enum class CallOutcome { kSuccess, kFailure, kOngoing, kError };
+
+struct BranchResult {
+  CallOutcome outcome = CallOutcome::kError;
+  std::string message;  // e.g. "ABORTED: insufficient funds"
+};
+
+// What the engine knows of one branch beyond its stored row. Not persisted.
+struct BranchRuntime {
+  bool in_flight = false;
+  bool dirty = false;  // the row differs from what is durable
+  BranchStatus durable_status = BranchStatus::kPrepared;
+  int consecutive_errors = 0;
+  absl::Time not_before = absl::InfinitePast();  // earliest next call (backoff / ongoing)
+  bool maybe_attempted = false;                  // recovered: may have been called before a restart
+};
+
+struct TransState {
+  Transaction txn;
+  std::vector<BranchRuntime> rt;  // parallel to txn.branches
+  GlobalStatus durable_status = GlobalStatus::kUnspecified;
+  bool global_dirty = false;
+  bool persist_in_flight = false;
+  absl::Time persist_not_before = absl::InfinitePast();  // after a failed write
+  bool stalled = false;  // some call of the current round answered ONGOING or an error
+};
+
+struct Decision {
+  std::vector<int> calls;           // branch indexes to call now
+  std::optional<UpdateOp> persist;  // write to issue now
+  std::optional<absl::Time> wake;   // when to decide again, if nothing else happens
+  bool answer_waiters = false;      // a Submit with wait_result can be answered now
+  bool done = false;                // terminal and durable: drop from memory
+};
+
+// Builds the state of a transaction just created or submitted (all of it durable).
+TransState NewTransState(Transaction txn);
+// Builds the state of a transaction read back from the store after a restart or a claim.
+// Saga actions that may have been called before (their predecessors durably succeeded) are
+// treated as attempted, so they are compensated if the saga rolls back.
+TransState RecoveredTransState(Transaction txn);
+// No branch is called before `at` (a msg's delivery delay), unless RetryAllNow.
+void HoldCallsUntil(TransState& s, absl::Time at);
+
+// Records the answer of branch `index`. `jitter` in [0, 1] picks the backoff wait.
+void OnBranchResult(TransState& s, int index, const BranchResult& result, absl::Time now,
+                    double jitter);
+// Moves a saga to ABORTING (if still forward) with `reason`.
+void AbortTrans(TransState& s, const std::string& reason);
+// Marks the transaction FAILED without compensation (ForceStop).
+void ForceStopTrans(TransState& s, const std::string& reason, absl::Time now);
+// What a write makes durable: kept (without payloads) until the write completes.
+struct WrittenState {
+  GlobalStatus status = GlobalStatus::kUnspecified;
+  std::vector<std::pair<int, BranchStatus>> branches;
+};
+WrittenState SummarizeWrite(const UpdateOp& op);
+
+// Called after a write finished with `status`. A failed write is retried no sooner than
+// `retry_at`.
+void OnPersisted(TransState& s, const WrittenState& written, const absl::Status& status,
+                 absl::Time retry_at);
+inline void OnPersisted(TransState& s, const UpdateOp& op, const absl::Status& status,
+                        absl::Time retry_at) {
+  OnPersisted(s, SummarizeWrite(op), status, retry_at);
+}
+// Makes every waiting branch due now (RetryNow).
+void RetryAllNow(TransState& s);
+// Decides what to do next. Marks returned calls in flight and counts their attempts.
+// `lease` is how far ahead next_retry_time is pushed while work is in flight.
+Decision Decide(TransState& s, absl::Time now, absl::Duration lease);
+
+// True if the saga's step `step` had its action called (or possibly called).
+bool SagaStepAttempted(const TransState& s, int step);
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_ENGINE_MACHINE_H_

@@ -1,0 +1,21 @@
+// Tcc once its client decided: confirms (SUBMITTED) or cancels (ABORTING) in reverse
+// registration order. The coordinator cannot know whether a branch's Try ran (the client
+// calls it), so an aborted tcc cancels every registered branch; branch services make a
+// cancel without a Try harmless (the barrier, DTM's "null compensation").
+#include "server/engine/machine_internal.h"
+
+namespace dtm {
+namespace machine {
+
+void DecideTcc(TransState& s, absl::Time now, Decision& d) {
+  const bool confirming = s.txn.status == GlobalStatus::kSubmitted;
+  if (!confirming && s.txn.status != GlobalStatus::kAborting) return;  // PREPARED: the client's
+  const int offset = confirming ? 0 : 1;  // confirm at 2*i, cancel at 2*i+1
+  std::vector<int> indexes;
+  for (size_t i = offset; i < s.txn.branches.size(); i += 2) indexes.push_back(static_cast<int>(i));
+  DecideLastFirst(s, indexes, confirming ? GlobalStatus::kSucceeded : GlobalStatus::kFailed, now,
+                  d);
+}
+
+}  // namespace machine
+}  // namespace dtm
