@@ -50,6 +50,9 @@ ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
           "engine worker threads; 0: one per hardware thread, at least 2 (env DTM_THREADS)");
 ABSL_FLAG(int64_t, max_payload_bytes, EnvInt("DTM_MAX_PAYLOAD_BYTES", 1 << 20),
           "largest step payload accepted (env DTM_MAX_PAYLOAD_BYTES)");
+ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
+          "how long a tcc or msg may stay PREPARED when its options do not say: then the tcc is "
+          "aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
 ABSL_FLAG(absl::Duration, lease, EnvDuration("DTM_LEASE", absl::Seconds(10)),
           "how long in-flight work is reserved before recovery may take it after a crash "
           "(env DTM_LEASE)");
@@ -87,6 +90,12 @@ int main(int argc, char** argv) {
   }
   config.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
   config.lease = absl::GetFlag(FLAGS_lease);
+  config.limits.default_timeout_to_fail = absl::GetFlag(FLAGS_timeout_to_fail);
+  if (config.limits.default_timeout_to_fail <= absl::ZeroDuration()) {
+    std::fprintf(stderr, "dtmd: --timeout_to_fail must be positive, not %s\n",
+                 absl::FormatDuration(config.limits.default_timeout_to_fail).c_str());
+    return 2;
+  }
   config.recovery.lease = config.lease;
   config.recovery.interval = absl::GetFlag(FLAGS_recovery_interval);
   config.recovery.retention = absl::GetFlag(FLAGS_retention);

@@ -15,11 +15,6 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
   return reactor;
 }
 
-absl::Status NotYet(const char* rpc) {
-  return absl::UnimplementedError(
-      absl::StrCat(rpc, " is not implemented yet: TCC and two-phase messages come later"));
-}
-
 }  // namespace
 
 std::string GenerateGid() {
@@ -39,21 +34,6 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
                                                      const v1::SubmitRequest* req,
                                                      v1::SubmitResponse* resp) {
   absl::StatusOr<Transaction> txn = SubmitToTransaction(*req, limits_);
-  if (absl::IsUnimplemented(txn.status()) && ValidateGid(req->gid()).ok()) {
-    // A mode not built yet; but a gid taken by another type is ALREADY_EXISTS either way.
-    auto* reactor = ctx->DefaultReactor();
-    engine_->Query(req->gid(), [reactor, type = req->trans_type(),
-                                unimplemented = txn.status()](absl::StatusOr<Transaction> t) {
-      if (t.ok() && static_cast<int>(t->trans_type) != static_cast<int>(type)) {
-        reactor->Finish(ToGrpcStatus(absl::AlreadyExistsError(
-            absl::StrCat("gid '", t->gid, "' already exists as a ", TransTypeName(t->trans_type),
-                         " transaction, not a ", v1::TransType_Name(type)))));
-        return;
-      }
-      reactor->Finish(ToGrpcStatus(unimplemented));
-    });
-    return reactor;
-  }
   if (!txn.ok()) return FinishNow(ctx, txn.status());
   auto* reactor = ctx->DefaultReactor();
   engine_->Submit(*std::move(txn), [reactor, resp](absl::StatusOr<SubmitResult> r) {
@@ -68,20 +48,39 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContext* ctx,
-                                                      const v1::PrepareRequest*,
+                                                      const v1::PrepareRequest* req,
                                                       v1::PrepareResponse*) {
-  return FinishNow(ctx, NotYet("Prepare"));
+  absl::StatusOr<Transaction> txn = PrepareToTransaction(*req, limits_);
+  if (!txn.ok()) return FinishNow(ctx, txn.status());
+  auto* reactor = ctx->DefaultReactor();
+  engine_->Prepare(*std::move(txn),
+                   [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Abort(grpc::CallbackServerContext* ctx,
-                                                    const v1::AbortRequest*, v1::AbortResponse*) {
-  return FinishNow(ctx, NotYet("Abort"));
+                                                    const v1::AbortRequest* req,
+                                                    v1::AbortResponse* resp) {
+  absl::Status valid = ValidateAbort(*req);
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  auto* reactor = ctx->DefaultReactor();
+  engine_->Abort(req->gid(), static_cast<TransType>(req->trans_type()), req->reason(),
+                 [reactor, resp](absl::StatusOr<SubmitResult> r) {
+                   if (r.ok()) resp->set_status(static_cast<v1::Status>(r->status));
+                   reactor->Finish(ToGrpcStatus(r.status()));
+                 });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServerContext* ctx,
-                                                             const v1::RegisterBranchRequest*,
+                                                             const v1::RegisterBranchRequest* req,
                                                              v1::RegisterBranchResponse*) {
-  return FinishNow(ctx, NotYet("RegisterBranch"));
+  absl::StatusOr<RegisterOp> op = RegisterToOp(*req, limits_);
+  if (!op.ok()) return FinishNow(ctx, op.status());
+  auto* reactor = ctx->DefaultReactor();
+  engine_->RegisterBranch(*std::move(op),
+                          [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Query(grpc::CallbackServerContext* ctx,
@@ -132,11 +131,29 @@ grpc::ServerUnaryReactor* CoordinatorService::ForceStop(grpc::CallbackServerCont
 
 grpc::ServerUnaryReactor* CoordinatorService::RetryNow(grpc::CallbackServerContext* ctx,
                                                        const v1::RetryNowRequest* req,
-                                                       v1::RetryNowResponse*) {
-  absl::Status valid = ValidateGid(req->gid());
-  if (!valid.ok()) return FinishNow(ctx, valid);
+                                                       v1::RetryNowResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  engine_->RetryNow(req->gid(), [reactor](absl::Status s) { reactor->Finish(ToGrpcStatus(s)); });
+  if (req->all_waiting()) {
+    if (!req->gid().empty()) {
+      reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "gid '", req->gid(), "' is set together with all_waiting: give one or the other"))));
+      return reactor;
+    }
+    engine_->RetryAllWaiting([reactor, resp](absl::StatusOr<int64_t> n) {
+      if (n.ok()) resp->set_count(*n);
+      reactor->Finish(ToGrpcStatus(n.status()));
+    });
+    return reactor;
+  }
+  absl::Status valid = ValidateGid(req->gid());
+  if (!valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  engine_->RetryNow(req->gid(), [reactor, resp](absl::Status s) {
+    if (s.ok()) resp->set_count(1);
+    reactor->Finish(ToGrpcStatus(s));
+  });
   return reactor;
 }
 

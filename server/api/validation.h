@@ -1,6 +1,6 @@
 // Validation of incoming requests. Every error is INVALID_ARGUMENT (or RESOURCE_EXHAUSTED
-// for sizes, UNIMPLEMENTED for modes not built yet) with a message naming the field and the
-// offending value. Pure functions.
+// for sizes, FAILED_PRECONDITION for an operation the mode does not allow) with a message naming
+// the field and the offending value. Pure functions.
 #ifndef DTM_SERVER_API_VALIDATION_H_
 #define DTM_SERVER_API_VALIDATION_H_
 
@@ -18,15 +18,25 @@ struct ApiLimits {
   size_t max_payload_bytes = 1 << 20;  // per step
   int max_steps = 1000;
   int max_page_size = 1000;
+  // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
+  // PREPARED before the coordinator aborts the tcc or back-checks the msg.
+  absl::Duration default_timeout_to_fail = absl::Seconds(35);
 };
 
 inline constexpr size_t kMaxGidLength = 128;
 
 absl::Status ValidateGid(const std::string& gid, const char* field = "gid");
 
-// Turns a Submit request into a new domain transaction (status SUBMITTED, times unset).
+// Turns a Submit request into a domain transaction (status SUBMITTED, times unset): a whole
+// saga or msg, or (no branches) the phase-2 commit of a prepared tcc or msg.
 absl::StatusOr<Transaction> SubmitToTransaction(const v1::SubmitRequest& req,
                                                 const ApiLimits& limits);
+// Turns a Prepare request into a new PREPARED tcc (no branches) or msg.
+absl::StatusOr<Transaction> PrepareToTransaction(const v1::PrepareRequest& req,
+                                                 const ApiLimits& limits);
+absl::Status ValidateAbort(const v1::AbortRequest& req);
+absl::StatusOr<RegisterOp> RegisterToOp(const v1::RegisterBranchRequest& req,
+                                        const ApiLimits& limits);
 absl::StatusOr<ListQuery> ListToQuery(const v1::ListRequest& req, const ApiLimits& limits);
 
 }  // namespace dtm

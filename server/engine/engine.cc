@@ -59,16 +59,24 @@ Transaction DurableView(const TransState& s) {
   return t;
 }
 
-// A compensation that keeps failing needs a human: say so in the log, at attempts 1, 2, 4,
-// 8, ... so a stuck one stays visible without flooding.
+bool PowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// A branch that must eventually succeed (compensate, confirm, cancel, a msg's action) and
+// keeps failing needs a human: say so in the log, at attempts 1, 2, 4, 8, ... so a stuck one
+// stays visible without flooding.
 void LogIfStuck(const Transaction& t, int index, const BranchResult& r) {
   const Branch& b = t.branches[index];
-  if (b.op != BranchOp::kCompensate || r.outcome == CallOutcome::kSuccess) return;
-  if ((b.attempts & (b.attempts - 1)) != 0) return;
-  std::fprintf(stderr,
-               "dtmd: compensation not done yet gid=%s branch_id=%s target=%s attempts=%d "
-               "error=%s\n",
-               t.gid.c_str(), b.branch_id.c_str(), b.target.c_str(), b.attempts, r.message.c_str());
+  if (r.outcome == CallOutcome::kSuccess || !PowerOfTwo(b.attempts)) return;
+  if (t.trans_type == TransType::kSaga && b.op == BranchOp::kAction) return;
+  std::fprintf(stderr, "dtmd: %s not done yet gid=%s branch_id=%s target=%s attempts=%d error=%s\n",
+               BranchOpName(b.op), t.gid.c_str(), b.branch_id.c_str(), b.target.c_str(), b.attempts,
+               r.message.c_str());
+}
+
+absl::Status TypeMismatch(const Transaction& t, TransType asked) {
+  return absl::AlreadyExistsError(absl::StrCat("gid '", t.gid, "' already exists as a ",
+                                               TransTypeName(t.trans_type), " transaction, not a ",
+                                               TransTypeName(asked)));
 }
 
 absl::Status Unavailable(absl::string_view what) {
@@ -119,15 +127,26 @@ Engine::ActivePtr Engine::Activate(Transaction txn, bool recovered) {
   std::string gid = txn.gid;
   a->owned = !txn.owner.empty() && txn.owner == options_.owner;
   if (a->owned) a->ExtendLease(txn.lease_expire);
+  // A msg is delivered `delay` after it was submitted (after a restart, its stored
+  // next_retry_time already held the claim back until then).
+  absl::Time deliver_at = txn.update_time + txn.options.delay;
+  bool delayed =
+      !recovered && txn.trans_type == TransType::kMsg && txn.options.delay > absl::ZeroDuration();
   a->state = recovered ? RecoveredTransState(std::move(txn)) : NewTransState(std::move(txn));
+  if (delayed) HoldCallsUntil(a->state, deliver_at);
   active_.emplace(std::move(gid), a);
   return a;
 }
 
 void Engine::Submit(Transaction txn, SubmitDone done) {
+  if (txn.trans_type == TransType::kTcc ||
+      (txn.trans_type == TransType::kMsg && txn.branches.empty())) {
+    SubmitPrepared(txn.gid, txn.trans_type, txn.options.wait_result, std::move(done));
+    return;
+  }
   absl::Time now = clock_->Now();
   txn.create_time = txn.update_time = now;
-  txn.next_retry_time = now + options_.lease;
+  txn.next_retry_time = now + std::max(options_.lease, txn.options.delay);
   txn.owner = options_.owner;
   txn.lease_expire = now + options_.lease;
   ActivePtr a;
@@ -167,22 +186,214 @@ void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done) {
   }
   const Transaction& existing = *r.existing;
   if (existing.trans_type != type) {
-    done(absl::AlreadyExistsError(absl::StrCat("gid '", existing.gid, "' already exists as a ",
-                                               TransTypeName(existing.trans_type),
-                                               " transaction, not a ", TransTypeName(type))));
+    done(TypeMismatch(existing, type));
     return;
   }
-  ActivePtr a;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = active_.find(existing.gid);
-    if (it != active_.end()) a = it->second;
+  if (existing.status == GlobalStatus::kPrepared && type == TransType::kMsg) {
+    // A prepared msg submitted with its steps again: the commit.
+    SubmitPrepared(existing.gid, type, wait, std::move(done));
+    return;
   }
-  if (a) {
+  if (ActivePtr a = Find(existing.gid)) {
     AttachSubmit(a, type, wait, std::move(done));
   } else {
     done(ResultOf(existing));
   }
+}
+
+Engine::ActivePtr Engine::Find(const std::string& gid) const {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(gid);
+  return it == active_.end() ? nullptr : it->second;
+}
+
+void Engine::AnswerExisting(const std::string& gid, TransType type, bool wait, SubmitDone done) {
+  if (ActivePtr a = Find(gid)) {
+    AttachSubmit(a, type, wait, std::move(done));
+    return;
+  }
+  pool_->Post([this, gid, type, done = std::move(done)] {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok()) {
+      done(t.status());
+    } else if (t->trans_type != type) {
+      done(TypeMismatch(*t, type));
+    } else {
+      done(ResultOf(*t));
+    }
+  });
+}
+
+void Engine::SubmitPrepared(const std::string& gid, TransType type, bool wait, SubmitDone done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      done(Unavailable("Submit"));
+      return;
+    }
+  }
+  if (ActivePtr a = Find(gid)) {  // committed already, running here
+    AttachSubmit(a, type, wait, std::move(done));
+    return;
+  }
+  pool_->Post([this, gid, type, wait, done = std::move(done)]() mutable {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (absl::IsNotFound(t.status())) {
+      done(absl::NotFoundError(absl::StrCat(TransTypeName(type), " gid '", gid,
+                                            "' not found: Prepare it before Submit")));
+      return;
+    }
+    if (!t.ok()) {
+      done(t.status());
+      return;
+    }
+    if (t->trans_type != type) {
+      done(TypeMismatch(*t, type));
+      return;
+    }
+    if (t->status != GlobalStatus::kPrepared) {
+      AnswerExisting(gid, type, wait, std::move(done));
+      return;
+    }
+    LeavePrepared(
+        *t, GlobalStatus::kSubmitted, "", "",
+        [this, gid, type, wait, done = std::move(done)](absl::Status st, ActivePtr a) mutable {
+          if (a) {
+            AttachSubmit(a, type, wait, std::move(done));
+          } else if (absl::IsFailedPrecondition(st)) {  // it moved on meanwhile
+            AnswerExisting(gid, type, wait, std::move(done));
+          } else {
+            done(st);
+          }
+        });
+  });
+}
+
+void Engine::LeavePrepared(const Transaction& prepared, GlobalStatus to, const std::string& reason,
+                           const std::string& fence,
+                           std::function<void(absl::Status, ActivePtr)> then) {
+  absl::Time now = clock_->Now();
+  UpdateOp op;
+  op.gid = prepared.gid;
+  op.owner = fence;
+  op.expected_status = GlobalStatus::kPrepared;
+  op.new_status = to;
+  op.rollback_reason = reason;
+  op.update_time = now;
+  op.reassign = true;
+  if (IsTerminal(to)) {
+    op.finish_time = now;
+  } else {
+    op.next_retry_time = now + std::max(options_.lease, prepared.options.delay);
+    op.new_owner = options_.owner;
+    op.new_lease_expire = now + options_.lease;
+  }
+  std::string gid = prepared.gid;
+  store_->Write(std::move(op), [this, gid, to, then = std::move(then)](WriteResult r) mutable {
+    pool_->Post([this, gid, to, st = std::move(r.status), then = std::move(then)] {
+      if (!st.ok() || IsTerminal(to)) {
+        then(st, nullptr);
+        return;
+      }
+      absl::StatusOr<Transaction> t = store_->Get(gid);
+      if (!t.ok()) {
+        // Stored as ours; recovery resumes it once the lease runs out.
+        then(t.status(), nullptr);
+        return;
+      }
+      ActivePtr a = Activate(*std::move(t), /*recovered=*/false);
+      a->strand->Post([this, a] { Drive(a); });
+      then(absl::OkStatus(), a);
+    });
+  });
+}
+
+void Engine::Prepare(Transaction txn, std::function<void(absl::Status)> done) {
+  absl::Time now = clock_->Now();
+  txn.create_time = txn.update_time = now;
+  // Nobody works on it until its client decides or its timeout passes.
+  txn.next_retry_time = now + txn.options.timeout_to_fail;
+  txn.owner.clear();
+  txn.lease_expire = absl::InfinitePast();
+  TransType type = txn.trans_type;
+  store_->Write(CreateOp{std::move(txn)}, [this, type, done = std::move(done)](WriteResult r) {
+    pool_->Post([type, r = std::move(r), done = std::move(done)] {
+      if (!absl::IsAlreadyExists(r.status) || !r.existing) {
+        done(r.status);
+      } else if (r.existing->trans_type != type) {
+        done(TypeMismatch(*r.existing, type));
+      } else if (r.existing->status != GlobalStatus::kPrepared) {
+        done(absl::FailedPreconditionError(
+            absl::StrCat(TransTypeName(type), " '", r.existing->gid, "' is already ",
+                         GlobalStatusName(r.existing->status), "; Prepare needs a new gid")));
+      } else {
+        done(absl::OkStatus());  // prepared before: a repeat
+      }
+    });
+  });
+}
+
+void Engine::RegisterBranch(RegisterOp op, std::function<void(absl::Status)> done) {
+  op.update_time = clock_->Now();
+  store_->Write(std::move(op), [this, done = std::move(done)](WriteResult r) {
+    pool_->Post([done, st = std::move(r.status)] { done(st); });
+  });
+}
+
+void Engine::Abort(const std::string& gid, TransType type, const std::string& reason,
+                   SubmitDone done) {
+  // Answers an Abort of `t` that is past PREPARED: a repeat of an earlier abort is fine.
+  auto answer = [gid, type](const Transaction& t) -> absl::StatusOr<SubmitResult> {
+    if (t.trans_type != type) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("gid '", gid, "' is a ", TransTypeName(t.trans_type), " transaction, not a ",
+                       TransTypeName(type), "; Abort is for a PREPARED tcc or msg"));
+    }
+    bool aborted = t.status == GlobalStatus::kFailed ||
+                   (t.status == GlobalStatus::kAborting && type == TransType::kTcc);
+    if (!aborted) {
+      return absl::FailedPreconditionError(absl::StrCat(TransTypeName(type), " '", gid,
+                                                        "' is already ", GlobalStatusName(t.status),
+                                                        "; only a PREPARED one can be aborted"));
+    }
+    return ResultOf(t);
+  };
+  if (ActivePtr a = Find(gid)) {
+    a->strand->Post([a, answer, done = std::move(done)] {
+      Transaction t = a->state.txn;
+      t.status = a->state.durable_status;
+      done(answer(t));
+    });
+    return;
+  }
+  pool_->Post([this, gid, type, reason, answer, done = std::move(done)]() mutable {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok()) {
+      done(t.status());
+      return;
+    }
+    if (t->status != GlobalStatus::kPrepared || t->trans_type != type) {
+      done(answer(*t));
+      return;
+    }
+    std::string why = reason.empty() ? "aborted by the client" : reason;
+    bool wait = t->options.wait_result;
+    GlobalStatus to = type == TransType::kTcc ? GlobalStatus::kAborting : GlobalStatus::kFailed;
+    LeavePrepared(*t, to, why, "",
+                  [this, gid, type, wait, to, why, answer, done = std::move(done)](
+                      absl::Status st, ActivePtr a) mutable {
+                    if (a) {
+                      AttachSubmit(a, type, wait, std::move(done));
+                    } else if (st.ok()) {
+                      done(SubmitResult{gid, to, why});
+                    } else if (absl::IsFailedPrecondition(st)) {  // it moved on meanwhile
+                      absl::StatusOr<Transaction> now = store_->Get(gid);
+                      done(now.ok() ? answer(*now) : now.status());
+                    } else {
+                      done(st);
+                    }
+                  });
+  });
 }
 
 void Engine::AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitDone done) {
@@ -307,8 +518,43 @@ void Engine::RetryNow(const std::string& gid, std::function<void(absl::Status)> 
   });
 }
 
+void Engine::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) {
+  std::vector<ActivePtr> here;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [gid, a] : active_) here.push_back(a);
+  }
+  for (const ActivePtr& a : here) {
+    a->strand->Post([this, a] {
+      if (a->retired || IsTerminal(a->state.txn.status)) return;
+      RetryAllNow(a->state);
+      a->state.persist_not_before = absl::InfinitePast();
+      Drive(a);
+    });
+  }
+  // The rest, on any replica: their owners notice at their next renewal, recovery claims
+  // what nobody owns.
+  store_->Write(TouchAllOp{clock_->Now()}, [this, done = std::move(done)](WriteResult r) {
+    pool_->Post([done, r = std::move(r)] {
+      if (r.status.ok()) {
+        done(r.touched);
+      } else {
+        done(r.status);
+      }
+    });
+  });
+}
+
 bool Engine::Resume(Transaction txn) {
   if (IsTerminal(txn.status)) return false;
+  if (txn.status == GlobalStatus::kPrepared) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_ || active_.contains(txn.gid)) return false;
+    }
+    pool_->Post([this, txn = std::move(txn)]() mutable { OnPreparedDue(std::move(txn)); });
+    return true;
+  }
   ActivePtr existing;
   {
     absl::MutexLock lock(&mu_);
@@ -527,13 +773,115 @@ void Engine::Dispatch(const ActivePtr& a, int index) {
   call.target = b.target;
   call.payload = b.payload;
   call.timeout = t.options.request_timeout;
-  call.metadata = {{"dtm-gid", t.gid},
-                   {"dtm-trans_type", TransTypeName(t.trans_type)},
-                   {"dtm-branch_id", b.branch_id},
-                   {"dtm-op", BranchOpName(b.op)},
-                   {"dtm-dtm", self_address()}};
-  for (const auto& [k, v] : t.options.branch_headers) call.metadata.emplace_back(k, v);
+  call.metadata = Metadata(t, b.branch_id, BranchOpName(b.op));
   caller_->Call(std::move(call), std::move(on_result));
+}
+
+std::vector<std::pair<std::string, std::string>> Engine::Metadata(const Transaction& t,
+                                                                  const std::string& branch_id,
+                                                                  const char* op) const {
+  std::vector<std::pair<std::string, std::string>> m = {
+      {"dtm-gid", t.gid},
+      {"dtm-trans_type", TransTypeName(t.trans_type)},
+      {"dtm-branch_id", branch_id},
+      {"dtm-op", op},
+      {"dtm-dtm", self_address()}};
+  for (const auto& [k, v] : t.options.branch_headers) m.emplace_back(k, v);
+  return m;
+}
+
+void Engine::OnPreparedDue(Transaction txn) {
+  absl::Time now = clock_->Now();
+  absl::Time deadline = txn.create_time + txn.options.timeout_to_fail;
+  if (txn.trans_type == TransType::kMsg) {
+    BackCheck(std::move(txn));
+    return;
+  }
+  if (txn.trans_type != TransType::kTcc) return;
+  if (now < deadline) {  // claimed early (made due by hand): wait for the real timeout
+    Postpone(txn, deadline);
+    return;
+  }
+  std::string reason =
+      absl::StrCat("timeout_to_fail of ", absl::FormatDuration(txn.options.timeout_to_fail),
+                   " passed while PREPARED: the client neither submitted nor aborted it");
+  std::string gid = txn.gid;
+  LeavePrepared(txn, GlobalStatus::kAborting, reason, options_.owner,
+                [gid](absl::Status st, ActivePtr) {
+                  if (st.ok()) {
+                    std::fprintf(stderr, "dtmd: tcc gid=%s timed out while PREPARED; aborting\n",
+                                 gid.c_str());
+                  }  // else its client decided meanwhile, or another replica took it over
+                });
+}
+
+void Engine::BackCheck(Transaction txn) {
+  absl::Time now = clock_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+  }
+  // As for branch calls: the check must end while the claim still holds.
+  absl::Duration margin = std::min(txn.options.request_timeout, options_.lease / 2);
+  if (txn.owner != options_.owner || now + margin >= txn.lease_expire) return;
+  BranchCall call;
+  call.target = txn.query_prepared;
+  call.timeout = txn.options.request_timeout;
+  call.metadata = Metadata(txn, "00", "msg");
+  caller_->Call(std::move(call), [this, txn = std::move(txn)](BranchResult r) mutable {
+    pool_->Post([this, txn = std::move(txn), r = std::move(r)] {
+      const std::string& gid = txn.gid;
+      int errors = 0;
+      {
+        absl::MutexLock lock(&mu_);
+        if (r.outcome == CallOutcome::kError) {
+          errors = ++back_check_errors_[gid];
+        } else {
+          back_check_errors_.erase(gid);
+        }
+      }
+      absl::Time now = clock_->Now();
+      const TransOptions& o = txn.options;
+      switch (r.outcome) {
+        case CallOutcome::kSuccess:
+          std::fprintf(stderr, "dtmd: msg gid=%s back-check says committed; delivering\n",
+                       gid.c_str());
+          LeavePrepared(txn, GlobalStatus::kSubmitted, "", options_.owner,
+                        [](absl::Status, ActivePtr) {});
+          break;
+        case CallOutcome::kFailure:
+          LeavePrepared(txn, GlobalStatus::kFailed,
+                        absl::StrCat("back-check ", txn.query_prepared,
+                                     " says the local transaction rolled back: ", r.message),
+                        options_.owner, [](absl::Status, ActivePtr) {});
+          break;
+        case CallOutcome::kOngoing:
+          Postpone(txn, now + o.retry_interval);
+          break;
+        case CallOutcome::kError: {
+          if (PowerOfTwo(errors)) {
+            std::fprintf(stderr, "dtmd: back-check of msg gid=%s failed (%d in a row): %s\n",
+                         gid.c_str(), errors, r.message.c_str());
+          }
+          BackoffPolicy backoff{o.retry_interval, o.max_retry_interval};
+          Postpone(txn, now + backoff.Jittered(errors, Jitter()));
+          break;
+        }
+      }
+    });
+  });
+}
+
+void Engine::Postpone(const Transaction& txn, absl::Time at) {
+  UpdateOp op;
+  op.gid = txn.gid;
+  op.owner = options_.owner;
+  op.expected_status = GlobalStatus::kPrepared;
+  op.new_status = GlobalStatus::kPrepared;
+  op.update_time = clock_->Now();
+  op.next_retry_time = at;
+  op.reassign = true;  // released: whoever is free when it is due claims it
+  store_->Write(std::move(op), [](WriteResult) {});  // lost: re-claimed when the lease ends
 }
 
 void Engine::Shutdown() {

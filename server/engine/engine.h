@@ -56,19 +56,36 @@ class Engine {
          TimerQueue* timers, ThreadPool* pool);
   ~Engine();
 
-  // Stores a new, validated transaction and runs it. A gid that exists with the same type
-  // answers its current status (waiting like the first Submit if wait_result); with another
-  // type, ALREADY_EXISTS.
+  // Stores a new, validated saga or msg and runs it; or, for a tcc or a msg without branches,
+  // commits the PREPARED transaction of that gid (phase 2). A gid that exists with the same
+  // type answers its current status (waiting like the first Submit if wait_result); with
+  // another type, ALREADY_EXISTS. A PREPARED msg submitted again with its steps is committed.
   void Submit(Transaction txn, SubmitDone done);
+  // Stores a new PREPARED tcc or msg. Nothing runs until its client submits or aborts it, or
+  // it is still PREPARED at create_time + timeout_to_fail: then recovery claims it and the
+  // tcc is aborted, the msg back-checked (query_prepared). Preparing a PREPARED gid again
+  // succeeds; a gid past PREPARED is FAILED_PRECONDITION, of another type ALREADY_EXISTS.
+  void Prepare(Transaction txn, std::function<void(absl::Status)> done);
+  // Registers a tcc branch (straight to the store: any replica may take it).
+  void RegisterBranch(RegisterOp op, std::function<void(absl::Status)> done);
+  // The client's rollback of a PREPARED tcc (-> ABORTING, cancels run) or msg (-> FAILED,
+  // nothing called). Idempotent; answers the status reached (waiting for the end if the tcc
+  // was prepared with wait_result).
+  void Abort(const std::string& gid, TransType type, const std::string& reason, SubmitDone done);
   // Answers the freshest state: from memory when active, else from the store.
   void Query(const std::string& gid, TxnDone done);
   void List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)> done);
   // Ends a non-terminal transaction as FAILED without compensation.
   void ForceStop(const std::string& gid, const std::string& reason, TxnDone done);
-  // Makes every waiting branch of a non-terminal transaction due now.
+  // Makes every waiting branch of a non-terminal transaction due now (a PREPARED msg: its
+  // back-check).
   void RetryNow(const std::string& gid, std::function<void(absl::Status)> done);
+  // RetryNow for every SUBMITTED or ABORTING transaction waiting for a later retry, on any
+  // replica; answers how many were made due.
+  void RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done);
   // Continues a transaction claimed by recovery; returns false when it was already active
-  // here (its lease is refreshed from the claim).
+  // here (its lease is refreshed from the claim). A claimed PREPARED one timed out: a tcc is
+  // aborted, a msg back-checked.
   bool Resume(Transaction txn);
   // Extends the leases of the work active here that expire within 2/3 of a lease. Work whose
   // lease another coordinator took over, or that ran out while the store was unreachable, is
@@ -101,6 +118,26 @@ class Engine {
   void WithActive(const std::string& gid, std::function<void(const ActivePtr&)> on_active,
                   TxnDone on_stored);
   void OnCreated(Transaction txn, WriteResult result, SubmitDone done);
+  ActivePtr Find(const std::string& gid) const;
+  // Phase 2 of a PREPARED tcc or msg: commits it unless it moved on, then answers like a
+  // duplicate Submit.
+  void SubmitPrepared(const std::string& gid, TransType type, bool wait, SubmitDone done);
+  // Answers a Submit of a gid that exists with its current status (see Submit).
+  void AnswerExisting(const std::string& gid, TransType type, bool wait, SubmitDone done);
+  // Moves the PREPARED `prepared` to `to` with a compare-and-set (fenced by `fence` when set,
+  // else on whichever replica), taking it over; a non-terminal `to` is then run here from a
+  // fresh read, which holds every branch registered before the change. `then` gets the write's
+  // status and the active entry (null if `to` is terminal or the write failed).
+  void LeavePrepared(const Transaction& prepared, GlobalStatus to, const std::string& reason,
+                     const std::string& fence, std::function<void(absl::Status, ActivePtr)> then);
+  // A claimed PREPARED transaction whose timeout passed (or a msg made due by RetryNow).
+  void OnPreparedDue(Transaction txn);
+  void BackCheck(Transaction txn);
+  // Releases a claimed PREPARED transaction until `at`.
+  void Postpone(const Transaction& txn, absl::Time at);
+  std::vector<std::pair<std::string, std::string>> Metadata(const Transaction& t,
+                                                            const std::string& branch_id,
+                                                            const char* op) const;
   void AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitDone done);
   void Drive(const ActivePtr& a);  // on a's strand
   void Dispatch(const ActivePtr& a, int index);
@@ -124,6 +161,8 @@ class Engine {
   // Gids retired in the last kRetiredMemory, oldest first (see Activate).
   std::deque<std::pair<absl::Time, std::string>> retired_order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> retired_ ABSL_GUARDED_BY(mu_);
+  // Consecutive failed back-checks per msg gid (for their backoff).
+  absl::flat_hash_map<std::string, int> back_check_errors_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dtm

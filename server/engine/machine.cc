@@ -89,7 +89,7 @@ void RetryAllNow(TransState& s) {
 }
 
 void OnBranchResult(TransState& s, int index, const BranchResult& result, absl::Time now,
-                  double jitter) {
+                    double jitter) {
   BranchRuntime& rt = s.rt[index];
   Branch& b = s.txn.branches[index];
   rt.in_flight = false;
@@ -123,8 +123,8 @@ void OnBranchResult(TransState& s, int index, const BranchResult& result, absl::
   }
   if (is_action && o.retry_limit > 0 && b.attempts > o.retry_limit) {
     AbortTrans(s,
-              absl::StrCat("branch ", b.branch_id, " action ", b.target, " exceeded retry_limit ",
-                           o.retry_limit, " after ", b.attempts, " attempts: ", result.message));
+               absl::StrCat("branch ", b.branch_id, " action ", b.target, " exceeded retry_limit ",
+                            o.retry_limit, " after ", b.attempts, " attempts: ", result.message));
   }
 }
 
@@ -136,7 +136,7 @@ WrittenState SummarizeWrite(const UpdateOp& op) {
 }
 
 void OnPersisted(TransState& s, const WrittenState& written, const absl::Status& status,
-                     absl::Time retry_at) {
+                 absl::Time retry_at) {
   s.persist_in_flight = false;
   if (!status.ok()) {
     // Nothing became durable: write it all again on a later decision.

@@ -139,8 +139,8 @@ TEST(TccTest, ConfirmFailureIsRetriedWithBackoffAndStaysVisible) {
   };
   d.Run();
   EXPECT_EQ(d.s.txn.status, GlobalStatus::kSucceeded);  // never aborted by a confirm
-  EXPECT_THAT(d.calls, ElementsAre("confirm02", "confirm02", "confirm02", "confirm02",
-                                   "confirm02", "confirm01"));
+  EXPECT_THAT(d.calls, ElementsAre("confirm02", "confirm02", "confirm02", "confirm02", "confirm02",
+                                   "confirm01"));
   // Backoff doubles from retry_interval (1s) and is capped at max_retry_interval (4s).
   ASSERT_EQ(at.size(), 5u);
   EXPECT_EQ(at[1] - at[0], absl::Milliseconds(500));  // jitter 0: half the nominal 1s
@@ -205,8 +205,8 @@ TEST(MsgTest, FailureNeverFailsAMessage) {
   d.Run();
   EXPECT_EQ(d.s.txn.status, GlobalStatus::kSucceeded);
   EXPECT_EQ(d.s.txn.rollback_reason, "");
-  EXPECT_THAT(d.calls, ElementsAre("action01", "action01", "action01", "action01", "action01",
-                                   "action02"));
+  EXPECT_THAT(d.calls,
+              ElementsAre("action01", "action01", "action01", "action01", "action01", "action02"));
 }
 
 TEST(MsgTest, DelayHoldsDeliveryUntilItsTime) {

@@ -241,7 +241,7 @@ TEST_F(SagaE2ETest, FailingCompensationIsRetriedAndVisible) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->branches(1).attempts(), 3);
   EXPECT_THAT(t->branches(1).last_error(), HasSubstr("flaky"));
-  EXPECT_THAT(dtmd_->Log(), HasSubstr(absl::StrCat("compensation not done yet gid=", gid)));
+  EXPECT_THAT(dtmd_->Log(), HasSubstr(absl::StrCat("compensate not done yet gid=", gid)));
 }
 
 TEST_F(SagaE2ETest, DuplicateSubmitRunsNothingTwice) {
@@ -450,20 +450,27 @@ TEST_F(SagaE2ETest, BadInputIsRejectedWithTheField) {
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.needle)) << c.name;
   }
   // Existing gid with another trans type.
-  v1::SubmitRequest tcc = MakeSaga(ok_gid, 1).request();
-  tcc.set_trans_type(v1::TCC);
-  auto exists = client_->Submit(tcc);
+  v1::SubmitRequest msg = MakeSaga(ok_gid, 1).request();
+  msg.set_trans_type(v1::MSG);
+  msg.mutable_steps(0)->clear_compensate();
+  auto exists = client_->Submit(msg);
   EXPECT_EQ(exists.status().code(), absl::StatusCode::kAlreadyExists) << exists.status();
   EXPECT_THAT(std::string(exists.status().message()), HasSubstr(ok_gid));
-  tcc.set_gid(Gid());
-  EXPECT_EQ(client_->Submit(tcc).status().code(), absl::StatusCode::kUnimplemented);
-  // Unimplemented modes answer UNIMPLEMENTED until they are built.
+  // A saga cannot be prepared or aborted; a request without a type names the field.
   grpc::ClientContext ctx;
   v1::PrepareResponse presp;
   v1::PrepareRequest preq;
   preq.set_gid(Gid());
-  EXPECT_EQ(client_->stub()->Prepare(&ctx, preq, &presp).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  grpc::Status prepared = client_->stub()->Prepare(&ctx, preq, &presp);
+  EXPECT_EQ(prepared.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(prepared.error_message(), HasSubstr("trans_type"));
+  grpc::ClientContext actx;
+  v1::AbortRequest abort;
+  abort.set_gid(ok_gid);
+  abort.set_trans_type(v1::SAGA);
+  v1::AbortResponse aresp;
+  EXPECT_EQ(client_->stub()->Abort(&actx, abort, &aresp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(client_->Query("bad gid!").status().code(), absl::StatusCode::kInvalidArgument);
   v1::ListRequest list;
   list.set_page_size(-1);
