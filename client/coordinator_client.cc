@@ -9,77 +9,86 @@ absl::Status FromGrpcStatus(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
-    : stub_(v1::Coordinator::NewStub(std::move(channel))), timeout_(timeout) {}
+CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout,
+                                     std::string address)
+    : stub_(v1::Coordinator::NewStub(std::move(channel))),
+      timeout_(timeout),
+      address_(std::move(address)) {}
 
 std::unique_ptr<CoordinatorClient> CoordinatorClient::Connect(const std::string& address,
                                                               absl::Duration timeout) {
   return std::make_unique<CoordinatorClient>(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), timeout);
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), timeout, address);
 }
 
-void CoordinatorClient::Prepare(grpc::ClientContext* ctx) const {
-  ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout_));
+template <typename Request, typename Response>
+absl::StatusOr<Response> CoordinatorClient::Call(
+    grpc::Status (v1::Coordinator::Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout_));
+  Response resp;
+  grpc::Status s = (stub_.get()->*rpc)(&ctx, request, &resp);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return resp;
 }
 
 absl::StatusOr<std::string> CoordinatorClient::NewGid() {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  v1::NewGidResponse resp;
-  grpc::Status s = stub_->NewGid(&ctx, v1::NewGidRequest(), &resp);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return resp.gid();
+  auto r = Call(&v1::Coordinator::Stub::NewGid, v1::NewGidRequest());
+  if (!r.ok()) return r.status();
+  return r->gid();
 }
 
 absl::StatusOr<v1::SubmitResponse> CoordinatorClient::Submit(const v1::SubmitRequest& request) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  v1::SubmitResponse resp;
-  grpc::Status s = stub_->Submit(&ctx, request, &resp);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return resp;
+  return Call(&v1::Coordinator::Stub::Submit, request);
+}
+
+absl::Status CoordinatorClient::Prepare(const v1::PrepareRequest& request) {
+  return Call(&v1::Coordinator::Stub::Prepare, request).status();
+}
+
+absl::StatusOr<v1::AbortResponse> CoordinatorClient::Abort(const v1::AbortRequest& request) {
+  return Call(&v1::Coordinator::Stub::Abort, request);
+}
+
+absl::Status CoordinatorClient::RegisterBranch(const v1::RegisterBranchRequest& request) {
+  return Call(&v1::Coordinator::Stub::RegisterBranch, request).status();
 }
 
 absl::StatusOr<v1::Transaction> CoordinatorClient::Query(const std::string& gid) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   v1::QueryRequest req;
   req.set_gid(gid);
-  v1::QueryResponse resp;
-  grpc::Status s = stub_->Query(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return resp.transaction();
+  auto r = Call(&v1::Coordinator::Stub::Query, req);
+  if (!r.ok()) return r.status();
+  return r->transaction();
 }
 
 absl::StatusOr<v1::ListResponse> CoordinatorClient::List(const v1::ListRequest& request) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
-  v1::ListResponse resp;
-  grpc::Status s = stub_->List(&ctx, request, &resp);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return resp;
+  return Call(&v1::Coordinator::Stub::List, request);
 }
 
 absl::StatusOr<v1::Transaction> CoordinatorClient::ForceStop(const std::string& gid,
                                                              const std::string& reason) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   v1::ForceStopRequest req;
   req.set_gid(gid);
   req.set_reason(reason);
-  v1::ForceStopResponse resp;
-  grpc::Status s = stub_->ForceStop(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpcStatus(s);
-  return resp.transaction();
+  auto r = Call(&v1::Coordinator::Stub::ForceStop, req);
+  if (!r.ok()) return r.status();
+  return r->transaction();
 }
 
 absl::Status CoordinatorClient::RetryNow(const std::string& gid) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx);
   v1::RetryNowRequest req;
   req.set_gid(gid);
-  v1::RetryNowResponse resp;
-  return FromGrpcStatus(stub_->RetryNow(&ctx, req, &resp));
+  return Call(&v1::Coordinator::Stub::RetryNow, req).status();
+}
+
+absl::StatusOr<int64_t> CoordinatorClient::RetryAllWaiting() {
+  v1::RetryNowRequest req;
+  req.set_all_waiting(true);
+  auto r = Call(&v1::Coordinator::Stub::RetryNow, req);
+  if (!r.ok()) return r.status();
+  return r->count();
 }
 
 }  // namespace dtm

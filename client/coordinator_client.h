@@ -18,25 +18,37 @@ namespace dtm {
 class CoordinatorClient {
  public:
   explicit CoordinatorClient(std::shared_ptr<grpc::Channel> channel,
-                             absl::Duration timeout = absl::Seconds(30));
+                             absl::Duration timeout = absl::Seconds(30), std::string address = "");
   // Connects (insecure) to "host:port".
   static std::unique_ptr<CoordinatorClient> Connect(const std::string& address,
                                                     absl::Duration timeout = absl::Seconds(30));
 
   absl::StatusOr<std::string> NewGid();
   absl::StatusOr<v1::SubmitResponse> Submit(const v1::SubmitRequest& request);
+  absl::Status Prepare(const v1::PrepareRequest& request);
+  absl::StatusOr<v1::AbortResponse> Abort(const v1::AbortRequest& request);
+  absl::Status RegisterBranch(const v1::RegisterBranchRequest& request);
   absl::StatusOr<v1::Transaction> Query(const std::string& gid);
   absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request);
   absl::StatusOr<v1::Transaction> ForceStop(const std::string& gid, const std::string& reason);
   absl::Status RetryNow(const std::string& gid);
+  // RetryNow of every SUBMITTED or ABORTING transaction waiting for a retry; returns how many.
+  absl::StatusOr<int64_t> RetryAllWaiting();
 
   v1::Coordinator::Stub* stub() { return stub_.get(); }
+  // The address given to Connect (sent to tcc branches as dtm-dtm), or "".
+  const std::string& address() const { return address_; }
 
  private:
-  void Prepare(grpc::ClientContext* ctx) const;
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(grpc::Status (v1::Coordinator::Stub::*rpc)(grpc::ClientContext*,
+                                                                           const Request&,
+                                                                           Response*),
+                                const Request& request);
 
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   absl::Duration timeout_;
+  std::string address_;
 };
 
 // Converts a gRPC status to absl::Status (codes are the same).

@@ -618,7 +618,9 @@ void Engine::RenewLeases() {
     a->strand->Post([this, a, stored_next] {
       if (a->retired) return;
       TransState& s = a->state;
-      if (!s.persist_in_flight && stored_next < s.txn.next_retry_time &&
+      // Stores keep microseconds: compare at that precision.
+      if (!s.persist_in_flight &&
+          absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.txn.next_retry_time) &&
           !IsTerminal(s.txn.status)) {
         // Someone made it due early (RetryNow on another replica).
         RetryAllNow(s);

@@ -14,6 +14,7 @@
 #include "client/branch.h"
 #include "client/coordinator_client.h"
 #include "client/saga.h"
+#include "tests/support/branch_script.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
 
@@ -24,44 +25,15 @@ using testing::BranchCallRecord;
 using testing::BranchReply;
 using testing::DtmdProcess;
 using ::testing::ElementsAre;
+using testing::Failure;
+using testing::Hang;
 using ::testing::HasSubstr;
+using testing::Ok;
+using testing::Ongoing;
+using testing::Script;
 using testing::TestBranchServer;
+using testing::Transient;
 using testing::WaitUntil;
-
-BranchReply Ok() { return {}; }
-BranchReply Code(grpc::StatusCode c, const std::string& msg) { return {grpc::Status(c, msg)}; }
-// Built with the client library's branch helpers, so the e2e tests also prove that the codes
-// they produce mean FAILURE and ONGOING to the coordinator.
-BranchReply Failure() { return {BranchFailure("refused by test")}; }
-BranchReply Ongoing() { return {BranchOngoing("not yet")}; }
-BranchReply Transient() { return Code(grpc::StatusCode::UNAVAILABLE, "flaky"); }
-BranchReply Hang() { return {grpc::Status::OK, true}; }
-
-// Per-(gid, branch name) reply sequences; the last reply repeats; default OK.
-class Script {
- public:
-  void Set(const std::string& gid, const std::string& name, std::vector<BranchReply> replies) {
-    absl::MutexLock lock(&mu_);
-    replies_[{gid, name}] = std::move(replies);
-    next_[{gid, name}] = 0;
-  }
-  BranchReply Next(const BranchCallRecord& c) {
-    absl::MutexLock lock(&mu_);
-    auto key = std::make_pair(c.gid(), c.name());
-    auto it = replies_.find(key);
-    if (it == replies_.end() || it->second.empty()) return Ok();
-    size_t& i = next_[key];
-    BranchReply r = it->second[std::min(i, it->second.size() - 1)];
-    ++i;
-    return r;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::map<std::pair<std::string, std::string>, std::vector<BranchReply>> replies_
-      ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<std::string, std::string>, size_t> next_ ABSL_GUARDED_BY(mu_);
-};
 
 class SagaE2ETest : public ::testing::Test {
  protected:
