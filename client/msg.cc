@@ -54,8 +54,9 @@ absl::StatusOr<v1::SubmitResponse> Msg::DoAndSubmit(const std::string& query_pre
   if (absl::IsAborted(done)) {
     absl::Status aborted = Abort(std::string(done.message()));
     if (!aborted.ok()) {
-      return absl::Status(done.code(), absl::StrCat(done.message(), " (and Abort failed: ",
-                                                    aborted.ToString(), ")"));
+      return absl::Status(
+          done.code(),
+          absl::StrCat(done.message(), " (and Abort failed: ", aborted.ToString(), ")"));
     }
     return done;
   }

@@ -57,8 +57,9 @@ absl::StatusOr<v1::SubmitResponse> Tcc::Run(CoordinatorClient* client, const std
     absl::Status aborted = abort(std::string(result.message()));
     if (!aborted.ok()) {
       // The coordinator aborts it anyway once timeout_to_fail passes.
-      return absl::Status(result.code(), absl::StrCat(result.message(), " (and Abort failed: ",
-                                                      aborted.ToString(), ")"));
+      return absl::Status(
+          result.code(),
+          absl::StrCat(result.message(), " (and Abort failed: ", aborted.ToString(), ")"));
     }
     return result;
   }
@@ -114,8 +115,8 @@ absl::Status Tcc::CallBranch(const google::protobuf::Message& request,
   std::string out;
   absl::Status s = CallBranch(request.SerializeAsString(), try_target, confirm, cancel, &out);
   if (s.ok() && response != nullptr && !response->ParseFromString(out)) {
-    return absl::DataLossError(absl::StrCat("the Try of ", try_target, " answered bytes that are not a ",
-                                            response->GetTypeName()));
+    return absl::DataLossError(absl::StrCat(
+        "the Try of ", try_target, " answered bytes that are not a ", response->GetTypeName()));
   }
   return s;
 }

@@ -21,16 +21,16 @@ namespace {
 using testing::BranchCallRecord;
 using testing::BranchReply;
 using testing::DtmdProcess;
+using ::testing::ElementsAre;
 using testing::Failure;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using testing::Ok;
 using testing::Ongoing;
 using testing::Script;
 using testing::TestBranchServer;
 using testing::Transient;
 using testing::WaitUntil;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
 
 google::protobuf::Duration Millis(int ms) {
   google::protobuf::Duration d;
@@ -213,7 +213,8 @@ TEST_F(TccMsgE2ETest, ConfirmAnsweringOngoingIsAskedAgainUntilOk) {
   std::string gid = Gid();
   script_->Set(gid, "Confirm1", {Ongoing(), Ongoing(), Ok()});
   v1::TransOptions o = FastRetries();
-  auto r = Tcc::Run(client_, gid, [](Tcc& tcc) { return Branch(tcc, 1); }, o);
+  auto r = Tcc::Run(
+      client_, gid, [](Tcc& tcc) { return Branch(tcc, 1); }, o);
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_TRUE(WaitStatus(gid, v1::SUCCEEDED));
   EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("Try1", "Confirm1", "Confirm1", "Confirm1"));
@@ -224,7 +225,8 @@ TEST_F(TccMsgE2ETest, CancelFailingTransientlyIsRetriedAndVisibleThenSucceeds) {
   std::string gid = Gid();
   script_->Set(gid, "Try1", {Failure()});
   script_->Set(gid, "Cancel1", {Transient(), Failure(), Transient(), Ok()});
-  auto r = Tcc::Run(client_, gid, [](Tcc& tcc) { return Branch(tcc, 1); }, FastRetries());
+  auto r = Tcc::Run(
+      client_, gid, [](Tcc& tcc) { return Branch(tcc, 1); }, FastRetries());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
   ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
   v1::Transaction t = QueryOk(gid);
@@ -243,7 +245,8 @@ TEST_F(TccMsgE2ETest, ATccWhoseClientDiedIsAbortedWhenItsTimeoutPasses) {
   *o.mutable_timeout_to_fail() = Millis(300);
   ASSERT_TRUE(PrepareTcc(gid, o).ok());
   // The client registers and tries one branch, then vanishes without Submit or Abort.
-  ASSERT_TRUE(Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
+  ASSERT_TRUE(
+      Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
   EXPECT_EQ(StatusOf(gid), v1::PREPARED);
   ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
   EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("Cancel1"));
@@ -260,7 +263,8 @@ TEST_F(TccMsgE2ETest, ATccWhoseClientDiedIsAbortedWhenItsTimeoutPasses) {
 TEST_F(TccMsgE2ETest, RegisterAfterAbortIsRefusedAndAbortIsIdempotent) {
   std::string gid = Gid();
   ASSERT_TRUE(PrepareTcc(gid).ok());
-  ASSERT_TRUE(Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
+  ASSERT_TRUE(
+      Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
   v1::AbortRequest abort;
   abort.set_gid(gid);
   abort.set_trans_type(v1::TCC);
@@ -289,8 +293,10 @@ TEST_F(TccMsgE2ETest, RepeatsAfterUnknownOutcomesAreHarmlessAndConflictsAreNamed
   std::string gid = Gid();
   ASSERT_TRUE(PrepareTcc(gid).ok());
   ASSERT_TRUE(PrepareTcc(gid).ok());  // Prepare again: fine
-  ASSERT_TRUE(Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
-  ASSERT_TRUE(Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
+  ASSERT_TRUE(
+      Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
+  ASSERT_TRUE(
+      Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
   absl::Status other = Register(gid, "01", branches_->Target("ConfirmX"), "");
   EXPECT_EQ(other.code(), absl::StatusCode::kAlreadyExists) << other;
   EXPECT_THAT(std::string(other.message()), HasSubstr("ConfirmX"));
@@ -339,8 +345,8 @@ TEST_F(TccMsgE2ETest, NestedTccSubBranchesAreConfirmedWithTheRest) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status(), v1::SUCCEEDED);
   // Registration order 01, 02, 0201: confirmed last first.
-  EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("Try1", "TryNested", "TryN1", "ConfirmN1",
-                                                    "Confirm2", "Confirm1"));
+  EXPECT_THAT(branches_->NamesFor(gid),
+              ElementsAre("Try1", "TryNested", "TryN1", "ConfirmN1", "Confirm2", "Confirm1"));
   std::vector<BranchCallRecord> calls = branches_->CallsFor(gid);
   EXPECT_EQ(calls[2].branch_id(), "0201");
   EXPECT_EQ(calls[3].branch_id(), "0201");
@@ -355,8 +361,9 @@ TEST_F(TccMsgE2ETest, NestedTccSubBranchesAreCancelledWithTheRest) {
   auto r = Tcc::Run(
       client_, gid,
       [](Tcc& tcc) {
-        absl::Status s = tcc.CallBranch("outer", branches_->Target("TryNested"),
-                                        branches_->Target("Confirm1"), branches_->Target("Cancel1"));
+        absl::Status s =
+            tcc.CallBranch("outer", branches_->Target("TryNested"), branches_->Target("Confirm1"),
+                           branches_->Target("Cancel1"));
         if (!s.ok()) return s;
         return tcc.CallBranch("third", branches_->Target("Try3"), branches_->Target("Confirm3"),
                               branches_->Target("Cancel3"));

@@ -15,7 +15,9 @@
 namespace dtm::testing {
 
 inline BranchReply Ok() { return {}; }
-inline BranchReply Code(grpc::StatusCode c, const std::string& msg) { return {grpc::Status(c, msg)}; }
+inline BranchReply Code(grpc::StatusCode c, const std::string& msg) {
+  return {grpc::Status(c, msg)};
+}
 // Built with the client library's branch helpers, so the e2e tests also prove that the codes
 // they produce mean FAILURE and ONGOING to the coordinator.
 inline BranchReply Failure() { return {BranchFailure("refused by test")}; }
