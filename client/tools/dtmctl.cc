@@ -145,8 +145,8 @@ absl::Status ParseTime(const std::string& flag, const std::string& text,
         absl::StrCat("--", flag, " '", text, "' is not an RFC 3339 time (", err, ")"));
   }
   out->set_seconds(absl::ToUnixSeconds(t));
-  out->set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(out->seconds())) /
-                                      absl::Nanoseconds(1)));
+  out->set_nanos(
+      static_cast<int32_t>((t - absl::FromUnixSeconds(out->seconds())) / absl::Nanoseconds(1)));
   return absl::OkStatus();
 }
 
@@ -172,8 +172,8 @@ absl::StatusOr<v1::ListRequest> ListRequestFromFlags() {
   }
   req.set_gid_prefix(absl::GetFlag(FLAGS_gid_prefix));
   if (!absl::GetFlag(FLAGS_created_after).empty()) {
-    absl::Status s = ParseTime("created_after", absl::GetFlag(FLAGS_created_after),
-                               req.mutable_created_after());
+    absl::Status s =
+        ParseTime("created_after", absl::GetFlag(FLAGS_created_after), req.mutable_created_after());
     if (!s.ok()) return s;
   }
   if (!absl::GetFlag(FLAGS_created_before).empty()) {
@@ -206,7 +206,8 @@ int List(CoordinatorClient& client, bool json) {
       {"GID", "TYPE", "STATUS", "CREATED", "UPDATED", "ROLLBACK REASON"}};
   for (const v1::Transaction& t : all.transactions()) {
     rows.push_back({t.gid(), Name(t.trans_type()), Name(t.status()), Time(t.create_time()),
-                    Time(t.update_time()), t.rollback_reason().empty() ? "-" : t.rollback_reason()});
+                    Time(t.update_time()),
+                    t.rollback_reason().empty() ? "-" : t.rollback_reason()});
   }
   PrintTable(rows);
   if (!all.next_page_token().empty()) {
@@ -239,9 +240,7 @@ int Run(const std::vector<std::string>& args) {
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string address = absl::GetFlag(FLAGS_dtm);
   auto client = CoordinatorClient::Connect(address, absl::GetFlag(FLAGS_timeout));
-  auto one_gid = [&]() -> const std::string* {
-    return args.size() == 2 ? &args[1] : nullptr;
-  };
+  auto one_gid = [&]() -> const std::string* { return args.size() == 2 ? &args[1] : nullptr; };
   if (cmd == "health") {
     if (args.size() != 1) return Usage("health takes no arguments");
     return Health(address, json);

@@ -19,12 +19,12 @@ namespace {
 
 using testing::BranchCallRecord;
 using testing::DtmdProcess;
+using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::Script;
 using testing::TestBranchServer;
 using testing::Transient;
 using testing::WaitUntil;
-using ::testing::HasSubstr;
-using ::testing::Not;
 
 struct Result {
   int code = -1;
@@ -145,7 +145,8 @@ TEST_F(DtmctlTest, ListFiltersAndPages) {
   EXPECT_THAT(page.out, HasSubstr("ctl-list-2"));  // newest first
   EXPECT_THAT(page.out, Not(HasSubstr("ctl-list-0")));
   EXPECT_THAT(page.out, HasSubstr("more: add --page_token="));
-  Result followed = Dtmctl(absl::StrCat(Ctl(), " --json list --gid_prefix=ctl-list- --limit=2 --all"));
+  Result followed =
+      Dtmctl(absl::StrCat(Ctl(), " --json list --gid_prefix=ctl-list- --limit=2 --all"));
   EXPECT_EQ(followed.code, 0) << followed.out;
   EXPECT_THAT(followed.out, HasSubstr("ctl-list-0"));
   Result none = Dtmctl(absl::StrCat(Ctl(), " list --gid_prefix=ctl-list- --status=FAILED"));
@@ -156,9 +157,10 @@ TEST_F(DtmctlTest, ListFiltersAndPages) {
   Result when = Dtmctl(absl::StrCat(Ctl(), " list --created_after=yesterday"));
   EXPECT_EQ(when.code, 2);
   EXPECT_THAT(when.out, HasSubstr("--created_after 'yesterday'"));
-  Result range = Dtmctl(absl::StrCat(
-      Ctl(), " list --gid_prefix=ctl-list- --created_after=2000-01-01T00:00:00Z "
-             "--created_before=2001-01-01T00:00:00Z"));
+  Result range =
+      Dtmctl(absl::StrCat(Ctl(),
+                          " list --gid_prefix=ctl-list- --created_after=2000-01-01T00:00:00Z "
+                          "--created_before=2001-01-01T00:00:00Z"));
   EXPECT_EQ(range.code, 0) << range.out;
   EXPECT_THAT(range.out, Not(HasSubstr("ctl-list-")));
 }
@@ -174,9 +176,8 @@ TEST_F(DtmctlTest, RetryNowMakesAWaitingTransactionCallAgain) {
   Result bulk = Dtmctl(absl::StrCat(Ctl(), " --json retry-now --all_waiting"));
   EXPECT_EQ(bulk.code, 0) << bulk.out;
   EXPECT_THAT(bulk.out, HasSubstr("\"count\": 3"));  // the two new ones and the first again
-  EXPECT_TRUE(WaitUntil([&] {
-    return branches_->NamesFor(a).size() == 2 && branches_->NamesFor(b).size() == 2;
-  }));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return branches_->NamesFor(a).size() == 2 && branches_->NamesFor(b).size() == 2; }));
   Result both = Dtmctl(absl::StrCat(Ctl(), " retry-now ", a, " --all_waiting"));
   EXPECT_EQ(both.code, 2) << both.out;
   Result done = Dtmctl(absl::StrCat(Ctl(), " retry-now ctl-query"));

@@ -30,7 +30,8 @@ identity = lambda b: b  # noqa: E731
 
 
 class Branches(grpc.GenericRpcHandler):
-    """Any /Service/Method; records (method name, dtm-op, dtm-gid); fails 'Action2'."""
+    """Any /Service/Method; records (method name, dtm-op, dtm-gid); fails 'Action2' of py-fail*
+    and 'QueryPrepared' of py-msg-rb* (the msg back-check: rolled back)."""
 
     def __init__(self):
         self.calls = []
@@ -45,6 +46,8 @@ class Branches(grpc.GenericRpcHandler):
                 self.calls.append((md.get("dtm-gid"), name, md.get("dtm-op")))
             if name == "Action2" and md.get("dtm-gid", "").startswith("py-fail"):
                 context.abort(grpc.StatusCode.ABORTED, "insufficient funds")
+            if name == "QueryPrepared" and md.get("dtm-gid", "").startswith("py-msg-rb"):
+                context.abort(grpc.StatusCode.ABORTED, "local transaction rolled back")
             return b""
 
         return grpc.unary_unary_rpc_method_handler(
@@ -93,6 +96,7 @@ def main():
         return 1
     channel = grpc.insecure_channel(address)
     stub = pb_grpc.CoordinatorStub(channel)
+    branch_channel = grpc.insecure_channel("127.0.0.1:%d" % port)
 
     def saga(gid):
         req = pb.SubmitRequest(gid=gid, trans_type=pb.SAGA)
@@ -121,6 +125,55 @@ def main():
     check(t.status == pb.FAILED and len(t.branches) == 6, "Query shows the transaction")
     check(t.branches[2].status == pb.BRANCH_FAILED and t.branches[2].attempts == 1,
           "Query shows branch status and attempts")
+
+    # TCC from Python: prepare, register each branch then call its Try (the client's job),
+    # submit; the coordinator confirms last first.
+    tcc = "py-tcc-" + gid
+    stub.Prepare(pb.PrepareRequest(gid=tcc, trans_type=pb.TCC), timeout=30)
+    for i in (1, 2):
+        bid = "%02d" % i
+        stub.RegisterBranch(pb.RegisterBranchRequest(
+            gid=tcc, trans_type=pb.TCC, branch_id=bid, confirm=target("Confirm%d" % i),
+            cancel=target("Cancel%d" % i), payload=b"tcc %d" % i), timeout=30)
+        call = branch_channel.unary_unary("/demo.Bank/Try%d" % i,
+                                               request_serializer=identity,
+                                               response_deserializer=identity)
+        call(b"tcc %d" % i, timeout=5, metadata=(("dtm-gid", tcc), ("dtm-trans_type", "tcc"),
+                                                 ("dtm-branch_id", bid), ("dtm-op", "try")))
+    r = stub.Submit(pb.SubmitRequest(gid=tcc, trans_type=pb.TCC,
+                                     options=pb.TransOptions(wait_result=True)), timeout=30)
+    check(r.status == pb.SUCCEEDED, "tcc submitted from Python succeeds")
+    check(branches.names(tcc) == ["Try1", "Try2", "Confirm2", "Confirm1"],
+          "tcc confirms ran in reverse registration order")
+    try:
+        stub.RegisterBranch(pb.RegisterBranchRequest(gid=tcc, trans_type=pb.TCC, branch_id="03"))
+        check(False, "RegisterBranch after Submit is refused")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.FAILED_PRECONDITION,
+              "RegisterBranch after Submit is FAILED_PRECONDITION")
+
+    # Two-phase messages from Python whose client "dies" after Prepare: the coordinator asks
+    # the Python QueryPrepared endpoint, then delivers or drops.
+    def prepared_msg(msg_gid):
+        req = pb.PrepareRequest(gid=msg_gid, trans_type=pb.MSG,
+                                query_prepared=target("QueryPrepared"))
+        req.steps.add(action=target("Deliver"), payload=b"event")
+        req.options.timeout_to_fail.FromMilliseconds(200)
+        stub.Prepare(req, timeout=30)
+
+    committed, rolled_back = "py-msg-ok-" + gid, "py-msg-rb-" + gid
+    prepared_msg(committed)
+    prepared_msg(rolled_back)
+    deadline = time.time() + 20
+    while time.time() < deadline and not (
+            stub.Query(pb.QueryRequest(gid=committed)).transaction.status == pb.SUCCEEDED and
+            stub.Query(pb.QueryRequest(gid=rolled_back)).transaction.status == pb.FAILED):
+        time.sleep(0.05)
+    check(branches.names(committed) == ["QueryPrepared", "Deliver"],
+          "a msg whose back-check says committed is delivered")
+    check(branches.names(rolled_back) == ["QueryPrepared"] and
+          stub.Query(pb.QueryRequest(gid=rolled_back)).transaction.status == pb.FAILED,
+          "a msg whose back-check says rolled back fails without delivery")
 
     try:
         stub.Submit(pb.SubmitRequest(gid="", trans_type=pb.SAGA))
