@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -516,6 +517,49 @@ TEST_F(TccMsgE2ETest, MsgDelayHoldsDeliveryBack) {
   std::vector<BranchCallRecord> calls = branches_->CallsFor(gid);
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_GE(calls[0].time - before, absl::Milliseconds(700));
+}
+
+// kill -9 of the coordinator in the middle of a tcc's confirms and with a prepared msg
+// waiting for its back-check: after a restart on the same store, both finish.
+TEST_F(TccMsgE2ETest, TccAndMsgFinishAfterTheCoordinatorIsKilled) {
+  std::string dir = testing::MakeTempDir();
+  auto own = std::make_unique<DtmdProcess>(
+      testing::TestStore(dir), std::vector<std::string>{"--lease=1s", "--recovery_interval=100ms"});
+  ASSERT_TRUE(own->Start().ok()) << own->Log();
+  auto client = CoordinatorClient::Connect(own->address());
+  std::string tcc = Gid();
+  std::string msg_gid = Gid();
+  script_->Set(tcc, "Confirm1", {testing::Hang(), Ok()});  // the first call never answers
+  auto r = Tcc::Run(
+      client.get(), tcc,
+      [](Tcc& t) {
+        absl::Status s = Branch(t, 1);
+        return s.ok() ? Branch(t, 2) : s;
+      },
+      FastRetries());
+  ASSERT_TRUE(r.ok()) << r.status();
+  Msg msg(client.get(), msg_gid);
+  msg.Add(branches_->Target("M1"));
+  msg.options() = FastRetries();
+  *msg.options().mutable_timeout_to_fail() = Millis(1500);
+  ASSERT_TRUE(msg.Prepare(branches_->Target("QueryPrepared")).ok());
+  // Confirm2 done, Confirm1 in flight: kill.
+  ASSERT_TRUE(branches_->WaitFor(tcc, [](const std::vector<BranchCallRecord>& c) {
+    return c.size() == 4 && c[3].name() == "Confirm1";
+  }));
+  own->Kill9();
+  ASSERT_TRUE(own->Start().ok()) << own->Log();
+  client = CoordinatorClient::Connect(own->address());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto a = client->Query(tcc);
+    auto b = client->Query(msg_gid);
+    return a.ok() && b.ok() && a->status() == v1::SUCCEEDED && b->status() == v1::SUCCEEDED;
+  })) << own->Log();
+  // Confirm1 again (idempotent re-call), Confirm2 not again: its success was durable.
+  EXPECT_THAT(branches_->NamesFor(tcc),
+              ElementsAre("Try1", "Try2", "Confirm2", "Confirm1", "Confirm1"));
+  EXPECT_THAT(branches_->NamesFor(msg_gid), ElementsAre("QueryPrepared", "M1"));
+  EXPECT_EQ(own->Terminate(), 0) << own->Log();
 }
 
 TEST_F(TccMsgE2ETest, BadTccAndMsgRequestsNameTheField) {
