@@ -180,7 +180,10 @@ TEST_F(DtmctlTest, RetryNowMakesAWaitingTransactionCallAgain) {
       [&] { return branches_->NamesFor(a).size() == 2 && branches_->NamesFor(b).size() == 2; }));
   Result both = Dtmctl(absl::StrCat(Ctl(), " retry-now ", a, " --all_waiting"));
   EXPECT_EQ(both.code, 2) << both.out;
-  Result done = Dtmctl(absl::StrCat(Ctl(), " retry-now ctl-query"));
+  Saga finished(client_, "ctl-retry-done");
+  finished.Add(branches_->Target("A1"), "").WaitResult(true);
+  ASSERT_TRUE(finished.Submit().ok());
+  Result done = Dtmctl(absl::StrCat(Ctl(), " retry-now ctl-retry-done"));
   EXPECT_EQ(done.code, 1) << done.out;
   EXPECT_THAT(done.out, HasSubstr("FAILED_PRECONDITION"));
 }
