@@ -13,6 +13,7 @@
 #include "tests/support/branch_script.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
+#include "tests/support/live_dtmd_test.h"
 
 namespace dtm {
 namespace {
@@ -45,27 +46,13 @@ Result Dtmctl(const std::string& args, const std::string& env = "") {
   return r;
 }
 
-class DtmctlTest : public ::testing::Test {
+class DtmctlTest : public testing::LiveDtmdTest<DtmctlTest> {
+ public:
+  static std::string DtmdStore(const std::string& dir) {
+    return absl::StrCat("sqlite://", dir, "/dtm.db");
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    branches_ = new TestBranchServer();
-    script_ = new Script();
-    branches_->SetBehavior([](const BranchCallRecord& c) { return script_->Next(c); });
-    dir_ = new std::string(testing::MakeTempDir());
-    dtmd_ = new DtmdProcess(absl::StrCat("sqlite://", *dir_, "/dtm.db"),
-                            {"--lease=1s", "--recovery_interval=100ms"});
-    absl::Status st = dtmd_->Start();
-    ASSERT_TRUE(st.ok()) << st;
-    client_ = CoordinatorClient::Connect(dtmd_->address()).release();
-  }
-  static void TearDownTestSuite() {
-    delete client_;
-    if (dtmd_->running()) EXPECT_EQ(dtmd_->Terminate(), 0) << dtmd_->Log();
-    delete dtmd_;
-    delete branches_;
-    delete script_;
-    delete dir_;
-  }
   std::string Ctl() const { return absl::StrCat("--dtm=", dtmd_->address()); }
   // A 1-step saga whose action keeps answering UNAVAILABLE and waits an hour between tries.
   std::string StuckSaga(const std::string& gid) {
@@ -76,19 +63,7 @@ class DtmctlTest : public ::testing::Test {
     EXPECT_TRUE(WaitUntil([&] { return branches_->NamesFor(gid).size() == 1; }));
     return gid;
   }
-
-  static TestBranchServer* branches_;
-  static Script* script_;
-  static std::string* dir_;
-  static DtmdProcess* dtmd_;
-  static CoordinatorClient* client_;
 };
-
-TestBranchServer* DtmctlTest::branches_;
-Script* DtmctlTest::script_;
-std::string* DtmctlTest::dir_;
-DtmdProcess* DtmctlTest::dtmd_;
-CoordinatorClient* DtmctlTest::client_;
 
 TEST_F(DtmctlTest, HealthSaysServingAndFailsOnADeadAddress) {
   Result ok = Dtmctl(absl::StrCat(Ctl(), " health"));

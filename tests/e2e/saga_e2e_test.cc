@@ -17,6 +17,7 @@
 #include "tests/support/branch_script.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
+#include "tests/support/live_dtmd_test.h"
 
 namespace dtm {
 namespace {
@@ -35,31 +36,8 @@ using testing::TestBranchServer;
 using testing::Transient;
 using testing::WaitUntil;
 
-class SagaE2ETest : public ::testing::Test {
+class SagaE2ETest : public testing::LiveDtmdTest<SagaE2ETest> {
  protected:
-  static void SetUpTestSuite() {
-    branches_ = new TestBranchServer();
-    script_ = new Script();
-    branches_->SetBehavior([](const BranchCallRecord& c) { return script_->Next(c); });
-    dir_ = new std::string(testing::MakeTempDir());
-    dtmd_ = new DtmdProcess(testing::TestStore(*dir_), {"--lease=1s", "--recovery_interval=100ms"});
-    absl::Status st = dtmd_->Start();
-    ASSERT_TRUE(st.ok()) << st;
-    client_ = CoordinatorClient::Connect(dtmd_->address()).release();
-  }
-  static void TearDownTestSuite() {
-    delete client_;
-    if (dtmd_->running()) EXPECT_EQ(dtmd_->Terminate(), 0) << dtmd_->Log();
-    delete dtmd_;
-    delete branches_;
-    delete script_;
-    delete dir_;
-  }
-
-  std::string Gid() {
-    return absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
-                        ++counter_);
-  }
   // A saga of `n` steps A1..An with compensations C1..Cn.
   Saga MakeSaga(const std::string& gid, int n) {
     Saga saga(client_, gid);
@@ -70,28 +48,7 @@ class SagaE2ETest : public ::testing::Test {
     saga.RetryInterval(absl::Milliseconds(50)).MaxRetryInterval(absl::Milliseconds(200));
     return saga;
   }
-  v1::Status StatusOf(const std::string& gid) {
-    auto t = client_->Query(gid);
-    return t.ok() ? t->status() : v1::STATUS_UNSPECIFIED;
-  }
-  bool WaitStatus(const std::string& gid, v1::Status s) {
-    return WaitUntil([&] { return StatusOf(gid) == s; });
-  }
-
-  static TestBranchServer* branches_;
-  static Script* script_;
-  static std::string* dir_;
-  static DtmdProcess* dtmd_;
-  static CoordinatorClient* client_;
-  static int counter_;
 };
-
-TestBranchServer* SagaE2ETest::branches_;
-Script* SagaE2ETest::script_;
-std::string* SagaE2ETest::dir_;
-DtmdProcess* SagaE2ETest::dtmd_;
-CoordinatorClient* SagaE2ETest::client_;
-int SagaE2ETest::counter_ = 0;
 
 TEST_F(SagaE2ETest, AllStepsSucceed) {
   std::string gid = Gid();

@@ -15,6 +15,7 @@
 #include "tests/support/branch_script.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
+#include "tests/support/live_dtmd_test.h"
 
 namespace dtm {
 namespace {
@@ -40,29 +41,17 @@ google::protobuf::Duration Millis(int ms) {
   return d;
 }
 
-class TccMsgE2ETest : public ::testing::Test {
- protected:
+class TccMsgE2ETest : public testing::LiveDtmdTest<TccMsgE2ETest> {
+ public:
+  static std::vector<std::string> DtmdArgs() {
+    return {"--lease=1s", "--recovery_interval=100ms", "--timeout_to_fail=30s"};
+  }
   static void SetUpTestSuite() {
-    branches_ = new TestBranchServer();
-    script_ = new Script();
+    LiveDtmdTest::SetUpTestSuite();
     branches_->SetBehavior([](const BranchCallRecord& c) {
       if (c.name() == "TryNested") return NestedTry(c);
       return script_->Next(c);
     });
-    dir_ = new std::string(testing::MakeTempDir());
-    dtmd_ = new DtmdProcess(testing::TestStore(*dir_),
-                            {"--lease=1s", "--recovery_interval=100ms", "--timeout_to_fail=30s"});
-    absl::Status st = dtmd_->Start();
-    ASSERT_TRUE(st.ok()) << st;
-    client_ = CoordinatorClient::Connect(dtmd_->address()).release();
-  }
-  static void TearDownTestSuite() {
-    delete client_;
-    if (dtmd_->running()) EXPECT_EQ(dtmd_->Terminate(), 0) << dtmd_->Log();
-    delete dtmd_;
-    delete branches_;
-    delete script_;
-    delete dir_;
   }
 
   // A branch service whose Try opens a nested tcc: sub-branch "<its id>01" with TryN1,
@@ -76,28 +65,25 @@ class TccMsgE2ETest : public ::testing::Test {
     return Ok();
   }
 
-  std::string Gid() {
-    return absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
-                        ++counter_);
-  }
+ protected:
   static v1::TransOptions FastRetries() {
     v1::TransOptions o;
     *o.mutable_retry_interval() = Millis(50);
     *o.mutable_max_retry_interval() = Millis(200);
     return o;
   }
-  v1::Status StatusOf(const std::string& gid) {
-    auto t = client_->Query(gid);
-    return t.ok() ? t->status() : v1::STATUS_UNSPECIFIED;
-  }
-  bool WaitStatus(const std::string& gid, v1::Status s) {
-    return WaitUntil([&] { return StatusOf(gid) == s; });
-  }
   // Calls branch `i` of a tcc: Try<i>, Confirm<i>, Cancel<i>.
   static absl::Status Branch(Tcc& tcc, int i) {
     return tcc.CallBranch(absl::StrCat("p", i), branches_->Target(absl::StrCat("Try", i)),
                           branches_->Target(absl::StrCat("Confirm", i)),
                           branches_->Target(absl::StrCat("Cancel", i)));
+  }
+  static absl::Status ThreeBranches(Tcc& tcc) {
+    for (int i = 1; i <= 3; ++i) {
+      absl::Status s = Branch(tcc, i);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
   }
   absl::Status PrepareTcc(const std::string& gid, v1::TransOptions options = FastRetries()) {
     v1::PrepareRequest req;
@@ -121,21 +107,7 @@ class TccMsgE2ETest : public ::testing::Test {
     EXPECT_TRUE(t.ok()) << t.status();
     return t.ok() ? *t : v1::Transaction();
   }
-
-  static TestBranchServer* branches_;
-  static Script* script_;
-  static std::string* dir_;
-  static DtmdProcess* dtmd_;
-  static CoordinatorClient* client_;
-  static int counter_;
 };
-
-TestBranchServer* TccMsgE2ETest::branches_;
-Script* TccMsgE2ETest::script_;
-std::string* TccMsgE2ETest::dir_;
-DtmdProcess* TccMsgE2ETest::dtmd_;
-CoordinatorClient* TccMsgE2ETest::client_;
-int TccMsgE2ETest::counter_ = 0;
 
 // ---- TCC ----
 
@@ -143,16 +115,7 @@ TEST_F(TccMsgE2ETest, TccSuccessConfirmsInReverseRegistrationOrder) {
   std::string gid = Gid();
   v1::TransOptions o = FastRetries();
   o.set_wait_result(true);
-  auto r = Tcc::Run(
-      client_, gid,
-      [](Tcc& tcc) {
-        for (int i = 1; i <= 3; ++i) {
-          absl::Status s = Branch(tcc, i);
-          if (!s.ok()) return s;
-        }
-        return absl::OkStatus();
-      },
-      o);
+  auto r = Tcc::Run(client_, gid, ThreeBranches, o);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status(), v1::SUCCEEDED);
   EXPECT_THAT(branches_->NamesFor(gid),
@@ -178,16 +141,7 @@ TEST_F(TccMsgE2ETest, TccSuccessConfirmsInReverseRegistrationOrder) {
 TEST_F(TccMsgE2ETest, TryFailureCancelsEveryRegisteredBranchInReverseAndNeverConfirms) {
   std::string gid = Gid();
   script_->Set(gid, "Try2", {Failure()});
-  auto r = Tcc::Run(
-      client_, gid,
-      [](Tcc& tcc) {
-        for (int i = 1; i <= 3; ++i) {
-          absl::Status s = Branch(tcc, i);
-          if (!s.ok()) return s;
-        }
-        return absl::OkStatus();
-      },
-      FastRetries());
+  auto r = Tcc::Run(client_, gid, ThreeBranches, FastRetries());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
   ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
   // Branch 2 was registered before its Try ran (and refused): it is cancelled too; branch 3
