@@ -416,11 +416,16 @@ TEST_P(StoreConformanceTest, RegistrationsRacingACommitEitherLandBeforeItOrAreRe
   submit.expected_status = GlobalStatus::kPrepared;
   submit.new_status = GlobalStatus::kSubmitted;
   ASSERT_TRUE(store_->WriteSync(submit).status.ok());
+  // What the committer reads right after its commit is what it will confirm or cancel.
+  auto at_commit = store_->Get("race");
+  ASSERT_TRUE(at_commit.ok());
   for (auto& t : threads) t.join();
   auto got = store_->Get("race");
   ASSERT_TRUE(got.ok());
-  // Every accepted registration is stored, with two rows each, and no other.
+  // Every accepted registration is stored, with two rows each, and none landed after the
+  // commit (where the committer would never see it).
   EXPECT_EQ(got->branches.size(), static_cast<size_t>(2 * accepted.load()));
+  EXPECT_EQ(got->branches.size(), at_commit->branches.size());
 }
 
 TEST_P(StoreConformanceTest, UpdateCanHandTheTransactionToANewOwner) {

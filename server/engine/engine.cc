@@ -251,8 +251,12 @@ void Engine::SubmitPrepared(const std::string& gid, TransType type, bool wait, S
       done(TypeMismatch(*t, type));
       return;
     }
-    if (t->status != GlobalStatus::kPrepared) {
-      AnswerExisting(gid, type, wait, std::move(done));
+    if (t->status != GlobalStatus::kPrepared) {  // committed (or ended) before: no second read
+      if (ActivePtr a = Find(gid)) {
+        AttachSubmit(a, type, wait, std::move(done));
+      } else {
+        done(ResultOf(*t));
+      }
       return;
     }
     LeavePrepared(
@@ -400,9 +404,7 @@ void Engine::AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitD
   a->strand->Post([this, a, type, wait, done = std::move(done)]() mutable {
     const Transaction& t = a->state.txn;
     if (t.trans_type != type) {
-      done(absl::AlreadyExistsError(absl::StrCat("gid '", t.gid, "' already exists as a ",
-                                                 TransTypeName(t.trans_type),
-                                                 " transaction, not a ", TransTypeName(type))));
+      done(TypeMismatch(t, type));
       return;
     }
     if (!wait || a->retired) {
@@ -417,12 +419,7 @@ void Engine::AttachSubmit(const ActivePtr& a, TransType type, bool wait, SubmitD
 }
 
 void Engine::Query(const std::string& gid, TxnDone done) {
-  ActivePtr a;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = active_.find(gid);
-    if (it != active_.end()) a = it->second;
-  }
+  ActivePtr a = Find(gid);
   if (a) {
     a->strand->Post([a, done = std::move(done)] { done(DurableView(a->state)); });
     return;
@@ -437,12 +434,7 @@ void Engine::List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)>
 
 void Engine::WithActive(const std::string& gid, std::function<void(const ActivePtr&)> on_active,
                         TxnDone on_stored) {
-  ActivePtr a;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = active_.find(gid);
-    if (it != active_.end()) a = it->second;
-  }
+  ActivePtr a = Find(gid);
   if (a) {
     a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
     return;
@@ -490,12 +482,7 @@ void Engine::ForceStop(const std::string& gid, const std::string& reason, TxnDon
 }
 
 void Engine::RetryNow(const std::string& gid, std::function<void(absl::Status)> done) {
-  ActivePtr a;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = active_.find(gid);
-    if (it != active_.end()) a = it->second;
-  }
+  ActivePtr a = Find(gid);
   if (!a) {
     // Not worked on here: make it due in the store. The replica holding its lease sees that
     // when it renews; if nobody does, recovery claims it.
