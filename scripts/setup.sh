@@ -9,7 +9,7 @@ PACKAGES=(
   libabsl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 util-linux procps
-  python3-grpcio python3-protobuf
+  python3-grpcio python3-protobuf python3-psycopg2
 )
 
 missing=()
@@ -18,6 +18,11 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# The Node.js example client needs node and npm; the machine's own Node.js is fine.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"

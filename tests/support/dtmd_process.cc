@@ -65,8 +65,10 @@ std::string DtmdProcess::Log() const {
 }
 
 absl::Status DtmdProcess::Start() {
-  std::vector<std::string> argv = {DtmdPath(), "--listen=127.0.0.1:0",
-                                   absl::StrCat("--store=", store_)};
+  // A restart listens where the previous run did, so clients keep their channels.
+  std::vector<std::string> argv = {
+      DtmdPath(), absl::StrCat("--listen=", address_.empty() ? "127.0.0.1:0" : address_),
+      absl::StrCat("--store=", store_)};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::ofstream(log_path_, std::ios::trunc).close();
   pid_t pid = fork();

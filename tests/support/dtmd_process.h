@@ -31,7 +31,8 @@ class DtmdProcess {
   DtmdProcess(std::string store, std::vector<std::string> args = {});
   ~DtmdProcess();  // kill -9 if still running
 
-  // Starts dtmd and waits until it serves; the error includes the log tail.
+  // Starts dtmd and waits until it serves; the error includes the log tail. A restart
+  // listens on the address of the first start.
   absl::Status Start();
   std::string address() const { return address_; }
   bool running() const { return pid_ > 0; }
