@@ -38,8 +38,8 @@ absl::StatusOr<Result> Exec(PGconn* conn, const char* what, const char* sql,
                             const std::vector<std::string>& params = {}) {
   std::vector<const char*> values;
   for (const std::string& p : params) values.push_back(p.c_str());
-  Result r(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(),
-                        nullptr, nullptr, 0));
+  Result r(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                        nullptr, 0));
   if (!r) return DbError(what, conn);
   ExecStatusType st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return DbError(what, conn, r.get());
@@ -179,10 +179,10 @@ absl::Status Barrier::Call(PGconn* conn, const Business& business, Outcome* outc
       // hanging when that happened, a duplicate otherwise; both are no-ops.
       done = Outcome::kDuplicate;
       if (origin == nullptr && op_ != "confirm") {
-        absl::StatusOr<Result> r =
-            Exec(conn, "read", "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
-                 "branch_id = $2 AND op = $3 AND barrier_id = $4",
-                 {gid_, branch_id_, op_, barrier_id});
+        absl::StatusOr<Result> r = Exec(conn, "read",
+                                        "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
+                                        "branch_id = $2 AND op = $3 AND barrier_id = $4",
+                                        {gid_, branch_id_, op_, barrier_id});
         if (r.ok() && PQntuples(r->get()) == 1 && op_ != PQgetvalue(r->get(), 0, 0)) {
           done = Outcome::kHanging;
         }
@@ -221,10 +221,10 @@ absl::Status Barrier::QueryPrepared(PGconn* conn) {
   absl::StatusOr<bool> inserted =
       Insert(conn, "msg", gid_, kMsgBranch, kMsgOp, kMsgBarrierId, kRollbackReason);
   if (!inserted.ok()) return inserted.status();
-  absl::StatusOr<Result> r =
-      Exec(conn, "read", "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
-           "branch_id = $2 AND op = $3 AND barrier_id = $4",
-           {gid_, kMsgBranch, kMsgOp, kMsgBarrierId});
+  absl::StatusOr<Result> r = Exec(conn, "read",
+                                  "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
+                                  "branch_id = $2 AND op = $3 AND barrier_id = $4",
+                                  {gid_, kMsgBranch, kMsgOp, kMsgBarrierId});
   if (!r.ok()) return r.status();
   if (PQntuples(r->get()) != 1) {
     return absl::UnavailableError(absl::StrCat("barrier: no msg row for ", gid_, " after insert"));
@@ -252,8 +252,9 @@ absl::StatusOr<v1::SubmitResponse> DoAndSubmitDb(Msg& msg, const std::string& qu
   if (!local.ok()) {
     absl::Status aborted = msg.Abort(std::string(local.message()));
     if (!aborted.ok()) {
-      return absl::Status(local.code(), absl::StrCat(local.message(), " (and Abort failed: ",
-                                                     aborted.ToString(), ")"));
+      return absl::Status(
+          local.code(),
+          absl::StrCat(local.message(), " (and Abort failed: ", aborted.ToString(), ")"));
     }
     return local;
   }

@@ -65,7 +65,8 @@ class BarrierTest : public ::testing::Test {
   // Calls the barrier with a business function that records one row of work.
   absl::Status Run(const std::string& op, Outcome* outcome, PGconn* conn = nullptr) {
     Barrier b = Make(op);
-    return b.Call(conn ? conn : conn_.get(), [&](PGconn* tx) { return Work(tx, op); }, outcome);
+    return b.Call(
+        conn ? conn : conn_.get(), [&](PGconn* tx) { return Work(tx, op); }, outcome);
   }
 
   absl::Status Work(PGconn* tx, const std::string& op) {
@@ -163,9 +164,12 @@ TEST_F(BarrierTest, ConcurrentDuplicatesRunTheBusinessOnce) {
     threads.emplace_back([&, i] {
       Outcome o;
       absl::Status s = Run("action", &o, conns[i].get());
-      if (!s.ok()) ++failed;
-      else if (o == Outcome::kRan) ++ran;
-      else if (o == Outcome::kDuplicate) ++skipped;
+      if (!s.ok())
+        ++failed;
+      else if (o == Outcome::kRan)
+        ++ran;
+      else if (o == Outcome::kDuplicate)
+        ++skipped;
     });
   }
   for (std::thread& t : threads) t.join();

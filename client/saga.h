@@ -38,6 +38,8 @@ class Saga {
   Saga& RequestTimeout(absl::Duration d);
   Saga& RetryLimit(int n);
   Saga& BranchHeader(const std::string& key, const std::string& value);
+  // Every option at once (the setters above write here).
+  v1::TransOptions& options() { return *request_.mutable_options(); }
 
   const v1::SubmitRequest& request() const { return request_; }
   absl::StatusOr<v1::SubmitResponse> Submit();

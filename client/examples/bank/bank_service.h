@@ -1,0 +1,98 @@
+// BankService: the example bank's gRPC branch service. Every transfer leg goes through the
+// branch barrier, in the same local transaction as its change to the account.
+//
+// For tests it can misbehave on purpose: a FaultHook picks, per call, a fault to inject —
+// refuse, fail transiently, answer ONGOING, lose the answer after the work committed, run a
+// call twice at once, or deliver a call again later (after its compensation, say).
+#ifndef DTM_CLIENT_EXAMPLES_BANK_BANK_SERVICE_H_
+#define DTM_CLIENT_EXAMPLES_BANK_BANK_SERVICE_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "bank/v1/bank.grpc.pb.h"
+#include "client/barrier.h"
+#include "client/examples/bank/bank_store.h"
+
+namespace bank {
+
+enum class Fault {
+  kNone,
+  kRefuse,        // ABORTED before any work (actions and tries only)
+  kTransient,     // UNAVAILABLE before any work
+  kOngoing,       // FAILED_PRECONDITION (ONGOING) before any work
+  kLoseResponse,  // does the work, commits, then answers UNAVAILABLE
+  kDuplicate,     // runs the call twice concurrently
+  kReplayLater,   // answers normally, and runs the same call again a little later
+};
+// The fault for one incoming call; `op` is empty for QueryPrepared.
+using FaultHook = std::function<Fault(const dtm::BranchContext& branch, const char* op)>;
+
+class BankService final : public v1::Bank::Service {
+ public:
+  // What the barrier did, over all calls (replays included).
+  struct Stats {
+    int64_t ran = 0, duplicate = 0, null_compensation = 0, hanging = 0, refused = 0;
+    int64_t injected = 0;  // faults injected
+  };
+
+  BankService(BankStore store, std::string conninfo, FaultHook faults = nullptr);
+  ~BankService() override;  // waits for pending replays
+
+  grpc::Status TransOut(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                        v1::TransferReply*) override;
+  grpc::Status TransOutCompensate(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                                  v1::TransferReply*) override;
+  grpc::Status TransIn(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                       v1::TransferReply*) override;
+  grpc::Status TransInCompensate(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                                 v1::TransferReply*) override;
+  grpc::Status TransOutTry(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                           v1::TransferReply*) override;
+  grpc::Status TransOutConfirm(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                               v1::TransferReply*) override;
+  grpc::Status TransOutCancel(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                              v1::TransferReply*) override;
+  grpc::Status TransInTry(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                          v1::TransferReply*) override;
+  grpc::Status TransInConfirm(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                              v1::TransferReply*) override;
+  grpc::Status TransInCancel(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                             v1::TransferReply*) override;
+  grpc::Status QueryPrepared(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                             v1::TransferReply*) override;
+  grpc::Status Balances(grpc::ServerContext* ctx, const v1::BalancesRequest* req,
+                        v1::BalancesReply* reply) override;
+
+  Stats stats() const;
+  // Blocks until every scheduled replay ran.
+  void DrainReplays();
+  const BankStore& store() const { return store_; }
+  ConnPool& pool() { return pool_; }
+
+ private:
+  grpc::Status Leg(const grpc::ServerContext& ctx, const v1::TransferRequest& req, Op op);
+  // The leg behind the barrier, without faults.
+  absl::Status RunLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op);
+  Fault PickFault(const dtm::BranchContext& branch, const char* op);
+
+  const BankStore store_;
+  ConnPool pool_;
+  const FaultHook faults_;
+  std::atomic<int64_t> ran_{0}, duplicate_{0}, null_compensation_{0}, hanging_{0}, refused_{0},
+      injected_{0};
+  absl::Mutex mu_;
+  std::vector<std::thread> replays_ ABSL_GUARDED_BY(mu_);
+};
+
+// Checks a transfer leg's fields: INVALID_ARGUMENT naming the field and its value.
+grpc::Status ValidateTransfer(const v1::TransferRequest& req);
+
+}  // namespace bank
+
+#endif  // DTM_CLIENT_EXAMPLES_BANK_BANK_SERVICE_H_
