@@ -27,6 +27,7 @@ absl::StatusOr<Response> CoordinatorClient::Call(
     const Request& request) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout_));
+  ctx.set_wait_for_ready(wait_for_ready_);
   Response resp;
   grpc::Status s = (stub_.get()->*rpc)(&ctx, request, &resp);
   if (!s.ok()) return FromGrpcStatus(s);

@@ -35,6 +35,11 @@ class CoordinatorClient {
   // RetryNow of every SUBMITTED or ABORTING transaction waiting for a retry; returns how many.
   absl::StatusOr<int64_t> RetryAllWaiting();
 
+  // With `on`, a call made while the coordinator is unreachable (restarting, say) waits for
+  // it until the call's deadline instead of failing at once with UNAVAILABLE. Set it before
+  // the first call.
+  void set_wait_for_ready(bool on) { wait_for_ready_ = on; }
+
   v1::Coordinator::Stub* stub() { return stub_.get(); }
   // The address given to Connect (sent to tcc branches as dtm-dtm), or "".
   const std::string& address() const { return address_; }
@@ -49,6 +54,7 @@ class CoordinatorClient {
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   absl::Duration timeout_;
   std::string address_;
+  bool wait_for_ready_ = false;
 };
 
 // Converts a gRPC status to absl::Status (codes are the same).

@@ -1,0 +1,431 @@
+// The invariant test: thousands of random transfers between the example banks' accounts,
+// mixing saga, TCC and two-phase messages, while the banks misbehave on purpose (refusals,
+// transient errors, ONGOING, answers lost after the work committed, duplicate and late
+// deliveries), clients "crash" in the middle of messages, and dtmd is killed with kill -9 and
+// restarted several times. At the end: every transaction terminal, money neither created nor
+// destroyed, no balance negative, every succeeded transfer applied exactly once and every
+// failed one not at all.
+//
+// Real components: dtmd as a child process on the test run's PostgreSQL, the banks' gRPC
+// services (in this process, so faults can be injected) on a fresh PostgreSQL database.
+//
+// CI runs a short round; for a long local run:
+//   DTM_INVARIANT_TRANSFERS=20000 DTM_INVARIANT_RESTARTS=20 ctest -R bank_invariant
+// DTM_INVARIANT_THREADS (8) sets the number of concurrent clients, DTM_INVARIANT_SEED the seed.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "client/barrier.h"
+#include "client/coordinator_client.h"
+#include "client/examples/bank/bank_service.h"
+#include "client/examples/bank/bank_transfer.h"
+#include "tests/support/dtmd_process.h"
+
+namespace {
+
+using bank::Fault;
+using dtm::testing::DtmdProcess;
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
+constexpr int kAccountsPerBank = 4;
+constexpr int64_t kInitialBalance = 5000;  // transfers of up to 3000: some are refused
+constexpr std::array<const char*, 7> kFaultNames = {
+    "none", "refuse", "transient", "ongoing", "lose-response", "duplicate", "replay-later"};
+
+// Picks faults at random and counts them.
+class FaultPlan {
+ public:
+  explicit FaultPlan(uint64_t seed) : rng_(seed) {}
+
+  Fault Pick(const dtm::BranchContext& branch, const char* op) {
+    int roll;
+    {
+      absl::MutexLock lock(&mu_);
+      roll = std::uniform_int_distribution<int>(0, 999)(rng_);
+    }
+    Fault f = Fault::kNone;
+    if (roll < 30) f = Fault::kRefuse;
+    else if (roll < 80) f = Fault::kTransient;
+    else if (roll < 110) f = Fault::kOngoing;
+    else if (roll < 160) f = Fault::kLoseResponse;
+    else if (roll < 190) f = Fault::kDuplicate;
+    else if (roll < 220) f = Fault::kReplayLater;
+    // A message's delivery cannot be refused (it has no rollback), nor can compensations,
+    // confirms, cancels or the back-check: the bank only refuses actions and tries.
+    if (f == Fault::kRefuse) {
+      const std::string name = op;
+      bool refusable = branch.trans_type != "msg" &&
+                       (name == "TransOut" || name == "TransIn" || name == "TransOutTry" ||
+                        name == "TransInTry");
+      if (!refusable) f = Fault::kNone;
+    }
+    ++counts_[static_cast<int>(f)];
+    return f;
+  }
+  int64_t count(Fault f) const { return counts_[static_cast<int>(f)]; }
+  int64_t total() const {
+    int64_t n = 0;
+    for (size_t i = 1; i < counts_.size(); ++i) n += counts_[i];
+    return n;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::array<std::atomic<int64_t>, kFaultNames.size()> counts_{};
+};
+
+// One bank: its service with faults, served on an ephemeral port.
+struct Bank {
+  Bank(const std::string& schema, const std::string& conninfo, FaultPlan* plan) {
+    absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema(schema);
+    EXPECT_TRUE(store.ok());
+    service = std::make_unique<bank::BankService>(
+        *store, conninfo,
+        [plan](const dtm::BranchContext& b, const char* op) { return plan->Pick(b, op); });
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service.get());
+    server = builder.BuildAndStart();
+    address = absl::StrCat("127.0.0.1:", port);
+  }
+  ~Bank() {
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    service->DrainReplays();
+  }
+  std::unique_ptr<bank::BankService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+};
+
+enum class Mode { kSaga, kTcc, kMsg, kMsgCrashAfterCommit, kMsgCrashBeforeCommit };
+constexpr std::array<const char*, 5> kModeNames = {"saga", "tcc", "msg", "msg-crash-after-commit",
+                                                   "msg-crash-before-commit"};
+
+struct Planned {
+  std::string gid;
+  Mode mode;
+  int from_bank;  // 0 or 1
+  std::string from_user, to_user;
+  int64_t amount;
+};
+
+std::string User(int bank, int i) { return absl::StrCat(bank == 0 ? "a" : "b", i); }
+
+class BankInvariantTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = dtm::testing::TestPostgres();
+    if (base_.empty()) GTEST_SKIP() << "needs the test run's PostgreSQL (DTM_TEST_PG)";
+    // A fresh database for the banks.
+    dbname_ = absl::StrCat("bank_invariant_", getpid());
+    bank::Conn admin(PQconnectdb(base_.c_str()));
+    ASSERT_EQ(PQstatus(admin.get()), CONNECTION_OK) << PQerrorMessage(admin.get());
+    PQclear(PQexec(admin.get(), absl::StrCat("DROP DATABASE IF EXISTS ", dbname_).c_str()));
+    PGresult* r = PQexec(admin.get(), absl::StrCat("CREATE DATABASE ", dbname_).c_str());
+    ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
+    PQclear(r);
+    conninfo_ = absl::StrCat(base_, " dbname=", dbname_);
+    bank::Conn db(PQconnectdb(conninfo_.c_str()));
+    ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK) << PQerrorMessage(db.get());
+    for (int b = 0; b < 2; ++b) {
+      absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema(Schema(b));
+      ASSERT_TRUE(store.ok());
+      ASSERT_TRUE(store->CreateTables(db.get()).ok());
+      for (int i = 0; i < kAccountsPerBank; ++i) {
+        ASSERT_TRUE(store->OpenAccount(db.get(), User(b, i), kInitialBalance).ok());
+      }
+    }
+  }
+
+  static std::string Schema(int bank) { return bank == 0 ? "bank_a" : "bank_b"; }
+
+  std::string base_, dbname_, conninfo_;
+};
+
+TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
+  const int transfers = EnvInt("DTM_INVARIANT_TRANSFERS", 3000);
+  const int restarts = EnvInt("DTM_INVARIANT_RESTARTS", 4);
+  const int threads = EnvInt("DTM_INVARIANT_THREADS", 8);
+  const uint64_t seed = EnvInt("DTM_INVARIANT_SEED", static_cast<int>(absl::ToUnixMicros(absl::Now()) % 1000000007));
+  std::printf("invariant: seed %llu (DTM_INVARIANT_SEED), %d transfers, %d restarts, %d clients\n",
+              static_cast<unsigned long long>(seed), transfers, restarts, threads);
+
+  FaultPlan plan(seed);
+  std::array<std::unique_ptr<Bank>, 2> banks = {
+      std::make_unique<Bank>("bank_a", conninfo_, &plan),
+      std::make_unique<Bank>("bank_b", conninfo_, &plan)};
+
+  const std::string dir = dtm::testing::MakeTempDir();
+  DtmdProcess dtmd(dtm::testing::TestStore(dir),
+                   {"--lease=2s", "--recovery_interval=200ms", "--timeout_to_fail=2s"});
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  auto client = dtm::CoordinatorClient::Connect(dtmd.address(), absl::Seconds(10));
+  client->set_wait_for_ready(true);  // calls made while dtmd restarts wait for it
+
+  // The plan of every transfer, drawn up front from the seed.
+  std::vector<Planned> planned(transfers);
+  {
+    std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
+    const std::string run = absl::StrCat("inv", seed % 100000, "-", getpid());
+    for (int i = 0; i < transfers; ++i) {
+      Planned& p = planned[i];
+      p.gid = absl::StrCat(run, "-", i);
+      int m = std::uniform_int_distribution<int>(0, 99)(rng);
+      p.mode = m < 34 ? Mode::kSaga
+               : m < 67 ? Mode::kTcc
+               : m < 93 ? Mode::kMsg
+               : m < 97 ? Mode::kMsgCrashAfterCommit
+                        : Mode::kMsgCrashBeforeCommit;
+      p.from_bank = std::uniform_int_distribution<int>(0, 1)(rng);
+      p.from_user = User(p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
+      p.to_user = User(1 - p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
+      p.amount = std::uniform_int_distribution<int64_t>(1, 3000)(rng);
+    }
+  }
+
+  dtm::v1::TransOptions options;
+  options.set_wait_result(true);
+  options.mutable_retry_interval()->set_nanos(100 * 1000 * 1000);
+  options.mutable_max_retry_interval()->set_seconds(1);
+  options.mutable_request_timeout()->set_seconds(3);
+  dtm::v1::TransOptions prepared_options = options;  // tcc and msg: back-check / abort after 2 s
+  prepared_options.mutable_timeout_to_fail()->set_seconds(2);
+
+  std::atomic<int> next{0}, client_errors{0};
+  auto work = [&] {
+    bank::Conn db(PQconnectdb(conninfo_.c_str()));
+    ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK);
+    std::array<bank::BankStore, 2> stores = {*bank::BankStore::ForSchema("bank_a"),
+                                             *bank::BankStore::ForSchema("bank_b")};
+    for (int i = next++; i < transfers; i = next++) {
+      const Planned& p = planned[i];
+      bank::Transfer t{banks[p.from_bank]->address, p.from_user, banks[1 - p.from_bank]->address,
+                       p.to_user, p.amount};
+      absl::Status s;
+      switch (p.mode) {
+        case Mode::kSaga:
+          s = bank::SagaTransfer(client.get(), p.gid, t, options).status();
+          break;
+        case Mode::kTcc:
+          s = bank::TccTransfer(client.get(), p.gid, t, prepared_options).status();
+          break;
+        case Mode::kMsg:
+          s = bank::MsgTransfer(client.get(), p.gid, t, prepared_options, db.get(),
+                                stores[p.from_bank])
+                  .status();
+          break;
+        case Mode::kMsgCrashAfterCommit:
+        case Mode::kMsgCrashBeforeCommit: {
+          // The client dies after Prepare, after or before its local transaction committed:
+          // only the back-check can tell.
+          dtm::Msg msg(client.get(), p.gid);
+          msg.options() = prepared_options;
+          msg.Add(bank::Target(t.to_bank, "TransIn"), [&] {
+            bank::v1::TransferRequest r;
+            r.set_user_id(t.to_user);
+            r.set_amount(t.amount);
+            return r.SerializeAsString();
+          }());
+          s = msg.Prepare(bank::Target(t.from_bank, "QueryPrepared"));
+          if (s.ok() && p.mode == Mode::kMsgCrashAfterCommit) {
+            dtm::Barrier local = dtm::Barrier::ForMsg(p.gid);
+            const dtm::BranchContext ctx{p.gid, "msg", "00", "msg", ""};
+            s = local.Call(db.get(), [&](PGconn* tx) {
+              return stores[p.from_bank].Apply(tx, bank::Op::kTransOut, t.from_user, t.amount, ctx);
+            });
+          }
+          break;
+        }
+      }
+      if (!s.ok() && !absl::IsAborted(s) && ++client_errors <= 5) {
+        std::printf("invariant: client call failed (the coordinator decides): %s %s\n",
+                    p.gid.c_str(), s.ToString().c_str());
+      }
+    }
+  };
+
+  // kill -9 and restart dtmd as the transfers progress.
+  std::atomic<bool> clients_done{false};
+  int restarted = 0;
+  std::thread killer([&] {
+    for (int k = 1; k <= restarts; ++k) {
+      const int at = static_cast<int>(static_cast<int64_t>(transfers) * k / (restarts + 1));
+      while (next.load() < at && !clients_done.load()) absl::SleepFor(absl::Milliseconds(5));
+      dtmd.Kill9();
+      absl::Status up = dtmd.Start();
+      if (!up.ok()) {
+        ADD_FAILURE() << "restart " << k << ": " << up;
+        return;
+      }
+      ++restarted;
+    }
+  });
+
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i) pool.emplace_back(work);
+  for (std::thread& t : pool) t.join();
+  clients_done = true;
+  killer.join();
+  const absl::Duration submit_time = absl::Now() - start;
+  ASSERT_EQ(restarted, restarts);
+
+  // Every transaction the coordinator knows must end: wait, nudging waiting ones.
+  std::map<std::string, dtm::v1::Status> final_status;
+  std::set<std::string> unknown;  // NOT_FOUND: never reached the coordinator
+  std::vector<std::string> pending;
+  for (const Planned& p : planned) pending.push_back(p.gid);
+  const absl::Time settle_deadline = absl::Now() + absl::Seconds(180);
+  while (!pending.empty() && absl::Now() < settle_deadline) {
+    std::vector<std::string> still;
+    for (const std::string& gid : pending) {
+      absl::StatusOr<dtm::v1::Transaction> t = client->Query(gid);
+      if (absl::IsNotFound(t.status())) {
+        unknown.insert(gid);
+      } else if (t.ok() && (t->status() == dtm::v1::SUCCEEDED || t->status() == dtm::v1::FAILED)) {
+        final_status[gid] = t->status();
+      } else {
+        still.push_back(gid);
+      }
+    }
+    pending.swap(still);
+    if (!pending.empty()) {
+      client->RetryAllWaiting().IgnoreError();
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+  ASSERT_TRUE(pending.empty()) << pending.size() << " transactions not terminal, e.g. "
+                               << pending.front() << "\n" << dtmd.Log().substr(0, 4000);
+  const absl::Duration settle_time = absl::Now() - start - submit_time;
+  for (auto& b : banks) b->service->DrainReplays();  // late deliveries land before the audit
+
+  // The audit, from the banks' own ledgers.
+  bank::Conn db(PQconnectdb(conninfo_.c_str()));
+  ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK);
+  // (bank, user) -> net change; per gid as well.
+  std::map<std::pair<std::string, std::string>, int64_t> ledger;
+  std::map<std::string, std::map<std::string, int64_t>> by_gid;  // gid -> user -> net balance
+  std::map<std::string, int64_t> frozen_by_gid;
+  int64_t legs = 0;
+  for (int b = 0; b < 2; ++b) {
+    const std::string sql = absl::StrCat(
+        "SELECT gid, branch_id, op, user_id, balance_delta, frozen_delta FROM ", Schema(b),
+        ".movement");
+    PGresult* r = PQexec(db.get(), sql.c_str());
+    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+    std::set<std::tuple<std::string, std::string, std::string>> seen;
+    for (int i = 0; i < PQntuples(r); ++i) {
+      std::string gid = PQgetvalue(r, i, 0), branch = PQgetvalue(r, i, 1), op = PQgetvalue(r, i, 2);
+      std::string user = PQgetvalue(r, i, 3);
+      int64_t delta = std::atoll(PQgetvalue(r, i, 4)), frozen = std::atoll(PQgetvalue(r, i, 5));
+      EXPECT_TRUE(seen.insert({gid, branch, op}).second)
+          << "leg applied twice: " << gid << " " << branch << " " << op << " in " << Schema(b);
+      ledger[{Schema(b), user}] += delta;
+      by_gid[gid][user] += delta;
+      frozen_by_gid[gid] += frozen;
+      ++legs;
+    }
+    PQclear(r);
+  }
+
+  std::array<std::array<int64_t, 3>, kModeNames.size()> outcome{};  // succeeded, failed, unknown
+  for (const Planned& p : planned) {
+    std::map<std::string, int64_t> expected;
+    auto it = final_status.find(p.gid);
+    int col = 2;
+    if (it != final_status.end() && it->second == dtm::v1::SUCCEEDED) {
+      expected[p.from_user] = -p.amount;
+      expected[p.to_user] = p.amount;
+      col = 0;
+    } else if (it != final_status.end()) {
+      col = 1;
+    }
+    ++outcome[static_cast<int>(p.mode)][col];
+    std::map<std::string, int64_t> got;
+    for (const auto& [user, delta] : by_gid[p.gid]) {
+      if (delta != 0) got[user] = delta;
+    }
+    EXPECT_EQ(got, expected) << p.gid << " (" << kModeNames[static_cast<int>(p.mode)] << ", "
+                             << (col == 0 ? "SUCCEEDED" : col == 1 ? "FAILED" : "unknown")
+                             << "): net effect on the accounts";
+    EXPECT_EQ(frozen_by_gid[p.gid], 0) << p.gid << ": money left frozen";
+  }
+
+  int64_t total = 0;
+  std::string balances;
+  for (int b = 0; b < 2; ++b) {
+    absl::StatusOr<std::vector<bank::Account>> accounts =
+        banks[b]->service->store().Balances(db.get());
+    ASSERT_TRUE(accounts.ok()) << accounts.status();
+    ASSERT_EQ(accounts->size(), static_cast<size_t>(kAccountsPerBank));
+    for (const bank::Account& a : *accounts) {
+      total += a.balance;
+      EXPECT_GE(a.balance, 0) << a.user_id;
+      EXPECT_EQ(a.frozen, 0) << a.user_id;
+      EXPECT_EQ(a.balance, kInitialBalance + ledger[std::make_pair(Schema(b), a.user_id)])
+          << a.user_id << ": balance disagrees with the ledger";
+      absl::StrAppend(&balances, " ", a.user_id, "=", a.balance);
+    }
+  }
+  EXPECT_EQ(total, 2 * kAccountsPerBank * kInitialBalance) << "money created or destroyed";
+
+  // What the run went through.
+  std::printf("invariant: %d transfers in %s (+%s to settle), %d dtmd kill -9 + restarts, "
+              "%d client calls failed\n",
+              transfers, absl::FormatDuration(submit_time).c_str(),
+              absl::FormatDuration(settle_time).c_str(), restarted, client_errors.load());
+  for (size_t m = 0; m < kModeNames.size(); ++m) {
+    std::printf("invariant:   %-24s succeeded %5lld  failed %5lld  never reached dtmd %4lld\n",
+                kModeNames[m], static_cast<long long>(outcome[m][0]),
+                static_cast<long long>(outcome[m][1]), static_cast<long long>(outcome[m][2]));
+  }
+  std::printf("invariant: faults injected %lld:", static_cast<long long>(plan.total()));
+  for (size_t f = 1; f < kFaultNames.size(); ++f) {
+    std::printf(" %s %lld", kFaultNames[f], static_cast<long long>(plan.count(static_cast<Fault>(f))));
+  }
+  std::printf("\n");
+  bank::BankService::Stats s[2] = {banks[0]->service->stats(), banks[1]->service->stats()};
+  std::printf("invariant: barrier: ran %lld, duplicates skipped %lld, null compensations %lld, "
+              "hanging blocked %lld, refused %lld; %lld ledger rows\n",
+              static_cast<long long>(s[0].ran + s[1].ran),
+              static_cast<long long>(s[0].duplicate + s[1].duplicate),
+              static_cast<long long>(s[0].null_compensation + s[1].null_compensation),
+              static_cast<long long>(s[0].hanging + s[1].hanging),
+              static_cast<long long>(s[0].refused + s[1].refused), static_cast<long long>(legs));
+  std::printf("invariant: balances%s; total %lld (unchanged)\n", balances.c_str(),
+              static_cast<long long>(total));
+
+  // The run exercised what it claims to.
+  for (size_t f = 1; f < kFaultNames.size(); ++f) {
+    EXPECT_GT(plan.count(static_cast<Fault>(f)), 0) << kFaultNames[f] << " never injected";
+  }
+  EXPECT_GT(s[0].duplicate + s[1].duplicate, 0);
+  EXPECT_GT(s[0].null_compensation + s[1].null_compensation, 0);
+  for (size_t m = 0; m < 3; ++m) {
+    EXPECT_GT(outcome[m][0], 0) << kModeNames[m] << ": none succeeded";
+    EXPECT_GT(outcome[m][1], 0) << kModeNames[m] << ": none failed";
+  }
+}
+
+}  // namespace
