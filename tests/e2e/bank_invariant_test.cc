@@ -63,19 +63,25 @@ class FaultPlan {
       roll = std::uniform_int_distribution<int>(0, 999)(rng_);
     }
     Fault f = Fault::kNone;
-    if (roll < 30) f = Fault::kRefuse;
-    else if (roll < 80) f = Fault::kTransient;
-    else if (roll < 110) f = Fault::kOngoing;
-    else if (roll < 160) f = Fault::kLoseResponse;
-    else if (roll < 190) f = Fault::kDuplicate;
-    else if (roll < 220) f = Fault::kReplayLater;
+    if (roll < 30)
+      f = Fault::kRefuse;
+    else if (roll < 80)
+      f = Fault::kTransient;
+    else if (roll < 110)
+      f = Fault::kOngoing;
+    else if (roll < 160)
+      f = Fault::kLoseResponse;
+    else if (roll < 190)
+      f = Fault::kDuplicate;
+    else if (roll < 220)
+      f = Fault::kReplayLater;
     // A message's delivery cannot be refused (it has no rollback), nor can compensations,
     // confirms, cancels or the back-check: the bank only refuses actions and tries.
     if (f == Fault::kRefuse) {
       const std::string name = op;
-      bool refusable = branch.trans_type != "msg" &&
-                       (name == "TransOut" || name == "TransIn" || name == "TransOutTry" ||
-                        name == "TransInTry");
+      bool refusable =
+          branch.trans_type != "msg" && (name == "TransOut" || name == "TransIn" ||
+                                         name == "TransOutTry" || name == "TransInTry");
       if (!refusable) f = Fault::kNone;
     }
     ++counts_[static_cast<int>(f)];
@@ -167,14 +173,14 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   const int transfers = EnvInt("DTM_INVARIANT_TRANSFERS", 3000);
   const int restarts = EnvInt("DTM_INVARIANT_RESTARTS", 4);
   const int threads = EnvInt("DTM_INVARIANT_THREADS", 8);
-  const uint64_t seed = EnvInt("DTM_INVARIANT_SEED", static_cast<int>(absl::ToUnixMicros(absl::Now()) % 1000000007));
+  const uint64_t seed =
+      EnvInt("DTM_INVARIANT_SEED", static_cast<int>(absl::ToUnixMicros(absl::Now()) % 1000000007));
   std::printf("invariant: seed %llu (DTM_INVARIANT_SEED), %d transfers, %d restarts, %d clients\n",
               static_cast<unsigned long long>(seed), transfers, restarts, threads);
 
   FaultPlan plan(seed);
-  std::array<std::unique_ptr<Bank>, 2> banks = {
-      std::make_unique<Bank>("bank_a", conninfo_, &plan),
-      std::make_unique<Bank>("bank_b", conninfo_, &plan)};
+  std::array<std::unique_ptr<Bank>, 2> banks = {std::make_unique<Bank>("bank_a", conninfo_, &plan),
+                                                std::make_unique<Bank>("bank_b", conninfo_, &plan)};
 
   const std::string dir = dtm::testing::MakeTempDir();
   DtmdProcess dtmd(dtm::testing::TestStore(dir),
@@ -192,14 +198,16 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
       Planned& p = planned[i];
       p.gid = absl::StrCat(run, "-", i);
       int m = std::uniform_int_distribution<int>(0, 99)(rng);
-      p.mode = m < 34 ? Mode::kSaga
+      p.mode = m < 34   ? Mode::kSaga
                : m < 67 ? Mode::kTcc
                : m < 93 ? Mode::kMsg
                : m < 97 ? Mode::kMsgCrashAfterCommit
                         : Mode::kMsgCrashBeforeCommit;
       p.from_bank = std::uniform_int_distribution<int>(0, 1)(rng);
-      p.from_user = User(p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
-      p.to_user = User(1 - p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
+      p.from_user =
+          User(p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
+      p.to_user =
+          User(1 - p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
       p.amount = std::uniform_int_distribution<int64_t>(1, 3000)(rng);
     }
   }
@@ -316,7 +324,8 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
     }
   }
   ASSERT_TRUE(pending.empty()) << pending.size() << " transactions not terminal, e.g. "
-                               << pending.front() << "\n" << dtmd.Log().substr(0, 4000);
+                               << pending.front() << "\n"
+                               << dtmd.Log().substr(0, 4000);
   const absl::Duration settle_time = absl::Now() - start - submit_time;
   for (auto& b : banks) b->service->DrainReplays();  // late deliveries land before the audit
 
@@ -329,9 +338,9 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   std::map<std::string, int64_t> frozen_by_gid;
   int64_t legs = 0;
   for (int b = 0; b < 2; ++b) {
-    const std::string sql = absl::StrCat(
-        "SELECT gid, branch_id, op, user_id, balance_delta, frozen_delta FROM ", Schema(b),
-        ".movement");
+    const std::string sql =
+        absl::StrCat("SELECT gid, branch_id, op, user_id, balance_delta, frozen_delta FROM ",
+                     Schema(b), ".movement");
     PGresult* r = PQexec(db.get(), sql.c_str());
     ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
     std::set<std::tuple<std::string, std::string, std::string>> seen;
@@ -367,7 +376,9 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
       if (delta != 0) got[user] = delta;
     }
     EXPECT_EQ(got, expected) << p.gid << " (" << kModeNames[static_cast<int>(p.mode)] << ", "
-                             << (col == 0 ? "SUCCEEDED" : col == 1 ? "FAILED" : "unknown")
+                             << (col == 0   ? "SUCCEEDED"
+                                 : col == 1 ? "FAILED"
+                                            : "unknown")
                              << "): net effect on the accounts";
     EXPECT_EQ(frozen_by_gid[p.gid], 0) << p.gid << ": money left frozen";
   }
@@ -391,10 +402,11 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   EXPECT_EQ(total, 2 * kAccountsPerBank * kInitialBalance) << "money created or destroyed";
 
   // What the run went through.
-  std::printf("invariant: %d transfers in %s (+%s to settle), %d dtmd kill -9 + restarts, "
-              "%d client calls failed\n",
-              transfers, absl::FormatDuration(submit_time).c_str(),
-              absl::FormatDuration(settle_time).c_str(), restarted, client_errors.load());
+  std::printf(
+      "invariant: %d transfers in %s (+%s to settle), %d dtmd kill -9 + restarts, "
+      "%d client calls failed\n",
+      transfers, absl::FormatDuration(submit_time).c_str(),
+      absl::FormatDuration(settle_time).c_str(), restarted, client_errors.load());
   for (size_t m = 0; m < kModeNames.size(); ++m) {
     std::printf("invariant:   %-24s succeeded %5lld  failed %5lld  never reached dtmd %4lld\n",
                 kModeNames[m], static_cast<long long>(outcome[m][0]),
@@ -402,17 +414,19 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   }
   std::printf("invariant: faults injected %lld:", static_cast<long long>(plan.total()));
   for (size_t f = 1; f < kFaultNames.size(); ++f) {
-    std::printf(" %s %lld", kFaultNames[f], static_cast<long long>(plan.count(static_cast<Fault>(f))));
+    std::printf(" %s %lld", kFaultNames[f],
+                static_cast<long long>(plan.count(static_cast<Fault>(f))));
   }
   std::printf("\n");
   bank::BankService::Stats s[2] = {banks[0]->service->stats(), banks[1]->service->stats()};
-  std::printf("invariant: barrier: ran %lld, duplicates skipped %lld, null compensations %lld, "
-              "hanging blocked %lld, refused %lld; %lld ledger rows\n",
-              static_cast<long long>(s[0].ran + s[1].ran),
-              static_cast<long long>(s[0].duplicate + s[1].duplicate),
-              static_cast<long long>(s[0].null_compensation + s[1].null_compensation),
-              static_cast<long long>(s[0].hanging + s[1].hanging),
-              static_cast<long long>(s[0].refused + s[1].refused), static_cast<long long>(legs));
+  std::printf(
+      "invariant: barrier: ran %lld, duplicates skipped %lld, null compensations %lld, "
+      "hanging blocked %lld, refused %lld; %lld ledger rows\n",
+      static_cast<long long>(s[0].ran + s[1].ran),
+      static_cast<long long>(s[0].duplicate + s[1].duplicate),
+      static_cast<long long>(s[0].null_compensation + s[1].null_compensation),
+      static_cast<long long>(s[0].hanging + s[1].hanging),
+      static_cast<long long>(s[0].refused + s[1].refused), static_cast<long long>(legs));
   std::printf("invariant: balances%s; total %lld (unchanged)\n", balances.c_str(),
               static_cast<long long>(total));
 

@@ -35,7 +35,8 @@ int Fail(const std::string& what) {
 }
 
 void PrintBalances(const char* when, const std::string& bank) {
-  auto stub = bank::v1::Bank::NewStub(grpc::CreateChannel(bank, grpc::InsecureChannelCredentials()));
+  auto stub =
+      bank::v1::Bank::NewStub(grpc::CreateChannel(bank, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   bank::v1::BalancesReply reply;
@@ -50,9 +51,7 @@ void PrintBalances(const char* when, const std::string& bank) {
   }
 }
 
-bool Terminal(dtm::v1::Status s) {
-  return s == dtm::v1::SUCCEEDED || s == dtm::v1::FAILED;
-}
+bool Terminal(dtm::v1::Status s) { return s == dtm::v1::SUCCEEDED || s == dtm::v1::FAILED; }
 
 }  // namespace
 
@@ -69,7 +68,9 @@ int main(int argc, char** argv) {
   if (t.amount <= 0) return Fail(absl::StrCat("--amount ", t.amount, " must be positive"));
   auto client = dtm::CoordinatorClient::Connect(absl::GetFlag(FLAGS_dtm));
   absl::StatusOr<std::string> gid = client->NewGid();
-  if (!gid.ok()) return Fail(absl::StrCat("NewGid at ", absl::GetFlag(FLAGS_dtm), ": ", gid.status().ToString()));
+  if (!gid.ok())
+    return Fail(
+        absl::StrCat("NewGid at ", absl::GetFlag(FLAGS_dtm), ": ", gid.status().ToString()));
 
   PrintBalances("before", t.from_bank);
   PrintBalances("before", t.to_bank);
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
   } else if (mode == "tcc") {
     submitted = bank::TccTransfer(client.get(), *gid, t, options);
   } else {
-    absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema(absl::GetFlag(FLAGS_schema_a));
+    absl::StatusOr<bank::BankStore> store =
+        bank::BankStore::ForSchema(absl::GetFlag(FLAGS_schema_a));
     if (!store.ok()) return Fail(absl::StrCat("--schema_a: ", store.status().message()));
     bank::Conn db(PQconnectdb(absl::GetFlag(FLAGS_db_a).c_str()));
     if (PQstatus(db.get()) != CONNECTION_OK) {

@@ -47,8 +47,8 @@ Fault BankService::PickFault(const dtm::BranchContext& branch, const char* op) {
   return f;
 }
 
-absl::Status BankService::RunLeg(const dtm::BranchContext& branch,
-                                 const v1::TransferRequest& req, Op op) {
+absl::Status BankService::RunLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req,
+                                 Op op) {
   absl::StatusOr<dtm::Barrier> barrier = dtm::Barrier::From(branch);
   if (!barrier.ok()) return barrier.status();
   absl::StatusOr<ConnPool::Lease> conn = pool_.Acquire();
@@ -61,10 +61,18 @@ absl::Status BankService::RunLeg(const dtm::BranchContext& branch,
   if (absl::IsAborted(s)) ++refused_;
   if (!s.ok()) return s;
   switch (outcome) {
-    case dtm::Barrier::Outcome::kRan: ++ran_; break;
-    case dtm::Barrier::Outcome::kDuplicate: ++duplicate_; break;
-    case dtm::Barrier::Outcome::kNullCompensation: ++null_compensation_; break;
-    case dtm::Barrier::Outcome::kHanging: ++hanging_; break;
+    case dtm::Barrier::Outcome::kRan:
+      ++ran_;
+      break;
+    case dtm::Barrier::Outcome::kDuplicate:
+      ++duplicate_;
+      break;
+    case dtm::Barrier::Outcome::kNullCompensation:
+      ++null_compensation_;
+      break;
+    case dtm::Barrier::Outcome::kHanging:
+      ++hanging_;
+      break;
   }
   return s;
 }
@@ -111,10 +119,10 @@ grpc::Status BankService::Leg(const grpc::ServerContext& ctx, const v1::Transfer
   return dtm::ToGrpcStatus(RunLeg(branch, req, op));
 }
 
-#define BANK_LEG(Method, OpValue)                                                         \
+#define BANK_LEG(Method, OpValue)                                                            \
   grpc::Status BankService::Method(grpc::ServerContext* ctx, const v1::TransferRequest* req, \
-                                   v1::TransferReply*) {                                  \
-    return Leg(*ctx, *req, OpValue);                                                      \
+                                   v1::TransferReply*) {                                     \
+    return Leg(*ctx, *req, OpValue);                                                         \
   }
 BANK_LEG(TransOut, Op::kTransOut)
 BANK_LEG(TransOutCompensate, Op::kTransOutCompensate)

@@ -19,12 +19,12 @@ absl::StatusOr<Result> Exec(PGconn* conn, const std::string& sql,
                             const std::vector<std::string>& params = {}) {
   std::vector<const char*> values;
   for (const std::string& p : params) values.push_back(p.c_str());
-  Result r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                        values.data(), nullptr, nullptr, 0));
+  Result r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                        nullptr, nullptr, 0));
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    return absl::UnavailableError(absl::StrCat(
-        "bank database: ", r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn)));
+    return absl::UnavailableError(
+        absl::StrCat("bank database: ", r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn)));
   }
   return r;
 }
@@ -68,16 +68,26 @@ Effect EffectOf(Op op) {
 
 const char* OpName(Op op) {
   switch (op) {
-    case Op::kTransOut: return "TransOut";
-    case Op::kTransOutCompensate: return "TransOutCompensate";
-    case Op::kTransIn: return "TransIn";
-    case Op::kTransInCompensate: return "TransInCompensate";
-    case Op::kTransOutTry: return "TransOutTry";
-    case Op::kTransOutConfirm: return "TransOutConfirm";
-    case Op::kTransOutCancel: return "TransOutCancel";
-    case Op::kTransInTry: return "TransInTry";
-    case Op::kTransInConfirm: return "TransInConfirm";
-    case Op::kTransInCancel: return "TransInCancel";
+    case Op::kTransOut:
+      return "TransOut";
+    case Op::kTransOutCompensate:
+      return "TransOutCompensate";
+    case Op::kTransIn:
+      return "TransIn";
+    case Op::kTransInCompensate:
+      return "TransInCompensate";
+    case Op::kTransOutTry:
+      return "TransOutTry";
+    case Op::kTransOutConfirm:
+      return "TransOutConfirm";
+    case Op::kTransOutCancel:
+      return "TransOutCancel";
+    case Op::kTransInTry:
+      return "TransInTry";
+    case Op::kTransInConfirm:
+      return "TransInConfirm";
+    case Op::kTransInCancel:
+      return "TransInCancel";
   }
   return "?";
 }
@@ -159,9 +169,8 @@ absl::Status BankStore::OpenAccount(PGconn* conn, const std::string& user_id,
 }
 
 absl::StatusOr<std::vector<Account>> BankStore::Balances(PGconn* conn) const {
-  absl::StatusOr<Result> r = Exec(
-      conn, absl::StrCat("SELECT user_id, balance, frozen FROM ", schema_,
-                         ".account ORDER BY user_id"));
+  absl::StatusOr<Result> r = Exec(conn, absl::StrCat("SELECT user_id, balance, frozen FROM ",
+                                                     schema_, ".account ORDER BY user_id"));
   if (!r.ok()) return r.status();
   std::vector<Account> out;
   for (int i = 0; i < PQntuples(r->get()); ++i) {
@@ -176,11 +185,9 @@ absl::Status BankStore::Apply(PGconn* tx, Op op, const std::string& user_id, int
   Effect e = EffectOf(op);
   if (e.set == nullptr) return absl::OkStatus();
   const std::string amount_str = absl::StrCat(amount);
-  absl::StatusOr<Result> r =
-      Exec(tx,
-           absl::StrCat("UPDATE ", schema_, ".account SET ", e.set, " WHERE user_id = $1 ",
-                        e.guard),
-           {user_id, amount_str});
+  absl::StatusOr<Result> r = Exec(
+      tx, absl::StrCat("UPDATE ", schema_, ".account SET ", e.set, " WHERE user_id = $1 ", e.guard),
+      {user_id, amount_str});
   if (!r.ok()) return r.status();
   if (std::string(PQcmdTuples(r->get())) != "1") {
     absl::StatusOr<Result> exists = Exec(

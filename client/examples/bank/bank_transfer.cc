@@ -59,11 +59,9 @@ absl::StatusOr<dtm::v1::SubmitResponse> MsgTransfer(dtm::CoordinatorClient* clie
   msg.options() = options;
   msg.Add(Target(t.to_bank, "TransIn"), Leg(t.to_user, t.amount));
   const dtm::BranchContext local{gid, "msg", "00", "msg", client->address()};
-  return dtm::DoAndSubmitDb(msg, Target(t.from_bank, "QueryPrepared"), from_db,
-                            [&](PGconn* tx) {
-                              return from_store.Apply(tx, Op::kTransOut, t.from_user, t.amount,
-                                                      local);
-                            });
+  return dtm::DoAndSubmitDb(msg, Target(t.from_bank, "QueryPrepared"), from_db, [&](PGconn* tx) {
+    return from_store.Apply(tx, Op::kTransOut, t.from_user, t.amount, local);
+  });
 }
 
 }  // namespace bank
