@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds dtmd and runs it with no configuration: embedded SQLite store in ./dtm.db, gRPC on
-# 0.0.0.0:36790. Extra arguments go to dtmd (e.g. --listen=127.0.0.1:9000).
+# Builds dtmd (and the examples) and runs it with no configuration: embedded SQLite store in
+# ./dtm.db, gRPC on 0.0.0.0:36790. Extra arguments go to dtmd (e.g. --listen=127.0.0.1:9000).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-"$root/scripts/build.sh" dtmd dtm-demo
+# Also the examples, so the README's quick start can run them next to this dtmd.
+"$root/scripts/build.sh" dtmd dtm-demo dtmctl bank-server bank-client bank_python_stubs
 exec "$root/${BUILD_DIR:-build}/server/dtmd" "$@"
