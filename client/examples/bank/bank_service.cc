@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -25,15 +26,9 @@ BankService::BankService(BankStore store, std::string conninfo, FaultHook faults
 BankService::~BankService() { DrainReplays(); }
 
 void BankService::DrainReplays() {
-  for (;;) {
-    std::vector<std::thread> pending;
-    {
-      absl::MutexLock lock(&mu_);
-      pending.swap(replays_);
-    }
-    if (pending.empty()) return;
-    for (std::thread& t : pending) t.join();
-  }
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* pending) { return *pending == 0; }, &pending_replays_));
 }
 
 BankService::Stats BankService::stats() const {
@@ -108,11 +103,16 @@ grpc::Status BankService::Leg(const grpc::ServerContext& ctx, const v1::Transfer
     case Fault::kReplayLater: {
       thread_local std::mt19937 rng(std::random_device{}());
       const int delay_ms = std::uniform_int_distribution<int>(20, 400)(rng);
-      absl::MutexLock lock(&mu_);
-      replays_.emplace_back([this, branch, req, op, delay_ms] {
+      {
+        absl::MutexLock lock(&mu_);
+        ++pending_replays_;
+      }
+      std::thread([this, branch, req, op, delay_ms] {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
         RunLeg(branch, req, op).IgnoreError();
-      });
+        absl::MutexLock lock(&mu_);
+        --pending_replays_;
+      }).detach();
       break;
     }
   }

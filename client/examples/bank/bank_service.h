@@ -11,8 +11,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "bank/v1/bank.grpc.pb.h"
@@ -87,7 +85,7 @@ class BankService final : public v1::Bank::Service {
   std::atomic<int64_t> ran_{0}, duplicate_{0}, null_compensation_{0}, hanging_{0}, refused_{0},
       injected_{0};
   absl::Mutex mu_;
-  std::vector<std::thread> replays_ ABSL_GUARDED_BY(mu_);
+  int pending_replays_ ABSL_GUARDED_BY(mu_) = 0;  // detached replay threads still running
 };
 
 // Checks a transfer leg's fields: INVALID_ARGUMENT naming the field and its value.
