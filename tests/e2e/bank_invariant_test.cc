@@ -105,9 +105,11 @@ struct Bank {
   Bank(const std::string& schema, const std::string& conninfo, FaultPlan* plan) {
     absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema(schema);
     EXPECT_TRUE(store.ok());
-    service = std::make_unique<bank::BankService>(
-        *store, conninfo,
-        [plan](const dtm::BranchContext& b, const char* op) { return plan->Pick(b, op); });
+    bank::FaultHook hook;
+    if (plan != nullptr) {
+      hook = [plan](const dtm::BranchContext& b, const char* op) { return plan->Pick(b, op); };
+    }
+    service = std::make_unique<bank::BankService>(*store, conninfo, hook);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -440,6 +442,49 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
     EXPECT_GT(outcome[m][0], 0) << kModeNames[m] << ": none succeeded";
     EXPECT_GT(outcome[m][1], 0) << kModeNames[m] << ": none failed";
   }
+}
+
+TEST_F(BankInvariantTest, BadCallsGetANamedInvalidArgumentAndChangeNothing) {
+  Bank bank("bank_a", conninfo_, nullptr);
+  auto stub = bank::v1::Bank::NewStub(
+      grpc::CreateChannel(bank.address, grpc::InsecureChannelCredentials()));
+  auto call = [&](const std::string& user, int64_t amount,
+                  std::vector<std::pair<std::string, std::string>> md) {
+    grpc::ClientContext ctx;
+    for (const auto& [k, v] : md) ctx.AddMetadata(k, v);
+    bank::v1::TransferRequest req;
+    req.set_user_id(user);
+    req.set_amount(amount);
+    bank::v1::TransferReply reply;
+    return stub->TransOut(&ctx, req, &reply);
+  };
+  const std::vector<std::pair<std::string, std::string>> md = {{"dtm-gid", "bad-input"},
+                                                               {"dtm-trans_type", "saga"},
+                                                               {"dtm-branch_id", "01"},
+                                                               {"dtm-op", "action"}};
+  grpc::Status s = call("a0", 0, md);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("amount 0"));
+  s = call("", 10, md);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("user_id"));
+  s = call("a0", 10, {});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("dtm-gid"));
+  auto bad_op = md;
+  bad_op[3].second = "refund";
+  s = call("a0", 10, bad_op);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("\"refund\""));
+  // A refusal is ABORTED with the reason, and nothing moved.
+  s = call("a0", kInitialBalance + 1, md);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("short of amount"));
+  EXPECT_TRUE(call("a0", 10, md).ok());
+  bank::Conn db(PQconnectdb(conninfo_.c_str()));
+  absl::StatusOr<std::vector<bank::Account>> accounts = bank.service->store().Balances(db.get());
+  ASSERT_TRUE(accounts.ok());
+  EXPECT_EQ((*accounts)[0].balance, kInitialBalance - 10);
 }
 
 }  // namespace

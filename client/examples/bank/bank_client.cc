@@ -107,8 +107,8 @@ int main(int argc, char** argv) {
   if (!txn.ok()) {
     std::printf("  dtmd: %s\n", txn.status().ToString().c_str());
   } else {
-    std::printf("  dtmd: %s %s\n", dtm::v1::Status_Name(txn->status()).c_str(),
-                txn->rollback_reason().c_str());
+    std::printf("  dtmd: %s%s%s\n", dtm::v1::Status_Name(txn->status()).c_str(),
+                txn->rollback_reason().empty() ? "" : " ", txn->rollback_reason().c_str());
   }
   PrintBalances("after", t.from_bank);
   PrintBalances("after", t.to_bank);
