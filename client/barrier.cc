@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/pg_exec.h"
 
 namespace dtm {
 namespace {
@@ -24,26 +25,11 @@ constexpr char kMsgOp[] = "msg";
 constexpr char kMsgBarrierId[] = "01";
 constexpr char kRollbackReason[] = "rollback";
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
-
-absl::Status DbError(const char* what, PGconn* conn, const PGresult* r = nullptr) {
-  const char* msg = r ? PQresultErrorMessage(r) : PQerrorMessage(conn);
-  return absl::UnavailableError(absl::StrCat("barrier: ", what, ": ", msg ? msg : "unknown"));
-}
+using pg::Result;
 
 absl::StatusOr<Result> Exec(PGconn* conn, const char* what, const char* sql,
                             const std::vector<std::string>& params = {}) {
-  std::vector<const char*> values;
-  for (const std::string& p : params) values.push_back(p.c_str());
-  Result r(PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                        nullptr, 0));
-  if (!r) return DbError(what, conn);
-  ExecStatusType st = PQresultStatus(r.get());
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return DbError(what, conn, r.get());
-  return r;
+  return pg::Exec(conn, absl::StrCat("barrier: ", what), sql, params);
 }
 
 // Inserts a barrier row; true when it was new.

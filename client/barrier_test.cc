@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/pg_exec.h"
 
 namespace dtm {
 namespace {
@@ -18,10 +19,7 @@ namespace {
 using ::testing::HasSubstr;
 using Outcome = Barrier::Outcome;
 
-struct ConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using Conn = std::unique_ptr<PGconn, ConnDeleter>;
+using Conn = pg::Conn;
 
 Conn Connect() {
   const char* info = std::getenv("DTM_TEST_PG");

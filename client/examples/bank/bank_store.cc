@@ -10,23 +10,11 @@
 namespace bank {
 namespace {
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
+using dtm::pg::Result;
 
 absl::StatusOr<Result> Exec(PGconn* conn, const std::string& sql,
                             const std::vector<std::string>& params = {}) {
-  std::vector<const char*> values;
-  for (const std::string& p : params) values.push_back(p.c_str());
-  Result r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                        nullptr, nullptr, 0));
-  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    return absl::UnavailableError(
-        absl::StrCat("bank database: ", r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn)));
-  }
-  return r;
+  return dtm::pg::Exec(conn, "bank database", sql, params);
 }
 
 // What an op does to the account: the UPDATE's SET and WHERE clauses ($1 user, $2 amount),

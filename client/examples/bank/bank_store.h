@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/branch.h"
+#include "client/pg_exec.h"
 
 namespace bank {
 
@@ -42,10 +43,7 @@ struct Account {
   int64_t frozen = 0;
 };
 
-struct ConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using Conn = std::unique_ptr<PGconn, ConnDeleter>;
+using Conn = dtm::pg::Conn;
 
 // Idle connections to one database, reused; a connection that broke is dropped. Thread-safe.
 class ConnPool {
