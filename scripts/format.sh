@@ -2,4 +2,4 @@
 # Formats every C++ source of the project with the repository's .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-git ls-files '*.cc' '*.h' | xargs clang-format -i
+git ls-files --cached --others --exclude-standard '*.cc' '*.h' | xargs clang-format -i
