@@ -45,6 +45,22 @@ absl::StatusOr<bool> Insert(PGconn* conn, const std::string& trans_type, const s
   return std::string(PQcmdTuples(r->get())) == "1";
 }
 
+// The reason column of one barrier row; UNAVAILABLE if it cannot be read or is missing.
+absl::StatusOr<std::string> ReadReason(PGconn* conn, const std::string& gid,
+                                       const std::string& branch_id, const std::string& op,
+                                       const std::string& barrier_id) {
+  absl::StatusOr<Result> r = Exec(conn, "read",
+                                  "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
+                                  "branch_id = $2 AND op = $3 AND barrier_id = $4",
+                                  {gid, branch_id, op, barrier_id});
+  if (!r.ok()) return r.status();
+  if (PQntuples(r->get()) != 1) {
+    return absl::UnavailableError(
+        absl::StrCat("barrier: no row (", gid, ", ", branch_id, ", ", op, ", ", barrier_id, ")"));
+  }
+  return std::string(PQgetvalue(r->get(), 0, 0));
+}
+
 void Rollback(PGconn* conn) {
   if (PQtransactionStatus(conn) != PQTRANS_IDLE) Result(PQexec(conn, "ROLLBACK"));
 }
@@ -157,21 +173,15 @@ absl::Status Barrier::Call(PGconn* conn, const Business& business, Outcome* outc
     if (!inserted.ok()) {
       result = inserted.status();
     } else if (!*inserted && op_ == kMsgOp) {
-      done = Outcome::kDuplicate;
       result = absl::AlreadyExistsError(
           absl::StrCat("barrier: the local transaction of message ", gid_, " already ran"));
     } else if (!*inserted) {
       // A compensate/cancel claims its action's row, so an action finding its row taken is
       // hanging when that happened, a duplicate otherwise; both are no-ops.
       done = Outcome::kDuplicate;
-      if (origin == nullptr && op_ != "confirm") {
-        absl::StatusOr<Result> r = Exec(conn, "read",
-                                        "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
-                                        "branch_id = $2 AND op = $3 AND barrier_id = $4",
-                                        {gid_, branch_id_, op_, barrier_id});
-        if (r.ok() && PQntuples(r->get()) == 1 && op_ != PQgetvalue(r->get(), 0, 0)) {
-          done = Outcome::kHanging;
-        }
+      if (origin == nullptr) {
+        absl::StatusOr<std::string> reason = ReadReason(conn, gid_, branch_id_, op_, barrier_id);
+        if (reason.ok() && *reason != op_) done = Outcome::kHanging;
       }
     } else if (origin_new) {
       done = Outcome::kNullCompensation;
@@ -207,15 +217,9 @@ absl::Status Barrier::QueryPrepared(PGconn* conn) {
   absl::StatusOr<bool> inserted =
       Insert(conn, "msg", gid_, kMsgBranch, kMsgOp, kMsgBarrierId, kRollbackReason);
   if (!inserted.ok()) return inserted.status();
-  absl::StatusOr<Result> r = Exec(conn, "read",
-                                  "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND "
-                                  "branch_id = $2 AND op = $3 AND barrier_id = $4",
-                                  {gid_, kMsgBranch, kMsgOp, kMsgBarrierId});
-  if (!r.ok()) return r.status();
-  if (PQntuples(r->get()) != 1) {
-    return absl::UnavailableError(absl::StrCat("barrier: no msg row for ", gid_, " after insert"));
-  }
-  if (std::string(PQgetvalue(r->get(), 0, 0)) == kRollbackReason) {
+  absl::StatusOr<std::string> reason = ReadReason(conn, gid_, kMsgBranch, kMsgOp, kMsgBarrierId);
+  if (!reason.ok()) return reason.status();
+  if (*reason == kRollbackReason) {
     return absl::AbortedError(
         absl::StrCat("message ", gid_, ": its local transaction did not commit"));
   }
