@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "client/common/grpc_status.h"
+
 namespace dtm {
 
 // The dtm-* metadata of one branch call (same keys and values as DTM).
@@ -23,6 +25,9 @@ struct BranchContext {
   static std::string Header(const grpc::ServerContextBase& ctx, const std::string& key);
   bool valid() const { return !gid.empty() && !branch_id.empty() && !op.empty(); }
 };
+
+// A handler that computes an absl::Status answers with ToGrpcStatus(status)
+// (client/common/grpc_status.h): OK, ABORTED and FAILED_PRECONDITION keep their meaning.
 
 // SUCCESS: the branch did its work (or had done it before).
 inline grpc::Status BranchSuccess() { return grpc::Status::OK; }

@@ -11,7 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "client/coordinator_client.h"
+#include "client/common/grpc_status.h"
+#include "client/common/target.h"
 
 namespace dtm {
 namespace {
@@ -33,13 +34,8 @@ grpc::GenericStub* StubFor(const std::string& host) {
 absl::Status CallTarget(const std::string& target, const std::string& payload,
                         const std::vector<std::pair<std::string, std::string>>& metadata,
                         absl::Duration timeout, std::string* response) {
-  std::string t = target;
-  if (absl::StartsWith(t, "grpc://")) t = t.substr(7);
-  size_t slash = t.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == t.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("target '", target, "' is not host:port/package.Service/Method"));
-  }
+  absl::StatusOr<GrpcTarget> parsed = ParseGrpcTarget(target, "target");
+  if (!parsed.ok()) return parsed.status();
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
   for (const auto& [k, v] : metadata) ctx.AddMetadata(k, v);
@@ -48,12 +44,11 @@ absl::Status CallTarget(const std::string& target, const std::string& payload,
   grpc::ByteBuffer reply;
   grpc::Status status;
   absl::Notification done;
-  StubFor(t.substr(0, slash))
-      ->UnaryCall(&ctx, t.substr(slash), grpc::StubOptions(), &request, &reply,
-                  [&](grpc::Status s) {
-                    status = std::move(s);
-                    done.Notify();
-                  });
+  StubFor(parsed->authority)
+      ->UnaryCall(&ctx, parsed->method, grpc::StubOptions(), &request, &reply, [&](grpc::Status s) {
+        status = std::move(s);
+        done.Notify();
+      });
   done.WaitForNotification();
   if (status.ok() && response != nullptr) {
     std::vector<grpc::Slice> slices;

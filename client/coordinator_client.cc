@@ -2,12 +2,9 @@
 
 #include <chrono>
 
-namespace dtm {
+#include "client/common/grpc_status.h"
 
-absl::Status FromGrpcStatus(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
+namespace dtm {
 
 CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout,
                                      std::string address)

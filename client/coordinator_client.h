@@ -57,9 +57,6 @@ class CoordinatorClient {
   bool wait_for_ready_ = false;
 };
 
-// Converts a gRPC status to absl::Status (codes are the same).
-absl::Status FromGrpcStatus(const grpc::Status& s);
-
 }  // namespace dtm
 
 #endif  // DTM_CLIENT_COORDINATOR_CLIENT_H_

@@ -4,5 +4,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # Also the examples, so the README's quick start can run them next to this dtmd.
-"$root/scripts/build.sh" dtmd dtm-demo dtmctl bank-server bank-client bank_python_stubs
-exec "$root/${BUILD_DIR:-build}/server/dtmd" "$@"
+"$root/scripts/build.sh" dtmd dtm-demo dtmctl bank-server bank-client bank_proto_python
+exec "$root/${BUILD_DIR:-build}/bin/dtmd" "$@"

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/server.h"
+#include "storage/open/open_store.h"
 
 namespace {
 

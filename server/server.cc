@@ -11,11 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/api/coordinator_service.h"
-#include "server/branch/grpc_branch_caller.h"
+#include "server/branch/grpc/grpc_branch_caller.h"
 #include "server/runtime/clock.h"
 #include "server/runtime/thread_pool.h"
 #include "server/runtime/timer_queue.h"
-#include "storage/store.h"
+#include "storage/open/open_store.h"
 
 namespace dtm {
 

@@ -10,8 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/model/transaction.h"
 #include "storage/store.h"
-#include "storage/transaction.h"
 
 namespace dtm {
 

@@ -19,7 +19,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "storage/transaction.h"
+#include "server/model/list_query.h"
+#include "server/model/transaction.h"
 
 namespace dtm {
 
@@ -57,12 +58,7 @@ struct UpdateOp {
 // unknown; ALREADY_EXISTS if the gid is not a tcc, or `branch_id` is registered with other
 // targets; FAILED_PRECONDITION unless the tcc is PREPARED. Registering the same branch id
 // with the same targets again changes nothing and succeeds.
-struct RegisterOp {
-  std::string gid;
-  std::string branch_id;
-  std::string confirm;
-  std::string cancel;
-  std::string payload;
+struct RegisterOp : BranchRegistration {
   absl::Time update_time = absl::InfinitePast();
 };
 
@@ -118,21 +114,6 @@ struct WriteResult {
   int64_t touched = 0;                                      // TouchAllOp
 };
 
-struct ListQuery {
-  int page_size = 50;
-  std::string page_token;                            // opaque, from ListPage::next_page_token
-  GlobalStatus status = GlobalStatus::kUnspecified;  // unspecified: any
-  TransType trans_type = TransType::kUnspecified;    // unspecified: any
-  std::string gid_prefix;
-  absl::Time created_after = absl::InfinitePast();
-  absl::Time created_before = absl::InfiniteFuture();
-};
-
-struct ListPage {
-  std::vector<Transaction> transactions;  // newest first, without branches
-  std::string next_page_token;            // empty: no more pages
-};
-
 class Store {
  public:
   using Done = std::function<void(WriteResult)>;
@@ -155,20 +136,6 @@ class Store {
   // Runs `op` and blocks until it is committed. Not for gRPC or engine threads.
   WriteResult WriteSync(WriteOp op);
 };
-
-struct StoreOptions {
-  // PostgreSQL: the schema holding dtm's tables (created if missing). Empty: "public".
-  std::string schema;
-};
-
-// Opens the store named by a URL: "sqlite:///path/to/file.db", "sqlite://relative.db", a
-// bare path ending in ".db", or a PostgreSQL URL ("postgresql://...", "postgres://...") or
-// libpq key=value connection string ("host=... dbname=...").
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url,
-                                                 const StoreOptions& options = {});
-
-// The store for logs: the SQLite path, or PostgreSQL's host(s) without credentials.
-std::string DescribeStore(const std::string& url);
 
 }  // namespace dtm
 

@@ -602,14 +602,5 @@ TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
   EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("99"));
 }
 
-TEST(SQLiteStoreTest, OpenStoreNamesTheBadUrl) {
-  auto s = OpenStore("redis://x");
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("redis://x"));
-  auto missing_dir = OpenStore("sqlite:///no/such/dir/x.db");
-  EXPECT_FALSE(missing_dir.ok());
-  EXPECT_THAT(std::string(missing_dir.status().message()), ::testing::HasSubstr("/no/such/dir"));
-}
-
 }  // namespace
 }  // namespace dtm

@@ -2,12 +2,6 @@
 
 namespace dtm {
 
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  // absl::StatusCode values equal gRPC's.
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
 void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
   if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return;
   timespec ts = absl::ToTimespec(t);
@@ -38,6 +32,7 @@ void ToProto(const TransOptions& o, v1::TransOptions* out) {
   out->set_retry_limit(o.retry_limit);
   for (const auto& [k, v] : o.branch_headers) (*out->mutable_branch_headers())[k] = v;
   out->set_concurrent(o.concurrent);
+  if (o.delay > absl::ZeroDuration()) ToProto(o.delay, out->mutable_delay());
 }
 
 void ToProto(const Transaction& t, v1::Transaction* out) {

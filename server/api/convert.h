@@ -1,17 +1,11 @@
-// Conversions between dtm.v1 protos and domain types, and absl::Status -> grpc::Status.
-// The only place where both worlds meet.
+// Conversions between dtm.v1 protos and domain types: the only place where both meet.
 #ifndef DTM_SERVER_API_CONVERT_H_
 #define DTM_SERVER_API_CONVERT_H_
 
-#include <grpcpp/grpcpp.h>
-
-#include "absl/status/status.h"
 #include "dtm/v1/coordinator.pb.h"
-#include "storage/transaction.h"
+#include "server/model/transaction.h"
 
 namespace dtm {
-
-grpc::Status ToGrpcStatus(const absl::Status& s);
 
 void ToProto(const Transaction& t, v1::Transaction* out);
 void ToProto(const TransOptions& o, v1::TransOptions* out);

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "client/common/grpc_status.h"
 #include "server/api/convert.h"
 
 namespace dtm {
@@ -75,7 +76,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Abort(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServerContext* ctx,
                                                              const v1::RegisterBranchRequest* req,
                                                              v1::RegisterBranchResponse*) {
-  absl::StatusOr<RegisterOp> op = RegisterToOp(*req, limits_);
+  absl::StatusOr<BranchRegistration> op = ReadRegistration(*req, limits_);
   if (!op.ok()) return FinishNow(ctx, op.status());
   auto* reactor = ctx->DefaultReactor();
   engine_->RegisterBranch(*std::move(op),

@@ -5,9 +5,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/common/status_macros.h"
+#include "client/common/target.h"
 #include "server/api/convert.h"
-#include "server/branch/target.h"
-#include "storage/status_macros.h"
 
 namespace dtm {
 namespace {
@@ -275,8 +275,8 @@ absl::Status ValidateAbort(const v1::AbortRequest& req) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RegisterOp> RegisterToOp(const v1::RegisterBranchRequest& req,
-                                        const ApiLimits& limits) {
+absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequest& req,
+                                                    const ApiLimits& limits) {
   RETURN_IF_ERROR(ValidateGid(req.gid()));
   RETURN_IF_ERROR(CheckTransType(req.trans_type()));
   if (req.trans_type() != v1::TCC) {
@@ -295,7 +295,7 @@ absl::StatusOr<RegisterOp> RegisterToOp(const v1::RegisterBranchRequest& req,
   RETURN_IF_ERROR(ValidateTarget(req.confirm(), "confirm"));
   RETURN_IF_ERROR(ValidateTarget(req.cancel(), "cancel"));
   RETURN_IF_ERROR(CheckPayload(req.payload(), "payload", limits));
-  RegisterOp op;
+  BranchRegistration op;
   op.gid = req.gid();
   op.branch_id = req.branch_id();
   op.confirm = req.confirm();

@@ -9,8 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "dtm/v1/coordinator.pb.h"
-#include "storage/store.h"
-#include "storage/transaction.h"
+#include "server/model/list_query.h"
+#include "server/model/transaction.h"
 
 namespace dtm {
 
@@ -35,8 +35,8 @@ absl::StatusOr<Transaction> SubmitToTransaction(const v1::SubmitRequest& req,
 absl::StatusOr<Transaction> PrepareToTransaction(const v1::PrepareRequest& req,
                                                  const ApiLimits& limits);
 absl::Status ValidateAbort(const v1::AbortRequest& req);
-absl::StatusOr<RegisterOp> RegisterToOp(const v1::RegisterBranchRequest& req,
-                                        const ApiLimits& limits);
+absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequest& req,
+                                                    const ApiLimits& limits);
 absl::StatusOr<ListQuery> ListToQuery(const v1::ListRequest& req, const ApiLimits& limits);
 
 }  // namespace dtm

@@ -1,5 +1,6 @@
-// BranchCaller: how the engine calls business services. An interface of our own so the
-// engine is tested without sockets (FakeBranchCaller in tests).
+// BranchCaller: the port through which the engine calls business services, with the types
+// of a call and of its result. An interface of our own so the engine is tested without
+// sockets (tests/fakes/fake_branch_caller.h); the gRPC implementation is in server/branch/grpc.
 #ifndef DTM_SERVER_BRANCH_BRANCH_CALLER_H_
 #define DTM_SERVER_BRANCH_BRANCH_CALLER_H_
 
@@ -9,9 +10,21 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "server/engine/machine.h"
 
 namespace dtm {
+
+// How a branch answered, in DTM's terms.
+enum class CallOutcome {
+  kSuccess,  // done (or done before)
+  kFailure,  // the business refuses: roll back (for a saga action)
+  kOngoing,  // not done yet: ask again after retry_interval
+  kError,    // transient: retry with backoff
+};
+
+struct BranchResult {
+  CallOutcome outcome = CallOutcome::kError;
+  std::string message;  // e.g. "ABORTED: insufficient funds"
+};
 
 struct BranchCall {
   std::string target;   // validated "host:port/pkg.Service/Method" (grpc:// allowed)

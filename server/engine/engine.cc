@@ -337,7 +337,9 @@ void Engine::Prepare(Transaction txn, std::function<void(absl::Status)> done) {
   });
 }
 
-void Engine::RegisterBranch(RegisterOp op, std::function<void(absl::Status)> done) {
+void Engine::RegisterBranch(BranchRegistration registration,
+                            std::function<void(absl::Status)> done) {
+  RegisterOp op{std::move(registration)};
   op.update_time = clock_->Now();
   store_->Write(std::move(op), [this, done = std::move(done)](WriteResult r) {
     pool_->Post([done, st = std::move(r.status)] { done(st); });

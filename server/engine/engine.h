@@ -67,7 +67,7 @@ class Engine {
   // succeeds; a gid past PREPARED is FAILED_PRECONDITION, of another type ALREADY_EXISTS.
   void Prepare(Transaction txn, std::function<void(absl::Status)> done);
   // Registers a tcc branch (straight to the store: any replica may take it).
-  void RegisterBranch(RegisterOp op, std::function<void(absl::Status)> done);
+  void RegisterBranch(BranchRegistration registration, std::function<void(absl::Status)> done);
   // The client's rollback of a PREPARED tcc (-> ABORTING, cancels run) or msg (-> FAILED,
   // nothing called). Idempotent; answers the status reached (waiting for the end if the tcc
   // was prepared with wait_result).

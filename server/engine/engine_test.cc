@@ -10,54 +10,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "server/engine/saga_test_util.h"
+#include "server/engine/test_transactions.h"
 #include "storage/sqlite/sqlite_store.h"
+#include "tests/fakes/fake_branch_caller.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace dtm {
 namespace {
 
 using ::testing::ElementsAre;
-
-// Records calls; the test answers them explicitly.
-class FakeBranchCaller : public BranchCaller {
- public:
-  void Call(BranchCall call, std::function<void(BranchResult)> done) override {
-    absl::MutexLock lock(&mu_);
-    pending_.push_back({std::move(call), std::move(done)});
-  }
-  void Shutdown() override {}
-
-  // Waits for the next call and returns the name of its method ("A1").
-  std::string Next() {
-    absl::MutexLock lock(&mu_);
-    auto has = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !pending_.empty(); };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&has), absl::Seconds(10))) return "<none>";
-    const std::string& t = pending_.front().first.target;
-    return t.substr(t.rfind('/') + 1);
-  }
-  const BranchCall& Peek() {
-    absl::MutexLock lock(&mu_);
-    return pending_.front().first;
-  }
-  void Answer(BranchResult r) {
-    std::function<void(BranchResult)> done;
-    {
-      absl::MutexLock lock(&mu_);
-      done = std::move(pending_.front().second);
-      pending_.pop_front();
-    }
-    done(r);
-  }
-  size_t pending() {
-    absl::MutexLock lock(&mu_);
-    return pending_.size();
-  }
-
- private:
-  absl::Mutex mu_;
-  std::deque<std::pair<BranchCall, std::function<void(BranchResult)>>> pending_
-      ABSL_GUARDED_BY(mu_);
-};
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -79,7 +40,7 @@ class EngineTest : public ::testing::Test {
   }
 
   Transaction Saga(const std::string& gid, int steps, bool wait = false) {
-    Transaction t = testing::MakeTestSaga(gid, steps);
+    Transaction t = test::MakeTestSaga(gid, steps);
     t.options.wait_result = wait;
     return t;
   }

@@ -30,18 +30,12 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "server/branch/branch_caller.h"
 #include "server/engine/backoff.h"
+#include "server/model/transaction.h"
 #include "storage/store.h"
-#include "storage/transaction.h"
 
 namespace dtm {
-
-enum class CallOutcome { kSuccess, kFailure, kOngoing, kError };
-
-struct BranchResult {
-  CallOutcome outcome = CallOutcome::kError;
-  std::string message;  // e.g. "ABORTED: insufficient funds"
-};
 
 // What the engine knows of one branch beyond its stored row. Not persisted.
 struct BranchRuntime {

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/engine/machine.h"
-#include "server/engine/saga_test_util.h"
+#include "server/engine/test_transactions.h"
 
 namespace dtm {
 namespace {
@@ -20,7 +20,7 @@ const absl::Time kStart = absl::FromUnixSeconds(1700000000);
 const absl::Duration kLease = absl::Seconds(10);
 
 Transaction MakeSaga(int steps, bool concurrent = false) {
-  Transaction t = testing::MakeTestSaga("g", steps, concurrent);
+  Transaction t = test::MakeTestSaga("g", steps, concurrent);
   t.create_time = kStart;
   t.options.retry_interval = absl::Seconds(1);
   t.options.max_retry_interval = absl::Seconds(8);

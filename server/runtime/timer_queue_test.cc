@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "tests/fakes/fake_clock.h"
 
 namespace dtm {
 namespace {

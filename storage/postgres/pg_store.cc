@@ -6,9 +6,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/common/status_macros.h"
 #include "storage/codec.h"
-#include "storage/postgres/pg_conn.h"
-#include "storage/status_macros.h"
+#include "storage/libpq/pg_conn.h"
 
 namespace dtm {
 
@@ -136,14 +136,14 @@ void ReadBranches(const PGresult* res, Transaction& t) {
   for (int i = 0; i < PQntuples(res); ++i) t.branches.push_back(ReadBranch(PgRow(res, i), 0));
 }
 
-int64_t Changed(const PgResult& r) {
+int64_t Changed(const pg::Result& r) {
   int64_t n = 0;
   const char* s = PQcmdTuples(r.get());
   for (; s && *s; ++s) n = n * 10 + (*s - '0');
   return n;
 }
 
-absl::Status NoChange(const PgResult& r, const std::string& gid, GlobalStatus expected,
+absl::Status NoChange(const pg::Result& r, const std::string& gid, GlobalStatus expected,
                       const std::string& owner) {
   if (PQntuples(r.get()) == 0) {
     return absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
@@ -154,13 +154,14 @@ absl::Status NoChange(const PgResult& r, const std::string& gid, GlobalStatus ex
 
 absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& conninfo) {
   auto step = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(PgResult unused, c.Exec("BEGIN"));
+    ASSIGN_OR_RETURN(pg::Result unused, c.Exec("BEGIN"));
     PgParams lock;
     lock.Add(kMigrationLock);
     ASSIGN_OR_RETURN(unused, c.Exec("SELECT pg_advisory_xact_lock($1::bigint)", lock));
     PgParams ns;
     ns.Add(schema);
-    ASSIGN_OR_RETURN(PgResult exists, c.Exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", ns));
+    ASSIGN_OR_RETURN(pg::Result exists,
+                     c.Exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", ns));
     if (PQntuples(exists.get()) == 0) {
       char* ident = PQescapeIdentifier(c.raw(), schema.c_str(), schema.size());
       std::string sql = absl::StrCat("CREATE SCHEMA ", ident ? ident : "\"?\"");
@@ -169,7 +170,7 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
     }
     ASSIGN_OR_RETURN(
         unused, c.Exec("CREATE TABLE IF NOT EXISTS dtm_schema_version (version INT NOT NULL)"));
-    ASSIGN_OR_RETURN(PgResult v,
+    ASSIGN_OR_RETURN(pg::Result v,
                      c.Exec("SELECT COALESCE(MAX(version), 0) FROM dtm_schema_version"));
     int64_t version = PgRow(v.get(), 0).Int(0);
     if (version > PgStore::kSchemaVersion) {
@@ -230,7 +231,7 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
   if (st.ok()) return st;
   if (!c.broken()) c.Exec("ROLLBACK").status().IgnoreError();
   // 42501: insufficient privilege; 3F000: no usable schema (no USAGE on it).
-  if (SqlState(st) == "42501" || SqlState(st) == "3F000") {
+  if (pg::SqlState(st) == "42501" || pg::SqlState(st) == "3F000") {
     return absl::PermissionDeniedError(absl::StrCat(
         "PostgreSQL user '", PQuser(c.raw()), "' at ", PgHostOf(conninfo),
         " lacks the rights dtmd needs in schema '", schema,
@@ -444,14 +445,14 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         },
         w.op));
   }
-  ASSIGN_OR_RETURN(std::vector<PgResult> r1, c.Flush());
+  ASSIGN_OR_RETURN(std::vector<pg::Result> r1, c.Flush());
   xid = PgRow(r1[1].get(), 0).Int(0);
 
   // Round 2: what depends on round 1's answers. `first[i]`: op i's first result in r2.
   std::vector<size_t> first(n, 0);
   size_t sent = 0;
   for (size_t i = 0; i < n; ++i) {
-    const PgResult& res = r1[i + 2];
+    const pg::Result& res = r1[i + 2];
     first[i] = sent;
     RETURN_IF_ERROR(std::visit(
         [&](auto& op) -> absl::Status {
@@ -527,21 +528,21 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         },
         batch[i].op));
   }
-  std::vector<PgResult> r2;
+  std::vector<pg::Result> r2;
   if (sent > 0) {
     ASSIGN_OR_RETURN(r2, c.Flush());
   }
 
   // Each op's outcome, as it stands if the transaction commits.
   for (size_t i = 0; i < n; ++i) {
-    const PgResult& res = r1[i + 2];
+    const pg::Result& res = r1[i + 2];
     WriteResult& o = out[i];
     std::visit(
         [&](auto& op) {
           using T = std::decay_t<decltype(op)>;
           if constexpr (std::is_same_v<T, CreateOp>) {
             if (Changed(res) == 0) {
-              const PgResult& g = r2[first[i]];
+              const pg::Result& g = r2[first[i]];
               if (PQntuples(g.get()) == 1) {
                 Transaction t = ReadGlobal(PgRow(g.get(), 0));
                 ReadBranches(r2[first[i] + 1].get(), t);
@@ -560,7 +561,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
           } else if constexpr (std::is_same_v<T, TouchAllOp>) {
             o.touched = Changed(res);
           } else if constexpr (std::is_same_v<T, RegisterOp>) {
-            const PgResult& r = r2[first[i]];
+            const pg::Result& r = r2[first[i]];
             if (Changed(res) == 0) {
               if (PQntuples(r.get()) == 0) {
                 o.status =
@@ -606,7 +607,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
 
   // Round 3: the durable commit.
   RETURN_IF_ERROR(c.SendSql("COMMIT"));
-  absl::StatusOr<std::vector<PgResult>> committed;
+  absl::StatusOr<std::vector<pg::Result>> committed;
   absl::Status commit_sent = c.SendSync();
   if (commit_sent.ok()) {
     if (options_.after_commit_sent_for_test) options_.after_commit_sent_for_test(c.raw());
@@ -651,12 +652,12 @@ absl::StatusOr<Transaction> PgStore::Get(const std::string& gid) {
   return WithReader<Transaction>([&](PgConn& c) -> absl::StatusOr<Transaction> {
     PgParams p;
     p.Add(gid);
-    ASSIGN_OR_RETURN(PgResult g, c.ExecPrepared("get_global", p));
+    ASSIGN_OR_RETURN(pg::Result g, c.ExecPrepared("get_global", p));
     if (PQntuples(g.get()) == 0) {
       return absl::NotFoundError(absl::StrCat("transaction gid '", gid, "' not found"));
     }
     Transaction t = ReadGlobal(PgRow(g.get(), 0));
-    ASSIGN_OR_RETURN(PgResult b, c.ExecPrepared("get_branches", p));
+    ASSIGN_OR_RETURN(pg::Result b, c.ExecPrepared("get_branches", p));
     ReadBranches(b.get(), t);
     return t;
   });
@@ -698,7 +699,7 @@ absl::StatusOr<ListPage> PgStore::List(const ListQuery& q) {
   absl::StrAppend(&sql, " ORDER BY create_time DESC, gid DESC LIMIT ", arg());
   p.Add(static_cast<int64_t>(q.page_size) + 1);
   return WithReader<ListPage>([&](PgConn& c) -> absl::StatusOr<ListPage> {
-    ASSIGN_OR_RETURN(PgResult r, c.Exec(sql, p));
+    ASSIGN_OR_RETURN(pg::Result r, c.Exec(sql, p));
     ListPage page;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       page.transactions.push_back(ReadGlobal(PgRow(r.get(), i)));

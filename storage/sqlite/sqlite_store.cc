@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/common/status_macros.h"
 #include "storage/codec.h"
-#include "storage/status_macros.h"
 
 namespace dtm {
 

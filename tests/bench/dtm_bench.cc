@@ -31,6 +31,7 @@
 #include "client/coordinator_client.h"
 #include "client/saga.h"
 #include "storage/codec.h"
+#include "storage/open/open_store.h"
 #include "storage/postgres/pg_store.h"
 #include "storage/store.h"
 #include "tests/support/branch_server.h"
@@ -210,23 +211,22 @@ int main(int argc, char** argv) {
   const std::string mode = absl::GetFlag(FLAGS_mode);
   const std::string payload(absl::GetFlag(FLAGS_payload), 'p');
 
-  dtm::testing::TestBranchServer branch1(/*record=*/false), branch2(/*record=*/false);
+  dtm::test::TestBranchServer branch1(/*record=*/false), branch2(/*record=*/false);
   std::printf(
       "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result, "
       "%zu-byte payloads, %u hardware threads\n",
       clients, seconds, payload.size(), std::thread::hardware_concurrency());
 
   std::vector<Result> results;
-  std::unique_ptr<dtm::testing::DtmdProcess> dtmd;
+  std::unique_ptr<dtm::test::DtmdProcess> dtmd;
   if (mode == "both" || mode == "coordinator") {
     std::string address = absl::GetFlag(FLAGS_coordinator);
     if (address.empty()) {
       std::string store = absl::GetFlag(FLAGS_store);
-      if (store.empty())
-        store = absl::StrCat("sqlite://", dtm::testing::MakeTempDir(), "/bench.db");
+      if (store.empty()) store = absl::StrCat("sqlite://", dtm::test::MakeTempDir(), "/bench.db");
       std::vector<std::string> args;
       if (IsPostgresUrl(store)) args.push_back(absl::StrCat("--schema=bench_", RunId()));
-      dtmd = std::make_unique<dtm::testing::DtmdProcess>(store, args);
+      dtmd = std::make_unique<dtm::test::DtmdProcess>(store, args);
       absl::Status st = dtmd->Start();
       if (!st.ok()) {
         std::fprintf(stderr, "%s\n", st.ToString().c_str());
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
     // The rows a 2-step saga writes, in the engine's order: create; the first action's
     // result; the final status with the second result. Each is a durable group commit.
     std::string url = absl::GetFlag(FLAGS_store);
-    if (url.empty()) url = absl::StrCat("sqlite://", dtm::testing::MakeTempDir(), "/store.db");
+    if (url.empty()) url = absl::StrCat("sqlite://", dtm::test::MakeTempDir(), "/store.db");
     dtm::StoreOptions so;
     if (IsPostgresUrl(url)) so.schema = absl::StrCat("bench_store_", RunId());
     auto store = dtm::OpenStore(url, so);

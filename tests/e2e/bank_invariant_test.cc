@@ -30,16 +30,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "client/barrier.h"
 #include "client/coordinator_client.h"
 #include "client/examples/bank/bank_service.h"
 #include "client/examples/bank/bank_transfer.h"
+#include "client/pg/barrier.h"
 #include "tests/support/dtmd_process.h"
 
 namespace {
 
 using bank::Fault;
-using dtm::testing::DtmdProcess;
+using dtm::test::DtmdProcess;
 
 int EnvInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -143,7 +143,7 @@ std::string User(int bank, int i) { return absl::StrCat(bank == 0 ? "a" : "b", i
 class BankInvariantTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = dtm::testing::TestPostgres();
+    base_ = dtm::test::TestPostgres();
     if (base_.empty()) GTEST_SKIP() << "needs the test run's PostgreSQL (DTM_TEST_PG)";
     // A fresh database for the banks.
     dbname_ = absl::StrCat("bank_invariant_", getpid());
@@ -184,8 +184,8 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   std::array<std::unique_ptr<Bank>, 2> banks = {std::make_unique<Bank>("bank_a", conninfo_, &plan),
                                                 std::make_unique<Bank>("bank_b", conninfo_, &plan)};
 
-  const std::string dir = dtm::testing::MakeTempDir();
-  DtmdProcess dtmd(dtm::testing::TestStore(dir),
+  const std::string dir = dtm::test::MakeTempDir();
+  DtmdProcess dtmd(dtm::test::TestStore(dir),
                    {"--lease=2s", "--recovery_interval=200ms", "--timeout_to_fail=2s"});
   ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
   auto client = dtm::CoordinatorClient::Connect(dtmd.address(), absl::Seconds(10));

@@ -18,14 +18,14 @@
 namespace dtm {
 namespace {
 
-using testing::BranchCallRecord;
-using testing::DtmdProcess;
+using test::BranchCallRecord;
+using test::DtmdProcess;
+using test::Script;
+using test::TestBranchServer;
+using test::Transient;
+using test::WaitUntil;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::Script;
-using testing::TestBranchServer;
-using testing::Transient;
-using testing::WaitUntil;
 
 struct Result {
   int code = -1;
@@ -46,7 +46,7 @@ Result Dtmctl(const std::string& args, const std::string& env = "") {
   return r;
 }
 
-class DtmctlTest : public testing::LiveDtmdTest<DtmctlTest> {
+class DtmctlTest : public test::LiveDtmdTest<DtmctlTest> {
  public:
   static std::string DtmdStore(const std::string& dir) {
     return absl::StrCat("sqlite://", dir, "/dtm.db");

@@ -29,15 +29,15 @@
 namespace dtm {
 namespace {
 
-using testing::BranchCallRecord;
-using testing::BranchReply;
-using testing::DtmdProcess;
+using test::BranchCallRecord;
+using test::BranchReply;
+using test::DtmdProcess;
+using test::TestBranchServer;
+using test::WaitUntil;
 using ::testing::HasSubstr;
-using testing::TestBranchServer;
-using testing::WaitUntil;
 
 std::string Conninfo() {
-  std::string pg = testing::TestPostgres();
+  std::string pg = test::TestPostgres();
   EXPECT_FALSE(pg.empty()) << "DTM_TEST_PG is not set: run through ctest, which starts PostgreSQL";
   return pg;
 }

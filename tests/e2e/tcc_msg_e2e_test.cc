@@ -20,19 +20,19 @@
 namespace dtm {
 namespace {
 
-using testing::BranchCallRecord;
-using testing::BranchReply;
-using testing::DtmdProcess;
+using test::BranchCallRecord;
+using test::BranchReply;
+using test::DtmdProcess;
+using test::Failure;
+using test::Ok;
+using test::Ongoing;
+using test::Script;
+using test::TestBranchServer;
+using test::Transient;
+using test::WaitUntil;
 using ::testing::ElementsAre;
-using testing::Failure;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::Ok;
-using testing::Ongoing;
-using testing::Script;
-using testing::TestBranchServer;
-using testing::Transient;
-using testing::WaitUntil;
 
 google::protobuf::Duration Millis(int ms) {
   google::protobuf::Duration d;
@@ -41,7 +41,7 @@ google::protobuf::Duration Millis(int ms) {
   return d;
 }
 
-class TccMsgE2ETest : public testing::LiveDtmdTest<TccMsgE2ETest> {
+class TccMsgE2ETest : public test::LiveDtmdTest<TccMsgE2ETest> {
  public:
   static std::vector<std::string> DtmdArgs() {
     return {"--lease=1s", "--recovery_interval=100ms", "--timeout_to_fail=30s"};
@@ -476,14 +476,14 @@ TEST_F(TccMsgE2ETest, MsgDelayHoldsDeliveryBack) {
 // kill -9 of the coordinator in the middle of a tcc's confirms and with a prepared msg
 // waiting for its back-check: after a restart on the same store, both finish.
 TEST_F(TccMsgE2ETest, TccAndMsgFinishAfterTheCoordinatorIsKilled) {
-  std::string dir = testing::MakeTempDir();
+  std::string dir = test::MakeTempDir();
   auto own = std::make_unique<DtmdProcess>(
-      testing::TestStore(dir), std::vector<std::string>{"--lease=1s", "--recovery_interval=100ms"});
+      test::TestStore(dir), std::vector<std::string>{"--lease=1s", "--recovery_interval=100ms"});
   ASSERT_TRUE(own->Start().ok()) << own->Log();
   auto client = CoordinatorClient::Connect(own->address());
   std::string tcc = Gid();
   std::string msg_gid = Gid();
-  script_->Set(tcc, "Confirm1", {testing::Hang(), Ok()});  // the first call never answers
+  script_->Set(tcc, "Confirm1", {test::Hang(), Ok()});  // the first call never answers
   auto r = Tcc::Run(
       client.get(), tcc,
       [](Tcc& t) {

@@ -12,7 +12,7 @@
 #include "client/branch.h"
 #include "tests/support/branch_server.h"
 
-namespace dtm::testing {
+namespace dtm::test {
 
 inline BranchReply Ok() { return {}; }
 inline BranchReply Code(grpc::StatusCode c, const std::string& msg) {
@@ -51,6 +51,6 @@ class Script {
   std::map<std::pair<std::string, std::string>, size_t> next_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace dtm::testing
+}  // namespace dtm::test
 
 #endif  // DTM_TESTS_SUPPORT_BRANCH_SCRIPT_H_

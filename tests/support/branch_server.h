@@ -1,13 +1,10 @@
-// TestBranchServer: a real gRPC server that accepts any /Service/Method (generic callback
-// service), records every call (method, metadata, payload, order) and answers as the
-// test's Behavior says: any status, or hang until the caller gives up. Used by the e2e
+// TestBranchServer: a real gRPC server that accepts any /Service/Method (the client library's
+// GenericBranchServer), records every call (method, metadata, payload, order) and answers as
+// the test's Behavior says: any status, or hang until the caller gives up. Used by the e2e
 // tests and, with the default behavior (OK), as the no-op branch service of dtm-bench.
 // Thread-safe.
 #ifndef DTM_TESTS_SUPPORT_BRANCH_SERVER_H_
 #define DTM_TESTS_SUPPORT_BRANCH_SERVER_H_
-
-#include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/grpcpp.h>
 
 #include <functional>
 #include <map>
@@ -19,8 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/branch.h"
+#include "client/generic_branch_server.h"
 
-namespace dtm::testing {
+namespace dtm::test {
 
 struct BranchCallRecord {
   int64_t seq = 0;     // global order of arrival
@@ -39,10 +37,7 @@ struct BranchCallRecord {
   std::string name() const;
 };
 
-struct BranchReply {
-  grpc::Status status = grpc::Status::OK;
-  bool hang = false;  // never answer; finish only when the caller cancels
-};
+using BranchReply = BranchAnswer;
 
 class TestBranchServer {
  public:
@@ -68,21 +63,17 @@ class TestBranchServer {
                absl::Duration timeout = absl::Seconds(20)) const;
   void Shutdown();
 
-  // Called by the reactor of each call.
-  BranchReply Handle(BranchCallRecord call);
-
  private:
-  class Service;
+  BranchReply Handle(const IncomingBranchCall& call);
+
   const bool record_;
-  std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
+  std::unique_ptr<GenericBranchServer> server_;
   mutable absl::Mutex mu_;
   Behavior behavior_ ABSL_GUARDED_BY(mu_);
   std::vector<BranchCallRecord> calls_ ABSL_GUARDED_BY(mu_);
   int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace dtm::testing
+}  // namespace dtm::test
 
 #endif  // DTM_TESTS_SUPPORT_BRANCH_SERVER_H_

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
-namespace dtm::testing {
+namespace dtm::test {
 
 std::string DtmdPath() { return DTMD_PATH; }
 
@@ -125,4 +125,4 @@ int DtmdProcess::Terminate() {
   return -WTERMSIG(status);
 }
 
-}  // namespace dtm::testing
+}  // namespace dtm::test

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
-namespace dtm::testing {
+namespace dtm::test {
 
 // A store URL "pgtest:<schema>" means: the test run's PostgreSQL (DTM_TEST_PG) with
 // --schema=<schema>.
@@ -57,6 +57,6 @@ std::string MakeTempDir();
 // Polls `cond` every 5 ms until it holds; false on timeout.
 bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20));
 
-}  // namespace dtm::testing
+}  // namespace dtm::test
 
 #endif  // DTM_TESTS_SUPPORT_DTMD_PROCESS_H_

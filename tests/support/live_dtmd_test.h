@@ -18,7 +18,7 @@
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
 
-namespace dtm::testing {
+namespace dtm::test {
 
 template <typename Suite>
 class LiveDtmdTest : public ::testing::Test {
@@ -67,6 +67,6 @@ class LiveDtmdTest : public ::testing::Test {
   static inline int counter_ = 0;
 };
 
-}  // namespace dtm::testing
+}  // namespace dtm::test
 
 #endif  // DTM_TESTS_SUPPORT_LIVE_DTMD_TEST_H_

@@ -14,8 +14,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "bank/v1/bank.grpc.pb.h"
-#include "client/barrier.h"
 #include "client/examples/bank/bank_store.h"
+#include "client/pg/barrier.h"
 
 namespace bank {
 

@@ -5,7 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "client/barrier.h"
+#include "client/pg/barrier.h"
 
 namespace bank {
 namespace {

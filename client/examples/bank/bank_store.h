@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "client/branch.h"
-#include "client/pg_exec.h"
+#include "storage/libpq/pg_exec.h"
 
 namespace bank {
 

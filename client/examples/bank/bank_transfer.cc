@@ -1,8 +1,8 @@
 #include "client/examples/bank/bank_transfer.h"
 
 #include "absl/strings/str_cat.h"
-#include "client/barrier.h"
 #include "client/msg.h"
+#include "client/pg/barrier.h"
 #include "client/saga.h"
 #include "client/tcc.h"
 

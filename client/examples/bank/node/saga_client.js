@@ -34,9 +34,9 @@ if (!Number.isInteger(amount) || amount <= 0) {
 
 const loaded = protoLoader.loadSync(
     [path.join(root, 'proto/dtm/v1/coordinator.proto'),
-     path.join(root, 'client/examples/bank/bank.proto')],
+     path.join(root, 'client/examples/bank/proto/bank/v1/bank.proto')],
     {keepCase: true, longs: Number, enums: String, defaults: true,
-     includeDirs: [path.join(root, 'proto')]});
+     includeDirs: [path.join(root, 'proto'), path.join(root, 'client/examples/bank/proto')]});
 const proto = grpc.loadPackageDefinition(loaded);
 const bankMethods = loaded['bank.v1.Bank'];
 const creds = grpc.credentials.createInsecure();

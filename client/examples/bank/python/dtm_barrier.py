@@ -1,6 +1,6 @@
 """DTM's sub-transaction barrier for Python branch services on PostgreSQL (psycopg2).
 
-The same table (dtm_barrier.barrier) and rules as the C++ barrier in client/barrier.h and
+The same table (dtm_barrier.barrier) and rules as the C++ barrier in client/pg/barrier.h and
 DTM's SDKs, so services in every language can share one database:
 
     barrier = Barrier.from_context(context)          # the dtm-* metadata of the call

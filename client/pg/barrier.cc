@@ -1,4 +1,4 @@
-#include "client/barrier.h"
+#include "client/pg/barrier.h"
 
 #include <iomanip>
 #include <memory>
@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/pg_exec.h"
+#include "storage/libpq/pg_exec.h"
 
 namespace dtm {
 namespace {
@@ -249,10 +249,6 @@ absl::StatusOr<v1::SubmitResponse> DoAndSubmitDb(Msg& msg, const std::string& qu
     return local;
   }
   return msg.Submit();
-}
-
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 }  // namespace dtm

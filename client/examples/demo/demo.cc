@@ -10,6 +10,7 @@
 //   dtm-demo --mode=msg               # prepare, local commit, submit: Deliver1, Deliver2
 //   dtm-demo --mode=msg --skip_submit # "crash" before Submit: dtmd asks QueryPrepared, delivers
 //   dtm-demo --mode=msg --skip_submit --rolled_back   # QueryPrepared says rolled back: dropped
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -18,10 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/coordinator_client.h"
+#include "client/generic_branch_server.h"
 #include "client/msg.h"
 #include "client/saga.h"
 #include "client/tcc.h"
-#include "tests/support/branch_server.h"
 
 ABSL_FLAG(std::string, dtm, "127.0.0.1:36790", "dtmd address");
 ABSL_FLAG(int, fail_step, 0, "step (1-3) whose action answers ABORTED (business failure)");
@@ -65,12 +66,12 @@ int main(int argc, char** argv) {
 
   const int fail_step = absl::GetFlag(FLAGS_fail_step);
   const int hang_step = absl::GetFlag(FLAGS_hang_step);
-  dtm::testing::TestBranchServer service;
-  service.SetBehavior([&](const dtm::testing::BranchCallRecord& c) {
+  // The business services of this demo: one generic server answering every method by name.
+  auto started = dtm::GenericBranchServer::Start([&](const dtm::IncomingBranchCall& c) {
     std::printf("  branch service: %-8s gid=%s branch_id=%s op=%s\n", c.name().c_str(),
-                c.gid().c_str(), c.branch_id().c_str(), c.op().c_str());
+                c.branch.gid.c_str(), c.branch.branch_id.c_str(), c.branch.op.c_str());
     std::fflush(stdout);
-    dtm::testing::BranchReply reply;
+    dtm::BranchAnswer reply;
     if (c.name() == absl::StrCat("Action", fail_step) ||
         c.name() == absl::StrCat("Try", fail_step)) {
       reply.status = grpc::Status(grpc::StatusCode::ABORTED, "insufficient funds");
@@ -84,6 +85,11 @@ int main(int argc, char** argv) {
     }
     return reply;
   });
+  if (!started.ok()) {
+    std::fprintf(stderr, "branch service: %s\n", started.status().ToString().c_str());
+    return 1;
+  }
+  dtm::GenericBranchServer& service = **started;
 
   auto gid = client->NewGid();
   if (!gid.ok()) {

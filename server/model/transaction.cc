@@ -1,4 +1,4 @@
-#include "storage/transaction.h"
+#include "server/model/transaction.h"
 
 #include "absl/strings/str_format.h"
 

@@ -1,4 +1,4 @@
-#include "server/branch/target.h"
+#include "client/common/target.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"

@@ -1,4 +1,4 @@
-#include "storage/postgres/pg_conn.h"
+#include "storage/libpq/pg_conn.h"
 
 #include <poll.h>
 
@@ -12,17 +12,8 @@
 #include "absl/time/clock.h"
 
 namespace dtm {
-namespace {
 
-// libpq's messages end with a newline and may span lines: make them one line.
-std::string OneLine(const char* msg) {
-  std::string s = absl::StrReplaceAll(msg ? msg : "", {{"\n", " "}, {"\t", " "}});
-  return std::string(absl::StripAsciiWhitespace(s));
-}
-
-constexpr char kSqlStatePrefix[] = "SQLSTATE ";
-
-}  // namespace
+using pg::OneLine;
 
 PgParams& PgParams::Add(std::string v) {
   storage_.push_back(std::move(v));
@@ -84,23 +75,6 @@ std::string PgRow::Bytes(int col) const {
   std::string out(reinterpret_cast<char*>(p), n);
   PQfreemem(p);
   return out;
-}
-
-absl::Status PgError(const PGresult* r, PGconn* conn, const std::string& what) {
-  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-  std::string msg = OneLine(r ? PQresultErrorMessage(r) : nullptr);
-  if (msg.empty()) msg = OneLine(PQerrorMessage(conn));
-  if (state == nullptr || PQstatus(conn) != CONNECTION_OK) {
-    return absl::UnavailableError(absl::StrCat(what, ": ", msg));
-  }
-  return absl::InternalError(absl::StrCat(what, ": ", msg, " (", kSqlStatePrefix, state, ")"));
-}
-
-std::string SqlState(const absl::Status& s) {
-  absl::string_view m = s.message();
-  size_t at = m.rfind(kSqlStatePrefix);
-  if (at == absl::string_view::npos) return "";
-  return std::string(m.substr(at + sizeof(kSqlStatePrefix) - 1, 5));
 }
 
 std::string PgHostOf(const std::string& conninfo) {
@@ -181,7 +155,7 @@ absl::Status PgConn::FlushOutput() {
   }
 }
 
-absl::StatusOr<PgResult> PgConn::NextResult() {
+absl::StatusOr<pg::Result> PgConn::NextResult() {
   absl::Time deadline = absl::Now() + timeout_;
   while (PQisBusy(conn_)) {
     pollfd pfd{PQsocket(conn_), POLLIN, 0};
@@ -194,15 +168,15 @@ absl::StatusOr<PgResult> PgConn::NextResult() {
     if (poll(&pfd, 1, ms) < 0) return Fail("poll");
     if (!PQconsumeInput(conn_)) return Fail("read from PostgreSQL");
   }
-  return PgResult(PQgetResult(conn_));
+  return pg::Result(PQgetResult(conn_));
 }
 
-absl::StatusOr<PgResult> PgConn::FinishOne(bool sent, const std::string& what) {
+absl::StatusOr<pg::Result> PgConn::FinishOne(bool sent, const std::string& what) {
   if (!sent) return Fail(absl::StrCat("send ", what));
   absl::Status st = FlushOutput();
   if (!st.ok()) return st;
   // A script sent by the simple protocol has several results: keep the first, or the error.
-  PgResult first;
+  pg::Result first;
   for (;;) {
     auto r = NextResult();
     if (!r.ok()) return r.status();
@@ -216,19 +190,19 @@ absl::StatusOr<PgResult> PgConn::FinishOne(bool sent, const std::string& what) {
   ExecStatusType t = first ? PQresultStatus(first.get()) : PGRES_FATAL_ERROR;
   if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
     if (PQstatus(conn_) != CONNECTION_OK) broken_ = true;
-    return PgError(first.get(), conn_, what);
+    return pg::Error(first.get(), conn_, what);
   }
   return first;
 }
 
-absl::StatusOr<PgResult> PgConn::Exec(const std::string& sql, const PgParams& p) {
+absl::StatusOr<pg::Result> PgConn::Exec(const std::string& sql, const PgParams& p) {
   if (p.size() == 0) return FinishOne(PQsendQuery(conn_, sql.c_str()), "query");
   return FinishOne(PQsendQueryParams(conn_, sql.c_str(), p.size(), nullptr, p.values(), p.lengths(),
                                      p.formats(), 0),
                    "query");
 }
 
-absl::StatusOr<PgResult> PgConn::ExecPrepared(const std::string& name, const PgParams& p) {
+absl::StatusOr<pg::Result> PgConn::ExecPrepared(const std::string& name, const PgParams& p) {
   return FinishOne(
       PQsendQueryPrepared(conn_, name.c_str(), p.size(), p.values(), p.lengths(), p.formats(), 0),
       name);
@@ -268,7 +242,7 @@ absl::Status PgConn::SendSql(const std::string& sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<PgResult>> PgConn::Flush() {
+absl::StatusOr<std::vector<pg::Result>> PgConn::Flush() {
   absl::Status st = SendSync();
   if (!st.ok()) return st;
   return ReadResults();
@@ -279,8 +253,8 @@ absl::Status PgConn::SendSync() {
   return FlushOutput();
 }
 
-absl::StatusOr<std::vector<PgResult>> PgConn::ReadResults() {
-  std::vector<PgResult> out;
+absl::StatusOr<std::vector<pg::Result>> PgConn::ReadResults() {
+  std::vector<pg::Result> out;
   absl::Status first_error;
   int expected = queued_;
   queued_ = 0;
@@ -290,7 +264,7 @@ absl::StatusOr<std::vector<PgResult>> PgConn::ReadResults() {
     if (*r == nullptr) return Fail("pipeline ended early");
     ExecStatusType t = PQresultStatus(r->get());
     if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && first_error.ok()) {
-      first_error = PgError(r->get(), conn_, "statement");
+      first_error = pg::Error(r->get(), conn_, "statement");
     }
     out.push_back(std::move(*r));
     auto end = NextResult();  // each statement's results end with a null

@@ -1,9 +1,10 @@
-#include "server/branch/grpc_branch_caller.h"
+#include "server/branch/grpc/grpc_branch_caller.h"
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "server/branch/target.h"
+#include "client/common/target.h"
 
 namespace dtm {
 
@@ -34,8 +35,9 @@ BranchResult GrpcBranchCaller::Classify(const grpc::Status& status) {
       return r;
     default:
       r.outcome = CallOutcome::kError;
-      r.message = absl::StrCat("gRPC code ", static_cast<int>(status.error_code()), ": ",
-                               status.error_message());
+      r.message =
+          absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
+                       ": ", status.error_message());
       return r;
   }
 }

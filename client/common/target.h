@@ -1,6 +1,6 @@
 // Parsing of branch targets: "host:port/package.Service/Method", optionally "grpc://"-prefixed.
-#ifndef DTM_SERVER_BRANCH_TARGET_H_
-#define DTM_SERVER_BRANCH_TARGET_H_
+#ifndef DTM_CLIENT_COMMON_TARGET_H_
+#define DTM_CLIENT_COMMON_TARGET_H_
 
 #include <string>
 
@@ -18,4 +18,4 @@ absl::StatusOr<GrpcTarget> ParseGrpcTarget(const std::string& target, const std:
 
 }  // namespace dtm
 
-#endif  // DTM_SERVER_BRANCH_TARGET_H_
+#endif  // DTM_CLIENT_COMMON_TARGET_H_

@@ -1,6 +1,6 @@
 // Tiny helpers for absl::Status plumbing (Abseil 20220623 ships no status macros).
-#ifndef DTM_STORAGE_STATUS_MACROS_H_
-#define DTM_STORAGE_STATUS_MACROS_H_
+#ifndef DTM_CLIENT_COMMON_STATUS_MACROS_H_
+#define DTM_CLIENT_COMMON_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -23,4 +23,4 @@
   if (!tmp.ok()) return tmp.status();          \
   lhs = std::move(tmp).value()
 
-#endif  // DTM_STORAGE_STATUS_MACROS_H_
+#endif  // DTM_CLIENT_COMMON_STATUS_MACROS_H_

@@ -1,13 +1,13 @@
 // Test helper shared by the engine's unit tests.
-#ifndef DTM_SERVER_ENGINE_SAGA_TEST_UTIL_H_
-#define DTM_SERVER_ENGINE_SAGA_TEST_UTIL_H_
+#ifndef DTM_SERVER_ENGINE_TEST_TRANSACTIONS_H_
+#define DTM_SERVER_ENGINE_TEST_TRANSACTIONS_H_
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "storage/transaction.h"
+#include "server/model/transaction.h"
 
-namespace dtm::testing {
+namespace dtm::test {
 
 // A SUBMITTED saga of `steps` steps with targets "h:1/s.S/A<i>" and "h:1/s.S/C<i>".
 inline Transaction MakeTestSaga(const std::string& gid, int steps, bool concurrent = false) {
@@ -30,6 +30,6 @@ inline Transaction MakeTestSaga(const std::string& gid, int steps, bool concurre
   return t;
 }
 
-}  // namespace dtm::testing
+}  // namespace dtm::test
 
-#endif  // DTM_SERVER_ENGINE_SAGA_TEST_UTIL_H_
+#endif  // DTM_SERVER_ENGINE_TEST_TRANSACTIONS_H_

@@ -20,8 +20,8 @@
 // the compensation is a successful no-op and the late action finds its row taken and does
 // nothing. The business function's changes commit together with the barrier rows, or not at
 // all. The table has DTM's layout, so services using DTM's SDKs can share it.
-#ifndef DTM_CLIENT_BARRIER_H_
-#define DTM_CLIENT_BARRIER_H_
+#ifndef DTM_CLIENT_PG_BARRIER_H_
+#define DTM_CLIENT_PG_BARRIER_H_
 
 #include <grpcpp/grpcpp.h>
 #include <libpq-fe.h>
@@ -97,9 +97,6 @@ class Barrier {
 absl::StatusOr<v1::SubmitResponse> DoAndSubmitDb(Msg& msg, const std::string& query_prepared,
                                                  PGconn* conn, const Barrier::Business& business);
 
-// A branch handler's answer: the same code and message (absl and gRPC codes are the same).
-grpc::Status ToGrpcStatus(const absl::Status& s);
-
 }  // namespace dtm
 
-#endif  // DTM_CLIENT_BARRIER_H_
+#endif  // DTM_CLIENT_PG_BARRIER_H_

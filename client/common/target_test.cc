@@ -1,4 +1,4 @@
-#include "server/branch/target.h"
+#include "client/common/target.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -4,8 +4,8 @@
 //
 // Result mapping (DTM's): OK -> success, ABORTED -> failure, FAILED_PRECONDITION -> ongoing,
 // anything else -> transient error. Thread-safe.
-#ifndef DTM_SERVER_BRANCH_GRPC_BRANCH_CALLER_H_
-#define DTM_SERVER_BRANCH_GRPC_BRANCH_CALLER_H_
+#ifndef DTM_SERVER_BRANCH_GRPC_GRPC_BRANCH_CALLER_H_
+#define DTM_SERVER_BRANCH_GRPC_GRPC_BRANCH_CALLER_H_
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -44,4 +44,4 @@ class GrpcBranchCaller final : public BranchCaller {
 
 }  // namespace dtm
 
-#endif  // DTM_SERVER_BRANCH_GRPC_BRANCH_CALLER_H_
+#endif  // DTM_SERVER_BRANCH_GRPC_GRPC_BRANCH_CALLER_H_

@@ -1,5 +1,5 @@
 // The barrier against the test run's real PostgreSQL (DTM_TEST_PG).
-#include "client/barrier.h"
+#include "client/pg/barrier.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/pg_exec.h"
+#include "storage/libpq/pg_exec.h"
 
 namespace dtm {
 namespace {

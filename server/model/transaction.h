@@ -1,7 +1,8 @@
 // Domain types of the coordinator: a global transaction and its branches. Plain structs,
-// independent of protobuf; shared by storage/, the engine and the API layer.
-#ifndef DTM_STORAGE_TRANSACTION_H_
-#define DTM_STORAGE_TRANSACTION_H_
+// independent of protobuf and of any database; the API layer, the engine and the stores all
+// speak them.
+#ifndef DTM_SERVER_MODEL_TRANSACTION_H_
+#define DTM_SERVER_MODEL_TRANSACTION_H_
 
 #include <cstdint>
 #include <map>
@@ -91,9 +92,19 @@ struct Transaction {
   bool operator==(const Transaction& o) const;
 };
 
+// A tcc branch as its client registers it: what to call to confirm it and to cancel it, and
+// the payload both calls carry.
+struct BranchRegistration {
+  std::string gid;
+  std::string branch_id;
+  std::string confirm;
+  std::string cancel;
+  std::string payload;
+};
+
 // Formats saga step index `i` as a branch id: 0 -> "01", 9 -> "10".
 std::string SagaBranchId(int step);
 
 }  // namespace dtm
 
-#endif  // DTM_STORAGE_TRANSACTION_H_
+#endif  // DTM_SERVER_MODEL_TRANSACTION_H_

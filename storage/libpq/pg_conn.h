@@ -3,8 +3,8 @@
 // bounded by a deadline so that a database that vanished is noticed instead of hanging.
 //
 // Not thread-safe: one thread uses a PgConn at a time.
-#ifndef DTM_STORAGE_POSTGRES_PG_CONN_H_
-#define DTM_STORAGE_POSTGRES_PG_CONN_H_
+#ifndef DTM_STORAGE_LIBPQ_PG_CONN_H_
+#define DTM_STORAGE_LIBPQ_PG_CONN_H_
 
 #include <libpq-fe.h>
 
@@ -17,13 +17,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "storage/libpq/pg_exec.h"
 
 namespace dtm {
-
-struct PgResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
 // Parameters of one statement: text, except bytes sent in binary (bytea).
 class PgParams {
@@ -62,12 +58,6 @@ class PgRow {
   int row_;
 };
 
-// What a statement or the connection reported. Connection failures are UNAVAILABLE; SQL
-// errors keep their SQLSTATE (see SqlState).
-absl::Status PgError(const PGresult* r, PGconn* conn, const std::string& what);
-// The SQLSTATE of an error built by PgError, or "".
-std::string SqlState(const absl::Status& s);
-
 class PgConn {
  public:
   // Connects and sets the search_path to `schema` (if not empty). `timeout` bounds the
@@ -85,8 +75,8 @@ class PgConn {
 
   // One statement outside pipeline mode (without parameters: a script of several). An
   // error result becomes the status.
-  absl::StatusOr<PgResult> Exec(const std::string& sql, const PgParams& params = {});
-  absl::StatusOr<PgResult> ExecPrepared(const std::string& name, const PgParams& params);
+  absl::StatusOr<pg::Result> Exec(const std::string& sql, const PgParams& params = {});
+  absl::StatusOr<pg::Result> ExecPrepared(const std::string& name, const PgParams& params);
   absl::Status Prepare(const std::string& name, const std::string& sql);
 
   // Pipeline: Send* queue statements; Flush sends a sync point and returns one result per
@@ -95,18 +85,18 @@ class PgConn {
   absl::Status BeginPipeline();
   absl::Status SendPrepared(const std::string& name, const PgParams& params);
   absl::Status SendSql(const std::string& sql);
-  absl::StatusOr<std::vector<PgResult>> Flush();
+  absl::StatusOr<std::vector<pg::Result>> Flush();
   // Flush in two halves: everything sent, then the answers read.
   absl::Status SendSync();
-  absl::StatusOr<std::vector<PgResult>> ReadResults();
+  absl::StatusOr<std::vector<pg::Result>> ReadResults();
   absl::Status EndPipeline();
 
  private:
   PgConn(PGconn* conn, absl::Duration timeout) : conn_(conn), timeout_(timeout) {}
   absl::Status FlushOutput();
-  absl::StatusOr<PgResult> NextResult();
+  absl::StatusOr<pg::Result> NextResult();
   // Completes one statement sent outside pipeline mode (`sent`: libpq accepted it).
-  absl::StatusOr<PgResult> FinishOne(bool sent, const std::string& what);
+  absl::StatusOr<pg::Result> FinishOne(bool sent, const std::string& what);
   absl::Status Fail(const std::string& what);
 
   PGconn* conn_;
@@ -120,4 +110,4 @@ std::string PgHostOf(const std::string& conninfo);
 
 }  // namespace dtm
 
-#endif  // DTM_STORAGE_POSTGRES_PG_CONN_H_
+#endif  // DTM_STORAGE_LIBPQ_PG_CONN_H_
