@@ -77,6 +77,31 @@ class EngineTest : public ::testing::Test {
     ADD_FAILURE() << gid << " was not claimable";
     return Transaction();
   }
+  absl::Status PrepareSync(Transaction t) {
+    absl::Notification n;
+    absl::Status out;
+    engine_->Prepare(std::move(t), [&](absl::Status s) {
+      out = std::move(s);
+      n.Notify();
+    });
+    n.WaitForNotification();
+    return out;
+  }
+  // A PREPARED msg of one step whose back-check is "h:1/s.S/QueryPrepared".
+  Transaction PreparedMsg(const std::string& gid) {
+    Transaction t;
+    t.gid = gid;
+    t.trans_type = TransType::kMsg;
+    t.status = GlobalStatus::kPrepared;
+    t.query_prepared = "h:1/s.S/QueryPrepared";
+    t.options.timeout_to_fail = absl::Seconds(5);
+    Branch b;
+    b.branch_id = SagaBranchId(0);
+    b.op = BranchOp::kAction;
+    b.target = "h:1/s.S/A1";
+    t.branches.push_back(b);
+    return t;
+  }
   // Waits until the engine has handled everything posted for `gid` so far.
   void Settle(const std::string& gid) { QuerySync(gid); }
   bool WaitUntil(const std::function<bool()>& cond) {
@@ -264,6 +289,93 @@ TEST_F(EngineTest, QueryReportsOnlyTheDurableGlobalStatus) {
   EXPECT_EQ(t.branches[0].status, BranchStatus::kFailed);
   caller_.Answer({CallOutcome::kSuccess, ""});
   EXPECT_TRUE(WaitStatus("g6", GlobalStatus::kFailed));
+}
+
+TEST_F(EngineTest, FailedBackChecksBackOffAndAreForgottenWhenTheClientSubmits) {
+  ASSERT_TRUE(PrepareSync(PreparedMsg("m1")).ok());
+  clock_.Advance(absl::Seconds(5));  // its timeout_to_fail: recovery claims it
+  EXPECT_TRUE(engine_->Resume(Claim("m1")));
+  EXPECT_EQ(caller_.Next(), "QueryPrepared");
+  EXPECT_EQ(caller_.Peek().metadata[3], std::make_pair(std::string("dtm-op"), std::string("msg")));
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE: down"});
+  ASSERT_TRUE(WaitUntil([&] { return engine_->back_check_errors_tracked() == 1; }));
+  // Postponed with backoff (at most retry_interval for the first error) and released.
+  ASSERT_TRUE(WaitUntil([&] { return store_->Get("m1")->owner.empty(); }));
+  Transaction stored = *store_->Get("m1");
+  EXPECT_EQ(stored.status, GlobalStatus::kPrepared);
+  EXPECT_GT(stored.next_retry_time, clock_.Now());
+  EXPECT_LE(stored.next_retry_time, clock_.Now() + absl::Seconds(1));
+  // Its client commits it after all: the count is moot and forgotten.
+  Transaction commit;
+  commit.gid = "m1";
+  commit.trans_type = TransType::kMsg;
+  auto r = SubmitSync(commit);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(engine_->back_check_errors_tracked(), 0u);
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("m1", GlobalStatus::kSucceeded));
+}
+
+TEST_F(EngineTest, BackCheckErrorOfAMsgResolvedElsewhereIsForgotten) {
+  ASSERT_TRUE(PrepareSync(PreparedMsg("m2")).ok());
+  clock_.Advance(absl::Seconds(5));
+  EXPECT_TRUE(engine_->Resume(Claim("m2")));
+  EXPECT_EQ(caller_.Next(), "QueryPrepared");
+  // Meanwhile its client aborts it through another replica.
+  UpdateOp abort;
+  abort.gid = "m2";
+  abort.expected_status = GlobalStatus::kPrepared;
+  abort.new_status = GlobalStatus::kFailed;
+  abort.update_time = abort.finish_time = clock_.Now();
+  ASSERT_TRUE(store_->WriteSync(abort).status.ok());
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE: down"});
+  // The failure is counted, then forgotten when the postponement finds it resolved.
+  ASSERT_TRUE(WaitUntil([&] { return engine_->back_check_errors_tracked() == 0; }));
+  EXPECT_EQ(store_->Get("m2")->status, GlobalStatus::kFailed);
+  EXPECT_EQ(caller_.pending(), 0u);
+}
+
+TEST_F(EngineTest, TccLeftPreparedPastItsTimeoutIsAbortedAndCancelled) {
+  Transaction tcc;
+  tcc.gid = "t1";
+  tcc.trans_type = TransType::kTcc;
+  tcc.status = GlobalStatus::kPrepared;
+  tcc.options.timeout_to_fail = absl::Seconds(5);
+  ASSERT_TRUE(PrepareSync(tcc).ok());
+  absl::Notification registered;
+  engine_->RegisterBranch({"t1", "01", "h:1/s.S/Confirm1", "h:1/s.S/Cancel1", "p"},
+                          [&](absl::Status s) {
+                            EXPECT_TRUE(s.ok()) << s;
+                            registered.Notify();
+                          });
+  registered.WaitForNotification();
+  clock_.Advance(absl::Seconds(5));
+  EXPECT_TRUE(engine_->Resume(Claim("t1")));
+  EXPECT_EQ(caller_.Next(), "Cancel1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("t1", GlobalStatus::kFailed));
+  EXPECT_THAT(store_->Get("t1")->rollback_reason, ::testing::HasSubstr("timeout_to_fail of 5s"));
+}
+
+TEST_F(EngineTest, TccClaimedBeforeItsTimeoutIsReleasedUntilThen) {
+  Transaction tcc;
+  tcc.gid = "t2";
+  tcc.trans_type = TransType::kTcc;
+  tcc.status = GlobalStatus::kPrepared;
+  tcc.options.timeout_to_fail = absl::Seconds(30);
+  ASSERT_TRUE(PrepareSync(tcc).ok());
+  // Due long before its timeout (as after a clock step on the database): claimed early.
+  UpdateOp due;
+  due.gid = "t2";
+  due.expected_status = due.new_status = GlobalStatus::kPrepared;
+  due.update_time = due.next_retry_time = clock_.Now();
+  ASSERT_TRUE(store_->WriteSync(due).status.ok());
+  EXPECT_TRUE(engine_->Resume(Claim("t2")));
+  ASSERT_TRUE(WaitUntil([&] { return store_->Get("t2")->owner.empty(); }));
+  Transaction stored = *store_->Get("t2");
+  EXPECT_EQ(stored.status, GlobalStatus::kPrepared);
+  EXPECT_EQ(stored.next_retry_time, stored.create_time + absl::Seconds(30));
 }
 
 }  // namespace

@@ -149,6 +149,38 @@ void OnPersisted(TransState& s, const WrittenState& written, const absl::Status&
   for (const auto& [idx, st] : written.branches) s.rt[idx].durable_status = st;
 }
 
+GlobalStatus AbortedStatus(TransType type) {
+  return type == TransType::kTcc ? GlobalStatus::kAborting : GlobalStatus::kFailed;
+}
+
+absl::Status TypeMismatch(const Transaction& t, TransType asked) {
+  return absl::AlreadyExistsError(absl::StrCat("gid '", t.gid, "' already exists as a ",
+                                               TransTypeName(t.trans_type), " transaction, not a ",
+                                               TransTypeName(asked)));
+}
+
+absl::Status CheckAbortAgain(const Transaction& t, TransType asked) {
+  if (t.trans_type != asked) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("gid '", t.gid, "' is a ", TransTypeName(t.trans_type), " transaction, not a ",
+                     TransTypeName(asked), "; Abort is for a PREPARED tcc or msg"));
+  }
+  bool aborted = t.status == GlobalStatus::kFailed ||
+                 (t.status == GlobalStatus::kAborting && asked == TransType::kTcc);
+  if (aborted) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(TransTypeName(asked), " '", t.gid,
+                                                    "' is already ", GlobalStatusName(t.status),
+                                                    "; only a PREPARED one can be aborted"));
+}
+
+absl::Status CheckPrepareAgain(const Transaction& existing, TransType asked) {
+  if (existing.trans_type != asked) return TypeMismatch(existing, asked);
+  if (existing.status == GlobalStatus::kPrepared) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(TransTypeName(asked), " '", existing.gid, "' is already ",
+                   GlobalStatusName(existing.status), "; Prepare needs a new gid"));
+}
+
 Decision Decide(TransState& s, absl::Time now, absl::Duration lease) {
   Decision d;
   switch (s.txn.trans_type) {

@@ -4,7 +4,7 @@
 // timer, answer waiters). saga.cc, tcc.cc and msg.cc hold what differs; this file's
 // functions dispatch on the transaction's type.
 //
-// Semantics (DESIGN.md §3):
+// Semantics (DTM's, with its known flaws fixed; README.md describes them for users):
 // - Saga: actions in order (or as the `after` DAG allows); all succeed -> SUCCEEDED. An
 //   action's FAILURE, `timeout_to_fail`, or `retry_limit` exhausted -> ABORTING, then the
 //   compensation of every attempted step in reverse (reverse-DAG) order -> FAILED.
@@ -15,8 +15,9 @@
 //   succeeded, or all at once when concurrent -> SUCCEEDED. A message never fails.
 // - Compensations, confirms, cancels and msg actions must eventually succeed: FAILURE there is
 //   retried with backoff like a transient error, and stays visible (attempts, last_error).
-// - A PREPARED transaction is never driven here: the engine handles Prepare, RegisterBranch,
-//   the client's Submit/Abort and the coordinator's timeout / back-check through the store.
+// - A PREPARED transaction is never driven by Decide: the engine handles Prepare,
+//   RegisterBranch, the client's Submit/Abort and the coordinator's timeout / back-check
+//   through the store, by the rules at the end of this file.
 //
 // Durability rule: a branch is called only once the record that makes it callable is
 // durable (the created transaction for first actions, the durable success of its
@@ -29,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/branch/branch_caller.h"
 #include "server/engine/backoff.h"
@@ -104,6 +106,47 @@ Decision Decide(TransState& s, absl::Time now, absl::Duration lease);
 
 // True if the saga's step `step` had its action called (or possibly called).
 bool SagaStepAttempted(const TransState& s, int step);
+
+// --- PREPARED tcc and msg --------------------------------------------------------------------
+// A PREPARED transaction is not driven by Decide: it waits in the store for its client's
+// Submit or Abort (any replica may receive them). These rules answer what the client asks
+// of it, and what the engine does when it is still PREPARED after its timeout_to_fail and
+// recovery claims it. Pure, like the machines above.
+
+// What to do with a claimed PREPARED transaction: leave PREPARED for `to`, with `reason` as
+// its rollback_reason; or, if `to` is kUnspecified, stay PREPARED and be claimed again at
+// `retry_at`.
+struct PreparedStep {
+  GlobalStatus to = GlobalStatus::kUnspecified;
+  std::string reason;
+  absl::Time retry_at = absl::InfinitePast();
+
+  bool leaves() const { return to != GlobalStatus::kUnspecified; }
+};
+
+// A claimed PREPARED tcc (tcc.cc): its client neither submitted nor aborted it within
+// timeout_to_fail, so it is aborted (ABORTING: its cancels run). Claimed before its timeout
+// (made due by RetryNow), it waits for the real one.
+PreparedStep OnPreparedTccDue(const Transaction& tcc, absl::Time now);
+// The answer of a claimed PREPARED msg's back-check (msg.cc): committed locally (success) ->
+// SUBMITTED, delivered; rolled back (failure) -> FAILED, nothing delivered; ongoing -> asked
+// again after retry_interval; an error -> asked again with backoff, `consecutive_errors`
+// (this one included) doubling the wait from retry_interval, `jitter` in [0, 1].
+PreparedStep OnBackCheckResult(const Transaction& msg, const BranchResult& result,
+                               int consecutive_errors, absl::Time now, double jitter);
+
+// The status a client's Abort moves a PREPARED `type` to: a tcc's cancels must run
+// (ABORTING); a msg has delivered nothing, so there is nothing to undo (FAILED).
+GlobalStatus AbortedStatus(TransType type);
+// Whether an Abort by a client who takes the gid for a `asked` may be answered with `t`'s
+// state now that `t` left PREPARED: OK for a repeat of an earlier abort (FAILED, or a tcc
+// still ABORTING); FAILED_PRECONDITION if it moved on otherwise or is of another type.
+absl::Status CheckAbortAgain(const Transaction& t, TransType asked);
+// Whether a Prepare of a gid that exists as `existing` is a harmless repeat (OK: PREPARED,
+// same type), is of another type (ALREADY_EXISTS) or comes too late (FAILED_PRECONDITION).
+absl::Status CheckPrepareAgain(const Transaction& existing, TransType asked);
+// ALREADY_EXISTS: `t`'s gid is taken by a transaction of another type than `asked`.
+absl::Status TypeMismatch(const Transaction& t, TransType asked);
 
 }  // namespace dtm
 

@@ -1,6 +1,10 @@
 // Two-phase message once submitted: deliver every action, in order (each after the one
 // before durably succeeded) or all at once when concurrent. A message cannot fail: FAILURE is
 // retried like a transient error.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/backoff.h"
 #include "server/engine/machine_internal.h"
 
 namespace dtm {
@@ -26,4 +30,29 @@ void DecideMsg(TransState& s, absl::Time now, Decision& d) {
 }
 
 }  // namespace machine
+
+PreparedStep OnBackCheckResult(const Transaction& msg, const BranchResult& result,
+                               int consecutive_errors, absl::Time now, double jitter) {
+  PreparedStep step;
+  const TransOptions& o = msg.options;
+  switch (result.outcome) {
+    case CallOutcome::kSuccess:
+      step.to = GlobalStatus::kSubmitted;
+      break;
+    case CallOutcome::kFailure:
+      step.to = GlobalStatus::kFailed;
+      step.reason = absl::StrCat("back-check ", msg.query_prepared,
+                                 " says the local transaction rolled back: ", result.message);
+      break;
+    case CallOutcome::kOngoing:
+      step.retry_at = now + o.retry_interval;
+      break;
+    case CallOutcome::kError:
+      step.retry_at = now + BackoffPolicy{o.retry_interval, o.max_retry_interval}.Jittered(
+                                std::max(1, consecutive_errors), jitter);
+      break;
+  }
+  return step;
+}
+
 }  // namespace dtm

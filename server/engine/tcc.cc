@@ -2,6 +2,7 @@
 // registration order. The coordinator cannot know whether a branch's Try ran (the client
 // calls it), so an aborted tcc cancels every registered branch; branch services make a
 // cancel without a Try harmless (the barrier, DTM's "null compensation").
+#include "absl/strings/str_cat.h"
 #include "server/engine/machine_internal.h"
 
 namespace dtm {
@@ -18,4 +19,19 @@ void DecideTcc(TransState& s, absl::Time now, Decision& d) {
 }
 
 }  // namespace machine
+
+PreparedStep OnPreparedTccDue(const Transaction& tcc, absl::Time now) {
+  PreparedStep step;
+  const absl::Time deadline = tcc.create_time + tcc.options.timeout_to_fail;
+  if (now < deadline) {
+    step.retry_at = deadline;
+    return step;
+  }
+  step.to = GlobalStatus::kAborting;
+  step.reason =
+      absl::StrCat("timeout_to_fail of ", absl::FormatDuration(tcc.options.timeout_to_fail),
+                   " passed while PREPARED: the client neither submitted nor aborted it");
+  return step;
+}
+
 }  // namespace dtm

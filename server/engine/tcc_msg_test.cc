@@ -226,5 +226,97 @@ TEST(MsgTest, RetryNowOverridesTheDelay) {
   EXPECT_THAT(Decide(st, kStart, kLease).calls, ElementsAre(0));
 }
 
+// --- PREPARED tcc and msg ---------------------------------------------------------------------
+
+Transaction Prepared(Transaction t) {
+  t.status = GlobalStatus::kPrepared;
+  t.options.timeout_to_fail = absl::Seconds(35);
+  t.query_prepared = "h:1/s.S/QueryPrepared";
+  return t;
+}
+
+TEST(PreparedTest, TccClaimedBeforeItsTimeoutWaitsForIt) {
+  Transaction tcc = Prepared(MakeTcc(GlobalStatus::kPrepared, 1));
+  PreparedStep step = OnPreparedTccDue(tcc, kStart + absl::Seconds(10));
+  EXPECT_FALSE(step.leaves());
+  EXPECT_EQ(step.retry_at, kStart + absl::Seconds(35));
+}
+
+TEST(PreparedTest, TccPastItsTimeoutIsAbortedSayingWhy) {
+  Transaction tcc = Prepared(MakeTcc(GlobalStatus::kPrepared, 1));
+  PreparedStep step = OnPreparedTccDue(tcc, kStart + absl::Seconds(35));
+  EXPECT_EQ(step.to, GlobalStatus::kAborting);  // its cancels run
+  EXPECT_THAT(step.reason, ::testing::HasSubstr("timeout_to_fail of 35s passed while PREPARED"));
+}
+
+TEST(PreparedTest, BackCheckSuccessDeliversTheMessage) {
+  PreparedStep step = OnBackCheckResult(Prepared(MakeMsg(1)), Success(), 0, kStart, 0.5);
+  EXPECT_EQ(step.to, GlobalStatus::kSubmitted);
+  EXPECT_EQ(step.reason, "");
+}
+
+TEST(PreparedTest, BackCheckFailureDropsTheMessageWithTheBranchsReason) {
+  PreparedStep step = OnBackCheckResult(Prepared(MakeMsg(1)), Failure(), 0, kStart, 0.5);
+  EXPECT_EQ(step.to, GlobalStatus::kFailed);
+  EXPECT_THAT(step.reason, ::testing::HasSubstr("h:1/s.S/QueryPrepared"));
+  EXPECT_THAT(step.reason, ::testing::HasSubstr("rolled back: ABORTED: no"));
+}
+
+TEST(PreparedTest, BackCheckOngoingAsksAgainAfterRetryIntervalWithoutBackoff) {
+  Transaction msg = Prepared(MakeMsg(1));
+  PreparedStep step = OnBackCheckResult(msg, Ongoing(), 0, kStart, 0.5);
+  EXPECT_FALSE(step.leaves());
+  EXPECT_EQ(step.retry_at, kStart + absl::Seconds(1));
+}
+
+TEST(PreparedTest, BackCheckErrorsBackOffFromRetryIntervalUpToTheMaximum) {
+  Transaction msg = Prepared(MakeMsg(1));  // retry_interval 1s, max_retry_interval 4s
+  auto wait = [&](int errors, double jitter) {
+    PreparedStep step = OnBackCheckResult(msg, Error(), errors, kStart, jitter);
+    EXPECT_FALSE(step.leaves());
+    return step.retry_at - kStart;
+  };
+  EXPECT_EQ(wait(1, 1.0), absl::Seconds(1));
+  EXPECT_EQ(wait(1, 0.0), absl::Milliseconds(500));  // jitter never below half
+  EXPECT_EQ(wait(2, 1.0), absl::Seconds(2));
+  EXPECT_EQ(wait(3, 1.0), absl::Seconds(4));
+  EXPECT_EQ(wait(10, 1.0), absl::Seconds(4));  // capped
+}
+
+TEST(PreparedTest, AbortCancelsATccAndDropsAMsg) {
+  EXPECT_EQ(AbortedStatus(TransType::kTcc), GlobalStatus::kAborting);
+  EXPECT_EQ(AbortedStatus(TransType::kMsg), GlobalStatus::kFailed);
+}
+
+TEST(PreparedTest, AbortAgainIsFineOnlyForAnAbortedOne) {
+  Transaction tcc = MakeTcc(GlobalStatus::kAborting, 1);
+  EXPECT_TRUE(CheckAbortAgain(tcc, TransType::kTcc).ok());  // still cancelling
+  tcc.status = GlobalStatus::kFailed;
+  EXPECT_TRUE(CheckAbortAgain(tcc, TransType::kTcc).ok());
+  tcc.status = GlobalStatus::kSucceeded;
+  absl::Status late = CheckAbortAgain(tcc, TransType::kTcc);
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(late.message()), ::testing::HasSubstr("already SUCCEEDED"));
+  tcc.status = GlobalStatus::kSubmitted;  // confirming: too late to abort
+  EXPECT_EQ(CheckAbortAgain(tcc, TransType::kTcc).code(), absl::StatusCode::kFailedPrecondition);
+
+  Transaction msg = MakeMsg(1);
+  msg.status = GlobalStatus::kFailed;
+  EXPECT_TRUE(CheckAbortAgain(msg, TransType::kMsg).ok());
+  absl::Status other = CheckAbortAgain(msg, TransType::kTcc);
+  EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(other.message()), ::testing::HasSubstr("is a msg transaction"));
+}
+
+TEST(PreparedTest, PrepareAgainIsARepeatOnlyWhilePreparedAndOfTheSameType) {
+  Transaction tcc = MakeTcc(GlobalStatus::kPrepared, 0);
+  EXPECT_TRUE(CheckPrepareAgain(tcc, TransType::kTcc).ok());
+  EXPECT_EQ(CheckPrepareAgain(tcc, TransType::kMsg).code(), absl::StatusCode::kAlreadyExists);
+  tcc.status = GlobalStatus::kSubmitted;
+  absl::Status late = CheckPrepareAgain(tcc, TransType::kTcc);
+  EXPECT_EQ(late.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(late.message()), ::testing::HasSubstr("needs a new gid"));
+}
+
 }  // namespace
 }  // namespace dtm

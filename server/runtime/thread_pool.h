@@ -16,15 +16,16 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "server/runtime/executor.h"
 
 namespace dtm {
 
-class ThreadPool {
+class ThreadPool final : public Executor {
  public:
   explicit ThreadPool(int threads);
   ~ThreadPool();  // Runs what is queued, then joins.
 
-  void Post(std::function<void()> task);
+  void Post(std::function<void()> task) override;
   // Runs every queued task and joins the workers. Later Posts are dropped.
   void Shutdown();
 
@@ -37,11 +38,11 @@ class ThreadPool {
   std::vector<std::thread> workers_;
 };
 
-class Strand : public std::enable_shared_from_this<Strand> {
+class Strand final : public Executor, public std::enable_shared_from_this<Strand> {
  public:
   explicit Strand(ThreadPool* pool) : pool_(pool) {}
   // Queues `task`; tasks of one strand never run concurrently and run in posting order.
-  void Post(std::function<void()> task);
+  void Post(std::function<void()> task) override;
 
  private:
   void Drain();

@@ -1,0 +1,41 @@
+// Helpers the Engine's parts (engine.cc, runner.cc, prepared.cc) share. Not for other layers.
+#ifndef DTM_SERVER_ENGINE_ENGINE_INTERNAL_H_
+#define DTM_SERVER_ENGINE_ENGINE_INTERNAL_H_
+
+#include <functional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "server/engine/engine_types.h"
+#include "server/runtime/executor.h"
+#include "storage/store.h"
+
+namespace dtm::engine_internal {
+
+inline SubmitResult ResultOf(const Transaction& t) {
+  return SubmitResult{t.gid, t.status, t.rollback_reason};
+}
+
+// A uniform draw from [0, 1] for backoff jitter.
+double Jitter();
+
+// True for 1, 2, 4, 8, ...: log a repeated problem at these counts, visible without flooding.
+inline bool PowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// UNAVAILABLE "<what>: the coordinator is shutting down".
+absl::Status ShuttingDown(absl::string_view what);
+
+// Queues `op` for the group commit and runs `then` with its result on `executor`. The store
+// completes writes on its single writer thread, which must never run engine work: every
+// write's continuation hops to the pool or to its transaction's strand.
+inline void WriteThen(Store* store, WriteOp op, Executor* executor,
+                      std::function<void(WriteResult)> then) {
+  store->Write(std::move(op), [executor, then = std::move(then)](WriteResult r) mutable {
+    executor->Post([then = std::move(then), r = std::move(r)]() mutable { then(std::move(r)); });
+  });
+}
+
+}  // namespace dtm::engine_internal
+
+#endif  // DTM_SERVER_ENGINE_ENGINE_INTERNAL_H_

@@ -1,0 +1,42 @@
+// What the Engine's callers and its parts share: its options and the shapes of its answers.
+#ifndef DTM_SERVER_ENGINE_ENGINE_TYPES_H_
+#define DTM_SERVER_ENGINE_ENGINE_TYPES_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/model/transaction.h"
+
+namespace dtm {
+
+struct EngineOptions {
+  // How long this coordinator's claim on a transaction lasts without renewal (RenewLeases),
+  // and how far next_retry_time is pushed ahead while a call is in flight: after a crash,
+  // another replica (or this one, restarted) picks the work up once both have passed.
+  absl::Duration lease = absl::Seconds(10);
+  // This coordinator's identity in the store's owner column; unique per process.
+  std::string owner = "dtmd";
+  // Delay before a write that failed (database unavailable) is tried again.
+  absl::Duration write_retry = absl::Seconds(1);
+  // Sent to branches as dtm-dtm.
+  std::string self_address;
+};
+
+// The answer to a Submit or an Abort: the transaction's status once the request is durable
+// (or, with wait_result, once it ended or stalled).
+struct SubmitResult {
+  std::string gid;
+  GlobalStatus status = GlobalStatus::kUnspecified;
+  std::string rollback_reason;
+};
+
+using SubmitDone = std::function<void(absl::StatusOr<SubmitResult>)>;
+using TxnDone = std::function<void(absl::StatusOr<Transaction>)>;
+using StatusDone = std::function<void(absl::Status)>;
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_ENGINE_ENGINE_TYPES_H_

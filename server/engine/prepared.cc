@@ -1,0 +1,286 @@
+#include "server/engine/prepared.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/engine_internal.h"
+
+namespace dtm {
+
+using engine_internal::Jitter;
+using engine_internal::PowerOfTwo;
+using engine_internal::ResultOf;
+using engine_internal::ShuttingDown;
+using engine_internal::WriteThen;
+
+int BackCheckErrors::Failed(const std::string& gid, absl::Time now, absl::Duration forget_after) {
+  absl::MutexLock lock(&mu_);
+  Entry& e = entries_[gid];
+  e.count++;
+  e.forget_at = now + forget_after;
+  int count = e.count;
+  PruneLocked(now);
+  return count;
+}
+
+void BackCheckErrors::Forget(const std::string& gid) {
+  absl::MutexLock lock(&mu_);
+  entries_.erase(gid);
+}
+
+size_t BackCheckErrors::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+void BackCheckErrors::PruneLocked(absl::Time now) {
+  if (entries_.size() < prune_at_) return;
+  absl::erase_if(entries_, [now](const auto& kv) { return kv.second.forget_at <= now; });
+  prune_at_ = std::max<size_t>(64, 2 * entries_.size());
+}
+
+PreparedProtocol::PreparedProtocol(const EngineOptions& options, Store* store, BranchCaller* caller,
+                                   Clock* clock, ThreadPool* pool, Runner* runner)
+    : options_(options),
+      store_(store),
+      caller_(caller),
+      clock_(clock),
+      pool_(pool),
+      runner_(runner) {}
+
+void PreparedProtocol::Prepare(Transaction txn, StatusDone done) {
+  absl::Time now = clock_->Now();
+  txn.create_time = txn.update_time = now;
+  // Nobody works on it until its client decides or its timeout passes.
+  txn.next_retry_time = now + txn.options.timeout_to_fail;
+  txn.owner.clear();
+  txn.lease_expire = absl::InfinitePast();
+  TransType type = txn.trans_type;
+  WriteThen(store_, CreateOp{std::move(txn)}, pool_, [type, done = std::move(done)](WriteResult r) {
+    if (absl::IsAlreadyExists(r.status) && r.existing) {
+      done(CheckPrepareAgain(*r.existing, type));
+    } else {
+      done(r.status);
+    }
+  });
+}
+
+void PreparedProtocol::RegisterBranch(BranchRegistration registration, StatusDone done) {
+  RegisterOp op{std::move(registration)};
+  op.update_time = clock_->Now();
+  WriteThen(store_, std::move(op), pool_,
+            [done = std::move(done)](WriteResult r) { done(r.status); });
+}
+
+void PreparedProtocol::Abort(const std::string& gid, TransType type, const std::string& reason,
+                             SubmitDone done) {
+  // An Abort of a transaction past PREPARED: a repeat of an earlier abort is fine.
+  auto answer = [type](const Transaction& t) -> absl::StatusOr<SubmitResult> {
+    absl::Status again = CheckAbortAgain(t, type);
+    if (!again.ok()) return again;
+    return ResultOf(t);
+  };
+  if (Runner::ActivePtr a = runner_->Find(gid)) {
+    runner_->WithDurableView(
+        a, [answer, done = std::move(done)](const Transaction& t) { done(answer(t)); });
+    return;
+  }
+  pool_->Post([this, gid, type, reason, answer, done = std::move(done)]() mutable {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok()) {
+      done(t.status());
+      return;
+    }
+    if (t->status != GlobalStatus::kPrepared || t->trans_type != type) {
+      done(answer(*t));
+      return;
+    }
+    std::string why = reason.empty() ? "aborted by the client" : reason;
+    bool wait = t->options.wait_result;
+    GlobalStatus to = AbortedStatus(type);
+    back_check_errors_.Forget(gid);
+    Leave(*t, to, why, "",
+          [this, gid, type, wait, to, why, answer, done = std::move(done)](
+              absl::Status st, Runner::ActivePtr a) mutable {
+            if (a) {
+              runner_->Attach(a, type, wait, std::move(done));
+            } else if (st.ok()) {
+              done(SubmitResult{gid, to, why});
+            } else if (absl::IsFailedPrecondition(st)) {  // it moved on meanwhile
+              absl::StatusOr<Transaction> now = store_->Get(gid);
+              done(now.ok() ? answer(*now) : now.status());
+            } else {
+              done(st);
+            }
+          });
+  });
+}
+
+void PreparedProtocol::Submit(const std::string& gid, TransType type, bool wait, SubmitDone done) {
+  if (runner_->stopping()) {
+    done(ShuttingDown("Submit"));
+    return;
+  }
+  if (Runner::ActivePtr a = runner_->Find(gid)) {  // committed already, running here
+    runner_->Attach(a, type, wait, std::move(done));
+    return;
+  }
+  pool_->Post([this, gid, type, wait, done = std::move(done)]() mutable {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (absl::IsNotFound(t.status())) {
+      done(absl::NotFoundError(absl::StrCat(TransTypeName(type), " gid '", gid,
+                                            "' not found: Prepare it before Submit")));
+      return;
+    }
+    if (!t.ok()) {
+      done(t.status());
+      return;
+    }
+    if (t->trans_type != type) {
+      done(TypeMismatch(*t, type));
+      return;
+    }
+    if (t->status != GlobalStatus::kPrepared) {  // committed (or ended) before: no second read
+      if (Runner::ActivePtr a = runner_->Find(gid)) {
+        runner_->Attach(a, type, wait, std::move(done));
+      } else {
+        done(ResultOf(*t));
+      }
+      return;
+    }
+    back_check_errors_.Forget(gid);
+    Leave(*t, GlobalStatus::kSubmitted, "", "",
+          [this, gid, type, wait, done = std::move(done)](absl::Status st,
+                                                          Runner::ActivePtr a) mutable {
+            if (a) {
+              runner_->Attach(a, type, wait, std::move(done));
+            } else if (absl::IsFailedPrecondition(st)) {  // it moved on meanwhile
+              runner_->AnswerExisting(gid, type, wait, std::move(done));
+            } else {
+              done(st);
+            }
+          });
+  });
+}
+
+void PreparedProtocol::Leave(const Transaction& prepared, GlobalStatus to,
+                             const std::string& reason, const std::string& fence,
+                             std::function<void(absl::Status, Runner::ActivePtr)> then) {
+  absl::Time now = clock_->Now();
+  UpdateOp op;
+  op.gid = prepared.gid;
+  op.owner = fence;
+  op.expected_status = GlobalStatus::kPrepared;
+  op.new_status = to;
+  op.rollback_reason = reason;
+  op.update_time = now;
+  op.reassign = true;
+  if (IsTerminal(to)) {
+    op.finish_time = now;
+  } else {
+    op.next_retry_time = now + std::max(options_.lease, prepared.options.delay);
+    op.new_owner = options_.owner;
+    op.new_lease_expire = now + options_.lease;
+  }
+  std::string gid = prepared.gid;
+  WriteThen(store_, std::move(op), pool_, [this, gid, to, then = std::move(then)](WriteResult r) {
+    if (!r.status.ok() || IsTerminal(to)) {
+      then(r.status, nullptr);
+      return;
+    }
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok()) {
+      // Stored as ours; recovery resumes it once the lease runs out.
+      then(t.status(), nullptr);
+      return;
+    }
+    Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
+    runner_->Start(a);
+    then(absl::OkStatus(), a);
+  });
+}
+
+void PreparedProtocol::OnDue(Transaction txn) {
+  switch (txn.trans_type) {
+    case TransType::kMsg:
+      BackCheck(std::move(txn));
+      return;
+    case TransType::kTcc:
+      Apply(txn, OnPreparedTccDue(txn, clock_->Now()));
+      return;
+    default:
+      return;
+  }
+}
+
+void PreparedProtocol::Apply(const Transaction& txn, const PreparedStep& step) {
+  if (!step.leaves()) {
+    Postpone(txn, step.retry_at);
+    return;
+  }
+  back_check_errors_.Forget(txn.gid);
+  std::string what;
+  if (step.to == GlobalStatus::kAborting) what = "timed out while PREPARED; aborting";
+  if (step.to == GlobalStatus::kSubmitted) what = "back-check says committed; delivering";
+  if (step.to == GlobalStatus::kFailed) what = "back-check says rolled back; dropped";
+  std::string name = absl::StrCat(TransTypeName(txn.trans_type), " gid=", txn.gid);
+  Leave(txn, step.to, step.reason, options_.owner,
+        [name, what](absl::Status st, Runner::ActivePtr) {
+          // Not OK: its client decided meanwhile, or another replica took it over.
+          if (st.ok()) std::fprintf(stderr, "dtmd: %s %s\n", name.c_str(), what.c_str());
+        });
+}
+
+void PreparedProtocol::BackCheck(Transaction txn) {
+  if (runner_->stopping()) return;
+  absl::Time now = clock_->Now();
+  // As for branch calls: the check must end while the claim still holds.
+  absl::Duration margin = std::min(txn.options.request_timeout, options_.lease / 2);
+  if (txn.owner != options_.owner || now + margin >= txn.lease_expire) return;
+  BranchCall call;
+  call.target = txn.query_prepared;
+  call.timeout = txn.options.request_timeout;
+  call.metadata = runner_->Metadata(txn, "00", "msg");
+  caller_->Call(std::move(call), [this, txn = std::move(txn)](BranchResult r) mutable {
+    pool_->Post([this, txn = std::move(txn), r = std::move(r)] {
+      absl::Time now = clock_->Now();
+      int errors = 0;
+      if (r.outcome == CallOutcome::kError) {
+        // Another back-check of it comes at most max_retry_interval later (plus a claim):
+        // silence for longer means it was resolved elsewhere.
+        absl::Duration forget_after = 2 * txn.options.max_retry_interval + options_.lease;
+        errors = back_check_errors_.Failed(txn.gid, now, forget_after);
+        if (PowerOfTwo(errors)) {
+          std::fprintf(stderr, "dtmd: back-check of msg gid=%s failed (%d in a row): %s\n",
+                       txn.gid.c_str(), errors, r.message.c_str());
+        }
+      } else {
+        back_check_errors_.Forget(txn.gid);
+      }
+      Apply(txn, OnBackCheckResult(txn, r, errors, now, Jitter()));
+    });
+  });
+}
+
+void PreparedProtocol::Postpone(const Transaction& txn, absl::Time at) {
+  UpdateOp op;
+  op.gid = txn.gid;
+  op.owner = options_.owner;
+  op.expected_status = GlobalStatus::kPrepared;
+  op.new_status = GlobalStatus::kPrepared;
+  op.update_time = clock_->Now();
+  op.next_retry_time = at;
+  op.reassign = true;  // released: whoever is free when it is due claims it
+  std::string gid = txn.gid;
+  store_->Write(std::move(op), [this, gid](const WriteResult& r) {
+    // Not PREPARED any more (or gone): resolved meanwhile, its error count is moot. Any other
+    // failure: the claim lapses and recovery claims it again.
+    if (absl::IsFailedPrecondition(r.status) || absl::IsNotFound(r.status)) {
+      back_check_errors_.Forget(gid);
+    }
+  });
+}
+
+}  // namespace dtm

@@ -1,0 +1,539 @@
+#include "server/engine/runner.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/engine_internal.h"
+
+namespace dtm {
+
+using engine_internal::PowerOfTwo;
+using engine_internal::ResultOf;
+using engine_internal::ShuttingDown;
+using engine_internal::WriteThen;
+
+struct Runner::Active {
+  std::shared_ptr<Strand> strand;
+  TransState state;  // touched only on `strand`
+  std::vector<SubmitDone> submit_waiters;
+  std::vector<TxnDone> stop_waiters;
+  std::optional<TimerQueue::TimerId> timer;
+  absl::Time timer_at = absl::InfinitePast();
+  bool retired = false;
+  // Whether this coordinator holds the lease (created or claimed it here), and until when.
+  // Branches are called only under a lease with time to spare; a transaction loaded for a
+  // ForceStop from another replica's hands is not owned and only writes its end, unfenced.
+  bool owned = false;
+  std::atomic<int64_t> lease_until_us{INT64_MIN};
+  bool starved = false;  // calls were held back for want of lease time
+
+  absl::Time lease_until() const { return absl::FromUnixMicros(lease_until_us.load()); }
+  void ExtendLease(absl::Time until) {
+    int64_t us = absl::ToUnixMicros(until);
+    int64_t cur = lease_until_us.load();
+    while (cur < us && !lease_until_us.compare_exchange_weak(cur, us)) {
+    }
+  }
+};
+
+namespace {
+
+constexpr char kNeedsLive[] = "; ForceStop needs a non-terminal one";
+
+// Longer than any claim takes from its read to Resume.
+constexpr absl::Duration kRetiredMemory = absl::Minutes(1);
+
+// The transaction as a reader may rely on: the global status is the durable one (a status
+// whose write is still in flight is not reported yet); branches show their latest results.
+Transaction DurableView(const TransState& s) {
+  Transaction t = s.txn;
+  if (t.status != s.durable_status) {
+    t.status = s.durable_status;
+    if (!IsTerminal(t.status)) t.finish_time = absl::InfinitePast();
+    if (t.status == GlobalStatus::kSubmitted) t.rollback_reason.clear();
+  }
+  return t;
+}
+
+// The answer to a waiting Submit when the transaction goes on elsewhere (shutdown, a lost
+// lease): its durable status, which says it is still running.
+SubmitResult StillRunning(const TransState& s) {
+  SubmitResult r = ResultOf(s.txn);
+  r.status = s.durable_status;
+  return r;
+}
+
+// A branch that must eventually succeed (compensate, confirm, cancel, a msg's action) and
+// keeps failing needs a human: say so in the log, at attempts 1, 2, 4, 8, ... so a stuck one
+// stays visible without flooding.
+void LogIfStuck(const Transaction& t, int index, const BranchResult& r) {
+  const Branch& b = t.branches[index];
+  if (r.outcome == CallOutcome::kSuccess || !PowerOfTwo(b.attempts)) return;
+  if (t.trans_type == TransType::kSaga && b.op == BranchOp::kAction) return;
+  std::fprintf(stderr, "dtmd: %s not done yet gid=%s branch_id=%s target=%s attempts=%d error=%s\n",
+               BranchOpName(b.op), t.gid.c_str(), b.branch_id.c_str(), b.target.c_str(), b.attempts,
+               r.message.c_str());
+}
+
+absl::Status AlreadyEnded(const Transaction& t, absl::string_view what) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("transaction '", t.gid, "' is already ", GlobalStatusName(t.status), what));
+}
+
+}  // namespace
+
+Runner::Runner(const EngineOptions& options, Store* store, BranchCaller* caller, Clock* clock,
+               TimerQueue* timers, ThreadPool* pool)
+    : options_(options),
+      store_(store),
+      caller_(caller),
+      clock_(clock),
+      timers_(timers),
+      pool_(pool),
+      self_address_(options_.self_address) {}
+
+Runner::~Runner() = default;
+
+bool Runner::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+void Runner::set_self_address(std::string address) {
+  absl::MutexLock lock(&mu_);
+  self_address_ = std::move(address);
+}
+
+std::string Runner::self_address() const {
+  absl::MutexLock lock(&mu_);
+  return self_address_;
+}
+
+size_t Runner::active_count() const {
+  absl::MutexLock lock(&mu_);
+  return active_.size();
+}
+
+Runner::ActivePtr Runner::Find(const std::string& gid) const {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(gid);
+  return it == active_.end() ? nullptr : it->second;
+}
+
+Runner::ActivePtr Runner::Activate(Transaction txn, bool recovered) {
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(txn.gid);
+  if (it != active_.end()) return it->second;
+  if (recovered && retired_.contains(txn.gid)) return nullptr;
+  auto a = std::make_shared<Active>();
+  a->strand = std::make_shared<Strand>(pool_);
+  std::string gid = txn.gid;
+  a->owned = !txn.owner.empty() && txn.owner == options_.owner;
+  if (a->owned) a->ExtendLease(txn.lease_expire);
+  // A msg is delivered `delay` after it was submitted (after a restart, its stored
+  // next_retry_time already held the claim back until then).
+  absl::Time deliver_at = txn.update_time + txn.options.delay;
+  bool delayed =
+      !recovered && txn.trans_type == TransType::kMsg && txn.options.delay > absl::ZeroDuration();
+  a->state = recovered ? RecoveredTransState(std::move(txn)) : NewTransState(std::move(txn));
+  if (delayed) HoldCallsUntil(a->state, deliver_at);
+  active_.emplace(std::move(gid), a);
+  return a;
+}
+
+void Runner::Start(const ActivePtr& a) {
+  a->strand->Post([this, a] { Drive(a); });
+}
+
+void Runner::Attach(const ActivePtr& a, TransType type, bool wait, SubmitDone done) {
+  a->strand->Post([this, a, type, wait, done = std::move(done)]() mutable {
+    const Transaction& t = a->state.txn;
+    if (t.trans_type != type) {
+      done(TypeMismatch(t, type));
+      return;
+    }
+    if (!wait || a->retired) {
+      done(StillRunning(a->state));
+    } else {
+      a->submit_waiters.push_back(std::move(done));
+    }
+    Drive(a);
+  });
+}
+
+void Runner::AnswerExisting(const std::string& gid, TransType type, bool wait, SubmitDone done) {
+  if (ActivePtr a = Find(gid)) {
+    Attach(a, type, wait, std::move(done));
+    return;
+  }
+  pool_->Post([this, gid, type, done = std::move(done)] {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok()) {
+      done(t.status());
+    } else if (t->trans_type != type) {
+      done(TypeMismatch(*t, type));
+    } else {
+      done(ResultOf(*t));
+    }
+  });
+}
+
+void Runner::WithDurableView(const ActivePtr& a, std::function<void(const Transaction&)> fn) {
+  a->strand->Post([a, fn = std::move(fn)] { fn(DurableView(a->state)); });
+}
+
+void Runner::Query(const std::string& gid, TxnDone done) {
+  if (ActivePtr a = Find(gid)) {
+    WithDurableView(a, [done = std::move(done)](const Transaction& t) { done(t); });
+    return;
+  }
+  pool_->Post([this, gid, done = std::move(done)] { done(store_->Get(gid)); });
+}
+
+void Runner::WithActive(const std::string& gid, std::function<void(const ActivePtr&)> on_active,
+                        TxnDone on_stored) {
+  if (ActivePtr a = Find(gid)) {
+    a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
+    return;
+  }
+  pool_->Post([this, gid, on_active = std::move(on_active), on_stored = std::move(on_stored)] {
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (!t.ok() || IsTerminal(t->status)) {
+      on_stored(std::move(t));
+      return;
+    }
+    ActivePtr a = Activate(*std::move(t), /*recovered=*/true);
+    if (!a) {
+      // It ended while we read it: answer from the store's final word.
+      on_stored(store_->Get(gid));
+      return;
+    }
+    a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
+  });
+}
+
+void Runner::ForceStop(const std::string& gid, const std::string& reason, TxnDone done) {
+  WithActive(
+      gid,
+      [this, reason, done](const ActivePtr& a) {
+        if (IsTerminal(a->state.txn.status)) {
+          done(AlreadyEnded(a->state.txn, kNeedsLive));
+          return;
+        }
+        ForceStopTrans(a->state, reason, clock_->Now());
+        a->stop_waiters.push_back(done);
+        Drive(a);
+      },
+      [done](absl::StatusOr<Transaction> t) {
+        if (t.ok()) {
+          done(AlreadyEnded(*t, kNeedsLive));
+        } else {
+          done(t.status());
+        }
+      });
+}
+
+void Runner::MakeDue(const ActivePtr& a) {
+  RetryAllNow(a->state);
+  a->state.persist_not_before = absl::InfinitePast();
+}
+
+void Runner::RetryNow(const std::string& gid, StatusDone done) {
+  ActivePtr a = Find(gid);
+  if (!a) {
+    // Not worked on here: make it due in the store. The replica holding its lease sees that
+    // when it renews; if nobody does, recovery claims it.
+    WriteThen(store_, TouchOp{gid, clock_->Now()}, pool_,
+              [done = std::move(done)](WriteResult r) { done(r.status); });
+    return;
+  }
+  a->strand->Post([this, a, done = std::move(done)] {
+    if (IsTerminal(a->state.txn.status) || a->retired) {
+      done(AlreadyEnded(a->state.txn, ""));
+      return;
+    }
+    MakeDue(a);
+    Drive(a);
+    done(absl::OkStatus());
+  });
+}
+
+void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) {
+  std::vector<ActivePtr> here;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [gid, a] : active_) here.push_back(a);
+  }
+  for (const ActivePtr& a : here) {
+    a->strand->Post([this, a] {
+      if (a->retired || IsTerminal(a->state.txn.status)) return;
+      MakeDue(a);
+      Drive(a);
+    });
+  }
+  // The rest, on any replica: their owners notice at their next renewal, recovery claims
+  // what nobody owns.
+  WriteThen(store_, TouchAllOp{clock_->Now()}, pool_, [done = std::move(done)](WriteResult r) {
+    if (r.status.ok()) {
+      done(r.touched);
+    } else {
+      done(r.status);
+    }
+  });
+}
+
+bool Runner::Resume(Transaction txn) {
+  ActivePtr existing;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    auto it = active_.find(txn.gid);
+    if (it != active_.end()) existing = it->second;
+  }
+  if (existing) {
+    // Our own work whose lease had lapsed (the store was unreachable) and we claimed again.
+    if (existing->owned && txn.owner == options_.owner) {
+      existing->ExtendLease(txn.lease_expire);
+      existing->strand->Post([this, existing] {  // calls held back for want of lease may go
+        if (existing->starved && !existing->retired) {
+          existing->starved = false;
+          Drive(existing);
+        }
+      });
+    }
+    return false;
+  }
+  ActivePtr a = Activate(std::move(txn), /*recovered=*/true);
+  if (!a) return false;
+  Start(a);
+  return true;
+}
+
+void Runner::RenewLeases() {
+  absl::Time now = clock_->Now();
+  std::vector<ActivePtr> due;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    for (const auto& [gid, a] : active_) {
+      if (a->owned && a->lease_until() - now < options_.lease * 2 / 3) due.push_back(a);
+    }
+  }
+  if (due.empty()) return;
+  RenewOp op;
+  op.owner = options_.owner;
+  op.now = now;
+  op.lease = options_.lease;
+  for (const ActivePtr& a : due) op.gids.push_back(a->state.txn.gid);
+  WriteResult r = store_->WriteSync(std::move(op));
+  if (!r.status.ok()) {
+    // Cannot renew: calls stop as leases run short (Drive); whatever has run out is dropped,
+    // as another replica may own it by now.
+    for (const ActivePtr& a : due) {
+      if (a->lease_until() <= now) a->strand->Post([this, a] { Drop(a); });
+    }
+    return;
+  }
+  absl::flat_hash_map<std::string, absl::Time> renewed(r.renewed.begin(), r.renewed.end());
+  for (const ActivePtr& a : due) {
+    auto it = renewed.find(a->state.txn.gid);
+    if (it == renewed.end()) {
+      a->strand->Post([this, a] { Drop(a); });
+      continue;
+    }
+    a->ExtendLease(now + options_.lease);
+    absl::Time stored_next = it->second;
+    a->strand->Post([this, a, stored_next] {
+      if (a->retired) return;
+      TransState& s = a->state;
+      // Stores keep microseconds: compare at that precision.
+      if (!s.persist_in_flight &&
+          absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.txn.next_retry_time) &&
+          !IsTerminal(s.txn.status)) {
+        // Someone made it due early (RetryNow on another replica).
+        MakeDue(a);
+        a->starved = true;
+      }
+      if (a->starved) {
+        a->starved = false;
+        Drive(a);
+      }
+    });
+  }
+}
+
+void Runner::AnswerWaiters(Active& a, const absl::StatusOr<SubmitResult>& submit,
+                           const absl::StatusOr<Transaction>& stop) {
+  std::vector<SubmitDone> submit_waiters = std::move(a.submit_waiters);
+  std::vector<TxnDone> stop_waiters = std::move(a.stop_waiters);
+  a.submit_waiters.clear();
+  a.stop_waiters.clear();
+  for (SubmitDone& w : submit_waiters) w(submit);
+  for (TxnDone& w : stop_waiters) w(stop);
+}
+
+void Runner::Drop(const ActivePtr& a) {
+  if (a->retired) return;
+  // A write in flight will tell, through its owner fence, whether the work is still ours.
+  if (a->state.persist_in_flight) return;
+  a->retired = true;
+  if (a->timer) timers_->Cancel(*a->timer);
+  a->timer.reset();
+  std::fprintf(stderr, "dtmd: lease of gid=%s lost; left to its new owner or to recovery\n",
+               a->state.txn.gid.c_str());
+  // Still running, elsewhere: waiters get the durable status, as at shutdown.
+  AnswerWaiters(*a, StillRunning(a->state),
+                absl::UnavailableError(absl::StrCat("transaction '", a->state.txn.gid,
+                                                    "' moved to another coordinator")));
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(a->state.txn.gid);
+  if (it != active_.end() && it->second == a) active_.erase(it);
+}
+
+void Runner::Drive(const ActivePtr& a) {
+  if (a->retired) return;
+  const bool stop = stopping();
+  absl::Time now = clock_->Now();
+  Decision d = Decide(a->state, now, options_.lease);
+  if (d.persist) {
+    d.persist->owner = a->owned ? options_.owner : "";
+    WrittenState written = SummarizeWrite(*d.persist);
+    WriteThen(
+        store_, std::move(*d.persist), a->strand.get(),
+        [this, a, written = std::move(written)](WriteResult r) {
+          const absl::Status& st = r.status;
+          OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
+          if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
+            Drop(a);
+            return;
+          }
+          if (absl::IsFailedPrecondition(st) || absl::IsNotFound(st)) {
+            // Someone else decided (e.g. a ForceStop raced with us): the store wins.
+            Retire(a, absl::AbortedError(absl::StrCat("transaction '", a->state.txn.gid,
+                                                      "' changed concurrently: ", st.message())));
+            return;
+          }
+          Drive(a);
+        });
+  }
+  // A call must end before our lease can: otherwise another replica could take the work
+  // over while the branch is still being called on our behalf.
+  absl::Duration margin = std::min(a->state.txn.options.request_timeout, options_.lease / 2);
+  bool leased = a->owned && now + margin < a->lease_until();
+  for (int i : d.calls) {
+    if (stop || !leased) {
+      // Undo the dispatch: the call is made again after the restart or the lease renewal.
+      a->state.rt[i].in_flight = false;
+      a->state.txn.branches[i].attempts--;
+      if (!stop) a->starved = true;
+      continue;
+    }
+    Dispatch(a, i);
+  }
+  if (d.answer_waiters) {
+    std::vector<SubmitDone> waiters = std::move(a->submit_waiters);
+    a->submit_waiters.clear();
+    SubmitResult r = ResultOf(a->state.txn);
+    for (SubmitDone& w : waiters) w(r);
+  }
+  if (d.done) {
+    Retire(a, absl::OkStatus());
+    return;
+  }
+  ArmTimer(a, stop ? std::nullopt : d.wake);
+}
+
+void Runner::Retire(const ActivePtr& a, const absl::Status& why) {
+  a->retired = true;
+  if (a->timer) timers_->Cancel(*a->timer);
+  a->timer.reset();
+  if (why.ok()) {
+    AnswerWaiters(*a, ResultOf(a->state.txn), a->state.txn);
+  } else {
+    AnswerWaiters(*a, why, why);
+  }
+  absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  const std::string& gid = a->state.txn.gid;
+  auto it = active_.find(gid);
+  if (it != active_.end() && it->second == a) active_.erase(it);
+  // Claims read before this point may still carry a non-terminal snapshot of `gid`.
+  if (retired_.insert(gid).second) retired_order_.emplace_back(now, gid);
+  while (!retired_order_.empty() && retired_order_.front().first < now - kRetiredMemory) {
+    retired_.erase(retired_order_.front().second);
+    retired_order_.pop_front();
+  }
+}
+
+void Runner::ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake) {
+  if (a->timer && (!wake || *wake != a->timer_at)) {
+    timers_->Cancel(*a->timer);
+    a->timer.reset();
+  }
+  if (!wake || a->timer) return;
+  a->timer_at = *wake;
+  std::weak_ptr<Active> weak = a;
+  a->timer = timers_->Schedule(*wake, [this, weak] {
+    ActivePtr a = weak.lock();
+    if (!a) return;
+    a->strand->Post([this, a] {
+      a->timer.reset();
+      Drive(a);
+    });
+  });
+}
+
+void Runner::Dispatch(const ActivePtr& a, int index) {
+  const Transaction& t = a->state.txn;
+  const Branch& b = t.branches[index];
+  auto on_result = [this, a, index](BranchResult r) {
+    a->strand->Post([this, a, index, r = std::move(r)] {
+      OnBranchResult(a->state, index, r, clock_->Now(), engine_internal::Jitter());
+      LogIfStuck(a->state.txn, index, r);
+      Drive(a);
+    });
+  };
+  if (b.target.empty()) {  // an empty target is a no-op that succeeds
+    on_result(BranchResult{CallOutcome::kSuccess, ""});
+    return;
+  }
+  BranchCall call;
+  call.target = b.target;
+  call.payload = b.payload;
+  call.timeout = t.options.request_timeout;
+  call.metadata = Metadata(t, b.branch_id, BranchOpName(b.op));
+  caller_->Call(std::move(call), std::move(on_result));
+}
+
+std::vector<std::pair<std::string, std::string>> Runner::Metadata(const Transaction& t,
+                                                                  const std::string& branch_id,
+                                                                  const char* op) const {
+  std::vector<std::pair<std::string, std::string>> m = {
+      {"dtm-gid", t.gid},
+      {"dtm-trans_type", TransTypeName(t.trans_type)},
+      {"dtm-branch_id", branch_id},
+      {"dtm-op", op},
+      {"dtm-dtm", self_address()}};
+  for (const auto& [k, v] : t.options.branch_headers) m.emplace_back(k, v);
+  return m;
+}
+
+void Runner::Shutdown() {
+  std::vector<ActivePtr> all;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [gid, a] : active_) all.push_back(a);
+  }
+  for (const ActivePtr& a : all) {
+    a->strand->Post([a] {
+      // Still running: answer with the durable status; recovery finishes it after restart.
+      AnswerWaiters(*a, StillRunning(a->state), ShuttingDown("ForceStop"));
+    });
+  }
+}
+
+}  // namespace dtm

@@ -1,0 +1,20 @@
+// Executor: runs posted tasks later, on some other thread: the ThreadPool (any worker) or a
+// Strand (one task at a time, in order). Code that must hop off a thread it may not block,
+// such as the store's writer, takes an Executor and does not care which.
+#ifndef DTM_SERVER_RUNTIME_EXECUTOR_H_
+#define DTM_SERVER_RUNTIME_EXECUTOR_H_
+
+#include <functional>
+
+namespace dtm {
+
+// Thread-safe.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual void Post(std::function<void()> task) = 0;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_RUNTIME_EXECUTOR_H_
