@@ -1,8 +1,15 @@
 #include "server/runtime/timer_queue.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace dtm {
+namespace {
+
+// The longest the timer thread sleeps without reading the clock again (see Run).
+constexpr absl::Duration kMaxWait = absl::Seconds(1);
+
+}  // namespace
 
 TimerQueue::TimerQueue(Clock* clock, bool manual) : clock_(clock) {
   if (!manual) thread_ = std::thread([this] { Run(); });
@@ -75,8 +82,10 @@ void TimerQueue::Run() {
       absl::Time next = timers_.begin()->first.first;
       absl::Time now = clock_->Now();
       if (next > now) {
-        // The clock here is real; cap the wait so a coarse clock cannot oversleep much.
-        mu_.AwaitWithTimeout(absl::Condition(&changed), next - now);
+        // The wait runs on the local clock, the deadline is on `clock_`, which may be the
+        // database's (a local estimate re-measured every few seconds): look again at least
+        // every kMaxWait so that a correction of that estimate delays a timer by no more.
+        mu_.AwaitWithTimeout(absl::Condition(&changed), std::min(next - now, kMaxWait));
         continue;
       }
     }

@@ -42,5 +42,42 @@ TEST(TimerQueueTest, ThreadFiresAnEarlierTimerScheduledWhileWaiting) {
   EXPECT_FALSE(late.HasBeenNotified());
 }
 
+// A FakeClock that counts how often it was read.
+class CountingClock final : public Clock {
+ public:
+  absl::Time Now() override {
+    absl::MutexLock lock(&mu_);
+    ++reads_;
+    return clock_.Now();
+  }
+  void Advance(absl::Duration d) { clock_.Advance(d); }
+  int reads() {
+    absl::MutexLock lock(&mu_);
+    return reads_;
+  }
+
+ private:
+  FakeClock clock_;
+  absl::Mutex mu_;
+  int reads_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST(TimerQueueTest, ThreadNoticesAClockThatJumpsAheadWithinASecond) {
+  // The queue's clock may be an estimate of another machine's (the database's) that is
+  // corrected without telling the queue: a due timer must still fire soon after, though the
+  // thread went to sleep for what was then an hour.
+  CountingClock clock;
+  TimerQueue timers(&clock);
+  absl::Notification fired;
+  absl::Time at = clock.Now() + absl::Hours(1);
+  int before = clock.reads();
+  timers.Schedule(at, [&] { fired.Notify(); });
+  // The thread has read the clock (an hour early) and sleeps.
+  for (int i = 0; i < 10000 && clock.reads() == before; ++i) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_GT(clock.reads(), before);
+  clock.Advance(absl::Hours(1));
+  EXPECT_TRUE(fired.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
+
 }  // namespace
 }  // namespace dtm
