@@ -87,6 +87,14 @@ class EngineTest : public ::testing::Test {
     n.WaitForNotification();
     return out;
   }
+  Transaction PreparedTcc(const std::string& gid, absl::Duration timeout_to_fail) {
+    Transaction t;
+    t.gid = gid;
+    t.trans_type = TransType::kTcc;
+    t.status = GlobalStatus::kPrepared;
+    t.options.timeout_to_fail = timeout_to_fail;
+    return t;
+  }
   // A PREPARED msg of one step whose back-check is "h:1/s.S/QueryPrepared".
   Transaction PreparedMsg(const std::string& gid) {
     Transaction t;
@@ -337,12 +345,7 @@ TEST_F(EngineTest, BackCheckErrorOfAMsgResolvedElsewhereIsForgotten) {
 }
 
 TEST_F(EngineTest, TccLeftPreparedPastItsTimeoutIsAbortedAndCancelled) {
-  Transaction tcc;
-  tcc.gid = "t1";
-  tcc.trans_type = TransType::kTcc;
-  tcc.status = GlobalStatus::kPrepared;
-  tcc.options.timeout_to_fail = absl::Seconds(5);
-  ASSERT_TRUE(PrepareSync(tcc).ok());
+  ASSERT_TRUE(PrepareSync(PreparedTcc("t1", absl::Seconds(5))).ok());
   absl::Notification registered;
   engine_->RegisterBranch({"t1", "01", "h:1/s.S/Confirm1", "h:1/s.S/Cancel1", "p"},
                           [&](absl::Status s) {
@@ -359,12 +362,7 @@ TEST_F(EngineTest, TccLeftPreparedPastItsTimeoutIsAbortedAndCancelled) {
 }
 
 TEST_F(EngineTest, TccClaimedBeforeItsTimeoutIsReleasedUntilThen) {
-  Transaction tcc;
-  tcc.gid = "t2";
-  tcc.trans_type = TransType::kTcc;
-  tcc.status = GlobalStatus::kPrepared;
-  tcc.options.timeout_to_fail = absl::Seconds(30);
-  ASSERT_TRUE(PrepareSync(tcc).ok());
+  ASSERT_TRUE(PrepareSync(PreparedTcc("t2", absl::Seconds(30))).ok());
   // Due long before its timeout (as after a clock step on the database): claimed early.
   UpdateOp due;
   due.gid = "t2";
