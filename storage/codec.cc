@@ -10,6 +10,18 @@
 
 namespace dtm {
 
+std::string SqlPlaceholders(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += i ? ",?" : "?";
+  return out;
+}
+
+std::string PgPlaceholders(int n, int first) {
+  std::string out;
+  for (int i = 0; i < n; ++i) absl::StrAppend(&out, i ? "," : "", "$", first + i);
+  return out;
+}
+
 std::string EncodeHeaders(const std::map<std::string, std::string>& h) {
   return absl::StrJoin(h, "\n", absl::PairFormatter("="));
 }

@@ -15,13 +15,25 @@
 
 namespace dtm {
 
+// How many columns a comma-separated column list names.
+constexpr int CountColumns(const char* list) {
+  int n = 1;
+  for (; *list != '\0'; ++list) n += *list == ',' ? 1 : 0;
+  return n;
+}
+
 // The columns of trans_global, in the order both stores read and write them.
 inline constexpr char kGlobalColumns[] =
     "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
     "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
     "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared, "
     "owner, lease_expire, delay_us";
-inline constexpr int kGlobalColumnCount = 20;
+// ReadGlobalRow reads exactly these columns (codec_test checks it).
+inline constexpr int kGlobalColumnCount = CountColumns(kGlobalColumns);
+
+// "?,?,?" (SQLite) or "$3,$4,$5" (PostgreSQL, first = 3): placeholders for `n` values.
+std::string SqlPlaceholders(int n);
+std::string PgPlaceholders(int n, int first = 1);
 
 // branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
 std::string EncodeHeaders(const std::map<std::string, std::string>& h);
@@ -82,9 +94,10 @@ Transaction ReadGlobalRow(const Row& r) {
   return t;
 }
 
-// The columns of trans_branch that ReadBranchRow reads, in order.
+// The columns of trans_branch that ReadBranchRow reads, in order (codec_test checks it).
 inline constexpr char kBranchColumns[] =
     "branch_id, op, target, payload, status, attempts, last_error, finish_time, after";
+inline constexpr int kBranchColumnCount = CountColumns(kBranchColumns);
 
 // Reads kBranchColumns starting at column `c`.
 template <typename Row>

@@ -34,15 +34,14 @@ constexpr absl::Duration kIdleTick = absl::Milliseconds(250);
 constexpr absl::Duration kClockCheckEvery = absl::Seconds(10);
 
 std::vector<std::pair<std::string, std::string>> Statements() {
-  std::string values;
-  for (int i = 1; i <= kGlobalColumnCount; ++i) absl::StrAppend(&values, i > 1 ? "," : "", "$", i);
   return {
       {"txid", "SELECT txid_current()"},
       {"now_us", "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"},
-      {"create_global", absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
-                                     values, ") ON CONFLICT (gid) DO NOTHING")},
+      {"create_global",
+       absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
+                    PgPlaceholders(kGlobalColumnCount), ") ON CONFLICT (gid) DO NOTHING")},
       {"insert_branch", absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
-                                     ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")},
+                                     ") VALUES (", PgPlaceholders(2 + kBranchColumnCount), ")")},
       {"get_global", absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = $1")},
       {"get_branches",
        absl::StrCat("SELECT ", kBranchColumns, " FROM trans_branch WHERE gid = $1 ORDER BY idx")},

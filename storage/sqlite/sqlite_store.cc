@@ -142,9 +142,10 @@ absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string&
 
 absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
                             const std::vector<Branch>& branches, int64_t first_idx = 0) {
-  Stmt s(conn,
-         "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
-         "last_error, finish_time, after) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  static const std::string* sql =
+      new std::string(absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
+                                   ") VALUES (", SqlPlaceholders(2 + kBranchColumnCount), ")"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   for (size_t i = 0; i < branches.size(); ++i) {
     const Branch& b = branches[i];
@@ -169,10 +170,10 @@ absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
 // per-op outcomes (exists, CAS mismatch) go into `out.status`.
 absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out) {
   const Transaction& t = op.txn;
-  Stmt s(conn,
-         absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-             .c_str());
+  static const std::string* sql = new std::string(
+      absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
+                   SqlPlaceholders(kGlobalColumnCount), ") ON CONFLICT DO NOTHING"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.Bind(1, t.gid)
       .Bind(2, static_cast<int64_t>(t.trans_type))
