@@ -58,41 +58,41 @@ std::vector<std::pair<std::string, std::string>> Statements() {
        "UPDATE trans_branch SET status = $1, attempts = $2, last_error = $3, finish_time = $4 "
        "WHERE gid = $5 AND idx = $6"},
       {"status_owner", "SELECT status, owner FROM trans_global WHERE gid = $1"},
-      {"touch",
-       "UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND (status IN (2,3) OR "
-       "(status = 1 AND trans_type = 3))"},
-      {"touch_all",
-       "UPDATE trans_global SET next_retry_time = $1 WHERE status IN (2,3) AND "
-       "next_retry_time > $1"},
+      {"touch", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND (",
+                             SqlRunning(), " OR ", SqlPrepared(TransType::kMsg), ")")},
+      {"touch_all", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE ",
+                                 SqlRunning(), " AND next_retry_time > $1")},
       // RegisterOp: lock the PREPARED tcc's row (concurrent registrations of one gid queue
       // here, so each sees the rows of the one before), append both rows unless the branch id
       // is taken, then read what the branch id holds.
-      {"register_lock",
-       "UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND status = 1 AND "
-       "trans_type = 2"},
+      {"register_lock", absl::StrCat("UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND ",
+                                     SqlPrepared(TransType::kTcc))},
       {"type_status", "SELECT trans_type, status FROM trans_global WHERE gid = $1"},
       {"register_insert",
-       "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
-       "last_error, finish_time, after) SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, "
-       "$3::bytea, 1, 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM "
-       "trans_branch WHERE gid = $1::text) m, (VALUES (0, 4, $4::text), (1, 5, $5::text)) AS "
-       "v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM trans_branch WHERE gid = $1::text AND "
-       "branch_id = $2::text)"},
+       absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
+                    ") SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, $3::bytea, ",
+                    SqlValue(BranchStatus::kPrepared),
+                    ", 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM "
+                    "trans_branch WHERE gid = $1::text) m, (VALUES (0, ",
+                    SqlValue(BranchOp::kConfirm), ", $4::text), (1, ", SqlValue(BranchOp::kCancel),
+                    ", $5::text)) AS v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM "
+                    "trans_branch WHERE gid = $1::text AND branch_id = $2::text)")},
       {"branch_targets", "SELECT op, target FROM trans_branch WHERE gid = $1 AND branch_id = $2"},
       {"claim", absl::StrCat("UPDATE trans_global SET owner = $1, lease_expire = $2 WHERE gid IN "
-                             "(SELECT gid FROM trans_global WHERE status IN (1,2,3) AND "
-                             "next_retry_time <= $3 AND (lease_expire IS NULL OR lease_expire "
-                             "<= $3) ORDER BY next_retry_time LIMIT $4 FOR UPDATE SKIP LOCKED) "
-                             "RETURNING ",
+                             "(SELECT gid FROM trans_global WHERE ",
+                             SqlNotTerminal(),
+                             " AND next_retry_time <= $3 AND (lease_expire IS NULL OR "
+                             "lease_expire <= $3) ORDER BY next_retry_time LIMIT $4 FOR UPDATE "
+                             "SKIP LOCKED) RETURNING ",
                              kGlobalColumns)},
       {"renew",
-       "UPDATE trans_global SET lease_expire = $1 WHERE gid = ANY($2::text[]) AND owner = $3 "
-       "AND status IN (1,2,3) RETURNING gid, next_retry_time"},
-      {"purge",
-       "WITH d AS (SELECT gid FROM trans_global WHERE status IN (4,5) AND finish_time < $1 "
-       "ORDER BY finish_time LIMIT $2 FOR UPDATE SKIP LOCKED), "
-       "b AS (DELETE FROM trans_branch WHERE gid IN (SELECT gid FROM d)) "
-       "DELETE FROM trans_global WHERE gid IN (SELECT gid FROM d)"},
+       absl::StrCat("UPDATE trans_global SET lease_expire = $1 WHERE gid = ANY($2::text[]) "
+                    "AND owner = $3 AND ",
+                    SqlNotTerminal(), " RETURNING gid, next_retry_time")},
+      {"purge", absl::StrCat("WITH d AS (SELECT gid FROM trans_global WHERE ", SqlTerminal(),
+                             " AND finish_time < $1 ORDER BY finish_time LIMIT $2 FOR UPDATE SKIP "
+                             "LOCKED), b AS (DELETE FROM trans_branch WHERE gid IN (SELECT gid "
+                             "FROM d)) DELETE FROM trans_global WHERE gid IN (SELECT gid FROM d)")},
   };
 }
 
@@ -178,7 +178,8 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           ", newer than this dtmd supports (", PgStore::kSchemaVersion, "); upgrade dtmd"));
     }
     if (version < 1) {
-      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+      // The partial indexes' predicates are the same text the queries use (see codec.h).
+      ASSIGN_OR_RETURN(unused, c.Exec(absl::StrCat(R"sql(
         CREATE TABLE trans_global (
           gid TEXT PRIMARY KEY,
           trans_type SMALLINT NOT NULL,
@@ -199,9 +200,11 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           query_prepared TEXT NOT NULL,
           owner TEXT NOT NULL DEFAULT '',
           lease_expire BIGINT);
-        CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE status IN (1,2,3);
+        CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
+                                                   SqlNotTerminal(), R"sql(;
         CREATE INDEX trans_global_created ON trans_global (create_time, gid);
-        CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5);
+        CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
+                                                   SqlTerminal(), R"sql(;
         CREATE TABLE trans_branch (
           gid TEXT NOT NULL,
           idx INT NOT NULL,
@@ -215,7 +218,7 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           finish_time BIGINT,
           after TEXT NOT NULL,
           PRIMARY KEY (gid, idx));
-        INSERT INTO dtm_schema_version VALUES (1);)sql"));
+        INSERT INTO dtm_schema_version VALUES (1);)sql")));
     }
     if (version < 2) {
       // v2: msg delivery delay.

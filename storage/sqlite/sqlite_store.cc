@@ -265,9 +265,10 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
 }
 
 absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (status IN (2,3) OR "
-         "(status = 1 AND trans_type = 3))");
+  static const std::string* sql = new std::string(
+      absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (", SqlRunning(),
+                   " OR ", SqlPrepared(TransType::kMsg), ")"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
   RETURN_IF_ERROR(s.Exec());
@@ -278,9 +279,10 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
 }
 
 absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET next_retry_time = ? WHERE status IN (2,3) AND "
-         "next_retry_time > ?");
+  static const std::string* sql =
+      new std::string(absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE ",
+                                   SqlRunning(), " AND next_retry_time > ?"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.now).BindTime(2, op.now);
   RETURN_IF_ERROR(s.Exec());
@@ -335,9 +337,11 @@ absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& 
 absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
   std::vector<std::string> gids;
   {
-    Stmt s(conn,
-           "SELECT gid FROM trans_global WHERE status IN (1,2,3) AND next_retry_time <= ? AND "
-           "(lease_expire IS NULL OR lease_expire <= ?) ORDER BY next_retry_time LIMIT ?");
+    static const std::string* sql = new std::string(
+        absl::StrCat("SELECT gid FROM trans_global WHERE ", SqlNotTerminal(),
+                     " AND next_retry_time <= ? AND (lease_expire IS NULL OR lease_expire <= ?) "
+                     "ORDER BY next_retry_time LIMIT ?"));
+    Stmt s(conn, *sql);
     RETURN_IF_ERROR(s.status());
     s.BindTime(1, op.now).BindTime(2, op.now).Bind(3, op.limit);
     for (;;) {
@@ -358,9 +362,10 @@ absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
 }
 
 absl::Status ApplyRenew(SQLiteConn& conn, const RenewOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET lease_expire = ? WHERE gid = ? AND owner = ? AND "
-         "status IN (1,2,3) RETURNING next_retry_time");
+  static const std::string* sql = new std::string(
+      absl::StrCat("UPDATE trans_global SET lease_expire = ? WHERE gid = ? AND owner = ? AND ",
+                   SqlNotTerminal(), " RETURNING next_retry_time"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   for (const std::string& gid : op.gids) {
     s.Reset();
@@ -375,9 +380,10 @@ absl::Status ApplyRenew(SQLiteConn& conn, const RenewOp& op, WriteResult& out) {
 absl::Status ApplyPurge(SQLiteConn& conn, const PurgeOp& op, WriteResult& out) {
   RETURN_IF_ERROR(ExecSql(conn.db, "CREATE TEMP TABLE IF NOT EXISTS purge_gids (gid TEXT)"));
   RETURN_IF_ERROR(ExecSql(conn.db, "DELETE FROM purge_gids"));
-  Stmt s(conn,
-         "INSERT INTO purge_gids SELECT gid FROM trans_global WHERE status IN (4,5) AND "
-         "finish_time < ? LIMIT ?");
+  static const std::string* sql =
+      new std::string(absl::StrCat("INSERT INTO purge_gids SELECT gid FROM trans_global WHERE ",
+                                   SqlTerminal(), " AND finish_time < ? LIMIT ?"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.finished_before).Bind(2, op.limit);
   RETURN_IF_ERROR(s.Exec());
@@ -429,7 +435,8 @@ absl::Status Migrate(SQLiteConn& conn) {
                      SQLiteStore::kSchemaVersion, "); upgrade dtmd")));
   }
   if (version < 1) {
-    st = ExecSql(conn.db, R"sql(
+    // The partial indexes' predicates are the same text the queries use (see codec.h).
+    std::string v1 = absl::StrCat(R"sql(
       CREATE TABLE trans_global (
         gid TEXT PRIMARY KEY,
         trans_type INTEGER NOT NULL,
@@ -448,9 +455,11 @@ absl::Status Migrate(SQLiteConn& conn) {
         next_retry_time INTEGER,
         rollback_reason TEXT NOT NULL,
         query_prepared TEXT NOT NULL);
-      CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE status IN (1,2,3);
+      CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
+                                  SqlNotTerminal(), R"sql(;
       CREATE INDEX trans_global_created ON trans_global (create_time, gid);
-      CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5);
+      CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
+                                  SqlTerminal(), R"sql(;
       CREATE TABLE trans_branch (
         gid TEXT NOT NULL,
         idx INTEGER NOT NULL,
@@ -465,6 +474,7 @@ absl::Status Migrate(SQLiteConn& conn) {
         after TEXT NOT NULL,
         PRIMARY KEY (gid, idx)) WITHOUT ROWID;
       INSERT INTO dtm_schema_version VALUES (1);)sql");
+    st = ExecSql(conn.db, v1.c_str());
     if (!st.ok()) return fail(st);
   }
   if (version < 2) {
