@@ -55,6 +55,7 @@ TEST(PostgresErrorTest, ARefusedStatementCarriesItsSqlState) {
   auto results = c->Flush();
   EXPECT_EQ(results.status().code(), absl::StatusCode::kInternal) << results.status();
   EXPECT_EQ(pg::SqlState(results.status()), "42P01");  // undefined_table
+  EXPECT_EQ(c->failed_statement(), 1);
   ASSERT_TRUE(c->EndPipeline().ok());
 
   // The session is fine afterwards.

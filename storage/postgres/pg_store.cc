@@ -1,6 +1,8 @@
 #include "storage/postgres/pg_store.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -149,6 +151,31 @@ absl::Status NoChange(const pg::Result& r, const std::string& gid, GlobalStatus 
   }
   PgRow row(r.get(), 0);
   return NoChangeError(gid, static_cast<GlobalStatus>(row.Int(0)), row.Text(1), expected, owner);
+}
+
+// Whether `st`, a statement's error, is the database refusing that statement's data rather
+// than a failure of the database or the session: the SQLSTATE classes of data exceptions
+// (22: a value it cannot store, e.g. a NUL byte in text), integrity constraints (23), program
+// limits (54: e.g. a key too long for its index), triggered data change and check option
+// violations (27, 44) and exceptions raised by PL/pgSQL (P0: e.g. a trigger's RAISE). The same
+// op would fail again; its neighbours in a batch would not. Anything else (a lost session,
+// the server shutting down, a deadlock, missing rights) fails the whole batch, UNAVAILABLE.
+bool RefusedOp(const absl::Status& st) {
+  if (st.code() != absl::StatusCode::kInternal) return false;
+  std::string state = pg::SqlState(st);
+  if (state.size() != 5) return false;
+  std::string cls = state.substr(0, 2);
+  return cls == "22" || cls == "23" || cls == "27" || cls == "44" || cls == "54" || cls == "P0";
+}
+
+// Completes every op of `batch` with UNAVAILABLE "database unavailable: <why>".
+void FailAll(std::vector<PendingWrite>& batch, absl::string_view why) {
+  std::vector<WriteResult> failed(batch.size());
+  for (auto& r : failed) {
+    r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", why));
+  }
+  GroupCommitter::Complete(batch, std::move(failed));
+  batch.clear();
 }
 
 absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& conninfo) {
@@ -366,39 +393,70 @@ void PgStore::ResolveUnknownCommits() {
 
 void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
   if (!EnsureWriter()) {
-    std::vector<WriteResult> failed(batch.size());
-    for (auto& r : failed) {
-      r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", last_error_));
-    }
-    GroupCommitter::Complete(batch, std::move(failed));
+    FailAll(batch, last_error_);
     return;
   }
   if (!unresolved_.empty()) ResolveUnknownCommits();
   if (absl::Now() >= next_clock_check_) MeasureClockOffset(*writer_);
   if (batch.empty() || !writer_) return;
-  int64_t xid = 0;
-  auto results = RunBatch(batch, xid);
-  if (results.ok()) {
-    GroupCommitter::Complete(batch, *std::move(results));
-    return;
+  // Normally one transaction for the whole batch. An op the database refuses (RefusedOp) fails
+  // alone and the others run again without it; after a few such ops, the rest go one per
+  // transaction (a bound on re-running a large batch once per bad op).
+  int refused = 0;
+  std::vector<PendingWrite> rest = std::move(batch);
+  batch.clear();
+  while (!rest.empty()) {
+    std::vector<PendingWrite> part;
+    if (refused < kRefusalsBeforeOneByOne) {
+      part = std::move(rest);
+      rest.clear();
+    } else {
+      part.push_back(std::move(rest.front()));
+      rest.erase(rest.begin());
+    }
+    int64_t xid = 0;
+    size_t failed_op = part.size();
+    auto results = RunBatch(part, xid, failed_op);
+    if (results.ok()) {
+      GroupCommitter::Complete(part, *std::move(results));
+      continue;
+    }
+    if (!writer_->broken()) {
+      // The transaction failed but the session lives: roll it back and leave pipeline mode.
+      writer_->SendSql("ROLLBACK").IgnoreError();
+      writer_->Flush().status().IgnoreError();
+      writer_->EndPipeline().IgnoreError();
+    }
+    if (part.size() == 1) failed_op = 0;
+    if (!part.empty() && !writer_->broken() && RefusedOp(results.status())) {
+      if (failed_op < part.size()) {
+        // That op alone gets the error; the others go again without it.
+        WriteResult r;
+        r.status = results.status();
+        part[failed_op].done(std::move(r));
+        part.erase(part.begin() + failed_op);
+        ++refused;
+      } else {
+        // Refused, but at no op's statement (at COMMIT): one op per transaction finds it.
+        refused = kRefusalsBeforeOneByOne;
+      }
+      std::move(rest.begin(), rest.end(), std::back_inserter(part));
+      rest = std::move(part);
+      continue;
+    }
+    // The connection or the database itself: every op still here fails (a batch whose COMMIT
+    // went out was moved to unresolved_ and waits for its outcome instead).
+    FailAll(part, results.status().message());
+    FailAll(rest, results.status().message());
   }
-  if (!writer_->broken()) {
-    // The transaction failed but the session lives: roll it back and leave pipeline mode.
-    writer_->SendSql("ROLLBACK").IgnoreError();
-    writer_->Flush().status().IgnoreError();
-    writer_->EndPipeline().IgnoreError();
-  }
-  if (batch.empty()) return;  // moved to unresolved_
-  std::vector<WriteResult> failed(batch.size());
-  for (auto& r : failed) r.status = absl::UnavailableError(results.status().message());
-  GroupCommitter::Complete(batch, std::move(failed));
 }
 
 absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWrite>& batch,
-                                                           int64_t& xid) {
+                                                           int64_t& xid, size_t& failed_op) {
   PgConn& c = *writer_;
   const size_t n = batch.size();
   std::vector<WriteResult> out(n);
+  failed_op = n;
   RETURN_IF_ERROR(c.BeginPipeline());
 
   // Round 1: BEGIN, our transaction id, then one statement per op.
@@ -447,14 +505,21 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         },
         w.op));
   }
-  ASSIGN_OR_RETURN(std::vector<pg::Result> r1, c.Flush());
-  xid = PgRow(r1[1].get(), 0).Int(0);
+  // A statement's error names the op that sent it: round 1's results are BEGIN, txid, then
+  // op i's statement at i + 2.
+  auto r1 = c.Flush();
+  if (!r1.ok()) {
+    if (c.failed_statement() >= 2) failed_op = c.failed_statement() - 2;
+    return r1.status();
+  }
+  xid = PgRow((*r1)[1].get(), 0).Int(0);
 
   // Round 2: what depends on round 1's answers. `first[i]`: op i's first result in r2.
   std::vector<size_t> first(n, 0);
+  std::vector<size_t> sent_by;  // round 2's statement j was sent for op sent_by[j]
   size_t sent = 0;
   for (size_t i = 0; i < n; ++i) {
-    const pg::Result& res = r1[i + 2];
+    const pg::Result& res = (*r1)[i + 2];
     first[i] = sent;
     RETURN_IF_ERROR(std::visit(
         [&](auto& op) -> absl::Status {
@@ -529,15 +594,22 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
           return absl::OkStatus();
         },
         batch[i].op));
+    sent_by.resize(sent, i);
   }
   std::vector<pg::Result> r2;
   if (sent > 0) {
-    ASSIGN_OR_RETURN(r2, c.Flush());
+    auto flushed = c.Flush();
+    if (!flushed.ok()) {
+      int j = c.failed_statement();
+      if (j >= 0 && static_cast<size_t>(j) < sent_by.size()) failed_op = sent_by[j];
+      return flushed.status();
+    }
+    r2 = *std::move(flushed);
   }
 
   // Each op's outcome, as it stands if the transaction commits.
   for (size_t i = 0; i < n; ++i) {
-    const pg::Result& res = r1[i + 2];
+    const pg::Result& res = (*r1)[i + 2];
     WriteResult& o = out[i];
     std::visit(
         [&](auto& op) {
