@@ -10,6 +10,54 @@
 
 namespace dtm {
 
+std::string SqlPlaceholders(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += i ? ",?" : "?";
+  return out;
+}
+
+std::string PgPlaceholders(int n, int first) {
+  std::string out;
+  for (int i = 0; i < n; ++i) absl::StrAppend(&out, i ? "," : "", "$", first + i);
+  return out;
+}
+
+namespace {
+
+std::string StatusIn(std::initializer_list<GlobalStatus> statuses) {
+  return absl::StrCat("status IN (",
+                      absl::StrJoin(statuses, ",",
+                                    [](std::string* out, GlobalStatus s) {
+                                      absl::StrAppend(out, static_cast<int>(s));
+                                    }),
+                      ")");
+}
+
+}  // namespace
+
+const std::string& SqlNotTerminal() {
+  static const std::string* sql = new std::string(
+      StatusIn({GlobalStatus::kPrepared, GlobalStatus::kSubmitted, GlobalStatus::kAborting}));
+  return *sql;
+}
+
+const std::string& SqlRunning() {
+  static const std::string* sql =
+      new std::string(StatusIn({GlobalStatus::kSubmitted, GlobalStatus::kAborting}));
+  return *sql;
+}
+
+const std::string& SqlTerminal() {
+  static const std::string* sql =
+      new std::string(StatusIn({GlobalStatus::kSucceeded, GlobalStatus::kFailed}));
+  return *sql;
+}
+
+std::string SqlPrepared(TransType type) {
+  return absl::StrCat("(status = ", SqlValue(GlobalStatus::kPrepared),
+                      " AND trans_type = ", SqlValue(type), ")");
+}
+
 std::string EncodeHeaders(const std::map<std::string, std::string>& h) {
   return absl::StrJoin(h, "\n", absl::PairFormatter("="));
 }

@@ -15,13 +15,61 @@
 
 namespace dtm {
 
+// How many columns a comma-separated column list names.
+constexpr int CountColumns(const char* list) {
+  int n = 1;
+  for (; *list != '\0'; ++list) n += *list == ',' ? 1 : 0;
+  return n;
+}
+
 // The columns of trans_global, in the order both stores read and write them.
 inline constexpr char kGlobalColumns[] =
     "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
     "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
     "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared, "
     "owner, lease_expire, delay_us";
-inline constexpr int kGlobalColumnCount = 20;
+// ReadGlobalRow reads exactly these columns (codec_test checks it).
+inline constexpr int kGlobalColumnCount = CountColumns(kGlobalColumns);
+
+// "?,?,?" (SQLite) or "$3,$4,$5" (PostgreSQL, first = 3): placeholders for `n` values.
+std::string SqlPlaceholders(int n);
+std::string PgPlaceholders(int n, int first = 1);
+
+// Enum values in SQL. The stores persist these numbers, and the partial indexes of existing
+// databases name them (trans_global_due, trans_global_finished): SQL is built from the enums
+// so that it never disagrees with the code, and renumbering an enum is a data migration, not a
+// rebuild, hence these checks.
+static_assert(static_cast<int>(GlobalStatus::kPrepared) == 1 &&
+                  static_cast<int>(GlobalStatus::kSubmitted) == 2 &&
+                  static_cast<int>(GlobalStatus::kAborting) == 3 &&
+                  static_cast<int>(GlobalStatus::kSucceeded) == 4 &&
+                  static_cast<int>(GlobalStatus::kFailed) == 5,
+              "GlobalStatus values are stored: renumbering them needs a data migration");
+static_assert(static_cast<int>(TransType::kSaga) == 1 && static_cast<int>(TransType::kTcc) == 2 &&
+                  static_cast<int>(TransType::kMsg) == 3,
+              "TransType values are stored: renumbering them needs a data migration");
+static_assert(static_cast<int>(BranchOp::kAction) == 1 &&
+                  static_cast<int>(BranchOp::kCompensate) == 2 &&
+                  static_cast<int>(BranchOp::kTry) == 3 &&
+                  static_cast<int>(BranchOp::kConfirm) == 4 &&
+                  static_cast<int>(BranchOp::kCancel) == 5,
+              "BranchOp values are stored: renumbering them needs a data migration");
+static_assert(static_cast<int>(BranchStatus::kPrepared) == 1 &&
+                  static_cast<int>(BranchStatus::kSucceeded) == 2 &&
+                  static_cast<int>(BranchStatus::kFailed) == 3,
+              "BranchStatus values are stored: renumbering them needs a data migration");
+
+// The number an enum value is stored as, as SQL text: SqlValue(GlobalStatus::kPrepared) is "1".
+template <typename Enum>
+std::string SqlValue(Enum e) {
+  return std::to_string(static_cast<int>(e));
+}
+// Predicates on trans_global.status, built once from GlobalStatus.
+const std::string& SqlNotTerminal();  // "status IN (1,2,3)": PREPARED, SUBMITTED, ABORTING
+const std::string& SqlRunning();      // "status IN (2,3)": SUBMITTED, ABORTING
+const std::string& SqlTerminal();     // "status IN (4,5)": SUCCEEDED, FAILED
+// "(status = 1 AND trans_type = <type>)": a PREPARED transaction of `type`.
+std::string SqlPrepared(TransType type);
 
 // branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
 std::string EncodeHeaders(const std::map<std::string, std::string>& h);
@@ -82,9 +130,10 @@ Transaction ReadGlobalRow(const Row& r) {
   return t;
 }
 
-// The columns of trans_branch that ReadBranchRow reads, in order.
+// The columns of trans_branch that ReadBranchRow reads, in order (codec_test checks it).
 inline constexpr char kBranchColumns[] =
     "branch_id, op, target, payload, status, attempts, last_error, finish_time, after";
+inline constexpr int kBranchColumnCount = CountColumns(kBranchColumns);
 
 // Reads kBranchColumns starting at column `c`.
 template <typename Row>

@@ -26,10 +26,12 @@ struct PendingWrite {
 
 class GroupCommitter {
  public:
-  // Applies all ops of `batch` in one transaction and runs each `done` with its own result
-  // (a failure of the whole transaction is the same error for every op). A backend may keep
-  // some `done`s to run later, e.g. after resolving a commit whose outcome is unknown; it
-  // moves them out of `batch`.
+  // Applies all ops of `batch` in one transaction and runs each `done` with its own result.
+  // A failure of the database (or of the connection to it) is the same error for every op;
+  // an op the database refuses fails alone, and the others are applied again without it
+  // (the engine retries failed writes: one bad op must not fail its neighbours every time).
+  // A backend may keep some `done`s to run later, e.g. after resolving a commit whose outcome
+  // is unknown; it moves them out of `batch`.
   using ApplyBatch = std::function<void(std::vector<PendingWrite>& batch)>;
 
   // `idle`, if set, runs on the writer thread after `idle_interval` without writes (with an

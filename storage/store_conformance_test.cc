@@ -13,7 +13,12 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
+#include "storage/libpq/pg_exec.h"
 #include "storage/postgres/pg_store.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "storage/store.h"
@@ -25,20 +30,46 @@ using ::testing::ElementsAre;
 
 struct StoreFactory {
   std::string name;
-  std::function<std::unique_ptr<Store>()> make;
+  // Opens a fresh store; `where` names its database (SQLite: the file; PostgreSQL: the schema).
+  std::function<std::unique_ptr<Store>(std::string* where)> make;
+  // Behind the store's back, as a DBA might: makes the database refuse to store a transaction
+  // whose gid starts with "bad-" and a branch whose target starts with "bad:" (a trigger in
+  // SQLite, CHECK constraints in PostgreSQL, both named refuse_bad_gid / refuse_bad_target).
+  std::function<void(const std::string& where)> refuse_bad_rows;
+  // How many transactions wrote the rows of `gids` (PostgreSQL: distinct xmin), or -1 if the
+  // store cannot tell.
+  std::function<int(const std::string& where, const std::vector<std::string>& gids)>
+      transactions_of;
 };
 void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
 
-std::unique_ptr<Store> MakeSQLite() {
+std::unique_ptr<Store> MakeSQLite(std::string* where) {
   char dir[] = "/tmp/dtm-store-XXXXXX";
   if (mkdtemp(dir) == nullptr) return nullptr;
-  auto s = SQLiteStore::Open(std::string(dir) + "/c.db");
+  *where = std::string(dir) + "/c.db";
+  auto s = SQLiteStore::Open(*where);
   return s.ok() ? std::unique_ptr<Store>(std::move(*s)) : nullptr;
+}
+
+void SQLiteRefuseBadRows(const std::string& path) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, R"sql(
+      CREATE TRIGGER refuse_bad_gid BEFORE INSERT ON trans_global WHEN NEW.gid LIKE 'bad-%'
+        BEGIN SELECT RAISE(ABORT, 'refuse_bad_gid'); END;
+      CREATE TRIGGER refuse_bad_target BEFORE INSERT ON trans_branch WHEN NEW.target LIKE 'bad:%'
+        BEGIN SELECT RAISE(ABORT, 'refuse_bad_target'); END;)sql",
+                        nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+  sqlite3_free(err);
+  sqlite3_close(db);
 }
 
 // PostgreSQL: the server the test run started (DTM_TEST_PG, set by ctest's "pg" fixture), a
 // fresh schema per test so tests never see each other's rows.
-std::unique_ptr<Store> MakePostgres() {
+std::unique_ptr<Store> MakePostgres(std::string* where) {
   const char* conninfo = std::getenv("DTM_TEST_PG");
   if (conninfo == nullptr) {
     ADD_FAILURE() << "DTM_TEST_PG is not set: run through ctest, which starts PostgreSQL";
@@ -47,9 +78,39 @@ std::unique_ptr<Store> MakePostgres() {
   static std::atomic<int> seq{0};
   PgStoreOptions o;
   o.schema = absl::StrCat("conf_", getpid(), "_", seq++);
+  *where = o.schema;
   auto s = PgStore::Open(conninfo, o);
   if (!s.ok()) ADD_FAILURE() << s.status();
   return s.ok() ? std::unique_ptr<Store>(std::move(*s)) : nullptr;
+}
+
+// Runs `sql` (one or more statements) on the test run's PostgreSQL; returns the first value
+// of the last statement's first row.
+std::string PgSql(const std::string& sql) {
+  pg::Conn c(PQconnectdb(std::getenv("DTM_TEST_PG")));
+  EXPECT_EQ(PQstatus(c.get()), CONNECTION_OK) << PQerrorMessage(c.get());
+  pg::Result r(PQexec(c.get(), sql.c_str()));
+  ExecStatusType st = PQresultStatus(r.get());
+  EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << PQresultErrorMessage(r.get());
+  if (st != PGRES_TUPLES_OK || PQntuples(r.get()) == 0) return "";
+  return PQgetvalue(r.get(), 0, 0);
+}
+
+void PgRefuseBadRows(const std::string& schema) {
+  PgSql(absl::StrCat("ALTER TABLE ", schema,
+                     ".trans_global ADD CONSTRAINT refuse_bad_gid CHECK (gid NOT LIKE 'bad-%'); "
+                     "ALTER TABLE ",
+                     schema,
+                     ".trans_branch ADD CONSTRAINT refuse_bad_target CHECK "
+                     "(target NOT LIKE 'bad:%')"));
+}
+
+int PgTransactionsOf(const std::string& schema, const std::vector<std::string>& gids) {
+  std::string n =
+      PgSql(absl::StrCat("SELECT count(DISTINCT xmin::text) FROM ", schema,
+                         ".trans_global WHERE gid IN ('", absl::StrJoin(gids, "','"), "')"));
+  int v = -1;
+  return absl::SimpleAtoi(n, &v) ? v : -1;
 }
 
 const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
@@ -89,13 +150,37 @@ Transaction MakeTxn(const std::string& gid, absl::Time created,
 class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
  protected:
   void SetUp() override {
-    store_ = GetParam().make();
+    store_ = GetParam().make(&where_);
     ASSERT_NE(store_, nullptr);
   }
   void TearDown() override {
     if (store_) store_->Close();
   }
+
+  // Queues `ops` so that they all go into one batch: the writer is held in the done callback
+  // of a write queued first until every op is queued. Returns each op's result.
+  std::vector<WriteResult> WriteOneBatch(std::vector<WriteOp> ops) {
+    absl::Notification holding, release;
+    store_->Write(TouchAllOp{kT0}, [&](WriteResult) {
+      holding.Notify();
+      release.WaitForNotification();
+    });
+    holding.WaitForNotification();
+    std::vector<WriteResult> results(ops.size());
+    absl::BlockingCounter done(static_cast<int>(ops.size()));
+    for (size_t i = 0; i < ops.size(); ++i) {
+      store_->Write(std::move(ops[i]), [&, i](WriteResult r) {
+        results[i] = std::move(r);
+        done.DecrementCount();
+      });
+    }
+    release.Notify();
+    done.Wait();
+    return results;
+  }
+
   std::unique_ptr<Store> store_;
+  std::string where_;
 };
 
 TEST_P(StoreConformanceTest, CreateThenGetRoundTripsEveryField) {
@@ -542,10 +627,86 @@ TEST_P(StoreConformanceTest, CloseFlushesQueuedWrites) {
             absl::StatusCode::kUnavailable);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest,
-                         ::testing::Values(StoreFactory{"sqlite", MakeSQLite},
-                                           StoreFactory{"postgres", MakePostgres}),
-                         [](const auto& info) { return info.param.name; });
+// The engine retries a write that failed. If an op the database refuses failed the whole
+// batch it was committed with, it would fail its neighbours again at every retry, forever:
+// only that op may fail, and the others still commit together, in one transaction.
+TEST_P(StoreConformanceTest, AnOpTheDatabaseRefusesFailsAloneNotItsBatch) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("old", kT0)}).status.ok());
+  GetParam().refuse_bad_rows(where_);
+  Transaction bad_branch = MakeTxn("bad-branch-target", kT0);  // refused with its branch rows
+  bad_branch.gid = "good-but-bad-target";
+  bad_branch.branches[2].target = "bad:1/s.S/A";
+  UpdateOp abort_old;
+  abort_old.gid = "old";
+  abort_old.expected_status = GlobalStatus::kSubmitted;
+  abort_old.new_status = GlobalStatus::kAborting;
+  abort_old.rollback_reason = "why not";
+  Transaction dup = MakeTxn("old", kT0);
+
+  std::vector<WriteResult> r = WriteOneBatch({
+      CreateOp{MakeTxn("good-1", kT0)},
+      CreateOp{MakeTxn("bad-gid", kT0)},
+      abort_old,
+      CreateOp{bad_branch},
+      TouchOp{"old", kT0},
+      CreateOp{MakeTxn("good-2", kT0)},
+      CreateOp{dup},
+  });
+  EXPECT_TRUE(r[0].status.ok()) << r[0].status;
+  EXPECT_EQ(r[1].status.code(), absl::StatusCode::kInternal) << r[1].status;
+  EXPECT_THAT(std::string(r[1].status.message()), ::testing::HasSubstr("refuse_bad_gid"));
+  EXPECT_TRUE(r[2].status.ok()) << r[2].status;
+  EXPECT_EQ(r[3].status.code(), absl::StatusCode::kInternal) << r[3].status;
+  EXPECT_THAT(std::string(r[3].status.message()), ::testing::HasSubstr("refuse_bad_target"));
+  EXPECT_TRUE(r[4].status.ok()) << r[4].status;
+  EXPECT_TRUE(r[5].status.ok()) << r[5].status;
+  // A per-op outcome is not an error: it is still reported, and sees the batch's earlier ops.
+  EXPECT_EQ(r[6].status.code(), absl::StatusCode::kAlreadyExists) << r[6].status;
+  ASSERT_TRUE(r[6].existing.has_value());
+  EXPECT_EQ(r[6].existing->status, GlobalStatus::kAborting);
+
+  EXPECT_TRUE(store_->Get("good-1").ok());
+  EXPECT_TRUE(store_->Get("good-2").ok());
+  EXPECT_EQ(store_->Get("bad-gid").status().code(), absl::StatusCode::kNotFound);
+  // Nothing of a refused op stays, not even the rows it wrote before the refusal.
+  EXPECT_EQ(store_->Get("good-but-bad-target").status().code(), absl::StatusCode::kNotFound);
+  auto old = store_->Get("old");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->status, GlobalStatus::kAborting);
+  EXPECT_EQ(old->next_retry_time, kT0);
+  // Group commit still: the batch's good ops are one transaction.
+  int transactions = GetParam().transactions_of(where_, {"good-1", "good-2", "old"});
+  if (transactions >= 0) EXPECT_EQ(transactions, 1);
+
+  // The store carries on, and the bad op alone keeps failing when it comes back.
+  EXPECT_EQ(store_->WriteSync(CreateOp{MakeTxn("bad-gid", kT0)}).status.code(),
+            absl::StatusCode::kInternal);
+  EXPECT_TRUE(store_->WriteSync(CreateOp{MakeTxn("good-3", kT0)}).status.ok());
+}
+
+// Many refused ops in one batch (more than a store re-runs a batch for): each fails alone.
+TEST_P(StoreConformanceTest, ManyRefusedOpsInOneBatchEachFailAlone) {
+  GetParam().refuse_bad_rows(where_);
+  std::vector<WriteOp> ops;
+  for (int i = 0; i < 20; ++i) {
+    ops.push_back(CreateOp{MakeTxn(absl::StrCat(i % 2 ? "bad-" : "good-", i), kT0)});
+  }
+  std::vector<WriteResult> r = WriteOneBatch(std::move(ops));
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(r[i].status.code(), i % 2 ? absl::StatusCode::kInternal : absl::StatusCode::kOk)
+        << i << ": " << r[i].status;
+    EXPECT_EQ(store_->Get(absl::StrCat(i % 2 ? "bad-" : "good-", i)).ok(), i % 2 == 0) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Stores, StoreConformanceTest,
+    ::testing::Values(StoreFactory{"sqlite", MakeSQLite, SQLiteRefuseBadRows,
+                                   [](const std::string&, const std::vector<std::string>&) {
+                                     return -1;
+                                   }},
+                      StoreFactory{"postgres", MakePostgres, PgRefuseBadRows, PgTransactionsOf}),
+    [](const auto& info) { return info.param.name; });
 
 // The connection drops after COMMIT went out and before its answer came back: the store must
 // not guess. It reconnects, asks PostgreSQL whether that transaction committed, and reports
@@ -578,6 +739,59 @@ TEST(PgStoreTest, ACommitWhoseAnswerIsLostIsResolvedByAskingTheDatabase) {
   // Either way the store carries on.
   EXPECT_TRUE((*s)->WriteSync(CreateOp{MakeTxn("after", kT0)}).status.ok());
   (*s)->Close();
+}
+
+// A realistic refusal without any help: PostgreSQL text must be valid UTF-8 (SQLSTATE 22021),
+// and a branch's error message, which comes from the branch service, may not be. That write
+// fails alone; the writes batched with it commit.
+TEST(PgStoreTest, AValuePostgresCannotStoreFailsOnlyItsOwnWrite) {
+  const char* conninfo = std::getenv("DTM_TEST_PG");
+  ASSERT_NE(conninfo, nullptr) << "run through ctest, which starts PostgreSQL";
+  PgStoreOptions o;
+  o.schema = absl::StrCat("refused_", getpid());
+  auto s = PgStore::Open(conninfo, o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  Store& store = **s;
+  ASSERT_TRUE(store.WriteSync(CreateOp{MakeTxn("t", kT0)}).status.ok());
+  UpdateOp bad_text;
+  bad_text.gid = "t";
+  bad_text.expected_status = GlobalStatus::kSubmitted;
+  bad_text.new_status = GlobalStatus::kSubmitted;
+  Branch b = MakeTxn("t", kT0).branches[0];
+  b.attempts = 1;
+  b.last_error = "UNKNOWN: caf\xe9";  // Latin-1, not UTF-8
+  bad_text.branches.emplace_back(0, b);
+
+  absl::Notification holding, release;
+  store.Write(TouchAllOp{kT0}, [&](WriteResult) {
+    holding.Notify();
+    release.WaitForNotification();
+  });
+  holding.WaitForNotification();
+  absl::BlockingCounter done(3);
+  WriteResult before, bad, after;
+  store.Write(CreateOp{MakeTxn("before", kT0)}, [&](WriteResult r) {
+    before = std::move(r);
+    done.DecrementCount();
+  });
+  store.Write(bad_text, [&](WriteResult r) {
+    bad = std::move(r);
+    done.DecrementCount();
+  });
+  store.Write(CreateOp{MakeTxn("after", kT0)}, [&](WriteResult r) {
+    after = std::move(r);
+    done.DecrementCount();
+  });
+  release.Notify();
+  done.Wait();
+  EXPECT_TRUE(before.status.ok()) << before.status;
+  EXPECT_TRUE(after.status.ok()) << after.status;
+  EXPECT_EQ(bad.status.code(), absl::StatusCode::kInternal) << bad.status;
+  EXPECT_EQ(pg::SqlState(bad.status), "22021");  // character_not_in_repertoire
+  EXPECT_TRUE(store.Get("before").ok());
+  EXPECT_TRUE(store.Get("after").ok());
+  EXPECT_EQ(store.Get("t")->branches[0].attempts, 0);
+  store.Close();
 }
 
 TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {

@@ -257,7 +257,9 @@ absl::StatusOr<std::vector<pg::Result>> PgConn::ReadResults() {
   std::vector<pg::Result> out;
   absl::Status first_error;
   int expected = queued_;
+  int failed = -1;
   queued_ = 0;
+  failed_statement_ = -1;
   for (int i = 0; i < expected; ++i) {
     auto r = NextResult();
     if (!r.ok()) return r.status();
@@ -265,6 +267,7 @@ absl::StatusOr<std::vector<pg::Result>> PgConn::ReadResults() {
     ExecStatusType t = PQresultStatus(r->get());
     if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && first_error.ok()) {
       first_error = pg::Error(r->get(), conn_, "statement");
+      failed = i;
     }
     out.push_back(std::move(*r));
     auto end = NextResult();  // each statement's results end with a null
@@ -275,7 +278,10 @@ absl::StatusOr<std::vector<pg::Result>> PgConn::ReadResults() {
   if (*sync == nullptr || PQresultStatus(sync->get()) != PGRES_PIPELINE_SYNC) {
     return Fail("pipeline sync missing");
   }
-  if (!first_error.ok()) return first_error;
+  if (!first_error.ok()) {
+    failed_statement_ = failed;
+    return first_error;
+  }
   return out;
 }
 

@@ -81,7 +81,8 @@ class PgConn {
 
   // Pipeline: Send* queue statements; Flush sends a sync point and returns one result per
   // statement sent since the last Flush, in order. The first failing statement's error is
-  // the status (later ones were skipped by the server).
+  // the status (later ones were skipped by the server), and failed_statement() its position
+  // among them.
   absl::Status BeginPipeline();
   absl::Status SendPrepared(const std::string& name, const PgParams& params);
   absl::Status SendSql(const std::string& sql);
@@ -90,6 +91,10 @@ class PgConn {
   absl::Status SendSync();
   absl::StatusOr<std::vector<pg::Result>> ReadResults();
   absl::Status EndPipeline();
+  // After a Flush or ReadResults that failed with a statement's error: that statement's
+  // index among the ones it read (0 is the first sent after the previous Flush); -1 if the
+  // failure was not a statement's (the connection).
+  int failed_statement() const { return failed_statement_; }
 
  private:
   PgConn(PGconn* conn, absl::Duration timeout) : conn_(conn), timeout_(timeout) {}
@@ -102,6 +107,7 @@ class PgConn {
   PGconn* conn_;
   const absl::Duration timeout_;
   int queued_ = 0;
+  int failed_statement_ = -1;
   bool broken_ = false;
 };
 

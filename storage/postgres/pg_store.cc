@@ -1,6 +1,8 @@
 #include "storage/postgres/pg_store.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -34,15 +36,14 @@ constexpr absl::Duration kIdleTick = absl::Milliseconds(250);
 constexpr absl::Duration kClockCheckEvery = absl::Seconds(10);
 
 std::vector<std::pair<std::string, std::string>> Statements() {
-  std::string values;
-  for (int i = 1; i <= kGlobalColumnCount; ++i) absl::StrAppend(&values, i > 1 ? "," : "", "$", i);
   return {
       {"txid", "SELECT txid_current()"},
       {"now_us", "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"},
-      {"create_global", absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
-                                     values, ") ON CONFLICT (gid) DO NOTHING")},
+      {"create_global",
+       absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
+                    PgPlaceholders(kGlobalColumnCount), ") ON CONFLICT (gid) DO NOTHING")},
       {"insert_branch", absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
-                                     ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")},
+                                     ") VALUES (", PgPlaceholders(2 + kBranchColumnCount), ")")},
       {"get_global", absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = $1")},
       {"get_branches",
        absl::StrCat("SELECT ", kBranchColumns, " FROM trans_branch WHERE gid = $1 ORDER BY idx")},
@@ -59,41 +60,41 @@ std::vector<std::pair<std::string, std::string>> Statements() {
        "UPDATE trans_branch SET status = $1, attempts = $2, last_error = $3, finish_time = $4 "
        "WHERE gid = $5 AND idx = $6"},
       {"status_owner", "SELECT status, owner FROM trans_global WHERE gid = $1"},
-      {"touch",
-       "UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND (status IN (2,3) OR "
-       "(status = 1 AND trans_type = 3))"},
-      {"touch_all",
-       "UPDATE trans_global SET next_retry_time = $1 WHERE status IN (2,3) AND "
-       "next_retry_time > $1"},
+      {"touch", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND (",
+                             SqlRunning(), " OR ", SqlPrepared(TransType::kMsg), ")")},
+      {"touch_all", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE ",
+                                 SqlRunning(), " AND next_retry_time > $1")},
       // RegisterOp: lock the PREPARED tcc's row (concurrent registrations of one gid queue
       // here, so each sees the rows of the one before), append both rows unless the branch id
       // is taken, then read what the branch id holds.
-      {"register_lock",
-       "UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND status = 1 AND "
-       "trans_type = 2"},
+      {"register_lock", absl::StrCat("UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND ",
+                                     SqlPrepared(TransType::kTcc))},
       {"type_status", "SELECT trans_type, status FROM trans_global WHERE gid = $1"},
       {"register_insert",
-       "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
-       "last_error, finish_time, after) SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, "
-       "$3::bytea, 1, 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM "
-       "trans_branch WHERE gid = $1::text) m, (VALUES (0, 4, $4::text), (1, 5, $5::text)) AS "
-       "v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM trans_branch WHERE gid = $1::text AND "
-       "branch_id = $2::text)"},
+       absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
+                    ") SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, $3::bytea, ",
+                    SqlValue(BranchStatus::kPrepared),
+                    ", 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM "
+                    "trans_branch WHERE gid = $1::text) m, (VALUES (0, ",
+                    SqlValue(BranchOp::kConfirm), ", $4::text), (1, ", SqlValue(BranchOp::kCancel),
+                    ", $5::text)) AS v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM "
+                    "trans_branch WHERE gid = $1::text AND branch_id = $2::text)")},
       {"branch_targets", "SELECT op, target FROM trans_branch WHERE gid = $1 AND branch_id = $2"},
       {"claim", absl::StrCat("UPDATE trans_global SET owner = $1, lease_expire = $2 WHERE gid IN "
-                             "(SELECT gid FROM trans_global WHERE status IN (1,2,3) AND "
-                             "next_retry_time <= $3 AND (lease_expire IS NULL OR lease_expire "
-                             "<= $3) ORDER BY next_retry_time LIMIT $4 FOR UPDATE SKIP LOCKED) "
-                             "RETURNING ",
+                             "(SELECT gid FROM trans_global WHERE ",
+                             SqlNotTerminal(),
+                             " AND next_retry_time <= $3 AND (lease_expire IS NULL OR "
+                             "lease_expire <= $3) ORDER BY next_retry_time LIMIT $4 FOR UPDATE "
+                             "SKIP LOCKED) RETURNING ",
                              kGlobalColumns)},
       {"renew",
-       "UPDATE trans_global SET lease_expire = $1 WHERE gid = ANY($2::text[]) AND owner = $3 "
-       "AND status IN (1,2,3) RETURNING gid, next_retry_time"},
-      {"purge",
-       "WITH d AS (SELECT gid FROM trans_global WHERE status IN (4,5) AND finish_time < $1 "
-       "ORDER BY finish_time LIMIT $2 FOR UPDATE SKIP LOCKED), "
-       "b AS (DELETE FROM trans_branch WHERE gid IN (SELECT gid FROM d)) "
-       "DELETE FROM trans_global WHERE gid IN (SELECT gid FROM d)"},
+       absl::StrCat("UPDATE trans_global SET lease_expire = $1 WHERE gid = ANY($2::text[]) "
+                    "AND owner = $3 AND ",
+                    SqlNotTerminal(), " RETURNING gid, next_retry_time")},
+      {"purge", absl::StrCat("WITH d AS (SELECT gid FROM trans_global WHERE ", SqlTerminal(),
+                             " AND finish_time < $1 ORDER BY finish_time LIMIT $2 FOR UPDATE SKIP "
+                             "LOCKED), b AS (DELETE FROM trans_branch WHERE gid IN (SELECT gid "
+                             "FROM d)) DELETE FROM trans_global WHERE gid IN (SELECT gid FROM d)")},
   };
 }
 
@@ -152,6 +153,31 @@ absl::Status NoChange(const pg::Result& r, const std::string& gid, GlobalStatus 
   return NoChangeError(gid, static_cast<GlobalStatus>(row.Int(0)), row.Text(1), expected, owner);
 }
 
+// Whether `st`, a statement's error, is the database refusing that statement's data rather
+// than a failure of the database or the session: the SQLSTATE classes of data exceptions
+// (22: a value it cannot store, e.g. a NUL byte in text), integrity constraints (23), program
+// limits (54: e.g. a key too long for its index), triggered data change and check option
+// violations (27, 44) and exceptions raised by PL/pgSQL (P0: e.g. a trigger's RAISE). The same
+// op would fail again; its neighbours in a batch would not. Anything else (a lost session,
+// the server shutting down, a deadlock, missing rights) fails the whole batch, UNAVAILABLE.
+bool RefusedOp(const absl::Status& st) {
+  if (st.code() != absl::StatusCode::kInternal) return false;
+  std::string state = pg::SqlState(st);
+  if (state.size() != 5) return false;
+  std::string cls = state.substr(0, 2);
+  return cls == "22" || cls == "23" || cls == "27" || cls == "44" || cls == "54" || cls == "P0";
+}
+
+// Completes every op of `batch` with UNAVAILABLE "database unavailable: <why>".
+void FailAll(std::vector<PendingWrite>& batch, absl::string_view why) {
+  std::vector<WriteResult> failed(batch.size());
+  for (auto& r : failed) {
+    r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", why));
+  }
+  GroupCommitter::Complete(batch, std::move(failed));
+  batch.clear();
+}
+
 absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& conninfo) {
   auto step = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(pg::Result unused, c.Exec("BEGIN"));
@@ -179,7 +205,8 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           ", newer than this dtmd supports (", PgStore::kSchemaVersion, "); upgrade dtmd"));
     }
     if (version < 1) {
-      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+      // The partial indexes' predicates are the same text the queries use (see codec.h).
+      ASSIGN_OR_RETURN(unused, c.Exec(absl::StrCat(R"sql(
         CREATE TABLE trans_global (
           gid TEXT PRIMARY KEY,
           trans_type SMALLINT NOT NULL,
@@ -200,9 +227,11 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           query_prepared TEXT NOT NULL,
           owner TEXT NOT NULL DEFAULT '',
           lease_expire BIGINT);
-        CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE status IN (1,2,3);
+        CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
+                                                   SqlNotTerminal(), R"sql(;
         CREATE INDEX trans_global_created ON trans_global (create_time, gid);
-        CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5);
+        CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
+                                                   SqlTerminal(), R"sql(;
         CREATE TABLE trans_branch (
           gid TEXT NOT NULL,
           idx INT NOT NULL,
@@ -216,7 +245,7 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
           finish_time BIGINT,
           after TEXT NOT NULL,
           PRIMARY KEY (gid, idx));
-        INSERT INTO dtm_schema_version VALUES (1);)sql"));
+        INSERT INTO dtm_schema_version VALUES (1);)sql")));
     }
     if (version < 2) {
       // v2: msg delivery delay.
@@ -364,39 +393,70 @@ void PgStore::ResolveUnknownCommits() {
 
 void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
   if (!EnsureWriter()) {
-    std::vector<WriteResult> failed(batch.size());
-    for (auto& r : failed) {
-      r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", last_error_));
-    }
-    GroupCommitter::Complete(batch, std::move(failed));
+    FailAll(batch, last_error_);
     return;
   }
   if (!unresolved_.empty()) ResolveUnknownCommits();
   if (absl::Now() >= next_clock_check_) MeasureClockOffset(*writer_);
   if (batch.empty() || !writer_) return;
-  int64_t xid = 0;
-  auto results = RunBatch(batch, xid);
-  if (results.ok()) {
-    GroupCommitter::Complete(batch, *std::move(results));
-    return;
+  // Normally one transaction for the whole batch. An op the database refuses (RefusedOp) fails
+  // alone and the others run again without it; after a few such ops, the rest go one per
+  // transaction (a bound on re-running a large batch once per bad op).
+  int refused = 0;
+  std::vector<PendingWrite> rest = std::move(batch);
+  batch.clear();
+  while (!rest.empty()) {
+    std::vector<PendingWrite> part;
+    if (refused < kRefusalsBeforeOneByOne) {
+      part = std::move(rest);
+      rest.clear();
+    } else {
+      part.push_back(std::move(rest.front()));
+      rest.erase(rest.begin());
+    }
+    int64_t xid = 0;
+    size_t failed_op = part.size();
+    auto results = RunBatch(part, xid, failed_op);
+    if (results.ok()) {
+      GroupCommitter::Complete(part, *std::move(results));
+      continue;
+    }
+    if (!writer_->broken()) {
+      // The transaction failed but the session lives: roll it back and leave pipeline mode.
+      writer_->SendSql("ROLLBACK").IgnoreError();
+      writer_->Flush().status().IgnoreError();
+      writer_->EndPipeline().IgnoreError();
+    }
+    if (part.size() == 1) failed_op = 0;
+    if (!part.empty() && !writer_->broken() && RefusedOp(results.status())) {
+      if (failed_op < part.size()) {
+        // That op alone gets the error; the others go again without it.
+        WriteResult r;
+        r.status = results.status();
+        part[failed_op].done(std::move(r));
+        part.erase(part.begin() + failed_op);
+        ++refused;
+      } else {
+        // Refused, but at no op's statement (at COMMIT): one op per transaction finds it.
+        refused = kRefusalsBeforeOneByOne;
+      }
+      std::move(rest.begin(), rest.end(), std::back_inserter(part));
+      rest = std::move(part);
+      continue;
+    }
+    // The connection or the database itself: every op still here fails (a batch whose COMMIT
+    // went out was moved to unresolved_ and waits for its outcome instead).
+    FailAll(part, results.status().message());
+    FailAll(rest, results.status().message());
   }
-  if (!writer_->broken()) {
-    // The transaction failed but the session lives: roll it back and leave pipeline mode.
-    writer_->SendSql("ROLLBACK").IgnoreError();
-    writer_->Flush().status().IgnoreError();
-    writer_->EndPipeline().IgnoreError();
-  }
-  if (batch.empty()) return;  // moved to unresolved_
-  std::vector<WriteResult> failed(batch.size());
-  for (auto& r : failed) r.status = absl::UnavailableError(results.status().message());
-  GroupCommitter::Complete(batch, std::move(failed));
 }
 
 absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWrite>& batch,
-                                                           int64_t& xid) {
+                                                           int64_t& xid, size_t& failed_op) {
   PgConn& c = *writer_;
   const size_t n = batch.size();
   std::vector<WriteResult> out(n);
+  failed_op = n;
   RETURN_IF_ERROR(c.BeginPipeline());
 
   // Round 1: BEGIN, our transaction id, then one statement per op.
@@ -445,14 +505,21 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         },
         w.op));
   }
-  ASSIGN_OR_RETURN(std::vector<pg::Result> r1, c.Flush());
-  xid = PgRow(r1[1].get(), 0).Int(0);
+  // A statement's error names the op that sent it: round 1's results are BEGIN, txid, then
+  // op i's statement at i + 2.
+  auto r1 = c.Flush();
+  if (!r1.ok()) {
+    if (c.failed_statement() >= 2) failed_op = c.failed_statement() - 2;
+    return r1.status();
+  }
+  xid = PgRow((*r1)[1].get(), 0).Int(0);
 
   // Round 2: what depends on round 1's answers. `first[i]`: op i's first result in r2.
   std::vector<size_t> first(n, 0);
+  std::vector<size_t> sent_by;  // round 2's statement j was sent for op sent_by[j]
   size_t sent = 0;
   for (size_t i = 0; i < n; ++i) {
-    const pg::Result& res = r1[i + 2];
+    const pg::Result& res = (*r1)[i + 2];
     first[i] = sent;
     RETURN_IF_ERROR(std::visit(
         [&](auto& op) -> absl::Status {
@@ -527,15 +594,22 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
           return absl::OkStatus();
         },
         batch[i].op));
+    sent_by.resize(sent, i);
   }
   std::vector<pg::Result> r2;
   if (sent > 0) {
-    ASSIGN_OR_RETURN(r2, c.Flush());
+    auto flushed = c.Flush();
+    if (!flushed.ok()) {
+      int j = c.failed_statement();
+      if (j >= 0 && static_cast<size_t>(j) < sent_by.size()) failed_op = sent_by[j];
+      return flushed.status();
+    }
+    r2 = *std::move(flushed);
   }
 
   // Each op's outcome, as it stands if the transaction commits.
   for (size_t i = 0; i < n; ++i) {
-    const pg::Result& res = r1[i + 2];
+    const pg::Result& res = (*r1)[i + 2];
     WriteResult& o = out[i];
     std::visit(
         [&](auto& op) {

@@ -7,6 +7,8 @@
 //   claimed ones), then COMMIT: one database transaction and one durable commit per batch.
 // - A COMMIT whose answer is lost (connection dropped) is not guessed: the batch's writers
 //   wait while the store reconnects and asks txid_status() whether it committed.
+// - An op the database refuses (a constraint, a value it cannot store: see RefusedOp) fails
+//   alone, INTERNAL with its SQLSTATE; the rest of its batch is applied again without it.
 // - While the database is unreachable, writes fail fast with UNAVAILABLE; the writer
 //   reconnects with backoff. Reads use a small pool of connections and reconnect on demand.
 // - Schema: versioned migrations applied at Open under an advisory lock, in `schema`.
@@ -62,6 +64,8 @@ class PgStore final : public Store {
   int64_t unknown_commits_resolved() const { return unknown_commits_resolved_.load(); }
 
   static constexpr int kSchemaVersion = 2;
+  // Ops the database refuses in one batch before the rest of it goes one op per transaction.
+  static constexpr int kRefusalsBeforeOneByOne = 4;
 
  private:
   struct Reader;
@@ -73,8 +77,11 @@ class PgStore final : public Store {
   bool EnsureWriter();
   void ResolveUnknownCommits();
   void MeasureClockOffset(PgConn& conn);
-  // Runs a batch; returns the per-op results, or moves the batch to unresolved_.
-  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch, int64_t& xid);
+  // Runs a batch in one transaction; returns the per-op results, or the error (and moves the
+  // batch to unresolved_ if its COMMIT went out unanswered). `failed_op`: the index of the op
+  // whose statement failed, or batch.size() if the error was no op's.
+  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch, int64_t& xid,
+                                                    size_t& failed_op);
 
   absl::StatusOr<std::unique_ptr<PgConn>> Connect();
   // Runs `fn` on a pooled reader connection, reconnecting once if it was broken.

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,29 @@ struct SQLiteConn {
 };
 
 namespace {
+
+// The payload key under which an SQLite error carries its (extended) result code.
+constexpr char kResultCodeUrl[] = "type.dtm.dev/sqlite.result_code";
+
+// An SQLite failure as INTERNAL "<what>: <SQLite's message>", carrying `rc`.
+absl::Status SqliteError(absl::string_view what, const char* message, int rc) {
+  absl::Status st =
+      absl::InternalError(absl::StrCat(what, ": ", message ? message : "unknown error"));
+  st.SetPayload(kResultCodeUrl, absl::Cord(absl::StrCat(rc)));
+  return st;
+}
+
+// Whether `st` is SQLite refusing one statement's data (a constraint, including a trigger's
+// RAISE; a value too big or of the wrong type) rather than a failure of the database (I/O, a
+// full disk, a lock, corruption, a schema problem). The same op would fail again; its
+// neighbours in a batch would not.
+bool RefusedOp(const absl::Status& st) {
+  auto payload = st.GetPayload(kResultCodeUrl);
+  int rc = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &rc)) return false;
+  int primary = rc & 0xff;
+  return primary == SQLITE_CONSTRAINT || primary == SQLITE_TOOBIG || primary == SQLITE_MISMATCH;
+}
 
 // A cached prepared statement, reset for reuse when this handle goes away.
 class Stmt {
@@ -79,7 +103,7 @@ class Stmt {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+    return SqliteError("sqlite", sqlite3_errmsg(db_), sqlite3_extended_errcode(db_));
   }
   absl::Status Exec() {
     auto r = Step();
@@ -106,9 +130,9 @@ class Stmt {
 absl::Status ExecSql(sqlite3* db, const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
+    std::string msg = absl::StrCat(err ? err : "unknown error", " in: ", sql);
     sqlite3_free(err);
-    return absl::InternalError(absl::StrCat("sqlite: ", msg, " in: ", sql));
+    return SqliteError("sqlite", msg.c_str(), sqlite3_extended_errcode(db));
   }
   return absl::OkStatus();
 }
@@ -142,9 +166,10 @@ absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string&
 
 absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
                             const std::vector<Branch>& branches, int64_t first_idx = 0) {
-  Stmt s(conn,
-         "INSERT INTO trans_branch (gid, idx, branch_id, op, target, payload, status, attempts, "
-         "last_error, finish_time, after) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+  static const std::string* sql =
+      new std::string(absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
+                                   ") VALUES (", SqlPlaceholders(2 + kBranchColumnCount), ")"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   for (size_t i = 0; i < branches.size(); ++i) {
     const Branch& b = branches[i];
@@ -165,14 +190,14 @@ absl::Status InsertBranches(SQLiteConn& conn, const std::string& gid,
   return absl::OkStatus();
 }
 
-// Each Apply* returns a non-OK status only for SQL errors (which abort the whole batch);
-// per-op outcomes (exists, CAS mismatch) go into `out.status`.
+// Each Apply* returns a non-OK status only for SQL errors (which abort the transaction: see
+// ApplyBatch); per-op outcomes (exists, CAS mismatch) go into `out.status`.
 absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out) {
   const Transaction& t = op.txn;
-  Stmt s(conn,
-         absl::StrCat("INSERT INTO trans_global (", kGlobalColumns,
-                      ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING")
-             .c_str());
+  static const std::string* sql = new std::string(
+      absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
+                   SqlPlaceholders(kGlobalColumnCount), ") ON CONFLICT DO NOTHING"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.Bind(1, t.gid)
       .Bind(2, static_cast<int64_t>(t.trans_type))
@@ -264,9 +289,10 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
 }
 
 absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (status IN (2,3) OR "
-         "(status = 1 AND trans_type = 3))");
+  static const std::string* sql = new std::string(
+      absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (", SqlRunning(),
+                   " OR ", SqlPrepared(TransType::kMsg), ")"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
   RETURN_IF_ERROR(s.Exec());
@@ -277,9 +303,10 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
 }
 
 absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET next_retry_time = ? WHERE status IN (2,3) AND "
-         "next_retry_time > ?");
+  static const std::string* sql =
+      new std::string(absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE ",
+                                   SqlRunning(), " AND next_retry_time > ?"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.now).BindTime(2, op.now);
   RETURN_IF_ERROR(s.Exec());
@@ -334,9 +361,11 @@ absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& 
 absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
   std::vector<std::string> gids;
   {
-    Stmt s(conn,
-           "SELECT gid FROM trans_global WHERE status IN (1,2,3) AND next_retry_time <= ? AND "
-           "(lease_expire IS NULL OR lease_expire <= ?) ORDER BY next_retry_time LIMIT ?");
+    static const std::string* sql = new std::string(
+        absl::StrCat("SELECT gid FROM trans_global WHERE ", SqlNotTerminal(),
+                     " AND next_retry_time <= ? AND (lease_expire IS NULL OR lease_expire <= ?) "
+                     "ORDER BY next_retry_time LIMIT ?"));
+    Stmt s(conn, *sql);
     RETURN_IF_ERROR(s.status());
     s.BindTime(1, op.now).BindTime(2, op.now).Bind(3, op.limit);
     for (;;) {
@@ -357,9 +386,10 @@ absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
 }
 
 absl::Status ApplyRenew(SQLiteConn& conn, const RenewOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET lease_expire = ? WHERE gid = ? AND owner = ? AND "
-         "status IN (1,2,3) RETURNING next_retry_time");
+  static const std::string* sql = new std::string(
+      absl::StrCat("UPDATE trans_global SET lease_expire = ? WHERE gid = ? AND owner = ? AND ",
+                   SqlNotTerminal(), " RETURNING next_retry_time"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   for (const std::string& gid : op.gids) {
     s.Reset();
@@ -374,9 +404,10 @@ absl::Status ApplyRenew(SQLiteConn& conn, const RenewOp& op, WriteResult& out) {
 absl::Status ApplyPurge(SQLiteConn& conn, const PurgeOp& op, WriteResult& out) {
   RETURN_IF_ERROR(ExecSql(conn.db, "CREATE TEMP TABLE IF NOT EXISTS purge_gids (gid TEXT)"));
   RETURN_IF_ERROR(ExecSql(conn.db, "DELETE FROM purge_gids"));
-  Stmt s(conn,
-         "INSERT INTO purge_gids SELECT gid FROM trans_global WHERE status IN (4,5) AND "
-         "finish_time < ? LIMIT ?");
+  static const std::string* sql =
+      new std::string(absl::StrCat("INSERT INTO purge_gids SELECT gid FROM trans_global WHERE ",
+                                   SqlTerminal(), " AND finish_time < ? LIMIT ?"));
+  Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.finished_before).Bind(2, op.limit);
   RETURN_IF_ERROR(s.Exec());
@@ -428,7 +459,8 @@ absl::Status Migrate(SQLiteConn& conn) {
                      SQLiteStore::kSchemaVersion, "); upgrade dtmd")));
   }
   if (version < 1) {
-    st = ExecSql(conn.db, R"sql(
+    // The partial indexes' predicates are the same text the queries use (see codec.h).
+    std::string v1 = absl::StrCat(R"sql(
       CREATE TABLE trans_global (
         gid TEXT PRIMARY KEY,
         trans_type INTEGER NOT NULL,
@@ -447,9 +479,11 @@ absl::Status Migrate(SQLiteConn& conn) {
         next_retry_time INTEGER,
         rollback_reason TEXT NOT NULL,
         query_prepared TEXT NOT NULL);
-      CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE status IN (1,2,3);
+      CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
+                                  SqlNotTerminal(), R"sql(;
       CREATE INDEX trans_global_created ON trans_global (create_time, gid);
-      CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5);
+      CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
+                                  SqlTerminal(), R"sql(;
       CREATE TABLE trans_branch (
         gid TEXT NOT NULL,
         idx INTEGER NOT NULL,
@@ -464,6 +498,7 @@ absl::Status Migrate(SQLiteConn& conn) {
         after TEXT NOT NULL,
         PRIMARY KEY (gid, idx)) WITHOUT ROWID;
       INSERT INTO dtm_schema_version VALUES (1);)sql");
+    st = ExecSql(conn.db, v1.c_str());
     if (!st.ok()) return fail(st);
   }
   if (version < 2) {
@@ -499,7 +534,7 @@ SQLiteStore::SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQL
     : writer_(std::move(writer)), reader_(std::move(reader)) {
   committer_ = std::make_unique<GroupCommitter>(
       [this](std::vector<PendingWrite>& batch) {
-        if (!batch.empty()) GroupCommitter::Complete(batch, ApplyBatch(batch));
+        if (!batch.empty()) ApplyBatch(batch);
       },
       1024);
 }
@@ -512,12 +547,55 @@ void SQLiteStore::Write(WriteOp op, Done done) {
   committer_->Submit(std::move(op), std::move(done));
 }
 
-std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<PendingWrite>& ops) {
-  std::vector<WriteResult> results(ops.size());
-  absl::Status st = ExecSql(writer_->db, "BEGIN IMMEDIATE");
-  for (size_t i = 0; st.ok() && i < ops.size(); ++i) {
+void SQLiteStore::ApplyBatch(std::vector<PendingWrite>& batch) {
+  // Normally one transaction for the whole batch. An op the database refuses (RefusedOp) fails
+  // alone and the others run again without it; after a few such ops, the rest go one per
+  // transaction (a bound on re-running a large batch once per bad op).
+  int refused = 0;
+  std::vector<PendingWrite> rest = std::move(batch);
+  batch.clear();
+  while (!rest.empty()) {
+    const size_t n = refused < kRefusalsBeforeOneByOne ? rest.size() : 1;
+    std::vector<WriteResult> results(n);
+    size_t failed_op = n;
+    absl::Status st = RunBatch(rest, n, results, failed_op);
+    if (st.ok()) {
+      for (size_t i = 0; i < n; ++i) rest[i].done(std::move(results[i]));
+      rest.erase(rest.begin(), rest.begin() + n);
+      continue;
+    }
+    ExecSql(writer_->db, "ROLLBACK").IgnoreError();
+    if (n == 1) failed_op = 0;
+    if (RefusedOp(st)) {
+      if (failed_op < n) {
+        // That op alone gets the error; the others go again without it.
+        WriteResult r;
+        r.status = st;
+        rest[failed_op].done(std::move(r));
+        rest.erase(rest.begin() + failed_op);
+        ++refused;
+      } else {
+        // Refused, but at no op's statement (at COMMIT): one op per transaction finds it.
+        refused = kRefusalsBeforeOneByOne;
+      }
+      continue;
+    }
+    // The database itself: every op still here fails.
+    for (PendingWrite& w : rest) {
+      WriteResult r;
+      r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", st.message()));
+      w.done(std::move(r));
+    }
+    return;
+  }
+}
+
+absl::Status SQLiteStore::RunBatch(std::vector<PendingWrite>& ops, size_t n,
+                                   std::vector<WriteResult>& results, size_t& failed_op) {
+  RETURN_IF_ERROR(ExecSql(writer_->db, "BEGIN IMMEDIATE"));
+  for (size_t i = 0; i < n; ++i) {
     WriteResult& out = results[i];
-    st = std::visit(
+    absl::Status st = std::visit(
         [&](auto& op) -> absl::Status {
           using T = std::decay_t<decltype(op)>;
           if constexpr (std::is_same_v<T, CreateOp>) return ApplyCreate(*writer_, op, out);
@@ -530,16 +608,12 @@ std::vector<WriteResult> SQLiteStore::ApplyBatch(std::vector<PendingWrite>& ops)
           if constexpr (std::is_same_v<T, PurgeOp>) return ApplyPurge(*writer_, op, out);
         },
         ops[i].op);
-  }
-  if (st.ok()) st = ExecSql(writer_->db, "COMMIT");
-  if (!st.ok()) {
-    ExecSql(writer_->db, "ROLLBACK").IgnoreError();
-    for (WriteResult& r : results) {
-      r = WriteResult();
-      r.status = absl::UnavailableError(st.message());
+    if (!st.ok()) {
+      failed_op = i;
+      return st;
     }
   }
-  return results;
+  return ExecSql(writer_->db, "COMMIT");
 }
 
 absl::StatusOr<Transaction> SQLiteStore::Get(const std::string& gid) {

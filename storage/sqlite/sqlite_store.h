@@ -1,6 +1,10 @@
 // SQLiteStore: the embedded Store. One file, WAL journal, synchronous=FULL (every commit is
 // durable), a schema version table. One writer connection owned by the GroupCommitter
 // thread, one reader connection for Get/List. Single-process use only.
+//
+// Each batch of writes is one transaction. An op the database refuses (a constraint, a value
+// too big) fails alone, INTERNAL; the rest of its batch is applied again without it. Any other
+// failure fails the batch, UNAVAILABLE.
 #ifndef DTM_STORAGE_SQLITE_SQLITE_STORE_H_
 #define DTM_STORAGE_SQLITE_SQLITE_STORE_H_
 
@@ -30,10 +34,17 @@ class SQLiteStore final : public Store {
   const GroupCommitter& committer() const { return *committer_; }
 
   static constexpr int kSchemaVersion = 3;
+  // Ops the database refuses in one batch before the rest of it goes one op per transaction.
+  static constexpr int kRefusalsBeforeOneByOne = 4;
 
  private:
   SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader);
-  std::vector<WriteResult> ApplyBatch(std::vector<PendingWrite>& ops);
+  // Applies `batch` and completes each op.
+  void ApplyBatch(std::vector<PendingWrite>& batch);
+  // Applies ops[0, n) in one transaction, filling `results`; on an error, `failed_op` is the
+  // op that raised it (n if none did: BEGIN or COMMIT). The caller rolls back.
+  absl::Status RunBatch(std::vector<PendingWrite>& ops, size_t n, std::vector<WriteResult>& results,
+                        size_t& failed_op);
 
   const std::unique_ptr<SQLiteConn> writer_;  // used only by the committer thread
   absl::Mutex reader_mu_;
