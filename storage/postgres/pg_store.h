@@ -1,5 +1,5 @@
 // PgStore: the Store on PostgreSQL, for production and for several dtmd replicas sharing one
-// database (DESIGN.md §5, docs/adr/0007).
+// database (docs/adr/0007).
 //
 // - Writes are group-committed like SQLite's: the writer thread takes everything queued and
 //   sends it in pipeline mode, BEGIN + every op's statements + a sync, reads the answers, then
