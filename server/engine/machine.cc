@@ -88,8 +88,10 @@ void RetryAllNow(TransState& s) {
   for (BranchRuntime& r : s.rt) r.not_before = absl::InfinitePast();
 }
 
-void OnBranchResult(TransState& s, int index, const BranchResult& result, absl::Time now,
+void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::Time now,
                     double jitter) {
+  // Stored as last_error and in rollback_reason: text the branch sent, cleaned.
+  const BranchResult result{answer.outcome, CleanBranchMessage(answer.message)};
   BranchRuntime& rt = s.rt[index];
   Branch& b = s.txn.branches[index];
   rt.in_flight = false;

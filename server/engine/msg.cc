@@ -41,8 +41,9 @@ PreparedStep OnBackCheckResult(const Transaction& msg, const BranchResult& resul
       break;
     case CallOutcome::kFailure:
       step.to = GlobalStatus::kFailed;
-      step.reason = absl::StrCat("back-check ", msg.query_prepared,
-                                 " says the local transaction rolled back: ", result.message);
+      step.reason = absl::StrCat(
+          "back-check ", msg.query_prepared,
+          " says the local transaction rolled back: ", CleanBranchMessage(result.message));
       break;
     case CallOutcome::kOngoing:
       step.retry_at = now + o.retry_interval;

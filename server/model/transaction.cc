@@ -1,5 +1,7 @@
 #include "server/model/transaction.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 
 namespace dtm {
@@ -73,5 +75,62 @@ bool Transaction::operator==(const Transaction& o) const {
 }
 
 std::string SagaBranchId(int step) { return absl::StrFormat("%02d", step + 1); }
+
+std::string CleanBranchMessage(absl::string_view message, size_t max_bytes) {
+  constexpr absl::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  constexpr absl::string_view kCut = "...";
+  std::string out;
+  out.reserve(std::min(message.size(), max_bytes));
+  size_t i = 0;
+  while (i < message.size()) {
+    const auto c = static_cast<unsigned char>(message[i]);
+    // The length of a well-formed UTF-8 sequence starting here, or 0.
+    size_t len = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+    }
+    bool ok = len > 0 && i + len <= message.size();
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(message[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok && len >= 3) {
+      const auto c1 = static_cast<unsigned char>(message[i + 1]);
+      // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+          (c == 0xF4 && c1 > 0x8F)) {
+        ok = false;
+      }
+    }
+    absl::string_view piece;
+    if (!ok) {
+      piece = kReplacement;
+      len = 1;
+    } else if (len == 1 && (c < 0x20 || c == 0x7F) && c != '\t') {
+      piece = " ";
+    } else {
+      piece = message.substr(i, len);
+    }
+    if (out.size() + piece.size() > max_bytes) {
+      while (!out.empty() && out.size() + kCut.size() > max_bytes) {
+        // Remove a whole character: continuation bytes, then the lead byte.
+        while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) {
+          out.pop_back();
+        }
+        if (!out.empty()) out.pop_back();
+      }
+      if (out.size() + kCut.size() <= max_bytes) out.append(kCut.data(), kCut.size());
+      return out;
+    }
+    out.append(piece.data(), piece.size());
+    i += len;
+  }
+  return out;
+}
 
 }  // namespace dtm

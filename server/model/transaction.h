@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace dtm {
@@ -101,6 +102,12 @@ struct BranchRegistration {
   std::string cancel;
   std::string payload;
 };
+
+// What a branch service said, made fit to store and show: valid UTF-8 (an invalid byte
+// becomes U+FFFD), no NUL or other control characters but tab, at most `max_bytes` (cut at a
+// character boundary, marked with "..."). Branch answers are text we do not control; a
+// database may refuse to store what is not valid text, and must never be asked to again.
+std::string CleanBranchMessage(absl::string_view message, size_t max_bytes = 1024);
 
 // Formats saga step index `i` as a branch id: 0 -> "01", 9 -> "10".
 std::string SagaBranchId(int step);

@@ -24,6 +24,7 @@ namespace {
 
 using test::BranchCallRecord;
 using test::BranchReply;
+using test::Code;
 using test::DtmdProcess;
 using test::Failure;
 using test::Hang;
@@ -105,6 +106,28 @@ TEST_F(SagaE2ETest, TransientErrorsAreRetriedThenSucceed) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->branches(2).attempts(), 4);
   EXPECT_THAT(t->branches(2).last_error(), HasSubstr("flaky"));
+}
+
+TEST_F(SagaE2ETest, ABranchAnsweringInvalidTextIsRecordedCleanedAndDoesNotStall) {
+  // PostgreSQL refuses text that is not UTF-8: such an answer stored as it is would fail the
+  // write at every retry. It is cleaned (U+FFFD) and capped before it is stored.
+  std::string gid = Gid();
+  std::string latin1 =
+      "solde insuffisant: 3 \xE9"
+      "cus";  // Latin-1 "é"
+  script_->Set(gid, "A1",
+               {Code(grpc::StatusCode::UNAVAILABLE, latin1 + std::string(5000, '!')),
+                Code(grpc::StatusCode::ABORTED, latin1)});
+  auto r = MakeSaga(gid, 1).Submit();
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
+  auto t = client_->Query(gid);
+  ASSERT_TRUE(t.ok());
+  EXPECT_THAT(t->branches(0).last_error(), HasSubstr("3 \xEF\xBF\xBD"
+                                                     "cus"));
+  EXPECT_LE(t->branches(0).last_error().size(), 1024u);
+  EXPECT_THAT(t->rollback_reason(), HasSubstr("3 \xEF\xBF\xBD"
+                                              "cus"));
 }
 
 TEST_F(SagaE2ETest, OngoingIsPolledThenSucceeds) {
