@@ -33,5 +33,51 @@ TEST(TargetTest, RejectsMalformedTargetsNamingTheField) {
   }
 }
 
+TEST(TargetTest, ParsesHttpUrls) {
+  auto t = ParseHttpTarget("http://busi.svc:8081/api/TransOut?x=1&y=2", "f");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_FALSE(t->https);
+  EXPECT_EQ(t->host, "busi.svc");
+  EXPECT_EQ(t->port, 8081);
+  EXPECT_EQ(t->path, "/api/TransOut?x=1&y=2");
+  auto s = ParseHttpTarget("HTTPS://10.1.2.3", "f");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->https);
+  EXPECT_EQ(s->port, 443);
+  EXPECT_EQ(s->path, "/");
+  auto v6 = ParseHttpTarget("http://[::1]:80?q=1", "f");
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  EXPECT_EQ(v6->host, "[::1]");
+  EXPECT_EQ(v6->path, "/?q=1");
+  EXPECT_TRUE(IsHttpTarget("Http://x"));
+  EXPECT_FALSE(IsHttpTarget("localhost:1/a.B/C"));
+  EXPECT_TRUE(ValidateTarget("http://localhost:8081/x", "f").ok());
+  EXPECT_TRUE(ValidateTarget("localhost:50051/a.B/C", "f").ok());
+}
+
+TEST(TargetTest, RejectsMalformedUrlsNamingTheFieldAndWhy) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"http://", "no valid host"},
+      {"http:///path", "no valid host"},
+      {"http://user:pw@host/x", "user:password@"},
+      {"http://host/x#frag", "#fragment"},
+      {"http://host:0/x", "1..65535"},
+      {"http://host:65536/x", "1..65535"},
+      {"http://host:8o/x", "1..65535"},
+      {"http://ho st/x", "space"},
+      {"http://h\xC3\xA9/x", "non-ASCII"},
+      {"http://-host/x", "no valid host"},
+      {"http://host_name/x", "no valid host"},
+  };
+  for (const auto& [url, why] : cases) {
+    absl::Status st = ValidateTarget(url, "steps[0].action");
+    ASSERT_FALSE(st.ok()) << url;
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(st.message()), HasSubstr("steps[0].action"));
+    EXPECT_THAT(std::string(st.message()), HasSubstr(std::string("'") + url + "'"));
+    EXPECT_THAT(std::string(st.message()), HasSubstr(why)) << url;
+  }
+}
+
 }  // namespace
 }  // namespace dtm

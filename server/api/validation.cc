@@ -61,9 +61,10 @@ absl::Status ValidateHeaders(const google::protobuf::Map<std::string, std::strin
   return absl::OkStatus();
 }
 
-absl::Status ValidateTarget(const std::string& target, const std::string& field) {
-  if (target.empty()) return absl::OkStatus();  // no-op step
-  return ParseGrpcTarget(target, field).status();
+// A step's target: empty (a no-op that succeeds), a gRPC method or an HTTP URL.
+absl::Status CheckTarget(const std::string& target, const std::string& field) {
+  if (target.empty()) return absl::OkStatus();
+  return ValidateTarget(target, field);
 }
 
 // Rejects `after` lists with out-of-range indexes, self references or cycles.
@@ -177,8 +178,8 @@ absl::StatusOr<std::vector<Branch>> ReadSteps(
   for (int i = 0; i < steps.size(); ++i) {
     const v1::Step& s = steps[i];
     std::string prefix = absl::StrCat("steps[", i, "].");
-    RETURN_IF_ERROR(ValidateTarget(s.action(), prefix + "action"));
-    RETURN_IF_ERROR(ValidateTarget(s.compensate(), prefix + "compensate"));
+    RETURN_IF_ERROR(CheckTarget(s.action(), prefix + "action"));
+    RETURN_IF_ERROR(CheckTarget(s.compensate(), prefix + "compensate"));
     RETURN_IF_ERROR(CheckPayload(s.payload(), prefix + "payload", limits));
     if (type == TransType::kMsg && !s.compensate().empty()) {
       return Invalid(prefix + "compensate", s.compensate(),
@@ -237,7 +238,7 @@ absl::StatusOr<Transaction> ToTransaction(const Request& req, const ApiLimits& l
         "query_prepared is empty: a prepared msg needs a back-check target "
         "(host:port/package.Service/Method) that says whether its local transaction committed");
   }
-  RETURN_IF_ERROR(ValidateTarget(req.query_prepared(), "query_prepared"));
+  RETURN_IF_ERROR(CheckTarget(req.query_prepared(), "query_prepared"));
   Transaction t;
   t.gid = req.gid();
   t.trans_type = type;
@@ -292,8 +293,8 @@ absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequ
     if (!GidChar(c))
       return Invalid("branch_id", req.branch_id(), "has a character outside [A-Za-z0-9_.:-]");
   }
-  RETURN_IF_ERROR(ValidateTarget(req.confirm(), "confirm"));
-  RETURN_IF_ERROR(ValidateTarget(req.cancel(), "cancel"));
+  RETURN_IF_ERROR(CheckTarget(req.confirm(), "confirm"));
+  RETURN_IF_ERROR(CheckTarget(req.cancel(), "cancel"));
   RETURN_IF_ERROR(CheckPayload(req.payload(), "payload", limits));
   BranchRegistration op;
   op.gid = req.gid();

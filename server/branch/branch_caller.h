@@ -26,10 +26,20 @@ struct BranchResult {
   std::string message;  // e.g. "ABORTED: insufficient funds"
 };
 
+// One call of a branch. The coordinator never decodes the payload: it is a step's bytes, sent
+// as the gRPC request message or as the HTTP body.
 struct BranchCall {
-  std::string target;   // validated "host:port/pkg.Service/Method" (grpc:// allowed)
+  std::string target;   // validated: "host:port/pkg.Service/Method" (grpc:// allowed) or a URL
   std::string payload;  // raw request bytes
-  std::vector<std::pair<std::string, std::string>> metadata;
+  // Which branch of which transaction, and why, in DTM's words: dtm-* metadata over gRPC,
+  // query parameters over HTTP, so services written for DTM understand them.
+  std::string gid;
+  std::string trans_type;  // "saga", "tcc", "msg"
+  std::string branch_id;   // "01", ...; "00" for a msg's back-check
+  std::string op;          // "action", "compensate", "try", "confirm", "cancel", "msg"
+  std::string dtm;         // the coordinator's address
+  // The transaction's branch_headers: extra metadata / HTTP headers.
+  std::vector<std::pair<std::string, std::string>> headers;
   absl::Duration timeout = absl::Seconds(3);
 };
 

@@ -144,8 +144,11 @@ TEST_F(EngineTest, RunsASagaAndAnswersWaitResultWhenDurable) {
   });
   EXPECT_EQ(caller_.Next(), "A1");
   const BranchCall& call = caller_.Peek();
-  EXPECT_THAT(call.metadata, ::testing::Contains(
-                                 std::make_pair(std::string("dtm-dtm"), std::string("dtm:36790"))));
+  EXPECT_EQ(call.dtm, "dtm:36790");
+  EXPECT_EQ(call.gid, "g1");
+  EXPECT_EQ(call.trans_type, "saga");
+  EXPECT_EQ(call.branch_id, "01");
+  EXPECT_EQ(call.op, "action");
   caller_.Answer({CallOutcome::kSuccess, ""});
   EXPECT_EQ(caller_.Next(), "A2");
   EXPECT_FALSE(answered.HasBeenNotified());
@@ -304,7 +307,8 @@ TEST_F(EngineTest, FailedBackChecksBackOffAndAreForgottenWhenTheClientSubmits) {
   clock_.Advance(absl::Seconds(5));  // its timeout_to_fail: recovery claims it
   EXPECT_TRUE(engine_->Resume(Claim("m1")));
   EXPECT_EQ(caller_.Next(), "QueryPrepared");
-  EXPECT_EQ(caller_.Peek().metadata[3], std::make_pair(std::string("dtm-op"), std::string("msg")));
+  EXPECT_EQ(caller_.Peek().op, "msg");
+  EXPECT_EQ(caller_.Peek().branch_id, "00");
   caller_.Answer({CallOutcome::kError, "UNAVAILABLE: down"});
   ASSERT_TRUE(WaitUntil([&] { return engine_->back_check_errors_tracked() == 1; }));
   // Postponed with backoff (at most retry_interval for the first error) and released.

@@ -239,10 +239,8 @@ void PreparedProtocol::BackCheck(Transaction txn) {
   // As for branch calls: the check must end while the claim still holds.
   absl::Duration margin = std::min(txn.options.request_timeout, options_.lease / 2);
   if (txn.owner != options_.owner || now + margin >= txn.lease_expire) return;
-  BranchCall call;
+  BranchCall call = runner_->NewCall(txn, "00", "msg");
   call.target = txn.query_prepared;
-  call.timeout = txn.options.request_timeout;
-  call.metadata = runner_->Metadata(txn, "00", "msg");
   caller_->Call(std::move(call), [this, txn = std::move(txn)](BranchResult r) mutable {
     pool_->Post([this, txn = std::move(txn), r = std::move(r)] {
       absl::Time now = clock_->Now();

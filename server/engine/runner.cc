@@ -500,25 +500,23 @@ void Runner::Dispatch(const ActivePtr& a, int index) {
     on_result(BranchResult{CallOutcome::kSuccess, ""});
     return;
   }
-  BranchCall call;
+  BranchCall call = NewCall(t, b.branch_id, BranchOpName(b.op));
   call.target = b.target;
   call.payload = b.payload;
-  call.timeout = t.options.request_timeout;
-  call.metadata = Metadata(t, b.branch_id, BranchOpName(b.op));
   caller_->Call(std::move(call), std::move(on_result));
 }
 
-std::vector<std::pair<std::string, std::string>> Runner::Metadata(const Transaction& t,
-                                                                  const std::string& branch_id,
-                                                                  const char* op) const {
-  std::vector<std::pair<std::string, std::string>> m = {
-      {"dtm-gid", t.gid},
-      {"dtm-trans_type", TransTypeName(t.trans_type)},
-      {"dtm-branch_id", branch_id},
-      {"dtm-op", op},
-      {"dtm-dtm", self_address()}};
-  for (const auto& [k, v] : t.options.branch_headers) m.emplace_back(k, v);
-  return m;
+BranchCall Runner::NewCall(const Transaction& t, const std::string& branch_id,
+                           const char* op) const {
+  BranchCall call;
+  call.gid = t.gid;
+  call.trans_type = TransTypeName(t.trans_type);
+  call.branch_id = branch_id;
+  call.op = op;
+  call.dtm = self_address();
+  call.headers.assign(t.options.branch_headers.begin(), t.options.branch_headers.end());
+  call.timeout = t.options.request_timeout;
+  return call;
 }
 
 void Runner::Shutdown() {

@@ -60,10 +60,8 @@ class Runner {
   // global status (a status whose write is in flight is not reported yet), the latest
   // branch results.
   void WithDurableView(const ActivePtr& a, std::function<void(const Transaction&)> fn);
-  // The dtm-* metadata of a call of `branch_id` with `op`, plus the branch_headers.
-  std::vector<std::pair<std::string, std::string>> Metadata(const Transaction& t,
-                                                            const std::string& branch_id,
-                                                            const char* op) const;
+  // A call of `t`'s branch `branch_id` for `op` (target and payload left to the caller).
+  BranchCall NewCall(const Transaction& t, const std::string& branch_id, const char* op) const;
 
   // The Engine's operations on running work (see engine.h).
   void Query(const std::string& gid, TxnDone done);

@@ -66,7 +66,12 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
   f->done = std::move(done);
   f->context.set_deadline(std::chrono::system_clock::now() +
                           absl::ToChronoMicroseconds(call.timeout));
-  for (const auto& [k, v] : call.metadata) f->context.AddMetadata(k, v);
+  f->context.AddMetadata("dtm-gid", call.gid);
+  f->context.AddMetadata("dtm-trans_type", call.trans_type);
+  f->context.AddMetadata("dtm-branch_id", call.branch_id);
+  f->context.AddMetadata("dtm-op", call.op);
+  f->context.AddMetadata("dtm-dtm", call.dtm);
+  for (const auto& [k, v] : call.headers) f->context.AddMetadata(k, v);
   grpc::Slice slice(call.payload);
   f->request = grpc::ByteBuffer(&slice, 1);
   grpc::GenericStub* stub = nullptr;

@@ -1,0 +1,71 @@
+// HttpBranchCaller: calls HTTP branches the way DTM does, asynchronously, with libcurl's multi
+// interface on one thread: no thread per call and none blocked while a call is out. Connections
+// are kept alive and reused per host (bounded), names are resolved by libcurl's own resolver
+// threads (never on the calling thread), HTTPS is verified against the system's CAs (or
+// `ca_file`).
+//
+// The request (DTM's HTTP branch protocol): POST when the payload is not empty, GET when it is
+// (a msg's back-check; DTM does the same, and services written for it route accordingly), to
+// the target URL with gid, trans_type, branch_id, op and dtm appended to its query string;
+// Content-Type: application/json; the payload as the body, unchanged; the branch_headers as
+// headers. Redirects are not followed.
+//
+// The answer: 425, or a body containing ONGOING -> ongoing; 409, or a body containing FAILURE ->
+// failure; another 2xx -> success; anything else (another status, no connection, a reset, a
+// TLS error, request_timeout) -> a transient error. Only the first `max_kept_bytes` of a body
+// are kept (for last_error), all of it is searched, and a body larger than
+// `max_response_bytes` is a transient error.
+//
+// Thread-safe. `done` runs on the libcurl thread and must not block.
+#ifndef DTM_SERVER_BRANCH_HTTP_HTTP_BRANCH_CALLER_H_
+#define DTM_SERVER_BRANCH_HTTP_HTTP_BRANCH_CALLER_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "server/branch/branch_caller.h"
+
+namespace dtm {
+
+struct HttpBranchCallerOptions {
+  long max_host_connections = 64;  // per host:port; more calls queue for a connection
+  long max_total_connections = 1024;
+  std::string ca_file;  // PEM CAs for https:// branches; empty: the system's
+  size_t max_response_bytes = 4 << 20;
+  size_t max_kept_bytes = 256;
+};
+
+class HttpBranchCaller final : public BranchCaller {
+ public:
+  explicit HttpBranchCaller(HttpBranchCallerOptions options = {});
+  ~HttpBranchCaller() override;  // Calls Shutdown().
+
+  void Call(BranchCall call, std::function<void(BranchResult)> done) override;
+  void Shutdown() override;
+
+  // What an HTTP answer means (see above); `body` is what was kept of it, `marker` the word
+  // found in the whole body ("ONGOING", "FAILURE" or "").
+  static BranchResult Classify(long status, absl::string_view body, absl::string_view marker);
+
+ private:
+  struct Request;
+  void Run();
+  void Finish(Request* r, int curl_code);
+
+  const HttpBranchCallerOptions options_;
+  void* const multi_;  // CURLM*
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<Request>> queue_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_BRANCH_HTTP_HTTP_BRANCH_CALLER_H_

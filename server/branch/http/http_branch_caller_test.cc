@@ -1,0 +1,216 @@
+// HttpBranchCaller against a real HTTP server (dtmd's own HttpServer playing the branch
+// service): what goes on the wire, what each answer means, keep-alive, limits.
+#include "server/branch/http/http_branch_caller.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "server/http/http_server.h"
+
+namespace dtm {
+namespace {
+
+using ::testing::HasSubstr;
+
+class HttpBranchCallerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router_.Handle("POST", "/busi", [this](HttpRequest req, HttpResponder respond) {
+      Record(req);
+      respond(Reply(req));
+    });
+    router_.Handle("GET", "/busi", [this](HttpRequest req, HttpResponder respond) {
+      Record(req);
+      respond(Reply(req));
+    });
+    router_.Handle("POST", "/hang", [this](HttpRequest req, HttpResponder respond) {
+      absl::MutexLock lock(&mu_);
+      hanging_.push_back(std::move(respond));
+    });
+    HttpServerOptions o;
+    o.listen = "127.0.0.1:0";
+    auto s = HttpServer::Start(o, &router_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = *std::move(s);
+  }
+  void TearDown() override {
+    caller_.Shutdown();
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& r : hanging_) r(HttpResponse{});
+    }
+    server_->Shutdown(absl::Seconds(1));
+  }
+
+  // The test's answer: ?status= and ?body= of the call's URL.
+  HttpResponse Reply(const HttpRequest& req) {
+    HttpResponse r;
+    if (!req.Param("status").empty()) r.status = std::stoi(req.Param("status"));
+    r.body = req.Param("body");
+    if (req.Param("big") == "1") r.body = std::string(8 << 20, 'x');
+    return r;
+  }
+  void Record(const HttpRequest& req) {
+    absl::MutexLock lock(&mu_);
+    seen_.push_back(req);
+  }
+  std::vector<HttpRequest> Seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+
+  std::string Url(const std::string& path_and_query) {
+    return absl::StrCat("http://127.0.0.1:", server_->port(), path_and_query);
+  }
+  BranchCall Call(const std::string& target, const std::string& payload = "{\"amount\":30}") {
+    BranchCall c;
+    c.target = target;
+    c.payload = payload;
+    c.gid = "g 1";
+    c.trans_type = "saga";
+    c.branch_id = "01";
+    c.op = "action";
+    c.dtm = "dtmd:36789";
+    c.headers = {{"authorization", "Bearer t"}};
+    c.timeout = absl::Seconds(5);
+    return c;
+  }
+  BranchResult CallSync(BranchCall call) {
+    absl::Notification n;
+    BranchResult out;
+    caller_.Call(std::move(call), [&](BranchResult r) {
+      out = std::move(r);
+      n.Notify();
+    });
+    n.WaitForNotification();
+    return out;
+  }
+
+  HttpRouter router_;
+  std::unique_ptr<HttpServer> server_;
+  HttpBranchCaller caller_;
+  absl::Mutex mu_;
+  std::vector<HttpRequest> seen_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpResponder> hanging_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(HttpBranchCallerTest, PostsThePayloadWithDtmsParametersAndTheBranchHeaders) {
+  BranchResult r = CallSync(Call(Url("/busi?keep=me")));
+  EXPECT_EQ(r.outcome, CallOutcome::kSuccess) << r.message;
+  std::vector<HttpRequest> seen = Seen();
+  ASSERT_EQ(seen.size(), 1u);
+  const HttpRequest& req = seen[0];
+  EXPECT_EQ(req.method, "POST");
+  EXPECT_EQ(req.body, "{\"amount\":30}");
+  EXPECT_EQ(req.Param("keep"), "me");  // the URL's own query is kept
+  EXPECT_EQ(req.Param("gid"), "g 1");
+  EXPECT_EQ(req.Param("trans_type"), "saga");
+  EXPECT_EQ(req.Param("branch_id"), "01");
+  EXPECT_EQ(req.Param("op"), "action");
+  EXPECT_EQ(req.Param("dtm"), "dtmd:36789");
+  EXPECT_EQ(req.headers.at("content-type"), "application/json");
+  EXPECT_EQ(req.headers.at("authorization"), "Bearer t");
+}
+
+TEST_F(HttpBranchCallerTest, AnEmptyPayloadIsAGetAsDtmSendsIt) {
+  BranchCall c = Call(Url("/busi"), "");
+  c.branch_id = "00";
+  c.op = "msg";
+  EXPECT_EQ(CallSync(c).outcome, CallOutcome::kSuccess);
+  std::vector<HttpRequest> seen = Seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "GET");
+  EXPECT_EQ(seen[0].Param("op"), "msg");
+}
+
+TEST_F(HttpBranchCallerTest, EachAnswerMeansWhatItMeansToDtm) {
+  struct Case {
+    std::string query;
+    CallOutcome outcome;
+    std::string message;
+  };
+  const Case cases[] = {
+      {"status=200&body=%7B%22dtm_result%22%3A%22SUCCESS%22%7D", CallOutcome::kSuccess, ""},
+      {"status=204", CallOutcome::kSuccess, ""},
+      {"status=409&body=no+money", CallOutcome::kFailure, "HTTP 409: no money"},
+      {"status=200&body=%7B%22dtm_result%22%3A%22FAILURE%22%7D", CallOutcome::kFailure,
+       "HTTP 200: {\"dtm_result\":\"FAILURE\"}"},
+      {"status=425", CallOutcome::kOngoing, "HTTP 425"},
+      {"status=200&body=ONGOING", CallOutcome::kOngoing, "HTTP 200: ONGOING"},
+      {"status=409&body=ONGOING", CallOutcome::kOngoing, "HTTP 409: ONGOING"},  // as DTM
+      {"status=500&body=boom", CallOutcome::kError, "HTTP 500: boom"},
+      {"status=404", CallOutcome::kError, "HTTP 404"},
+      {"status=302", CallOutcome::kError, "HTTP 302"},  // redirects are not followed
+  };
+  for (const Case& c : cases) {
+    BranchResult r = CallSync(Call(Url("/busi?" + c.query)));
+    EXPECT_EQ(r.outcome, c.outcome) << c.query << " -> " << r.message;
+    EXPECT_EQ(r.message, c.message) << c.query;
+  }
+}
+
+TEST_F(HttpBranchCallerTest, ConnectionRefusedAndTimeoutAreTransient) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);  // a port nothing listens on
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  BranchResult refused = CallSync(Call(absl::StrCat("http://127.0.0.1:", port, "/busi")));
+  EXPECT_EQ(refused.outcome, CallOutcome::kError);
+  EXPECT_THAT(refused.message, HasSubstr("HTTP request failed: Couldn't connect to server"));
+
+  BranchCall slow = Call(Url("/hang"));
+  slow.timeout = absl::Milliseconds(300);
+  BranchResult timed_out = CallSync(slow);
+  EXPECT_EQ(timed_out.outcome, CallOutcome::kError);
+  EXPECT_THAT(timed_out.message, HasSubstr("timed out after 300ms (request_timeout)"));
+}
+
+TEST_F(HttpBranchCallerTest, KeepsTheStartOfABodyAndRefusesAHugeOne) {
+  BranchResult r = CallSync(Call(Url("/busi?status=500&body=" + std::string(1000, 'e'))));
+  EXPECT_EQ(r.message, "HTTP 500: " + std::string(256, 'e'));
+  BranchResult big = CallSync(Call(Url("/busi?big=1")));
+  EXPECT_EQ(big.outcome, CallOutcome::kError);
+  EXPECT_THAT(big.message, HasSubstr("HTTP response larger than 4194304 bytes"));
+}
+
+TEST_F(HttpBranchCallerTest, ReusesItsConnectionsToAHost) {
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(CallSync(Call(Url("/busi"))).outcome, CallOutcome::kSuccess);
+  }
+  EXPECT_EQ(server_->connections(), 1);
+}
+
+TEST_F(HttpBranchCallerTest, AMarkerSplitAcrossChunksIsFound) {
+  // Classify sees what OnBody found in the whole body; the unit below covers the rule itself.
+  EXPECT_EQ(HttpBranchCaller::Classify(200, "", "FAILURE").outcome, CallOutcome::kFailure);
+  EXPECT_EQ(HttpBranchCaller::Classify(200, "", "ONGOING").outcome, CallOutcome::kOngoing);
+  EXPECT_EQ(HttpBranchCaller::Classify(201, "created", "").outcome, CallOutcome::kSuccess);
+  EXPECT_EQ(HttpBranchCaller::Classify(199, "", "").outcome, CallOutcome::kError);
+  // A body far longer than what is kept, with FAILURE beyond the kept part.
+  std::string body = std::string(5000, 'x') + "FAILURE";
+  BranchResult r = CallSync(Call(Url("/busi?body=" + body)));
+  EXPECT_EQ(r.outcome, CallOutcome::kFailure);
+}
+
+TEST_F(HttpBranchCallerTest, CallsAfterShutdownFailAtOnce) {
+  caller_.Shutdown();
+  BranchResult r = CallSync(Call(Url("/busi")));
+  EXPECT_EQ(r.outcome, CallOutcome::kError);
+  EXPECT_EQ(r.message, "coordinator is shutting down");
+}
+
+}  // namespace
+}  // namespace dtm
