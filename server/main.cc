@@ -39,6 +39,12 @@ int64_t EnvInt(const char* name, int64_t fallback) {
 
 ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
           "gRPC listen address (env DTM_LISTEN)");
+ABSL_FLAG(std::string, http_listen, EnvOr("DTM_HTTP_LISTEN", "0.0.0.0:36789"),
+          "HTTP listen address for DTM's HTTP API (/api/dtmsvr/...); empty: no HTTP server "
+          "(env DTM_HTTP_LISTEN)");
+ABSL_FLAG(std::string, http_ca_file, EnvOr("DTM_HTTP_CA_FILE", ""),
+          "PEM file of the CAs that https:// branch services' certificates are verified "
+          "against; empty: the system's CAs (env DTM_HTTP_CA_FILE)");
 ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
           "store: sqlite:///abs/path.db, sqlite://relative.db, or PostgreSQL as a URL "
           "(postgresql://user:pw@host1,host2/db?target_session_attrs=read-write) or libpq "
@@ -67,7 +73,8 @@ ABSL_FLAG(absl::Duration, shutdown_grace, EnvDuration("DTM_SHUTDOWN_GRACE", absl
           "how long in-flight RPCs may finish on SIGTERM (env DTM_SHUTDOWN_GRACE)");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("dtmd: distributed transaction coordinator (gRPC)");
+  absl::SetProgramUsageMessage(
+      "dtmd: distributed transaction coordinator (gRPC dtm.v1.Coordinator, DTM's HTTP API)");
   absl::ParseCommandLine(argc, argv);
   // Debian's Abseil checks every lock acquisition for deadlock cycles at run time; it is a
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
@@ -82,6 +89,8 @@ int main(int argc, char** argv) {
 
   dtm::ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
+  config.http_listen = absl::GetFlag(FLAGS_http_listen);
+  config.http_ca_file = absl::GetFlag(FLAGS_http_ca_file);
   config.store = absl::GetFlag(FLAGS_store);
   config.schema = absl::GetFlag(FLAGS_schema);
   config.advertise = absl::GetFlag(FLAGS_advertise);
@@ -121,6 +130,10 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "dtmd: serving dtm.v1.Coordinator on port %d (listen %s, store %s)\n",
                (*server)->port(), config.listen.c_str(), dtm::DescribeStore(config.store).c_str());
+  if ((*server)->http_port() != 0) {
+    std::fprintf(stderr, "dtmd: serving DTM's HTTP API on HTTP port %d (http_listen %s)\n",
+                 (*server)->http_port(), config.http_listen.c_str());
+  }
   std::fflush(stderr);
 
   int sig = 0;

@@ -11,7 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/api/coordinator_service.h"
+#include "server/api/http/dtm_http_api.h"
 #include "server/branch/grpc/grpc_branch_caller.h"
+#include "server/branch/http/http_branch_caller.h"
+#include "server/branch/protocol_router.h"
+#include "server/http/http_server.h"
 #include "server/runtime/clock.h"
 #include "server/runtime/thread_pool.h"
 #include "server/runtime/timer_queue.h"
@@ -42,16 +46,22 @@ std::string OwnerId() {
 
 }  // namespace
 
-// Declared in shutdown order, reversed: members are destroyed bottom-up.
+// Declared in shutdown order, reversed: members are destroyed bottom-up. The HTTP server comes
+// first: its connections may be referred to by answers still held elsewhere until the end.
 struct DtmServer::Parts {
+  HttpRouter http_router;
+  std::unique_ptr<HttpServer> http;
   std::unique_ptr<Store> store;
   std::unique_ptr<StoreClock> clock;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<TimerQueue> timers;
-  std::unique_ptr<GrpcBranchCaller> caller;
+  std::unique_ptr<GrpcBranchCaller> grpc_caller;
+  std::unique_ptr<HttpBranchCaller> http_caller;
+  std::unique_ptr<ProtocolRouter> caller;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Recovery> recovery;
   std::unique_ptr<CoordinatorService> service;
+  std::unique_ptr<DtmHttpApi> http_api;
   std::unique_ptr<grpc::Server> server;
 };
 
@@ -65,7 +75,11 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->clock = std::make_unique<StoreClock>(p->store.get());
   p->pool = std::make_unique<ThreadPool>(config.threads);
   p->timers = std::make_unique<TimerQueue>(p->clock.get());
-  p->caller = std::make_unique<GrpcBranchCaller>();
+  p->grpc_caller = std::make_unique<GrpcBranchCaller>();
+  HttpBranchCallerOptions ho;
+  ho.ca_file = config.http_ca_file;
+  p->http_caller = std::make_unique<HttpBranchCaller>(ho);
+  p->caller = std::make_unique<ProtocolRouter>(p->grpc_caller.get(), p->http_caller.get());
   EngineOptions eo;
   eo.lease = config.lease;
   eo.owner = OwnerId();
@@ -93,14 +107,35 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
     std::string host = config.listen.substr(0, config.listen.rfind(':'));
     p->engine->set_self_address(absl::StrCat(host, ":", port));
   }
+  if (!config.http_listen.empty()) {
+    p->http_api = std::make_unique<DtmHttpApi>(p->engine.get(), config.limits);
+    p->http_api->Register(&p->http_router);
+    HttpServerOptions ho;
+    ho.listen = config.http_listen;
+    // Room for the largest allowed transaction, as on the gRPC port.
+    ho.max_body_bytes = config.limits.max_payload_bytes * 4 + (1 << 20);
+    auto http = HttpServer::Start(ho, &p->http_router);
+    if (!http.ok()) {
+      p->server->Shutdown();
+      return http.status();
+    }
+    p->http = *std::move(http);
+    std::string host = config.http_listen.substr(0, config.http_listen.rfind(':'));
+    std::string advertised =
+        config.advertise.empty() ? host : config.advertise.substr(0, config.advertise.rfind(':'));
+    p->engine->set_http_self_address(
+        absl::StrCat("http://", advertised, ":", p->http->port(), "/api/dtmsvr"));
+  }
   p->server->GetHealthCheckService()->SetServingStatus(true);
   p->server->GetHealthCheckService()->SetServingStatus("dtm.v1.Coordinator", true);
 
   p->recovery =
       std::make_unique<Recovery>(config.recovery, p->store.get(), p->engine.get(), p->clock.get());
   p->recovery->Start();
+  int http_port = p->http ? p->http->port() : 0;
   auto s = std::unique_ptr<DtmServer>(new DtmServer(std::move(p)));
   s->port_ = port;
+  s->http_port_ = http_port;
   return s;
 }
 
@@ -115,7 +150,9 @@ void DtmServer::Shutdown(absl::Duration grace) {
   p.server->GetHealthCheckService()->SetServingStatus(false);
   p.recovery->Stop();
   p.engine->Shutdown();  // answers wait_result callers so their RPCs can finish
-  p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  absl::Time deadline = absl::Now() + grace;
+  if (p.http) p.http->Shutdown(grace);
+  p.server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
   p.caller->Shutdown();
   p.timers->Shutdown();
   p.pool->Shutdown();

@@ -1,5 +1,6 @@
-// DtmServer: wires store, runtime, engine, recovery and the gRPC server together, and
-// takes them down in the right order. main.cc only turns flags into a ServerConfig.
+// DtmServer: wires store, runtime, engine, recovery, the branch callers, the gRPC server and
+// the HTTP server together, and takes them down in the right order. main.cc only turns flags
+// into a ServerConfig.
 #ifndef DTM_SERVER_SERVER_H_
 #define DTM_SERVER_SERVER_H_
 
@@ -16,6 +17,10 @@ namespace dtm {
 
 struct ServerConfig {
   std::string listen = "0.0.0.0:36790";
+  // DTM's HTTP API; empty: no HTTP server.
+  std::string http_listen = "0.0.0.0:36789";
+  // PEM CAs that https:// branches' certificates are checked against; empty: the system's.
+  std::string http_ca_file;
   std::string store = "sqlite://dtm.db";
   std::string schema;  // PostgreSQL schema for dtm's tables; empty: public
   // Address branches see in dtm-dtm; defaults to the listen address.
@@ -33,6 +38,7 @@ class DtmServer {
   ~DtmServer();
 
   int port() const { return port_; }
+  int http_port() const { return http_port_; }  // 0 without an HTTP server
   // Health NOT_SERVING, answers waiters, drains RPCs for up to `grace`, stops branch
   // calls, timers and threads, flushes the store. Idempotent.
   void Shutdown(absl::Duration grace);
@@ -42,6 +48,7 @@ class DtmServer {
   explicit DtmServer(std::unique_ptr<Parts> parts);
   std::unique_ptr<Parts> parts_;
   int port_ = 0;
+  int http_port_ = 0;
   bool shut_down_ = false;
 };
 

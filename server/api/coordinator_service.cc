@@ -1,6 +1,5 @@
 #include "server/api/coordinator_service.h"
 
-#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -18,16 +17,10 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
 
 }  // namespace
 
-std::string GenerateGid() {
-  thread_local absl::BitGen gen;
-  // Time-ordered prefix (readable, sorts by creation) + 64 random bits.
-  return absl::StrFormat("%x%016x", absl::ToUnixMicros(absl::Now()), absl::Uniform<uint64_t>(gen));
-}
-
 grpc::ServerUnaryReactor* CoordinatorService::NewGid(grpc::CallbackServerContext* ctx,
                                                      const v1::NewGidRequest*,
                                                      v1::NewGidResponse* resp) {
-  resp->set_gid(GenerateGid());
+  resp->set_gid(::dtm::NewGid());
   return FinishNow(ctx, absl::OkStatus());
 }
 
@@ -117,10 +110,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ForceStop(grpc::CallbackServerCont
                                                         const v1::ForceStopRequest* req,
                                                         v1::ForceStopResponse* resp) {
   absl::Status valid = ValidateGid(req->gid());
-  if (valid.ok() && req->reason().size() > 1024) {
-    valid = absl::InvalidArgumentError(
-        absl::StrCat("reason is ", req->reason().size(), " characters, more than 1024"));
-  }
+  if (valid.ok()) valid = CheckReason(req->reason(), "reason");
   if (!valid.ok()) return FinishNow(ctx, valid);
   auto* reactor = ctx->DefaultReactor();
   engine_->ForceStop(req->gid(), req->reason(), [reactor, resp](absl::StatusOr<Transaction> t) {

@@ -41,9 +41,6 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   const ApiLimits limits_;
 };
 
-// Returns a new unique, URL-safe gid of at most 64 characters.
-std::string GenerateGid();
-
 }  // namespace dtm
 
 #endif  // DTM_SERVER_API_COORDINATOR_SERVICE_H_

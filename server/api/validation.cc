@@ -1,12 +1,7 @@
 #include "server/api/validation.h"
 
-#include <functional>
-
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/common/status_macros.h"
-#include "client/common/target.h"
 #include "server/api/convert.h"
 
 namespace dtm {
@@ -14,11 +9,6 @@ namespace {
 
 absl::Status Invalid(absl::string_view field, absl::string_view value, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, " '", value, "' ", why));
-}
-
-bool GidChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
-         c == '-';
 }
 
 // Reads an optional Duration: unset keeps `*out` (the default), negative is an error.
@@ -38,87 +28,7 @@ absl::Status ReadDuration(const v1::TransOptions& o, bool has, const google::pro
   return absl::OkStatus();
 }
 
-absl::Status ValidateHeaders(const google::protobuf::Map<std::string, std::string>& headers) {
-  for (const auto& [k, v] : headers) {
-    std::string field = absl::StrCat("options.branch_headers['", k, "']");
-    if (k.empty()) return Invalid("options.branch_headers key", k, "is empty");
-    for (char c : k) {
-      if (!(absl::ascii_islower(static_cast<unsigned char>(c)) ||
-            absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
-            c == '.')) {
-        return Invalid("options.branch_headers key", k,
-                       "is not a gRPC metadata key (lowercase letters, digits, - _ .)");
-      }
-    }
-    if (absl::StartsWith(k, "grpc-") || absl::StartsWith(k, "dtm-") || absl::EndsWith(k, "-bin")) {
-      return Invalid("options.branch_headers key", k,
-                     "is reserved (grpc-*, dtm-*) or binary (*-bin)");
-    }
-    for (char c : v) {
-      if (c < 0x20 || c > 0x7e) return Invalid(field, v, "has a non-printable character");
-    }
-  }
-  return absl::OkStatus();
-}
-
-// A step's target: empty (a no-op that succeeds), a gRPC method or an HTTP URL.
-absl::Status CheckTarget(const std::string& target, const std::string& field) {
-  if (target.empty()) return absl::OkStatus();
-  return ValidateTarget(target, field);
-}
-
-// Rejects `after` lists with out-of-range indexes, self references or cycles.
-absl::Status ValidateAfter(const google::protobuf::RepeatedPtrField<v1::Step>& steps) {
-  int n = steps.size();
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < steps[i].after_size(); ++j) {
-      int a = steps[i].after(j);
-      std::string field = absl::StrCat("steps[", i, "].after[", j, "]");
-      if (a < 0 || a >= n) {
-        return Invalid(field, absl::StrCat(a), absl::StrCat("is out of range [0, ", n, ")"));
-      }
-      if (a == i) return Invalid(field, absl::StrCat(a), "refers to its own step");
-    }
-  }
-  // Depth-first search for a cycle: 0 unvisited, 1 on the stack, 2 done.
-  std::vector<int> state(n, 0);
-  std::function<int(int)> visit = [&](int i) -> int {
-    state[i] = 1;
-    for (int a : steps[i].after()) {
-      if (state[a] == 1) return i;
-      if (state[a] == 0) {
-        int c = visit(a);
-        if (c >= 0) return c;
-      }
-    }
-    state[i] = 2;
-    return -1;
-  };
-  for (int i = 0; i < n; ++i) {
-    if (state[i] != 0) continue;
-    int c = visit(i);
-    if (c >= 0) {
-      return Invalid(absl::StrCat("steps[", c, "].after"), "", "forms a dependency cycle");
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
-
-absl::Status ValidateGid(const std::string& gid, const char* field) {
-  if (gid.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
-  if (gid.size() > kMaxGidLength) {
-    return Invalid(field, gid.substr(0, 40) + "...",
-                   absl::StrCat("is ", gid.size(), " characters, more than ", kMaxGidLength));
-  }
-  for (char c : gid) {
-    if (!GidChar(c)) {
-      return Invalid(field, gid, "has a character outside [A-Za-z0-9_.:-]");
-    }
-  }
-  return absl::OkStatus();
-}
 
 namespace {
 
@@ -131,8 +41,7 @@ absl::Status CheckTransType(v1::TransType type) {
 
 absl::StatusOr<TransOptions> ReadOptions(const v1::TransOptions& o, TransType type,
                                          const ApiLimits& limits) {
-  TransOptions opts;
-  if (type != TransType::kSaga) opts.timeout_to_fail = limits.default_timeout_to_fail;
+  TransOptions opts = DefaultOptions(type, limits);
   opts.wait_result = o.wait_result();
   RETURN_IF_ERROR(ReadDuration(o, o.has_timeout_to_fail(), o.timeout_to_fail(), "timeout_to_fail",
                                &opts.timeout_to_fail));
@@ -143,68 +52,26 @@ absl::StatusOr<TransOptions> ReadOptions(const v1::TransOptions& o, TransType ty
   RETURN_IF_ERROR(ReadDuration(o, o.has_request_timeout(), o.request_timeout(), "request_timeout",
                                &opts.request_timeout));
   RETURN_IF_ERROR(ReadDuration(o, o.has_delay(), o.delay(), "delay", &opts.delay));
-  if (opts.delay > absl::ZeroDuration() && type != TransType::kMsg) {
-    return Invalid("options.delay", absl::FormatDuration(opts.delay), "is only for MSG");
-  }
-  if (opts.max_retry_interval < opts.retry_interval) opts.max_retry_interval = opts.retry_interval;
-  if (o.retry_limit() < 0) {
-    return Invalid("options.retry_limit", absl::StrCat(o.retry_limit()), "is negative");
-  }
   opts.retry_limit = o.retry_limit();
-  RETURN_IF_ERROR(ValidateHeaders(o.branch_headers()));
   opts.branch_headers.insert(o.branch_headers().begin(), o.branch_headers().end());
   opts.concurrent = o.concurrent();
+  RETURN_IF_ERROR(FinishOptions(type, "options.", opts));
   return opts;
-}
-
-absl::Status CheckPayload(const std::string& payload, const std::string& field,
-                          const ApiLimits& limits) {
-  if (payload.size() <= limits.max_payload_bytes) return absl::OkStatus();
-  return absl::ResourceExhaustedError(
-      absl::StrCat(field, " is ", payload.size(), " bytes, more than the limit of ",
-                   limits.max_payload_bytes, " (--max_payload_bytes)"));
 }
 
 // The branches of a saga (action + compensation per step) or a msg (one action per step).
 absl::StatusOr<std::vector<Branch>> ReadSteps(
     const google::protobuf::RepeatedPtrField<v1::Step>& steps, TransType type,
     const ApiLimits& limits) {
-  if (steps.size() > limits.max_steps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps has ", steps.size(), " steps, more than ", limits.max_steps));
+  std::vector<StepSpec> specs;
+  specs.reserve(steps.size());
+  for (const v1::Step& s : steps) {
+    specs.push_back(StepSpec{s.action(), s.compensate(), s.payload(),
+                             std::vector<int32_t>(s.after().begin(), s.after().end())});
   }
-  if (type == TransType::kSaga) RETURN_IF_ERROR(ValidateAfter(steps));
-  std::vector<Branch> out;
-  for (int i = 0; i < steps.size(); ++i) {
-    const v1::Step& s = steps[i];
-    std::string prefix = absl::StrCat("steps[", i, "].");
-    RETURN_IF_ERROR(CheckTarget(s.action(), prefix + "action"));
-    RETURN_IF_ERROR(CheckTarget(s.compensate(), prefix + "compensate"));
-    RETURN_IF_ERROR(CheckPayload(s.payload(), prefix + "payload", limits));
-    if (type == TransType::kMsg && !s.compensate().empty()) {
-      return Invalid(prefix + "compensate", s.compensate(),
-                     "is set, but a msg has no compensation: it is delivered until it succeeds");
-    }
-    if (type == TransType::kMsg && s.after_size() > 0) {
-      return Invalid(prefix + "after", absl::StrCat(s.after(0)),
-                     "is set, but a msg runs in order, or all at once when options.concurrent");
-    }
-    Branch action;
-    action.branch_id = SagaBranchId(i);
-    action.op = BranchOp::kAction;
-    action.target = s.action();
-    action.payload = s.payload();
-    action.after.assign(s.after().begin(), s.after().end());
-    out.push_back(std::move(action));
-    if (type != TransType::kSaga) continue;
-    Branch compensate;
-    compensate.branch_id = out.back().branch_id;
-    compensate.op = BranchOp::kCompensate;
-    compensate.target = s.compensate();
-    compensate.payload = s.payload();
-    out.push_back(std::move(compensate));
-  }
-  return out;
+  StepFields fields{[](int i) { return absl::StrCat("steps[", i, "]"); },
+                    [](int i) { return absl::StrCat("steps[", i, "].payload"); }};
+  return BuildBranches(specs, type, limits, fields);
 }
 
 // Submit and Prepare carry the same fields.
@@ -269,11 +136,7 @@ absl::Status ValidateAbort(const v1::AbortRequest& req) {
         "Abort is for a PREPARED TCC or MSG; a SAGA rolls back on its own when an action fails "
         "(use ForceStop to end one without compensation)");
   }
-  if (req.reason().size() > 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("reason is ", req.reason().size(), " characters, more than 1024"));
-  }
-  return absl::OkStatus();
+  return CheckReason(req.reason(), "reason");
 }
 
 absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequest& req,
@@ -284,15 +147,7 @@ absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequ
     return absl::FailedPreconditionError(
         absl::StrCat("RegisterBranch is for TCC, not ", v1::TransType_Name(req.trans_type())));
   }
-  if (req.branch_id().empty()) return absl::InvalidArgumentError("branch_id is empty");
-  if (req.branch_id().size() > 64) {
-    return Invalid("branch_id", req.branch_id().substr(0, 40) + "...",
-                   absl::StrCat("is ", req.branch_id().size(), " characters, more than 64"));
-  }
-  for (char c : req.branch_id()) {
-    if (!GidChar(c))
-      return Invalid("branch_id", req.branch_id(), "has a character outside [A-Za-z0-9_.:-]");
-  }
+  RETURN_IF_ERROR(ValidateBranchId(req.branch_id()));
   RETURN_IF_ERROR(CheckTarget(req.confirm(), "confirm"));
   RETURN_IF_ERROR(CheckTarget(req.cancel(), "cancel"));
   RETURN_IF_ERROR(CheckPayload(req.payload(), "payload", limits));

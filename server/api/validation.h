@@ -1,5 +1,6 @@
-// Validation of incoming requests. Every error is INVALID_ARGUMENT (or RESOURCE_EXHAUSTED
-// for sizes, FAILED_PRECONDITION for an operation the mode does not allow) with a message naming
+// Validation of incoming dtm.v1 requests, on the checks every face shares
+// (server/api/common/checks.h). Every error is INVALID_ARGUMENT (or RESOURCE_EXHAUSTED for
+// sizes, FAILED_PRECONDITION for an operation the mode does not allow) with a message naming
 // the field and the offending value. Pure functions.
 #ifndef DTM_SERVER_API_VALIDATION_H_
 #define DTM_SERVER_API_VALIDATION_H_
@@ -9,23 +10,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "dtm/v1/coordinator.pb.h"
+#include "server/api/common/checks.h"
 #include "server/model/list_query.h"
 #include "server/model/transaction.h"
 
 namespace dtm {
-
-struct ApiLimits {
-  size_t max_payload_bytes = 1 << 20;  // per step
-  int max_steps = 1000;
-  int max_page_size = 1000;
-  // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
-  // PREPARED before the coordinator aborts the tcc or back-checks the msg.
-  absl::Duration default_timeout_to_fail = absl::Seconds(35);
-};
-
-inline constexpr size_t kMaxGidLength = 128;
-
-absl::Status ValidateGid(const std::string& gid, const char* field = "gid");
 
 // Turns a Submit request into a domain transaction (status SUBMITTED, times unset): a whole
 // saga or msg, or (no branches) the phase-2 commit of a prepared tcc or msg.

@@ -140,6 +140,10 @@ void Engine::set_self_address(std::string address) {
   runner_->set_self_address(std::move(address));
 }
 
+void Engine::set_http_self_address(std::string address) {
+  runner_->set_http_self_address(std::move(address));
+}
+
 std::string Engine::self_address() const { return runner_->self_address(); }
 
 size_t Engine::active_count() const { return runner_->active_count(); }

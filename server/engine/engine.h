@@ -82,8 +82,9 @@ class Engine {
   // still flow. Call before shutting down the caller, timers, pool and store.
   void Shutdown();
 
-  // Sets the address sent to branches as dtm-dtm (known only once the server listens).
+  // Sets the addresses sent to branches as dtm (known only once the servers listen).
   void set_self_address(std::string address);
+  void set_http_self_address(std::string address);
   std::string self_address() const;
 
   const std::string& owner() const { return options_.owner; }

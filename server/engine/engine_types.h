@@ -21,8 +21,11 @@ struct EngineOptions {
   std::string owner = "dtmd";
   // Delay before a write that failed (database unavailable) is tried again.
   absl::Duration write_retry = absl::Seconds(1);
-  // Sent to branches as dtm-dtm.
+  // The coordinator's address sent to gRPC branches (dtm-dtm metadata) and to HTTP ones (the
+  // dtm query parameter: the base URL of DTM's HTTP API, "http://host:36789/api/dtmsvr", so
+  // that a branch can call the coordinator back the way it was called).
   std::string self_address;
+  std::string http_self_address;
 };
 
 // The answer to a Submit or an Abort: the transaction's status once the request is durable

@@ -239,8 +239,7 @@ void PreparedProtocol::BackCheck(Transaction txn) {
   // As for branch calls: the check must end while the claim still holds.
   absl::Duration margin = std::min(txn.options.request_timeout, options_.lease / 2);
   if (txn.owner != options_.owner || now + margin >= txn.lease_expire) return;
-  BranchCall call = runner_->NewCall(txn, "00", "msg");
-  call.target = txn.query_prepared;
+  BranchCall call = runner_->NewCall(txn, "00", "msg", txn.query_prepared);
   caller_->Call(std::move(call), [this, txn = std::move(txn)](BranchResult r) mutable {
     pool_->Post([this, txn = std::move(txn), r = std::move(r)] {
       absl::Time now = clock_->Now();

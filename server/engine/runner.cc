@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "client/common/target.h"
 #include "server/engine/engine_internal.h"
 
 namespace dtm {
@@ -93,7 +94,8 @@ Runner::Runner(const EngineOptions& options, Store* store, BranchCaller* caller,
       clock_(clock),
       timers_(timers),
       pool_(pool),
-      self_address_(options_.self_address) {}
+      self_address_(options_.self_address),
+      http_self_address_(options_.http_self_address) {}
 
 Runner::~Runner() = default;
 
@@ -105,6 +107,11 @@ bool Runner::stopping() const {
 void Runner::set_self_address(std::string address) {
   absl::MutexLock lock(&mu_);
   self_address_ = std::move(address);
+}
+
+void Runner::set_http_self_address(std::string address) {
+  absl::MutexLock lock(&mu_);
+  http_self_address_ = std::move(address);
 }
 
 std::string Runner::self_address() const {
@@ -500,20 +507,23 @@ void Runner::Dispatch(const ActivePtr& a, int index) {
     on_result(BranchResult{CallOutcome::kSuccess, ""});
     return;
   }
-  BranchCall call = NewCall(t, b.branch_id, BranchOpName(b.op));
-  call.target = b.target;
+  BranchCall call = NewCall(t, b.branch_id, BranchOpName(b.op), b.target);
   call.payload = b.payload;
   caller_->Call(std::move(call), std::move(on_result));
 }
 
-BranchCall Runner::NewCall(const Transaction& t, const std::string& branch_id,
-                           const char* op) const {
+BranchCall Runner::NewCall(const Transaction& t, const std::string& branch_id, const char* op,
+                           const std::string& target) const {
   BranchCall call;
+  call.target = target;
   call.gid = t.gid;
   call.trans_type = TransTypeName(t.trans_type);
   call.branch_id = branch_id;
   call.op = op;
-  call.dtm = self_address();
+  {
+    absl::MutexLock lock(&mu_);
+    call.dtm = IsHttpTarget(target) ? http_self_address_ : self_address_;
+  }
   call.headers.assign(t.options.branch_headers.begin(), t.options.branch_headers.end());
   call.timeout = t.options.request_timeout;
   return call;

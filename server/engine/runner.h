@@ -60,8 +60,9 @@ class Runner {
   // global status (a status whose write is in flight is not reported yet), the latest
   // branch results.
   void WithDurableView(const ActivePtr& a, std::function<void(const Transaction&)> fn);
-  // A call of `t`'s branch `branch_id` for `op` (target and payload left to the caller).
-  BranchCall NewCall(const Transaction& t, const std::string& branch_id, const char* op) const;
+  // A call of `t`'s branch `branch_id` at `target` for `op` (the payload left to the caller).
+  BranchCall NewCall(const Transaction& t, const std::string& branch_id, const char* op,
+                     const std::string& target) const;
 
   // The Engine's operations on running work (see engine.h).
   void Query(const std::string& gid, TxnDone done);
@@ -74,6 +75,7 @@ class Runner {
   void Shutdown();
 
   void set_self_address(std::string address);
+  void set_http_self_address(std::string address);
   std::string self_address() const;
   size_t active_count() const;
 
@@ -109,6 +111,7 @@ class Runner {
   absl::flat_hash_map<std::string, ActivePtr> active_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string self_address_ ABSL_GUARDED_BY(mu_);
+  std::string http_self_address_ ABSL_GUARDED_BY(mu_);
   // Gids retired in the last kRetiredMemory, oldest first (see Activate).
   std::deque<std::pair<absl::Time, std::string>> retired_order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> retired_ ABSL_GUARDED_BY(mu_);

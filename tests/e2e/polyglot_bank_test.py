@@ -75,7 +75,8 @@ def main():
     db = "%s dbname=%s" % (base, dbname)
     tmp = tempfile.mkdtemp(prefix="dtm-polyglot-")
 
-    dtm = start([args.dtmd, "--listen=127.0.0.1:0", "--store=sqlite://%s/dtm.db" % tmp,
+    dtm = start([args.dtmd, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
+                 "--store=sqlite://%s/dtm.db" % tmp,
                  "--timeout_to_fail=2s"], "dtmd", tmp)
     bank_a = start([args.bank_server, "--port=0", "--db=" + db, "--schema=bank_a",
                     "--accounts=alice:10000"], "bank_a", tmp)

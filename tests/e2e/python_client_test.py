@@ -80,7 +80,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="dtm-py-")
     log = open(os.path.join(tmp, "dtmd.log"), "w+")
-    dtmd = subprocess.Popen([args.dtmd, "--listen=127.0.0.1:0",
+    dtmd = subprocess.Popen([args.dtmd, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
                              "--store=sqlite://%s/dtm.db" % tmp], stderr=log)
     address = None
     for _ in range(400):

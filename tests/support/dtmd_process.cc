@@ -68,6 +68,7 @@ absl::Status DtmdProcess::Start() {
   // A restart listens where the previous run did, so clients keep their channels.
   std::vector<std::string> argv = {
       DtmdPath(), absl::StrCat("--listen=", address_.empty() ? "127.0.0.1:0" : address_),
+      absl::StrCat("--http_listen=", http_address_.empty() ? "127.0.0.1:0" : http_address_),
       absl::StrCat("--store=", store_)};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::ofstream(log_path_, std::ios::trunc).close();
@@ -98,6 +99,17 @@ absl::Status DtmdProcess::Start() {
       return false;
     }
     address_ = absl::StrCat("127.0.0.1:", port);
+    const std::string http_marker = "on HTTP port ";
+    size_t http_at = log.find(http_marker);
+    if (http_at != std::string::npos) {
+      size_t http_end = log.find(' ', http_at + http_marker.size());
+      int http_port = 0;
+      if (absl::SimpleAtoi(
+              log.substr(http_at + http_marker.size(), http_end - http_at - http_marker.size()),
+              &http_port)) {
+        http_address_ = absl::StrCat("127.0.0.1:", http_port);
+      }
+    }
     return true;
   });
   if (!up || pid_ < 0) {

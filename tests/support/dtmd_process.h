@@ -35,6 +35,8 @@ class DtmdProcess {
   // listens on the address of the first start.
   absl::Status Start();
   std::string address() const { return address_; }
+  // "127.0.0.1:port" of DTM's HTTP API ("" if started with --http_listen=).
+  std::string http_address() const { return http_address_; }
   bool running() const { return pid_ > 0; }
   // kill -9 and reap.
   void Kill9();
@@ -47,6 +49,7 @@ class DtmdProcess {
   std::vector<std::string> args_;
   std::string log_path_;
   std::string address_;
+  std::string http_address_;
   pid_t pid_ = -1;
 };
 

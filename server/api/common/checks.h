@@ -1,0 +1,88 @@
+// What every face of the coordinator (dtm.v1 over gRPC, DTM's HTTP API) checks in a request
+// before the engine sees it, on plain values rather than on one face's messages, so that a
+// transaction is held to the same rules whichever way it came in. Every refusal is
+// INVALID_ARGUMENT (RESOURCE_EXHAUSTED for sizes) with a message that names the field, as the
+// face calls it, and the value. Pure functions.
+#ifndef DTM_SERVER_API_COMMON_CHECKS_H_
+#define DTM_SERVER_API_COMMON_CHECKS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/model/transaction.h"
+
+namespace dtm {
+
+struct ApiLimits {
+  size_t max_payload_bytes = 1 << 20;  // per step
+  int max_steps = 1000;
+  int max_page_size = 1000;
+  // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
+  // PREPARED before the coordinator aborts the tcc or back-checks the msg.
+  absl::Duration default_timeout_to_fail = absl::Seconds(35);
+};
+
+inline constexpr size_t kMaxGidLength = 128;
+inline constexpr size_t kMaxBranchIdLength = 64;
+inline constexpr size_t kMaxReasonLength = 1024;
+
+// A new gid: a time-ordered prefix (readable, sorts by creation) and 64 random bits; 29 hex
+// digits, URL-safe. Both faces' NewGid.
+std::string NewGid();
+
+// A gid: 1..128 characters of [A-Za-z0-9_.:-].
+absl::Status ValidateGid(const std::string& gid, const char* field = "gid");
+// A tcc branch id: 1..64 characters of [A-Za-z0-9_.:-].
+absl::Status ValidateBranchId(const std::string& id, const char* field = "branch_id");
+// A step's target: empty (a no-op that succeeds), a gRPC method or an HTTP URL.
+absl::Status CheckTarget(const std::string& target, const std::string& field);
+// A payload within limits.max_payload_bytes (RESOURCE_EXHAUSTED beyond).
+absl::Status CheckPayload(const std::string& payload, const std::string& field,
+                          const ApiLimits& limits);
+// branch_headers: keys that are valid as gRPC metadata (lowercase letters, digits, - _ .) and
+// as HTTP header names, not reserved (grpc-*, dtm-*, *-bin); printable ASCII values.
+absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& headers,
+                                const std::string& field);
+// A reason (rollback_reason of an Abort, of a ForceStop) of at most kMaxReasonLength.
+absl::Status CheckReason(const std::string& reason, const std::string& field);
+// A Duration option given by a client: not negative.
+absl::Status CheckDuration(absl::Duration d, const std::string& field);
+
+// One step of a saga or msg as a client describes it.
+struct StepSpec {
+  std::string action;
+  std::string compensate;
+  std::string payload;
+  std::vector<int32_t> after;  // saga, concurrent: steps whose action must succeed first
+};
+
+// How a face names the fields of step `i` in its messages.
+struct StepFields {
+  std::function<std::string(int i)> step;     // "steps[i]"
+  std::function<std::string(int i)> payload;  // "steps[i].payload"
+};
+
+// The branches of a saga (action and compensation per step) or a msg (one action per step)
+// after checking every step: targets, payloads, the step count, and for a saga that `after`
+// is a DAG over existing steps; a msg has no compensation and no `after`.
+absl::StatusOr<std::vector<Branch>> BuildBranches(const std::vector<StepSpec>& steps,
+                                                  TransType type, const ApiLimits& limits,
+                                                  const StepFields& fields);
+
+// The options a client did not set, for a transaction of `type`: the defaults, plus
+// timeout_to_fail for a tcc or msg.
+TransOptions DefaultOptions(TransType type, const ApiLimits& limits);
+// Checks options once a face read them into `o` (field names under `prefix`, e.g. "options.")
+// and evens them out: max_retry_interval is at least retry_interval.
+absl::Status FinishOptions(TransType type, const std::string& prefix, TransOptions& o);
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_API_COMMON_CHECKS_H_

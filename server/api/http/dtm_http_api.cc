@@ -1,0 +1,204 @@
+#include "server/api/http/dtm_http_api.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/api/http/dtm_json.h"
+
+namespace dtm {
+namespace {
+
+constexpr char kPrefix[] = "/api/dtmsvr/";
+constexpr char kVersion[] = "dtmd-1";
+
+HttpResponse Json(std::string body, int status = 200) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse Success() { return Json(DtmSuccessJson()); }
+
+// Reads a whole-number query parameter; absent keeps `*out`.
+absl::Status IntParam(const HttpRequest& req, const char* name, int64_t* out) {
+  std::string v = req.Param(name);
+  if (v.empty()) return absl::OkStatus();
+  if (!absl::SimpleAtoi(v, out) || *out < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " '", v, "' is not a whole number"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+HttpResponse DtmHttpApi::FromStatus(const absl::Status& s) {
+  const std::string msg(s.message());
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return Success();
+    case absl::StatusCode::kInvalidArgument:
+      return JsonError(400, msg);
+    case absl::StatusCode::kResourceExhausted:
+      return JsonError(413, msg);
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+      return Json(DtmResultJson("FAILURE", msg), 409);
+    case absl::StatusCode::kUnavailable:
+      return JsonError(503, msg);
+    case absl::StatusCode::kDeadlineExceeded:
+      return JsonError(504, msg);
+    default:
+      return JsonError(500, msg);
+  }
+}
+
+void DtmHttpApi::Register(HttpRouter* router) {
+  auto route = [&](const char* method, const char* name,
+                   void (DtmHttpApi::*handler)(HttpRequest, HttpResponder)) {
+    router->Handle(method, absl::StrCat(kPrefix, name),
+                   [this, handler](HttpRequest req, HttpResponder respond) {
+                     (this->*handler)(std::move(req), std::move(respond));
+                   });
+  };
+  router->Handle("GET", absl::StrCat(kPrefix, "newGid"), [](HttpRequest, HttpResponder respond) {
+    respond(Json(DtmSuccessJson("gid", NewGid())));
+  });
+  router->Handle("GET", absl::StrCat(kPrefix, "version"), [](HttpRequest, HttpResponder respond) {
+    respond(Json(absl::StrCat("{\"version\":\"", kVersion, "\"}")));
+  });
+  router->Handle("GET", "/api/ping",
+                 [](HttpRequest, HttpResponder respond) { respond(Json("{\"msg\":\"pong\"}")); });
+  route("POST", "prepare", &DtmHttpApi::Prepare);
+  route("POST", "submit", &DtmHttpApi::Submit);
+  route("POST", "abort", &DtmHttpApi::Abort);
+  route("POST", "forceStop", &DtmHttpApi::ForceStop);
+  for (const char* name : {"registerBranch", "registerTccBranch", "registerXaBranch"}) {
+    route("POST", name, &DtmHttpApi::RegisterBranch);
+  }
+  route("GET", "query", &DtmHttpApi::Query);
+  route("GET", "all", &DtmHttpApi::All);
+}
+
+void DtmHttpApi::Prepare(HttpRequest req, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kPrepare, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  engine_->Prepare(*std::move(t),
+                   [respond = std::move(respond)](absl::Status st) { respond(FromStatus(st)); });
+}
+
+void DtmHttpApi::Submit(HttpRequest req, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kSubmit, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  const bool wait = t->options.wait_result;
+  engine_->Submit(
+      *std::move(t), [wait, respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
+        if (!r.ok()) return respond(FromStatus(r.status()));
+        if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
+        if (r->status == GlobalStatus::kFailed) {
+          return respond(
+              Json(DtmResultJson("FAILURE", r->rollback_reason.empty() ? "the transaction failed"
+                                                                       : r->rollback_reason),
+                   409));
+        }
+        // Still running (its first round stalled): neither a success nor a failure.
+        respond(Json(DtmResultJson("ONGOING", absl::StrCat("transaction '", r->gid, "' is still ",
+                                                           DtmStatusName(r->status),
+                                                           ": GET query?gid= says when it ends")),
+                     425));
+      });
+}
+
+void DtmHttpApi::Abort(HttpRequest req, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kAbort, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  engine_->Abort(t->gid, t->trans_type, t->rollback_reason,
+                 [respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
+                   respond(FromStatus(r.status()));
+                 });
+}
+
+void DtmHttpApi::ForceStop(HttpRequest req, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kForceStop, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  engine_->ForceStop(t->gid, t->rollback_reason,
+                     [respond = std::move(respond)](absl::StatusOr<Transaction> r) {
+                       respond(FromStatus(r.status()));
+                     });
+}
+
+void DtmHttpApi::RegisterBranch(HttpRequest req, HttpResponder respond) {
+  absl::StatusOr<BranchRegistration> r = ParseDtmRegistration(req.body, limits_);
+  if (!r.ok()) return respond(FromStatus(r.status()));
+  engine_->RegisterBranch(
+      *std::move(r), [respond = std::move(respond)](absl::Status st) { respond(FromStatus(st)); });
+}
+
+void DtmHttpApi::Query(HttpRequest req, HttpResponder respond) {
+  std::string gid = req.Param("gid");
+  absl::Status valid =
+      gid.empty() ? absl::InvalidArgumentError("gid is missing: query?gid=...") : ValidateGid(gid);
+  if (!valid.ok()) return respond(FromStatus(valid));
+  engine_->Query(gid, [respond = std::move(respond)](absl::StatusOr<Transaction> t) {
+    if (absl::IsNotFound(t.status())) return respond(Json(DtmQueryJson(nullptr)));
+    if (!t.ok()) return respond(FromStatus(t.status()));
+    respond(Json(DtmQueryJson(&*t)));
+  });
+}
+
+void DtmHttpApi::All(HttpRequest req, HttpResponder respond) {
+  std::string gid = req.Param("gid");
+  if (!gid.empty()) {  // one transaction, by gid
+    absl::Status valid = ValidateGid(gid);
+    if (!valid.ok()) return respond(FromStatus(valid));
+    engine_->Query(gid, [respond = std::move(respond)](absl::StatusOr<Transaction> t) {
+      if (!t.ok() && !absl::IsNotFound(t.status())) return respond(FromStatus(t.status()));
+      ListPage page;
+      if (t.ok()) page.transactions.push_back(*std::move(t));
+      respond(Json(DtmListJson(page)));
+    });
+    return;
+  }
+  ListQuery q;
+  q.page_size = 100;  // DTM's default
+  q.page_token = req.Param("position");
+  int64_t limit = q.page_size;
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  absl::Status valid = IntParam(req, "limit", &limit);
+  if (valid.ok()) valid = IntParam(req, "createTimeStart", &start_ms);
+  if (valid.ok()) valid = IntParam(req, "createTimeEnd", &end_ms);
+  if (valid.ok() && (limit < 1 || limit > limits_.max_page_size)) {
+    valid = absl::InvalidArgumentError(
+        absl::StrCat("limit '", limit, "' is outside [1, ", limits_.max_page_size, "]"));
+  }
+  std::string status = req.Param("status");
+  if (valid.ok() && !status.empty()) {
+    q.status = ParseDtmStatus(status);
+    if (q.status == GlobalStatus::kUnspecified) {
+      valid = absl::InvalidArgumentError(absl::StrCat(
+          "status '", status, "' is not prepared, submitted, aborting, succeed or failed"));
+    }
+  }
+  std::string type = req.Param("transType");
+  if (valid.ok() && !type.empty()) {
+    q.trans_type = ParseDtmTransType(type);
+    if (q.trans_type == TransType::kUnspecified) {
+      valid = absl::InvalidArgumentError(
+          absl::StrCat("transType '", type, "' is not saga, tcc or msg"));
+    }
+  }
+  if (!valid.ok()) return respond(FromStatus(valid));
+  q.page_size = static_cast<int>(limit);
+  if (start_ms > 0) q.created_after = absl::FromUnixMillis(start_ms);
+  if (end_ms > 0) q.created_before = absl::FromUnixMillis(end_ms);
+  engine_->List(std::move(q), [respond = std::move(respond)](absl::StatusOr<ListPage> page) {
+    if (!page.ok()) return respond(FromStatus(page.status()));
+    respond(Json(DtmListJson(*page)));
+  });
+}
+
+}  // namespace dtm

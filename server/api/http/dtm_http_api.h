@@ -1,0 +1,52 @@
+// DtmHttpApi: DTM's HTTP API (/api/dtmsvr/...), the second face of the engine beside
+// dtm.v1.Coordinator, so that services and SDKs written for DTM's HTTP API work against dtmd
+// by changing only the coordinator's address. A transaction submitted here is the same as
+// one submitted over gRPC: Query, List and dtmctl see it, and the other way round.
+//
+// Routes: GET newGid, version, query?gid=, all; POST prepare, submit, abort, forceStop,
+// registerBranch (and DTM's older names registerTccBranch, registerXaBranch); GET /api/ping.
+// Answers follow DTM's convention, which its SDKs read: 200 {"dtm_result":"SUCCESS"}; a state
+// change the transaction refuses (submit of a finished one, abort of a saga, register on an
+// unknown or finished gid) is 409 {"dtm_result":"FAILURE","message":...}; submit with
+// wait_result answers 200 once the transaction succeeded, 409 once it failed, and 425
+// {"dtm_result":"ONGOING"} if it is still running when its first round stalls (DTM answers the
+// same 409 for "failed" and "still running"; here they differ). Bad input is 400, an oversized
+// payload 413, an unavailable database 503, each with a JSON message naming the field.
+//
+// Thread-safe; handlers never block (the engine answers later, on its own threads).
+#ifndef DTM_SERVER_API_HTTP_DTM_HTTP_API_H_
+#define DTM_SERVER_API_HTTP_DTM_HTTP_API_H_
+
+#include "absl/status/status.h"
+#include "server/api/common/checks.h"
+#include "server/engine/engine.h"
+#include "server/http/http_server.h"
+
+namespace dtm {
+
+class DtmHttpApi {
+ public:
+  DtmHttpApi(Engine* engine, ApiLimits limits) : engine_(engine), limits_(limits) {}
+
+  // Adds the routes to `router`.
+  void Register(HttpRouter* router);
+
+  // The HTTP answer DTM's clients expect for `s` (see above).
+  static HttpResponse FromStatus(const absl::Status& s);
+
+ private:
+  void Prepare(HttpRequest req, HttpResponder respond);
+  void Submit(HttpRequest req, HttpResponder respond);
+  void Abort(HttpRequest req, HttpResponder respond);
+  void ForceStop(HttpRequest req, HttpResponder respond);
+  void RegisterBranch(HttpRequest req, HttpResponder respond);
+  void Query(HttpRequest req, HttpResponder respond);
+  void All(HttpRequest req, HttpResponder respond);
+
+  Engine* const engine_;
+  const ApiLimits limits_;
+};
+
+}  // namespace dtm
+
+#endif  // DTM_SERVER_API_HTTP_DTM_HTTP_API_H_

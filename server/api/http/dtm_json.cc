@@ -1,0 +1,427 @@
+#include "server/api/http/dtm_json.h"
+
+#include <map>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace dtm {
+namespace {
+
+using json = nlohmann::json;
+
+absl::Status Bad(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, " ", why));
+}
+
+// What a JSON value is, for messages.
+std::string TypeOf(const json& v) { return v.type_name(); }
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+absl::StatusOr<json> ParseObject(absl::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError(body.empty()
+                                          ? "the body is empty: it must be a JSON object"
+                                          : "the body is not valid JSON: it must be a JSON object");
+  }
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the body is a JSON ", TypeOf(j), ", not an object"));
+  }
+  return j;
+}
+
+// The member `key` of `o` when present and not null.
+const json* Member(const json& o, const char* key) {
+  auto it = o.find(key);
+  if (it == o.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+absl::Status GetString(const json& o, const char* key, std::string* out) {
+  const json* v = Member(o, key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_string()) return Bad(key, absl::StrCat("must be a string, not a ", TypeOf(*v)));
+  *out = v->get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const json& o, const char* key, bool* out) {
+  const json* v = Member(o, key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_boolean()) return Bad(key, absl::StrCat("must be true or false, not a ", TypeOf(*v)));
+  *out = v->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status GetInt(const json& o, const char* key, int64_t* out) {
+  const json* v = Member(o, key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_number_integer()) {
+    return Bad(key, absl::StrCat("must be a whole number, not ", Dump(*v)));
+  }
+  *out = v->get<int64_t>();
+  if (*out < 0) return Bad(key, absl::StrCat("is negative: ", *out));
+  return absl::OkStatus();
+}
+
+// DTM's durations are whole seconds; 0 (or absent) keeps the default.
+absl::Status GetSeconds(const json& o, const char* key, absl::Duration* out) {
+  int64_t s = 0;
+  RETURN_IF_ERROR(GetInt(o, key, &s));
+  if (s > 0) *out = absl::Seconds(s);
+  return absl::OkStatus();
+}
+
+absl::Status GetStringMap(const json& o, const char* key, std::map<std::string, std::string>* out,
+                          bool lower_keys) {
+  const json* v = Member(o, key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_object()) return Bad(key, absl::StrCat("must be an object, not a ", TypeOf(*v)));
+  for (const auto& [k, val] : v->items()) {
+    if (!val.is_string()) {
+      return Bad(absl::StrCat(key, "['", k, "']"),
+                 absl::StrCat("must be a string, not a ", TypeOf(val)));
+    }
+    (*out)[lower_keys ? absl::AsciiStrToLower(k) : k] = val.get<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+std::string Step(int i) { return absl::StrCat("steps[", i, "]"); }
+
+// steps: [{"action": .., "compensate": .., "data": ..}], payloads: ["..."] (or the legacy
+// steps[i].data).
+absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
+  std::vector<StepSpec> steps;
+  const json* s = Member(o, "steps");
+  if (s == nullptr) return steps;
+  if (!s->is_array()) return Bad("steps", absl::StrCat("must be an array, not a ", TypeOf(*s)));
+  for (size_t i = 0; i < s->size(); ++i) {
+    const json& step = (*s)[i];
+    if (!step.is_object()) {
+      return Bad(Step(i), absl::StrCat("must be an object, not a ", TypeOf(step)));
+    }
+    StepSpec spec;
+    const char* keys[] = {"action", "compensate", "data"};
+    std::string* outs[] = {&spec.action, &spec.compensate, &spec.payload};
+    for (int k = 0; k < 3; ++k) {
+      auto it = step.find(keys[k]);
+      if (it == step.end() || it->is_null()) continue;
+      if (!it->is_string()) {
+        return Bad(absl::StrCat(Step(i), ".", keys[k]),
+                   absl::StrCat("must be a string, not a ", TypeOf(*it)));
+      }
+      *outs[k] = it->get<std::string>();
+    }
+    steps.push_back(std::move(spec));
+  }
+  const json* p = Member(o, "payloads");
+  if (p == nullptr) return steps;
+  if (!p->is_array()) return Bad("payloads", absl::StrCat("must be an array, not a ", TypeOf(*p)));
+  if (p->size() != steps.size()) {
+    return Bad("payloads", absl::StrCat("has ", p->size(), " entries for ", steps.size(),
+                                        " steps: give one payload per step"));
+  }
+  for (size_t i = 0; i < p->size(); ++i) {
+    const json& v = (*p)[i];
+    if (v.is_null()) continue;
+    if (!v.is_string()) {
+      return Bad(absl::StrCat("payloads[", i, "]"),
+                 absl::StrCat("must be a string, not a ", TypeOf(v)));
+    }
+    steps[i].payload = v.get<std::string>();
+  }
+  return steps;
+}
+
+// custom_data, a JSON text: a saga's {"concurrent": true, "orders": {"1": [0]}} (step 1 after
+// step 0) or a msg's {"delay": seconds}.
+absl::Status ReadCustomData(const json& o, TransType type, std::vector<StepSpec>& steps,
+                            TransOptions& options) {
+  std::string text;
+  RETURN_IF_ERROR(GetString(o, "custom_data", &text));
+  if (text.empty()) return absl::OkStatus();
+  json c = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (c.is_discarded() || !c.is_object()) {
+    return Bad("custom_data", "must be a JSON object in a string, e.g. \"{\\\"delay\\\":10}\"");
+  }
+  if (type == TransType::kMsg) {
+    int64_t delay = 0;
+    absl::Status st = GetInt(c, "delay", &delay);
+    if (!st.ok()) return Bad("custom_data.delay", "must be a whole number of seconds");
+    options.delay = absl::Seconds(delay);
+    return absl::OkStatus();
+  }
+  if (type != TransType::kSaga) return absl::OkStatus();
+  bool concurrent = false;
+  if (!GetBool(c, "concurrent", &concurrent).ok()) {
+    return Bad("custom_data.concurrent", "must be true or false");
+  }
+  if (!concurrent) return absl::OkStatus();
+  options.concurrent = true;
+  const json* orders = Member(c, "orders");
+  if (orders == nullptr) return absl::OkStatus();
+  if (!orders->is_object()) return Bad("custom_data.orders", "must be an object");
+  for (const auto& [key, before] : orders->items()) {
+    std::string field = absl::StrCat("custom_data.orders['", key, "']");
+    int step = -1;
+    if (!absl::SimpleAtoi(key, &step) || step < 0 || step >= static_cast<int>(steps.size())) {
+      return Bad(field, absl::StrCat("is not a step index in [0, ", steps.size(), ")"));
+    }
+    if (!before.is_array()) return Bad(field, "must be an array of step indexes");
+    for (const json& b : before) {
+      if (!b.is_number_integer()) return Bad(field, "must be an array of step indexes");
+      steps[step].after.push_back(b.get<int32_t>());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TransType> ReadTransType(const json& o) {
+  std::string name;
+  RETURN_IF_ERROR(GetString(o, "trans_type", &name));
+  if (name.empty()) return absl::InvalidArgumentError("trans_type is missing: saga, tcc or msg");
+  TransType type = ParseDtmTransType(name);
+  if (type == TransType::kUnspecified) {
+    return Bad(absl::StrCat("trans_type '", name, "'"), "is not saga, tcc or msg");
+  }
+  return type;
+}
+
+absl::Status ReadGid(const json& o, std::string* gid) {
+  RETURN_IF_ERROR(GetString(o, "gid", gid));
+  if (gid->empty()) {
+    return absl::InvalidArgumentError("gid is missing: get one from GET /api/dtmsvr/newGid");
+  }
+  return ValidateGid(*gid);
+}
+
+std::string Time(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+json Seconds(absl::Duration d) {
+  if (d == absl::Trunc(d, absl::Seconds(1))) return absl::ToInt64Seconds(d);
+  return absl::ToDoubleSeconds(d);
+}
+
+void PutTime(json& j, const char* key, absl::Time t) {
+  if (t != absl::InfinitePast() && t != absl::InfiniteFuture()) j[key] = Time(t);
+}
+
+json GlobalJson(const Transaction& t) {
+  json j;
+  j["gid"] = t.gid;
+  j["trans_type"] = TransTypeName(t.trans_type);
+  j["status"] = DtmStatusName(t.status);
+  PutTime(j, "create_time", t.create_time);
+  PutTime(j, "update_time", t.update_time);
+  PutTime(j, "finish_time", t.finish_time);
+  if (!IsTerminal(t.status)) PutTime(j, "next_cron_time", t.next_retry_time);
+  if (!t.rollback_reason.empty()) j["rollback_reason"] = t.rollback_reason;
+  if (!t.query_prepared.empty()) j["query_prepared"] = t.query_prepared;
+  if (!t.owner.empty()) j["owner"] = t.owner;
+  const TransOptions& o = t.options;
+  j["wait_result"] = o.wait_result;
+  if (o.timeout_to_fail > absl::ZeroDuration()) j["timeout_to_fail"] = Seconds(o.timeout_to_fail);
+  j["request_timeout"] = Seconds(o.request_timeout);
+  j["retry_interval"] = Seconds(o.retry_interval);
+  j["max_retry_interval"] = Seconds(o.max_retry_interval);
+  if (o.retry_limit > 0) j["retry_limit"] = o.retry_limit;
+  if (!o.branch_headers.empty()) j["branch_headers"] = o.branch_headers;
+  j["concurrent"] = o.concurrent;
+  if (o.delay > absl::ZeroDuration()) j["custom_data"] = Dump(json{{"delay", Seconds(o.delay)}});
+  return j;
+}
+
+}  // namespace
+
+const char* DtmStatusName(GlobalStatus s) {
+  switch (s) {
+    case GlobalStatus::kPrepared:
+      return "prepared";
+    case GlobalStatus::kSubmitted:
+      return "submitted";
+    case GlobalStatus::kAborting:
+      return "aborting";
+    case GlobalStatus::kSucceeded:
+      return "succeed";
+    case GlobalStatus::kFailed:
+      return "failed";
+    default:
+      return "";
+  }
+}
+
+const char* DtmBranchStatusName(BranchStatus s) {
+  switch (s) {
+    case BranchStatus::kPrepared:
+      return "prepared";
+    case BranchStatus::kSucceeded:
+      return "succeed";
+    case BranchStatus::kFailed:
+      return "failed";
+    default:
+      return "";
+  }
+}
+
+GlobalStatus ParseDtmStatus(absl::string_view name) {
+  for (GlobalStatus s : {GlobalStatus::kPrepared, GlobalStatus::kSubmitted, GlobalStatus::kAborting,
+                         GlobalStatus::kSucceeded, GlobalStatus::kFailed}) {
+    if (name == DtmStatusName(s)) return s;
+  }
+  return GlobalStatus::kUnspecified;
+}
+
+TransType ParseDtmTransType(absl::string_view name) {
+  for (TransType t : {TransType::kSaga, TransType::kTcc, TransType::kMsg}) {
+    if (name == TransTypeName(t)) return t;
+  }
+  return TransType::kUnspecified;
+}
+
+absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute route,
+                                                const ApiLimits& limits) {
+  ASSIGN_OR_RETURN(json o, ParseObject(body));
+  Transaction t;
+  RETURN_IF_ERROR(ReadGid(o, &t.gid));
+  RETURN_IF_ERROR(GetString(o, "rollback_reason", &t.rollback_reason));
+  RETURN_IF_ERROR(CheckReason(t.rollback_reason, "rollback_reason"));
+  if (route == DtmRoute::kForceStop) return t;
+  ASSIGN_OR_RETURN(t.trans_type, ReadTransType(o));
+  const TransType type = t.trans_type;
+  if (route == DtmRoute::kAbort) {
+    if (type == TransType::kSaga) {
+      return absl::FailedPreconditionError(
+          "abort is for a prepared tcc or msg; a saga rolls back on its own when an action "
+          "fails (forceStop ends one without compensation)");
+    }
+    return t;
+  }
+  const bool prepare = route == DtmRoute::kPrepare;
+  t.status = prepare ? GlobalStatus::kPrepared : GlobalStatus::kSubmitted;
+  if (type == TransType::kSaga && prepare) {
+    return absl::FailedPreconditionError(
+        "prepare is for tcc and msg; a saga is submitted whole with submit");
+  }
+  TransOptions& opts = t.options;
+  opts = DefaultOptions(type, limits);
+  RETURN_IF_ERROR(GetBool(o, "wait_result", &opts.wait_result));
+  RETURN_IF_ERROR(GetSeconds(o, "timeout_to_fail", &opts.timeout_to_fail));
+  RETURN_IF_ERROR(GetSeconds(o, "request_timeout", &opts.request_timeout));
+  RETURN_IF_ERROR(GetSeconds(o, "retry_interval", &opts.retry_interval));
+  int64_t retry_limit = 0;
+  RETURN_IF_ERROR(GetInt(o, "retry_limit", &retry_limit));
+  opts.retry_limit = static_cast<int32_t>(std::min<int64_t>(retry_limit, INT32_MAX));
+  // HTTP header names are case-insensitive; gRPC metadata keys are lowercase.
+  RETURN_IF_ERROR(GetStringMap(o, "branch_headers", &opts.branch_headers, /*lower_keys=*/true));
+  if (type == TransType::kMsg) RETURN_IF_ERROR(GetBool(o, "concurrent", &opts.concurrent));
+  RETURN_IF_ERROR(GetString(o, "query_prepared", &t.query_prepared));
+  ASSIGN_OR_RETURN(std::vector<StepSpec> steps, ReadSteps(o));
+  RETURN_IF_ERROR(ReadCustomData(o, type, steps, opts));
+  if (type == TransType::kSaga && steps.empty()) {
+    return absl::InvalidArgumentError("steps is empty: a saga needs at least one step");
+  }
+  if (type == TransType::kTcc && !steps.empty()) {
+    return Bad("steps", "is set, but a tcc's branches are registered with registerBranch");
+  }
+  if (type == TransType::kMsg && prepare && steps.empty()) {
+    return absl::InvalidArgumentError("steps is empty: a msg needs at least one step");
+  }
+  if (type != TransType::kMsg && !t.query_prepared.empty()) {
+    return Bad(absl::StrCat("query_prepared '", t.query_prepared, "'"), "is only for msg");
+  }
+  if (type == TransType::kMsg && prepare && t.query_prepared.empty()) {
+    return absl::InvalidArgumentError(
+        "query_prepared is empty: a prepared msg needs a back-check URL that says whether its "
+        "local transaction committed");
+  }
+  RETURN_IF_ERROR(CheckTarget(t.query_prepared, "query_prepared"));
+  RETURN_IF_ERROR(FinishOptions(type, "", opts));
+  StepFields fields{Step, [&](int i) {
+                      return Member(o, "payloads") ? absl::StrCat("payloads[", i, "]")
+                                                   : absl::StrCat(Step(i), ".data");
+                    }};
+  ASSIGN_OR_RETURN(t.branches, BuildBranches(steps, type, limits, fields));
+  return t;
+}
+
+absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,
+                                                        const ApiLimits& limits) {
+  ASSIGN_OR_RETURN(json o, ParseObject(body));
+  for (const auto& [k, v] : o.items()) {
+    if (!v.is_string() && !v.is_null()) {
+      return Bad(k, absl::StrCat("must be a string, not a ", TypeOf(v),
+                                 " (registerBranch takes string values only)"));
+    }
+  }
+  BranchRegistration r;
+  RETURN_IF_ERROR(ReadGid(o, &r.gid));
+  ASSIGN_OR_RETURN(TransType type, ReadTransType(o));
+  if (type != TransType::kTcc) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("registerBranch is for tcc, not ", TransTypeName(type)));
+  }
+  RETURN_IF_ERROR(GetString(o, "branch_id", &r.branch_id));
+  RETURN_IF_ERROR(ValidateBranchId(r.branch_id));
+  RETURN_IF_ERROR(GetString(o, "confirm", &r.confirm));
+  RETURN_IF_ERROR(GetString(o, "cancel", &r.cancel));
+  RETURN_IF_ERROR(GetString(o, "data", &r.payload));
+  RETURN_IF_ERROR(CheckTarget(r.confirm, "confirm"));
+  RETURN_IF_ERROR(CheckTarget(r.cancel, "cancel"));
+  RETURN_IF_ERROR(CheckPayload(r.payload, "data", limits));
+  return r;
+}
+
+std::string DtmQueryJson(const Transaction* t) {
+  json j;
+  j["branches"] = json::array();
+  if (t == nullptr) {
+    j["transaction"] = nullptr;
+    return Dump(j);
+  }
+  j["transaction"] = GlobalJson(*t);
+  for (const Branch& b : t->branches) {
+    json bj;
+    bj["gid"] = t->gid;
+    bj["url"] = b.target;
+    bj["bin_data"] = absl::Base64Escape(b.payload);
+    bj["branch_id"] = b.branch_id;
+    bj["op"] = BranchOpName(b.op);
+    bj["status"] = DtmBranchStatusName(b.status);
+    PutTime(bj, "finish_time", b.finish_time);
+    bj["attempts"] = b.attempts;
+    if (!b.last_error.empty()) bj["last_error"] = b.last_error;
+    j["branches"].push_back(std::move(bj));
+  }
+  return Dump(j);
+}
+
+std::string DtmListJson(const ListPage& page) {
+  json j;
+  j["next_position"] = page.next_page_token;
+  j["transactions"] = json::array();
+  for (const Transaction& t : page.transactions) j["transactions"].push_back(GlobalJson(t));
+  return Dump(j);
+}
+
+std::string DtmSuccessJson(const std::string& extra_key, const std::string& extra_value) {
+  json j{{"dtm_result", "SUCCESS"}};
+  if (!extra_key.empty()) j[extra_key] = extra_value;
+  return Dump(j);
+}
+
+std::string DtmResultJson(const char* result, const std::string& message) {
+  return Dump(json{{"dtm_result", result}, {"message", message}});
+}
+
+}  // namespace dtm
