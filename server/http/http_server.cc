@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -76,9 +77,19 @@ void HttpRouter::Handle(const std::string& method, const std::string& path, Http
   routes_[path][method] = std::move(handler);
 }
 
+void HttpRouter::HandlePrefix(const std::string& prefix, HttpHandler handler) {
+  prefixes_.emplace_back(prefix, std::move(handler));
+}
+
 void HttpRouter::Dispatch(HttpRequest request, HttpResponder respond) const {
   auto route = routes_.find(request.path);
   if (route == routes_.end()) {
+    for (const auto& [prefix, handler] : prefixes_) {
+      if (absl::StartsWith(request.path, prefix)) {
+        handler(std::move(request), std::move(respond));
+        return;
+      }
+    }
     respond(JsonError(404, absl::StrCat("no such path: ", request.path)));
     return;
   }

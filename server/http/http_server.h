@@ -54,15 +54,18 @@ using HttpResponder = std::function<void(HttpResponse)>;
 // Runs on an I/O thread: it must not block (hand slow work to another executor).
 using HttpHandler = std::function<void(HttpRequest, HttpResponder)>;
 
-// Maps (method, path) to a handler; exact paths only.
+// Maps (method, path) to a handler: exact paths, then path prefixes (any method).
 class HttpRouter {
  public:
   void Handle(const std::string& method, const std::string& path, HttpHandler handler);
+  // Every path that starts with `prefix` and has no exact route, whatever the method.
+  void HandlePrefix(const std::string& prefix, HttpHandler handler);
   // Calls the handler of the request's route, or answers 404 / 405.
   void Dispatch(HttpRequest request, HttpResponder respond) const;
 
  private:
   std::map<std::string, std::map<std::string, HttpHandler>> routes_;  // path -> method ->
+  std::vector<std::pair<std::string, HttpHandler>> prefixes_;
 };
 
 struct HttpServerOptions {

@@ -15,7 +15,7 @@ std::string BranchCallRecord::Meta(const std::string& key) const {
 
 std::string BranchCallRecord::name() const { return method.substr(method.rfind('/') + 1); }
 
-TestBranchServer::TestBranchServer(bool record) : record_(record) {
+TestBranchServer::TestBranchServer(bool record) : CallLog(record) {
   auto server =
       GenericBranchServer::Start([this](const IncomingBranchCall& call) { return Handle(call); });
   if (!server.ok()) {
@@ -46,23 +46,29 @@ BranchReply TestBranchServer::Handle(const IncomingBranchCall& in) {
   call.branch = in.branch;
   call.metadata.insert(in.metadata.begin(), in.metadata.end());
   call.payload = in.payload;
+  call = Record(std::move(call));
   Behavior behavior;
   {
     absl::MutexLock lock(&mu_);
-    call.seq = ++count_;
-    call.time = absl::Now();
-    if (record_) calls_.push_back(call);
     behavior = behavior_;
   }
   return behavior ? behavior(call) : BranchReply{};
 }
 
-std::vector<BranchCallRecord> TestBranchServer::Calls() const {
+BranchCallRecord CallLog::Record(BranchCallRecord call) {
+  absl::MutexLock lock(&mu_);
+  call.seq = ++count_;
+  call.time = absl::Now();
+  if (record_) calls_.push_back(call);
+  return call;
+}
+
+std::vector<BranchCallRecord> CallLog::Calls() const {
   absl::MutexLock lock(&mu_);
   return calls_;
 }
 
-std::vector<BranchCallRecord> TestBranchServer::CallsFor(const std::string& gid) const {
+std::vector<BranchCallRecord> CallLog::CallsFor(const std::string& gid) const {
   std::vector<BranchCallRecord> out;
   absl::MutexLock lock(&mu_);
   for (const BranchCallRecord& c : calls_) {
@@ -71,20 +77,20 @@ std::vector<BranchCallRecord> TestBranchServer::CallsFor(const std::string& gid)
   return out;
 }
 
-std::vector<std::string> TestBranchServer::NamesFor(const std::string& gid) const {
+std::vector<std::string> CallLog::NamesFor(const std::string& gid) const {
   std::vector<std::string> out;
   for (const BranchCallRecord& c : CallsFor(gid)) out.push_back(c.name());
   return out;
 }
 
-int64_t TestBranchServer::call_count() const {
+int64_t CallLog::call_count() const {
   absl::MutexLock lock(&mu_);
   return count_;
 }
 
-bool TestBranchServer::WaitFor(
-    const std::string& gid, const std::function<bool(const std::vector<BranchCallRecord>&)>& pred,
-    absl::Duration timeout) const {
+bool CallLog::WaitFor(const std::string& gid,
+                      const std::function<bool(const std::vector<BranchCallRecord>&)>& pred,
+                      absl::Duration timeout) const {
   absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
   for (;;) {

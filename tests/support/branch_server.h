@@ -21,8 +21,9 @@
 namespace dtm::test {
 
 struct BranchCallRecord {
-  int64_t seq = 0;     // global order of arrival
-  std::string method;  // "/test.Branch/A1"
+  int64_t seq = 0;          // global order of arrival
+  std::string method;       // "/test.Branch/A1" (gRPC), "/busi/A1" (HTTP)
+  std::string http_method;  // "POST" or "GET" for an HTTP call
   std::map<std::string, std::string> metadata;
   std::string payload;
   absl::Time time;
@@ -39,7 +40,34 @@ struct BranchCallRecord {
 
 using BranchReply = BranchAnswer;
 
-class TestBranchServer {
+// The calls a test branch server received, in order of arrival. Thread-safe.
+class CallLog {
+ public:
+  // `record` false: count calls only (the benchmark's no-op services).
+  explicit CallLog(bool record) : record_(record) {}
+
+  std::vector<BranchCallRecord> Calls() const;
+  std::vector<BranchCallRecord> CallsFor(const std::string& gid) const;
+  // Names ("A1", "C2", ...) of the calls for `gid`, in arrival order.
+  std::vector<std::string> NamesFor(const std::string& gid) const;
+  int64_t call_count() const;
+  // Waits until `pred(CallsFor(gid))` holds; false on timeout.
+  bool WaitFor(const std::string& gid,
+               const std::function<bool(const std::vector<BranchCallRecord>&)>& pred,
+               absl::Duration timeout = absl::Seconds(20)) const;
+
+ protected:
+  // Numbers, timestamps and keeps `call`; returns it as kept.
+  BranchCallRecord Record(BranchCallRecord call);
+
+ private:
+  const bool record_;
+  mutable absl::Mutex mu_;
+  std::vector<BranchCallRecord> calls_ ABSL_GUARDED_BY(mu_);
+  int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class TestBranchServer : public CallLog {
  public:
   using Behavior = std::function<BranchReply(const BranchCallRecord&)>;
 
@@ -51,27 +79,14 @@ class TestBranchServer {
   // "127.0.0.1:port/test.Branch/<name>"
   std::string Target(const std::string& name) const;
   void SetBehavior(Behavior behavior);
-
-  std::vector<BranchCallRecord> Calls() const;
-  std::vector<BranchCallRecord> CallsFor(const std::string& gid) const;
-  // Names ("A1", "C2", ...) of the calls for `gid`, in arrival order.
-  std::vector<std::string> NamesFor(const std::string& gid) const;
-  int64_t call_count() const;
-  // Waits until `pred(CallsFor(gid))` holds; false on timeout.
-  bool WaitFor(const std::string& gid,
-               const std::function<bool(const std::vector<BranchCallRecord>&)>& pred,
-               absl::Duration timeout = absl::Seconds(20)) const;
   void Shutdown();
 
  private:
   BranchReply Handle(const IncomingBranchCall& call);
 
-  const bool record_;
   std::unique_ptr<GenericBranchServer> server_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   Behavior behavior_ ABSL_GUARDED_BY(mu_);
-  std::vector<BranchCallRecord> calls_ ABSL_GUARDED_BY(mu_);
-  int64_t count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace dtm::test

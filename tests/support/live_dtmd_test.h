@@ -1,5 +1,6 @@
-// LiveDtmdTest: a GoogleTest fixture whose suite shares one real dtmd process, a recording
-// branch service answering from a Script, and a client. `Suite` (CRTP) may define
+// LiveDtmdTest: a GoogleTest fixture whose suite shares one real dtmd process, recording
+// branch services (gRPC and HTTP) answering from one Script, and a client. `Suite` (CRTP) may
+// define
 //   static std::string DtmdStore(const std::string& dir);   // default: TestStore(dir)
 //   static std::vector<std::string> DtmdArgs();             // default: short lease/recovery
 // and override SetUpTestSuite (calling this one first) to change the branch behavior.
@@ -17,6 +18,7 @@
 #include "tests/support/branch_script.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
+#include "tests/support/http_branch_server.h"
 
 namespace dtm::test {
 
@@ -30,6 +32,8 @@ class LiveDtmdTest : public ::testing::Test {
     branches_ = new TestBranchServer();
     script_ = new Script();
     branches_->SetBehavior([](const BranchCallRecord& c) { return script_->Next(c); });
+    http_branches_ = new TestHttpBranchServer();
+    http_branches_->SetBehavior([](const BranchCallRecord& c) { return ToHttp(script_->Next(c)); });
     dir_ = new std::string(MakeTempDir());
     dtmd_ = new DtmdProcess(Suite::DtmdStore(*dir_), Suite::DtmdArgs());
     absl::Status st = dtmd_->Start();
@@ -41,6 +45,7 @@ class LiveDtmdTest : public ::testing::Test {
     if (dtmd_->running()) EXPECT_EQ(dtmd_->Terminate(), 0) << dtmd_->Log();
     delete dtmd_;
     delete branches_;
+    delete http_branches_;
     delete script_;
     delete dir_;
   }
@@ -60,6 +65,7 @@ class LiveDtmdTest : public ::testing::Test {
   }
 
   static inline TestBranchServer* branches_ = nullptr;
+  static inline TestHttpBranchServer* http_branches_ = nullptr;
   static inline Script* script_ = nullptr;
   static inline std::string* dir_ = nullptr;
   static inline DtmdProcess* dtmd_ = nullptr;

@@ -97,6 +97,13 @@ void DtmHttpApi::Submit(HttpRequest req, HttpResponder respond) {
   engine_->Submit(
       *std::move(t), [wait, respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
         if (!r.ok()) return respond(FromStatus(r.status()));
+        if (!wait && IsTerminal(r->status)) {
+          // Answered without waiting, yet over: it had ended before this submit (DTM refuses
+          // such a submit as well; over gRPC it is an idempotent repeat).
+          return respond(FromStatus(absl::FailedPreconditionError(
+              absl::StrCat("transaction '", r->gid, "' is already ", DtmStatusName(r->status),
+                           ": a finished transaction cannot be submitted again"))));
+        }
         if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
         if (r->status == GlobalStatus::kFailed) {
           return respond(

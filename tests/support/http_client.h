@@ -1,0 +1,38 @@
+// HttpClient: a blocking HTTP/1.1 client for tests (libcurl's easy interface), one keep-alive
+// connection per instance. Not thread-safe: one per thread.
+#ifndef DTM_TESTS_SUPPORT_HTTP_CLIENT_H_
+#define DTM_TESTS_SUPPORT_HTTP_CLIENT_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace dtm::test {
+
+struct HttpResult {
+  long status = 0;  // 0: no answer (see error)
+  std::string body;
+  std::string error;  // libcurl's, when there was no answer
+};
+
+class HttpClient {
+ public:
+  HttpClient();
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  HttpResult Get(const std::string& url, absl::Duration timeout = absl::Seconds(30));
+  HttpResult Post(const std::string& url, const std::string& body,
+                  absl::Duration timeout = absl::Seconds(30));
+  // Any method, e.g. "DELETE".
+  HttpResult Do(const std::string& method, const std::string& url, const std::string& body,
+                absl::Duration timeout);
+
+ private:
+  void* curl_;  // CURL*
+};
+
+}  // namespace dtm::test
+
+#endif  // DTM_TESTS_SUPPORT_HTTP_CLIENT_H_
