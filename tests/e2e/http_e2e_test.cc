@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <vector>
 
@@ -421,6 +423,82 @@ TEST_F(HttpE2ETest, BadRequestsAreClear4xxStoreNothingAndDtmdKeepsServing) {
     EXPECT_EQ(client_->Query(gid).status().code(), absl::StatusCode::kNotFound);
     EXPECT_EQ(http_.Get(Api("version")).status, 200);
   }
+}
+
+// Runs `command` with sh; true if it exited 0.
+bool Shell(const std::string& command) { return std::system(command.c_str()) == 0; }
+
+// A CA and a certificate for 127.0.0.1 signed by it, in `dir`: ca.pem, srv.pem, srv.key.
+bool MakeTestCa(const std::string& dir) {
+  std::string q = "'" + dir + "'";
+  return Shell("cd " + q +
+               " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+               "-subj '/CN=dtm test CA' 2>/dev/null"
+               " && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
+               "-subj '/CN=127.0.0.1' 2>/dev/null"
+               " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext"
+               " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+               "-out srv.pem -days 2 -extfile san.ext 2>/dev/null");
+}
+
+TEST_F(HttpE2ETest, HttpsBranchesAreVerifiedAgainstTheGivenCa) {
+  std::string dir = test::MakeTempDir();
+  ASSERT_TRUE(MakeTestCa(dir));
+  std::string command =
+      absl::StrCat("/usr/bin/python3 '", HTTPS_BRANCH_PY, "' '", dir, "/srv.pem' '", dir,
+                   "/srv.key' & echo $! > '", dir, "/pid'; wait");
+  FILE* server = popen(command.c_str(), "r");
+  ASSERT_NE(server, nullptr);
+  // Stops the HTTPS service however the test ends.
+  struct Stop {
+    std::string dir;
+    FILE* server;
+    ~Stop() {
+      Shell(absl::StrCat("kill $(cat '", dir, "/pid') 2>/dev/null"));
+      pclose(server);
+    }
+  } stop{dir, server};
+  char line[64] = {0};
+  ASSERT_NE(fgets(line, sizeof(line), server), nullptr);
+  int port = 0;
+  ASSERT_EQ(sscanf(line, "port %d", &port), 1) << line;
+  std::string url = absl::StrCat("https://127.0.0.1:", port, "/api/TransOut");
+
+  // With the test CA: verified, called, done.
+  DtmdProcess trusting(test::TestStore(test::MakeTempDir()),
+                       {absl::StrCat("--http_ca_file=", dir, "/ca.pem")});
+  ASSERT_TRUE(trusting.Start().ok()) << trusting.Log();
+  std::string gid = Gid();
+  json saga = {{"gid", gid},
+               {"trans_type", "saga"},
+               {"wait_result", true},
+               {"steps", {{{"action", url}}}},
+               {"payloads", {"{}"}}};
+  HttpClient http;
+  HttpResult r = http.Post(absl::StrCat("http://", trusting.http_address(), "/api/dtmsvr/submit"),
+                           saga.dump());
+  EXPECT_EQ(r.status, 200) << r.body << trusting.Log();
+
+  // With the system's CAs only: the certificate is not trusted, the call is a transient error.
+  DtmdProcess strict(test::TestStore(test::MakeTempDir()));
+  ASSERT_TRUE(strict.Start().ok()) << strict.Log();
+  std::string refused = Gid();
+  saga["gid"] = refused;
+  saga["wait_result"] = false;
+  ASSERT_EQ(
+      http.Post(absl::StrCat("http://", strict.http_address(), "/api/dtmsvr/submit"), saga.dump())
+          .status,
+      200);
+  auto client = CoordinatorClient::Connect(strict.address());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto t = client->Query(refused);
+    return t.ok() && t->branches(0).attempts() >= 1 && !t->branches(0).last_error().empty();
+  }));
+  auto t = client->Query(refused);
+  EXPECT_EQ(t->status(), v1::SUBMITTED);
+  EXPECT_THAT(t->branches(0).last_error(), HasSubstr("SSL"));
+  EXPECT_EQ(trusting.Terminate(), 0);
+  EXPECT_EQ(strict.Terminate(), 0);
 }
 
 }  // namespace
