@@ -6,8 +6,10 @@
 // destroyed, no balance negative, every succeeded transfer applied exactly once and every
 // failed one not at all.
 //
-// Real components: dtmd as a child process on the test run's PostgreSQL, the banks' gRPC
-// services (in this process, so faults can be injected) on a fresh PostgreSQL database.
+// Real components: dtmd as a child process on the test run's PostgreSQL, the banks' gRPC and
+// HTTP services (in this process, so faults can be injected) on a fresh PostgreSQL database.
+// Some sagas call both legs over HTTP (DTM's HTTP branch protocol), some mix an HTTP leg with
+// a gRPC one: the faults hit HTTP branches too.
 //
 // CI runs a short round; for a long local run:
 //   DTM_INVARIANT_TRANSFERS=20000 DTM_INVARIANT_RESTARTS=20 ctest -R bank_invariant
@@ -31,9 +33,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/coordinator_client.h"
+#include "client/examples/bank/bank_http.h"
 #include "client/examples/bank/bank_service.h"
 #include "client/examples/bank/bank_transfer.h"
 #include "client/pg/barrier.h"
+#include "client/saga.h"
 #include "tests/support/dtmd_process.h"
 
 namespace {
@@ -110,6 +114,9 @@ struct Bank {
       hook = [plan](const dtm::BranchContext& b, const char* op) { return plan->Pick(b, op); };
     }
     service = std::make_unique<bank::BankService>(*store, conninfo, hook);
+    auto started = bank::BankHttp::Start(service.get(), "127.0.0.1:0");
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (started.ok()) http = *std::move(started);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -118,17 +125,34 @@ struct Bank {
     address = absl::StrCat("127.0.0.1:", port);
   }
   ~Bank() {
+    http.reset();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     service->DrainReplays();
   }
   std::unique_ptr<bank::BankService> service;
+  std::unique_ptr<bank::BankHttp> http;
   std::unique_ptr<grpc::Server> server;
   std::string address;
 };
 
-enum class Mode { kSaga, kTcc, kMsg, kMsgCrashAfterCommit, kMsgCrashBeforeCommit };
-constexpr std::array<const char*, 5> kModeNames = {"saga", "tcc", "msg", "msg-crash-after-commit",
+enum class Mode {
+  kSaga,
+  kTcc,
+  kMsg,
+  kHttpSaga,   // both legs over HTTP
+  kMixedSaga,  // TransOut over gRPC, TransIn over HTTP
+  kMsgCrashAfterCommit,
+  kMsgCrashBeforeCommit
+};
+constexpr std::array<const char*, 7> kModeNames = {"saga",
+                                                   "tcc",
+                                                   "msg",
+                                                   "http-saga",
+                                                   "grpc+http-saga",
+                                                   "msg-crash-after-commit",
                                                    "msg-crash-before-commit"};
+// The modes where a transfer may succeed or fail; the run must see both.
+constexpr int kModesWithBothOutcomes = 5;
 
 struct Planned {
   std::string gid;
@@ -200,9 +224,11 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
       Planned& p = planned[i];
       p.gid = absl::StrCat(run, "-", i);
       int m = std::uniform_int_distribution<int>(0, 99)(rng);
-      p.mode = m < 34   ? Mode::kSaga
-               : m < 67 ? Mode::kTcc
-               : m < 93 ? Mode::kMsg
+      p.mode = m < 24   ? Mode::kSaga
+               : m < 52 ? Mode::kTcc
+               : m < 75 ? Mode::kMsg
+               : m < 86 ? Mode::kHttpSaga
+               : m < 93 ? Mode::kMixedSaga
                : m < 97 ? Mode::kMsgCrashAfterCommit
                         : Mode::kMsgCrashBeforeCommit;
       p.from_bank = std::uniform_int_distribution<int>(0, 1)(rng);
@@ -240,6 +266,31 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
         case Mode::kTcc:
           s = bank::TccTransfer(client.get(), p.gid, t, prepared_options).status();
           break;
+        case Mode::kHttpSaga:
+        case Mode::kMixedSaga: {
+          const Bank& from = *banks[p.from_bank];
+          const Bank& to = *banks[1 - p.from_bank];
+          // Over HTTP a leg's payload is the TransferRequest in JSON; over gRPC, in protobuf.
+          auto json = [](const std::string& user, int64_t amount) {
+            return absl::StrCat("{\"user_id\":\"", user, "\",\"amount\":", amount, "}");
+          };
+          bank::v1::TransferRequest out;
+          out.set_user_id(t.from_user);
+          out.set_amount(t.amount);
+          dtm::Saga saga(client.get(), p.gid);
+          if (p.mode == Mode::kHttpSaga) {
+            saga.Add(from.http->Target("TransOut"), from.http->Target("TransOutCompensate"),
+                     json(t.from_user, t.amount));
+          } else {
+            saga.Add(bank::Target(t.from_bank, "TransOut"),
+                     bank::Target(t.from_bank, "TransOutCompensate"), out.SerializeAsString());
+          }
+          saga.Add(to.http->Target("TransIn"), to.http->Target("TransInCompensate"),
+                   json(t.to_user, t.amount));
+          saga.options() = options;
+          s = saga.Submit().status();
+          break;
+        }
         case Mode::kMsg:
           s = bank::MsgTransfer(client.get(), p.gid, t, prepared_options, db.get(),
                                 stores[p.from_bank])
@@ -438,7 +489,7 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   }
   EXPECT_GT(s[0].duplicate + s[1].duplicate, 0);
   EXPECT_GT(s[0].null_compensation + s[1].null_compensation, 0);
-  for (size_t m = 0; m < 3; ++m) {
+  for (size_t m = 0; m < kModesWithBothOutcomes; ++m) {
     EXPECT_GT(outcome[m][0], 0) << kModeNames[m] << ": none succeeded";
     EXPECT_GT(outcome[m][1], 0) << kModeNames[m] << ": none failed";
   }

@@ -16,9 +16,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/examples/bank/bank_http.h"
 #include "client/examples/bank/bank_service.h"
 
 ABSL_FLAG(int, port, 50061, "gRPC port (0.0.0.0)");
+ABSL_FLAG(int, http_port, -1,
+          "also serve the legs over DTM's HTTP branch protocol on this port (127.0.0.1; 0 picks "
+          "one; -1: no HTTP)");
 ABSL_FLAG(std::string, db, "host=/tmp/dtm-bank-pg port=5432 user=postgres dbname=postgres",
           "libpq conninfo of the bank's PostgreSQL database");
 ABSL_FLAG(std::string, schema, "bank_a", "schema holding this bank's tables");
@@ -71,6 +75,15 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "bank-server: bank %s serving bank.v1.Bank on port %d\n",
                store->schema().c_str(), port);
+  std::unique_ptr<bank::BankHttp> http;
+  if (absl::GetFlag(FLAGS_http_port) >= 0) {
+    auto started =
+        bank::BankHttp::Start(&service, absl::StrCat("127.0.0.1:", absl::GetFlag(FLAGS_http_port)));
+    if (!started.ok()) return Fail(std::string(started.status().message()));
+    http = *std::move(started);
+    std::fprintf(stderr, "bank-server: bank %s serving HTTP legs at %s\n", store->schema().c_str(),
+                 http->Target("<Method>").c_str());
+  }
   server->Wait();
   return 0;
 }

@@ -72,11 +72,10 @@ absl::Status BankService::RunLeg(const dtm::BranchContext& branch, const v1::Tra
   return s;
 }
 
-grpc::Status BankService::Leg(const grpc::ServerContext& ctx, const v1::TransferRequest& req,
+grpc::Status BankService::Leg(const dtm::BranchContext& branch, const v1::TransferRequest& req,
                               Op op) {
   grpc::Status valid = ValidateTransfer(req);
   if (!valid.ok()) return valid;
-  const dtm::BranchContext branch = dtm::BranchContext::From(ctx);
   switch (PickFault(branch, OpName(op))) {
     case Fault::kNone:
       break;
@@ -122,7 +121,7 @@ grpc::Status BankService::Leg(const grpc::ServerContext& ctx, const v1::Transfer
 #define BANK_LEG(Method, OpValue)                                                            \
   grpc::Status BankService::Method(grpc::ServerContext* ctx, const v1::TransferRequest* req, \
                                    v1::TransferReply*) {                                     \
-    return Leg(*ctx, *req, OpValue);                                                         \
+    return Leg(dtm::BranchContext::From(*ctx), *req, OpValue);                               \
   }
 BANK_LEG(TransOut, Op::kTransOut)
 BANK_LEG(TransOutCompensate, Op::kTransOutCompensate)
@@ -138,7 +137,10 @@ BANK_LEG(TransInCancel, Op::kTransInCancel)
 
 grpc::Status BankService::QueryPrepared(grpc::ServerContext* ctx, const v1::TransferRequest*,
                                         v1::TransferReply*) {
-  const dtm::BranchContext branch = dtm::BranchContext::From(*ctx);
+  return CheckPrepared(dtm::BranchContext::From(*ctx));
+}
+
+grpc::Status BankService::CheckPrepared(const dtm::BranchContext& branch) {
   if (branch.gid.empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "QueryPrepared: metadata dtm-gid is missing; is this a call from dtmd?");

@@ -67,6 +67,12 @@ class BankService final : public v1::Bank::Service {
   grpc::Status Balances(grpc::ServerContext* ctx, const v1::BalancesRequest* req,
                         v1::BalancesReply* reply) override;
 
+  // One leg for the call described by `branch` (the gRPC methods above, and the HTTP face in
+  // bank_http.h, both come here): validation, faults, the barrier.
+  grpc::Status Leg(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op);
+  // The back-check of a message whose local transaction ran in this bank's database.
+  grpc::Status CheckPrepared(const dtm::BranchContext& branch);
+
   Stats stats() const;
   // Blocks until every scheduled replay ran.
   void DrainReplays();
@@ -74,7 +80,6 @@ class BankService final : public v1::Bank::Service {
   ConnPool& pool() { return pool_; }
 
  private:
-  grpc::Status Leg(const grpc::ServerContext& ctx, const v1::TransferRequest& req, Op op);
   // The leg behind the barrier, without faults.
   absl::Status RunLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op);
   Fault PickFault(const dtm::BranchContext& branch, const char* op);
