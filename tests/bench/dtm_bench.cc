@@ -11,6 +11,11 @@
 //   dtm-bench --clients=32 --seconds=10                 # spawns dtmd on a fresh SQLite file
 //   dtm-bench --store='host=/tmp/pg port=5432 user=postgres dbname=postgres'
 //   dtm-bench --coordinator=127.0.0.1:36790             # uses a running dtmd
+//   dtm-bench --protocol=http                           # DTM's HTTP API, HTTP branches
+//
+// With --protocol=http the clients submit DTM's JSON to the HTTP API and the branches are
+// HTTP services; the baseline is the same three HTTP requests (a submit-sized body to a no-op
+// service, then each branch) with the same client, on keep-alive connections.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <libpq-fe.h>
@@ -36,6 +41,8 @@
 #include "storage/store.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
+#include "tests/support/http_branch_server.h"
+#include "tests/support/http_client.h"
 
 ABSL_FLAG(int, clients, 32, "concurrent clients (threads with blocking calls)");
 ABSL_FLAG(double, seconds, 10, "measuring time per mode");
@@ -47,6 +54,8 @@ ABSL_FLAG(std::string, mode, "both",
           "baseline, store (the writes of each saga straight to the store, no gRPC), or pgloop "
           "(the same rows by a plain libpq loop)");
 ABSL_FLAG(int, payload, 64, "payload bytes per step");
+ABSL_FLAG(std::string, protocol, "grpc",
+          "grpc (dtm.v1 and gRPC branches) or http (DTM's HTTP API and HTTP branches)");
 
 namespace {
 
@@ -212,10 +221,36 @@ int main(int argc, char** argv) {
   const std::string payload(absl::GetFlag(FLAGS_payload), 'p');
 
   dtm::test::TestBranchServer branch1(/*record=*/false), branch2(/*record=*/false);
+  const bool http = absl::GetFlag(FLAGS_protocol) == "http";
+  if (!http && absl::GetFlag(FLAGS_protocol) != "grpc") {
+    std::fprintf(stderr, "--protocol '%s' is not grpc or http\n",
+                 absl::GetFlag(FLAGS_protocol).c_str());
+    return 2;
+  }
+  std::unique_ptr<dtm::test::TestHttpBranchServer> http1, http2;
+  // One keep-alive HTTP client per client thread.
+  std::vector<std::unique_ptr<dtm::test::HttpClient>> http_clients;
+  if (http) {
+    http1 = std::make_unique<dtm::test::TestHttpBranchServer>(/*record=*/false);
+    http2 = std::make_unique<dtm::test::TestHttpBranchServer>(/*record=*/false);
+    for (int c = 0; c < clients; ++c) {
+      http_clients.push_back(std::make_unique<dtm::test::HttpClient>());
+    }
+  }
+  // DTM's JSON for a 2-step saga on the HTTP branches.
+  auto http_saga = [&](const std::string& gid) {
+    std::string p = absl::StrCat("\"", payload, "\"");
+    return absl::StrCat("{\"gid\":\"", gid, "\",\"trans_type\":\"saga\",\"wait_result\":true,",
+                        "\"steps\":[{\"action\":\"", http1->Target("TransOut"),
+                        "\",\"compensate\":\"", http1->Target("TransOutRevert"), "\"},",
+                        "{\"action\":\"", http2->Target("TransIn"), "\",\"compensate\":\"",
+                        http2->Target("TransInRevert"), "\"}],\"payloads\":[", p, ",", p, "]}");
+  };
   std::printf(
-      "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result, "
+      "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result over %s, "
       "%zu-byte payloads, %u hardware threads\n",
-      clients, seconds, payload.size(), std::thread::hardware_concurrency());
+      clients, seconds, http ? "HTTP" : "gRPC", payload.size(),
+      std::thread::hardware_concurrency());
 
   std::vector<Result> results;
   std::unique_ptr<dtm::test::DtmdProcess> dtmd;
@@ -238,18 +273,33 @@ int main(int argc, char** argv) {
     }
     auto client = dtm::CoordinatorClient::Connect(address);
     std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
-    results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
-      dtm::Saga saga(client.get(), absl::StrCat("bench-", run, "-", c, "-", i));
-      saga.Add(branch1.Target("TransOut"), branch1.Target("TransOutRevert"), payload)
-          .Add(branch2.Target("TransIn"), branch2.Target("TransInRevert"), payload)
-          .WaitResult();
-      auto r = saga.Submit();
-      if (!r.ok()) return r.status().ToString();
-      if (r->status() != dtm::v1::SUCCEEDED) {
-        return absl::StrCat("status ", dtm::v1::Status_Name(r->status()));
+    if (http) {
+      if (!dtmd) {
+        std::fprintf(stderr, "--protocol=http needs a spawned dtmd (no --coordinator)\n");
+        return 2;
       }
-      return std::string();
-    }));
+      const std::string submit =
+          absl::StrCat("http://", dtmd->http_address(), "/api/dtmsvr/submit");
+      results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
+        dtm::test::HttpResult r =
+            http_clients[c]->Post(submit, http_saga(absl::StrCat("bench-", run, "-", c, "-", i)));
+        if (r.status != 200) return absl::StrCat("HTTP ", r.status, " ", r.error, r.body);
+        return std::string();
+      }));
+    } else {
+      results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
+        dtm::Saga saga(client.get(), absl::StrCat("bench-", run, "-", c, "-", i));
+        saga.Add(branch1.Target("TransOut"), branch1.Target("TransOutRevert"), payload)
+            .Add(branch2.Target("TransIn"), branch2.Target("TransInRevert"), payload)
+            .WaitResult();
+        auto r = saga.Submit();
+        if (!r.ok()) return r.status().ToString();
+        if (r->status() != dtm::v1::SUCCEEDED) {
+          return absl::StrCat("status ", dtm::v1::Status_Name(r->status()));
+        }
+        return std::string();
+      }));
+    }
     Print(results.back());
     if (dtmd) dtmd->Terminate();
   }
@@ -311,7 +361,22 @@ int main(int argc, char** argv) {
     Print(results.back());
     (*store)->Close();
   }
-  if (mode == "both" || mode == "baseline") {
+  if (http && (mode == "both" || mode == "baseline")) {
+    // The same three HTTP requests without the coordinator: a submit-sized body to a no-op
+    // service, then each branch, with the same client and keep-alive.
+    const std::string submit_body = http_saga("bench-0000000000000-00-0000000");
+    const std::string a = http1->Target("Submit"), b = http1->Target("TransOut"),
+                      t = http2->Target("TransIn");
+    results.push_back(Drive("baseline", clients, warmup, seconds, [&](int c, int64_t) {
+      for (const auto& [url, body] : {std::make_pair(&a, &submit_body),
+                                      std::make_pair(&b, &payload), std::make_pair(&t, &payload)}) {
+        dtm::test::HttpResult r = http_clients[c]->Post(*url, *body);
+        if (r.status != 200) return absl::StrCat("HTTP ", r.status, " ", r.error);
+      }
+      return std::string();
+    }));
+    Print(results.back());
+  } else if (mode == "both" || mode == "baseline") {
     // The same three unary calls without the coordinator: a submit-sized request to a no-op
     // service, then each branch action.
     dtm::v1::SubmitRequest shape;
