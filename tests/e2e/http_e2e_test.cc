@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -423,6 +424,30 @@ TEST_F(HttpE2ETest, BadRequestsAreClear4xxStoreNothingAndDtmdKeepsServing) {
     EXPECT_EQ(client_->Query(gid).status().code(), absl::StatusCode::kNotFound);
     EXPECT_EQ(http_.Get(Api("version")).status, 200);
   }
+}
+
+TEST_F(HttpE2ETest, SigtermAnswersAWaitingSubmitAndDrainsTheHttpServer) {
+  DtmdProcess dtmd(test::TestStore(test::MakeTempDir()));
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  std::string gid = Gid();
+  script_->Set(gid, "H1", {Hang()});
+  json saga = Saga(gid, 1);
+  saga["wait_result"] = true;
+  saga["request_timeout"] = 60;
+  HttpResult answer;
+  std::thread client([&] {
+    HttpClient http;
+    answer =
+        http.Post(absl::StrCat("http://", dtmd.http_address(), "/api/dtmsvr/submit"), saga.dump());
+  });
+  ASSERT_TRUE(http_branches_->WaitFor(
+      gid, [](const std::vector<BranchCallRecord>& c) { return !c.empty(); }));
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+  client.join();
+  // Still running when dtmd stopped: neither a success nor a failure.
+  EXPECT_EQ(answer.status, 425) << answer.error << answer.body;
+  EXPECT_THAT(answer.body, HasSubstr("ONGOING"));
+  EXPECT_THAT(dtmd.Log(), HasSubstr("dtmd: stopped"));
 }
 
 // Runs `command` with sh; true if it exited 0.
