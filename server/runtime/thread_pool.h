@@ -24,7 +24,8 @@ class ThreadPool {
   explicit ThreadPool(int threads);
   ~ThreadPool();  // Runs what is queued, then joins.
 
-  void Post(std::function<void()> task);
+  // Queues `task`; false (and `task` destroyed) once Shutdown has begun.
+  bool Post(std::function<void()> task);
   // Runs every queued task and joins the workers. Later Posts are dropped.
   void Shutdown();
 
@@ -41,10 +42,13 @@ class Strand : public std::enable_shared_from_this<Strand> {
  public:
   explicit Strand(ThreadPool* pool) : pool_(pool) {}
   // Queues `task`; tasks of one strand never run concurrently and run in posting order.
+  // Once the pool is shutting down: a strand that is draining finishes its queue, one that is
+  // idle drops what is posted to it (like the pool), with everything the tasks captured.
   void Post(std::function<void()> task);
 
  private:
   void Drain();
+  void DropQueued();
 
   ThreadPool* const pool_;
   absl::Mutex mu_;
