@@ -26,7 +26,6 @@ using test::DtmdProcess;
 using test::Failure;
 using test::Ok;
 using test::Ongoing;
-using test::Script;
 using test::TestBranchServer;
 using test::Transient;
 using test::WaitUntil;
@@ -89,7 +88,7 @@ class TccMsgE2ETest : public test::LiveDtmdTest<TccMsgE2ETest> {
     v1::PrepareRequest req;
     req.set_gid(gid);
     req.set_trans_type(v1::TCC);
-    *req.mutable_options() = options;
+    *req.mutable_options() = std::move(options);
     return client_->Prepare(req);
   }
   absl::Status Register(const std::string& gid, const std::string& id, const std::string& confirm,

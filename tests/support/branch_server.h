@@ -64,7 +64,7 @@ class TestBranchServer {
   void Shutdown();
 
  private:
-  BranchReply Handle(const IncomingBranchCall& call);
+  BranchReply Handle(const IncomingBranchCall& in);
 
   const bool record_;
   std::unique_ptr<GenericBranchServer> server_;
