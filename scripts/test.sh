@@ -8,6 +8,7 @@
 #   scripts/test.sh VARIANT... [ARGS...]   only these variants (in the order given)
 #   scripts/test.sh default -R Saga        ARGS go to every ctest run (default, asan, tsan)
 #   scripts/test.sh -R Saga                every variant, the ctest runs filtered
+#   scripts/test.sh --help                 this text
 #
 # Variants:
 #   default  g++ RelWithDebInfo build in build/ ($BUILD_DIR), the whole ctest suite.
@@ -42,7 +43,15 @@ variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
     default | format | asan | tsan | tidy) variants+=("$1") ;;
-    *) break ;;
+    -h | --help)
+      sed -n '2,/^set -uo pipefail/{/^#/s/^# \{0,1\}//p}' "$0"
+      exit 0
+      ;;
+    -*) break ;;
+    *)
+      echo "test: unknown variant '$1' (${ALL_VARIANTS[*]}; ctest arguments start with -)" >&2
+      exit 2
+      ;;
   esac
   shift
 done
