@@ -75,7 +75,8 @@ configure() {
   fi
   local cached
   cached=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$dir/CMakeCache.txt" 2>/dev/null || true)
-  if [ -n "$cached" ] && [ "$(readlink -f "$cached")" != "$(readlink -f "$(command -v "$cxx")")" ]; then
+  if [ -n "$cached" ] &&
+    [ "$(readlink -f "$cached")" != "$(readlink -f "$(command -v "$cxx")")" ]; then
     echo "test: $dir was configured with $cached, not $cxx: configuring it from scratch"
     rm -rf "$dir/CMakeCache.txt" "$dir/CMakeFiles"
   fi
@@ -96,7 +97,9 @@ sanitizer_env() {
   rm -rf "$logs"
   mkdir -p "$logs"
   local common="halt_on_error=1:log_path=$logs/report"
-  export ASAN_OPTIONS="$common:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:strict_string_checks=1"
+  local asan=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
+  asan+=:check_initialization_order=1:strict_init_order=1
+  export ASAN_OPTIONS="$common:$asan"
   export LSAN_OPTIONS="print_suppressions=0$(suppressions lsan)"
   export UBSAN_OPTIONS="$common:print_stacktrace=1$(suppressions ubsan)"
   export TSAN_OPTIONS="$common:second_deadlock_stack=1$(suppressions tsan)"
