@@ -48,6 +48,8 @@ if [ -z "$tree" ] || [ ! -f "$tree/CMakeLists.txt" ]; then
   exit 1
 fi
 chown -R "$(id -u):$(id -g)" "$tree"
-rm -rf "$dest"
-mv "$tree" "$dest"
+# Another run may have put a complete tree there meanwhile (and be building from it): keep
+# that one. Only a broken leftover is replaced.
+[ -f "$dest/CMakeLists.txt" ] || rm -rf "$dest"
+mv -T "$tree" "$dest" 2>/dev/null || [ -f "$dest/CMakeLists.txt" ]
 echo "$dest"
