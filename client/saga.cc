@@ -29,7 +29,7 @@ Saga& Saga::Add(const std::string& action, const std::string& compensate,
   return Add(action, compensate, payload.SerializeAsString());
 }
 
-Saga& Saga::After(int step, std::vector<int> after) {
+Saga& Saga::After(int step, const std::vector<int>& after) {
   request_.mutable_options()->set_concurrent(true);
   if (step >= 0 && step < request_.steps_size()) {
     for (int a : after) request_.mutable_steps(step)->add_after(a);

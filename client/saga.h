@@ -29,7 +29,7 @@ class Saga {
   Saga& Add(const std::string& action, const std::string& compensate,
             const google::protobuf::Message& payload);
   // Step `step` runs only after the steps in `after` succeeded (turns on concurrent mode).
-  Saga& After(int step, std::vector<int> after);
+  Saga& After(int step, const std::vector<int>& after);
   Saga& Concurrent(bool on = true);
   Saga& WaitResult(bool on = true);
   Saga& TimeoutToFail(absl::Duration d);

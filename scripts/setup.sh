@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages dtm-cpp needs to build, test and benchmark.
+# Installs the Debian 12 packages dtm-cpp needs to build, test (every variant of
+# scripts/test.sh) and benchmark.
 # Idempotent: only calls apt when something is missing. Must run as root (or via sudo).
 set -euo pipefail
 
@@ -10,6 +11,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 util-linux procps
   python3-grpcio python3-protobuf python3-psycopg2
+  # scripts/test.sh's clang variants: sanitizer runtimes, llvm-symbolizer for their stack
+  # traces, clang-tidy; dpkg-dev unpacks Debian's Abseil source (scripts/abseil-source.sh).
+  clang libclang-rt-14-dev llvm clang-tidy dpkg-dev
 )
 
 missing=()

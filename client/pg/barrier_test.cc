@@ -201,11 +201,12 @@ TEST_F(BarrierTest, MsgQueryPreparedFirstMakesTheLateLocalTransactionFail) {
 
 TEST_F(BarrierTest, ExceptionRollsBackAndPropagates) {
   Barrier b = Make("action");
-  EXPECT_THROW(b.Call(conn_.get(),
-                      [&](PGconn* tx) -> absl::Status {
-                        EXPECT_TRUE(Work(tx, "action").ok());
-                        throw std::runtime_error("bug");
-                      }),
+  // The call throws before it returns a status: nothing to look at.
+  EXPECT_THROW(static_cast<void>(b.Call(conn_.get(),
+                                        [&](PGconn* tx) -> absl::Status {
+                                          EXPECT_TRUE(Work(tx, "action").ok());
+                                          throw std::runtime_error("bug");
+                                        })),
                std::runtime_error);
   EXPECT_EQ(PQtransactionStatus(conn_.get()), PQTRANS_IDLE);
   EXPECT_EQ(WorkRows("action"), 0);

@@ -48,7 +48,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContex
   if (!txn.ok()) return FinishNow(ctx, txn.status());
   auto* reactor = ctx->DefaultReactor();
   engine_->Prepare(*std::move(txn),
-                   [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
+                   [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
   return reactor;
 }
 
@@ -73,7 +73,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServe
   if (!op.ok()) return FinishNow(ctx, op.status());
   auto* reactor = ctx->DefaultReactor();
   engine_->RegisterBranch(*std::move(op),
-                          [reactor](absl::Status st) { reactor->Finish(ToGrpcStatus(st)); });
+                          [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
   return reactor;
 }
 
@@ -141,7 +141,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RetryNow(grpc::CallbackServerConte
     reactor->Finish(ToGrpcStatus(valid));
     return reactor;
   }
-  engine_->RetryNow(req->gid(), [reactor, resp](absl::Status s) {
+  engine_->RetryNow(req->gid(), [reactor, resp](const absl::Status& s) {
     if (s.ok()) resp->set_count(1);
     reactor->Finish(ToGrpcStatus(s));
   });

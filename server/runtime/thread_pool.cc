@@ -10,9 +10,11 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() { Shutdown(); }
 
-void ThreadPool::Post(std::function<void()> task) {
+bool ThreadPool::TryPost(std::function<void()> task) {
   absl::MutexLock lock(&mu_);
-  if (!stopping_) tasks_.push_back(std::move(task));
+  if (stopping_) return false;
+  tasks_.push_back(std::move(task));
+  return true;
 }
 
 void ThreadPool::Shutdown() {
@@ -48,26 +50,43 @@ void Strand::Post(std::function<void()> task) {
     if (running_) return;
     running_ = true;
   }
-  pool_->Post([self = shared_from_this()] { self->Drain(); });
+  // A stopped pool never runs this strand again: keeping the tasks would keep what they
+  // captured alive for good (a task holding the owner of this strand is a reference cycle).
+  if (!pool_->TryPost([self = shared_from_this()] { self->Drain(); })) DropQueued();
 }
 
 void Strand::Drain() {
-  // Runs a bounded number of tasks, then yields the worker so one busy strand cannot starve
-  // the others.
-  for (int i = 0; i < 64; ++i) {
-    std::function<void()> task;
-    {
-      absl::MutexLock lock(&mu_);
-      if (tasks_.empty()) {
-        running_ = false;
-        return;
+  for (;;) {
+    // Runs a bounded number of tasks, then yields the worker so one busy strand cannot
+    // starve the others.
+    for (int i = 0; i < 64; ++i) {
+      std::function<void()> task;
+      {
+        absl::MutexLock lock(&mu_);
+        if (tasks_.empty()) {
+          running_ = false;
+          return;
+        }
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
       }
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
+      task();
     }
-    task();
+    // A pool shutting down runs what was queued but takes nothing new: finish here.
+    if (pool_->TryPost([self = shared_from_this()] { self->Drain(); })) return;
   }
-  pool_->Post([self = shared_from_this()] { self->Drain(); });
+}
+
+void Strand::DropQueued() {
+  // The tasks may hold the last references to this strand: destroy them outside the lock,
+  // with this strand kept alive until they are gone.
+  std::shared_ptr<Strand> self = shared_from_this();
+  std::deque<std::function<void()>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(tasks_);
+    running_ = false;
+  }
 }
 
 }  // namespace dtm

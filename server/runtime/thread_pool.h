@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -25,7 +26,10 @@ class ThreadPool final : public Executor {
   explicit ThreadPool(int threads);
   ~ThreadPool();  // Runs what is queued, then joins.
 
-  void Post(std::function<void()> task) override;
+  // Queues `task`; dropped once Shutdown has begun.
+  void Post(std::function<void()> task) override { TryPost(std::move(task)); }
+  // Queues `task`; false (and `task` destroyed) once Shutdown has begun.
+  bool TryPost(std::function<void()> task);
   // Runs every queued task and joins the workers. Later Posts are dropped.
   void Shutdown();
 
@@ -42,10 +46,13 @@ class Strand final : public Executor, public std::enable_shared_from_this<Strand
  public:
   explicit Strand(ThreadPool* pool) : pool_(pool) {}
   // Queues `task`; tasks of one strand never run concurrently and run in posting order.
+  // Once the pool is shutting down: a strand that is draining finishes its queue, one that is
+  // idle drops what is posted to it (like the pool), with everything the tasks captured.
   void Post(std::function<void()> task) override;
 
  private:
   void Drain();
+  void DropQueued();
 
   ThreadPool* const pool_;
   absl::Mutex mu_;

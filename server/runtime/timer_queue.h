@@ -23,7 +23,7 @@ class TimerQueue {
  public:
   using TimerId = uint64_t;
   // `manual`: no thread; callers fire timers with RunDue().
-  TimerQueue(Clock* clock, bool manual = false);
+  explicit TimerQueue(Clock* clock, bool manual = false);
   ~TimerQueue();  // Calls Shutdown().
 
   // Runs `fn` at or after `when` (by the clock). Returns an id for Cancel.

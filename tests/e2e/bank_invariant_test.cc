@@ -452,7 +452,7 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
       absl::StrAppend(&balances, " ", a.user_id, "=", a.balance);
     }
   }
-  EXPECT_EQ(total, 2 * kAccountsPerBank * kInitialBalance) << "money created or destroyed";
+  EXPECT_EQ(total, int64_t{2} * kAccountsPerBank * kInitialBalance) << "money created or destroyed";
 
   // What the run went through.
   std::printf(
@@ -472,14 +472,12 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   }
   std::printf("\n");
   bank::BankService::Stats s[2] = {banks[0]->service->stats(), banks[1]->service->stats()};
-  std::printf(
-      "invariant: barrier: ran %lld, duplicates skipped %lld, null compensations %lld, "
-      "hanging blocked %lld, refused %lld; %lld ledger rows\n",
-      static_cast<long long>(s[0].ran + s[1].ran),
-      static_cast<long long>(s[0].duplicate + s[1].duplicate),
-      static_cast<long long>(s[0].null_compensation + s[1].null_compensation),
-      static_cast<long long>(s[0].hanging + s[1].hanging),
-      static_cast<long long>(s[0].refused + s[1].refused), static_cast<long long>(legs));
+  absl::PrintF(
+      "invariant: barrier: ran %d, duplicates skipped %d, null compensations %d, "
+      "hanging blocked %d, refused %d; %d ledger rows\n",
+      s[0].ran + s[1].ran, s[0].duplicate + s[1].duplicate,
+      s[0].null_compensation + s[1].null_compensation, s[0].hanging + s[1].hanging,
+      s[0].refused + s[1].refused, legs);
   std::printf("invariant: balances%s; total %lld (unchanged)\n", balances.c_str(),
               static_cast<long long>(total));
 
@@ -500,7 +498,7 @@ TEST_F(BankInvariantTest, BadCallsGetANamedInvalidArgumentAndChangeNothing) {
   auto stub = bank::v1::Bank::NewStub(
       grpc::CreateChannel(bank.address, grpc::InsecureChannelCredentials()));
   auto call = [&](const std::string& user, int64_t amount,
-                  std::vector<std::pair<std::string, std::string>> md) {
+                  const std::vector<std::pair<std::string, std::string>>& md) {
     grpc::ClientContext ctx;
     for (const auto& [k, v] : md) ctx.AddMetadata(k, v);
     bank::v1::TransferRequest req;

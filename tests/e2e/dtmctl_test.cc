@@ -18,10 +18,6 @@
 namespace dtm {
 namespace {
 
-using test::BranchCallRecord;
-using test::DtmdProcess;
-using test::Script;
-using test::TestBranchServer;
 using test::Transient;
 using test::WaitUntil;
 using ::testing::HasSubstr;

@@ -30,7 +30,6 @@ using test::Failure;
 using test::Hang;
 using test::Ok;
 using test::Ongoing;
-using test::Script;
 using test::TestBranchServer;
 using test::Transient;
 using test::WaitUntil;
@@ -289,7 +288,7 @@ TEST_F(SagaE2ETest, ForceStopEndsWithoutCompensation) {
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->status(), v1::FAILED);
   EXPECT_EQ(t->rollback_reason(), "operator says stop");
-  int64_t calls_at_stop = branches_->CallsFor(gid).size();
+  size_t calls_at_stop = branches_->CallsFor(gid).size();
   // A second ForceStop is refused: the transaction is terminal.
   auto again = client_->ForceStop(gid, "");
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -298,7 +297,7 @@ TEST_F(SagaE2ETest, ForceStopEndsWithoutCompensation) {
   EXPECT_EQ(client_->RetryNow(gid).code(), absl::StatusCode::kFailedPrecondition);
   std::string probe = Gid();
   ASSERT_TRUE(MakeSaga(probe, 1).WaitResult().Submit().ok());  // a later saga ran fully
-  EXPECT_EQ(static_cast<int64_t>(branches_->CallsFor(gid).size()), calls_at_stop);
+  EXPECT_EQ(branches_->CallsFor(gid).size(), calls_at_stop);
   for (const auto& name : branches_->NamesFor(gid)) EXPECT_EQ(name[0], 'A');
 }
 

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/coordinator_client.h"
 #include "client/msg.h"
 #include "client/tcc.h"
@@ -26,7 +28,6 @@ using test::DtmdProcess;
 using test::Failure;
 using test::Ok;
 using test::Ongoing;
-using test::Script;
 using test::TestBranchServer;
 using test::Transient;
 using test::WaitUntil;
@@ -89,7 +90,7 @@ class TccMsgE2ETest : public test::LiveDtmdTest<TccMsgE2ETest> {
     v1::PrepareRequest req;
     req.set_gid(gid);
     req.set_trans_type(v1::TCC);
-    *req.mutable_options() = options;
+    *req.mutable_options() = std::move(options);
     return client_->Prepare(req);
   }
   absl::Status Register(const std::string& gid, const std::string& id, const std::string& confirm,
@@ -152,12 +153,13 @@ TEST_F(TccMsgE2ETest, TryFailureCancelsEveryRegisteredBranchInReverseAndNeverCon
 
 TEST_F(TccMsgE2ETest, AnExceptionInTheBodyAbortsAndIsRethrown) {
   std::string gid = Gid();
-  EXPECT_THROW(Tcc::Run(client_, gid,
-                        [](Tcc& tcc) -> absl::Status {
-                          absl::Status s = Branch(tcc, 1);
-                          if (s.ok()) throw std::runtime_error("boom");
-                          return s;
-                        }),
+  // Run rethrows instead of returning a status: nothing to look at.
+  EXPECT_THROW(static_cast<void>(Tcc::Run(client_, gid,
+                                          [](Tcc& tcc) -> absl::Status {
+                                            absl::Status s = Branch(tcc, 1);
+                                            if (s.ok()) throw std::runtime_error("boom");
+                                            return s;
+                                          })),
                std::runtime_error);
   ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
   EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("Try1", "Cancel1"));
@@ -198,11 +200,15 @@ TEST_F(TccMsgE2ETest, ATccWhoseClientDiedIsAbortedWhenItsTimeoutPasses) {
   std::string gid = Gid();
   v1::TransOptions o = FastRetries();
   *o.mutable_timeout_to_fail() = Millis(300);
+  absl::Time before_prepare = absl::Now();
   ASSERT_TRUE(PrepareTcc(gid, o).ok());
   // The client registers and tries one branch, then vanishes without Submit or Abort.
   ASSERT_TRUE(
       Register(gid, "01", branches_->Target("Confirm1"), branches_->Target("Cancel1")).ok());
-  EXPECT_EQ(StatusOf(gid), v1::PREPARED);
+  // Not aborted before its timeout: only checkable while the timeout cannot have passed yet
+  // (a loaded machine or a sanitizer build may take longer than that to get here).
+  v1::Status early = StatusOf(gid);
+  if (absl::Now() - before_prepare < absl::Milliseconds(300)) EXPECT_EQ(early, v1::PREPARED);
   ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
   EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("Cancel1"));
   EXPECT_THAT(QueryOk(gid).rollback_reason(), HasSubstr("timeout_to_fail of 300ms"));

@@ -44,7 +44,7 @@ class FakeBranchCaller : public BranchCaller {
       done = std::move(pending_.front().second);
       pending_.pop_front();
     }
-    done(r);
+    done(std::move(r));
   }
   size_t pending() {
     absl::MutexLock lock(&mu_);

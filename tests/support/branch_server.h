@@ -82,7 +82,7 @@ class TestBranchServer : public CallLog {
   void Shutdown();
 
  private:
-  BranchReply Handle(const IncomingBranchCall& call);
+  BranchReply Handle(const IncomingBranchCall& in);
 
   std::unique_ptr<GenericBranchServer> server_;
   absl::Mutex mu_;

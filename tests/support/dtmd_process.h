@@ -28,7 +28,7 @@ std::string TestPostgres();
 class DtmdProcess {
  public:
   // `store`: the --store URL (or "pgtest:<schema>"); `args`: extra flags.
-  DtmdProcess(std::string store, std::vector<std::string> args = {});
+  explicit DtmdProcess(std::string store, std::vector<std::string> args = {});
   ~DtmdProcess();  // kill -9 if still running
 
   // Starts dtmd and waits until it serves; the error includes the log tail. A restart

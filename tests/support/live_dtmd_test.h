@@ -42,7 +42,9 @@ class LiveDtmdTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete client_;
-    if (dtmd_->running()) EXPECT_EQ(dtmd_->Terminate(), 0) << dtmd_->Log();
+    if (dtmd_->running()) {
+      EXPECT_EQ(dtmd_->Terminate(), 0) << dtmd_->Log();
+    }
     delete dtmd_;
     delete branches_;
     delete http_branches_;

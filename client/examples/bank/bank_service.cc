@@ -27,8 +27,8 @@ BankService::~BankService() { DrainReplays(); }
 
 void BankService::DrainReplays() {
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* pending) { return *pending == 0; }, &pending_replays_));
+  auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return pending_replays_ == 0; };
+  mu_.Await(absl::Condition(&drained));
 }
 
 BankService::Stats BankService::stats() const {

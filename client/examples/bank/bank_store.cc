@@ -30,8 +30,7 @@ Effect EffectOf(Op op) {
   switch (op) {
     case Op::kTransOut:
       return {"balance = balance - $2", "AND balance - frozen >= $2", -1, 0};
-    case Op::kTransOutCompensate:
-      return {"balance = balance + $2", "", 1, 0};
+    case Op::kTransOutCompensate:  // gives back what kTransOut took
     case Op::kTransIn:
       return {"balance = balance + $2", "", 1, 0};
     case Op::kTransInCompensate:
@@ -141,7 +140,7 @@ absl::Status BankStore::CreateTables(PGconn* conn) const {
   Result r(PQexec(conn, ddl.c_str()));
   if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
     std::string why = PQresultErrorMessage(r.get());
-    Result(PQexec(conn, "ROLLBACK"));
+    PQclear(PQexec(conn, "ROLLBACK"));  // best effort: the error to report is the DDL's
     return absl::UnavailableError(absl::StrCat("creating bank tables: ", why));
   }
   return absl::OkStatus();

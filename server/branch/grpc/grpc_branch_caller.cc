@@ -89,7 +89,7 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
     return;
   }
   stub->UnaryCall(&f->context, target->method, grpc::StubOptions(), &f->request, &f->response,
-                  [this, f](grpc::Status status) {
+                  [this, f](const grpc::Status& status) {
                     {
                       absl::MutexLock lock(&mu_);
                       in_flight_.erase(f);
