@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -84,32 +85,29 @@ absl::Status DtmdProcess::Start() {
     _exit(127);
   }
   pid_ = pid;
-  const std::string marker = "on port ";
+  // dtmd prints the gRPC port, then the HTTP port (unless started with --http_listen=).
+  bool http = std::find(args_.begin(), args_.end(), "--http_listen=") == args_.end();
+  auto port_after = [](const std::string& log, const std::string& marker) {
+    size_t at = log.find(marker);
+    if (at == std::string::npos) return 0;
+    size_t end = log.find(' ', at + marker.size());
+    int port = 0;
+    if (!absl::SimpleAtoi(log.substr(at + marker.size(), end - at - marker.size()), &port)) {
+      return 0;
+    }
+    return port;
+  };
   bool up = WaitUntil([&] {
     std::string log = Log();
-    size_t at = log.find(marker);
-    if (at == std::string::npos) {
+    int port = port_after(log, "on port ");
+    int http_port = http ? port_after(log, "on HTTP port ") : 0;
+    if (port == 0 || (http && http_port == 0)) {
       int status;
       if (waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
       return pid_ < 0;
     }
-    size_t end = log.find(' ', at + marker.size());
-    int port = 0;
-    if (!absl::SimpleAtoi(log.substr(at + marker.size(), end - at - marker.size()), &port)) {
-      return false;
-    }
     address_ = absl::StrCat("127.0.0.1:", port);
-    const std::string http_marker = "on HTTP port ";
-    size_t http_at = log.find(http_marker);
-    if (http_at != std::string::npos) {
-      size_t http_end = log.find(' ', http_at + http_marker.size());
-      int http_port = 0;
-      if (absl::SimpleAtoi(
-              log.substr(http_at + http_marker.size(), http_end - http_at - http_marker.size()),
-              &http_port)) {
-        http_address_ = absl::StrCat("127.0.0.1:", http_port);
-      }
-    }
+    if (http) http_address_ = absl::StrCat("127.0.0.1:", http_port);
     return true;
   });
   if (!up || pid_ < 0) {
