@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libsqlite3-dev libpq-dev
+  # HTTP: Beast/Asio (the server), libcurl (branch calls), JSON; openssl makes the TLS test's CA.
+  libboost-dev libcurl4-openssl-dev nlohmann-json3-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 util-linux procps
   python3-grpcio python3-protobuf python3-psycopg2
