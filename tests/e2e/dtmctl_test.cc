@@ -30,7 +30,7 @@ struct Result {
 
 // Runs dtmctl with `args` (and `env` prepended, e.g. "DTM_ADDRESS=..."), capturing output.
 Result Dtmctl(const std::string& args, const std::string& env = "") {
-  std::string cmd = absl::StrCat(env, " ", DTMCTL_PATH, " ", args, " 2>&1");
+  std::string cmd = absl::StrCat(env, " ", test::BuildPath("bin", "dtmctl"), " ", args, " 2>&1");
   Result r;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;

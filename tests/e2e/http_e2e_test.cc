@@ -46,7 +46,7 @@ int ClosedPort() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) ADD_FAILURE() << "bind: " << errno;
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
@@ -470,8 +470,8 @@ TEST_F(HttpE2ETest, HttpsBranchesAreVerifiedAgainstTheGivenCa) {
   std::string dir = test::MakeTempDir();
   ASSERT_TRUE(MakeTestCa(dir));
   std::string command =
-      absl::StrCat("/usr/bin/python3 '", HTTPS_BRANCH_PY, "' '", dir, "/srv.pem' '", dir,
-                   "/srv.key' & echo $! > '", dir, "/pid'; wait");
+      absl::StrCat("/usr/bin/python3 '", test::BuildPath("source", "tests/e2e/https_branch.py"),
+                   "' '", dir, "/srv.pem' '", dir, "/srv.key' & echo $! > '", dir, "/pid'; wait");
   FILE* server = popen(command.c_str(), "r");
   ASSERT_NE(server, nullptr);
   // Stops the HTTPS service however the test ends.

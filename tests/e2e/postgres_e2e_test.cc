@@ -214,7 +214,8 @@ class PrivatePostgres {
 
  private:
   bool Run(const std::string& cmd) {
-    std::string line = absl::StrCat(DTM_PG_SCRIPT, " ", cmd, " ", dir_, " 5433 >/dev/null");
+    std::string line = absl::StrCat(test::BuildPath("source", "scripts/pg-throwaway.sh"), " ", cmd,
+                                    " ", dir_, " 5433 >/dev/null");
     return std::system(line.c_str()) == 0;
   }
   std::string dir_;

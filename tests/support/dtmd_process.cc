@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -16,7 +18,27 @@
 
 namespace dtm::test {
 
-std::string DtmdPath() { return DTMD_PATH; }
+std::string BuildPath(const std::string& root, const std::string& relative) {
+  // The build tree is an ancestor of every test binary: look up from this one's folder.
+  char self[4096] = {0};
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string dir(self, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!dir.empty()) {
+    dir = dir.substr(0, dir.rfind('/'));
+    std::ifstream paths(dir + "/dtm-build-paths");
+    std::string line;  // "<root> <path>": the path is the rest of the line, spaces included
+    while (std::getline(paths, line)) {
+      size_t space = line.find(' ');
+      if (space != std::string::npos && line.compare(0, space, root) == 0) {
+        return absl::StrCat(line.substr(space + 1), "/", relative);
+      }
+    }
+  }
+  std::fprintf(stderr, "no dtm-build-paths above %s: is this binary in a build tree?\n", self);
+  std::abort();
+}
+
+std::string DtmdPath() { return BuildPath("bin", "dtmd"); }
 
 std::string MakeTempDir() {
   std::string tmpl = "/tmp/dtm-test-XXXXXX";

@@ -53,7 +53,11 @@ class DtmdProcess {
   pid_t pid_ = -1;
 };
 
-// Path of the dtmd binary under test (set by CMake).
+// A path of the build tree the running test (or benchmark) belongs to: `BuildPath("bin",
+// "dtmd")` is the dtmd under test, `BuildPath("source", "scripts/pg-throwaway.sh")` a file of
+// the checkout. Read from dtm-build-paths, which CMake writes at the top of the build tree.
+std::string BuildPath(const std::string& root, const std::string& relative);
+// Path of the dtmd binary under test.
 std::string DtmdPath();
 // A fresh temporary directory.
 std::string MakeTempDir();
