@@ -21,10 +21,10 @@ TEST(GroupCommitterTest, BatchesWhatQueuedWhileTheWriterWasBusy) {
       },
       /*max_batch=*/64);
   std::atomic<int> done{0};
-  gc.Submit(PurgeOp{}, [&](WriteResult) { done++; });
+  gc.Submit(PurgeOp{}, [&](const WriteResult&) { done++; });
   // Wait until the writer holds the first batch, then queue 100 more.
   while (applied_batches.load() == 0) std::this_thread::yield();
-  for (int i = 0; i < 100; ++i) gc.Submit(PurgeOp{}, [&](WriteResult) { done++; });
+  for (int i = 0; i < 100; ++i) gc.Submit(PurgeOp{}, [&](const WriteResult&) { done++; });
   release.Notify();
   gc.Stop();
   EXPECT_EQ(done.load(), 101);
@@ -51,7 +51,7 @@ TEST(GroupCommitterTest, EachWriterGetsItsOwnResult) {
   for (int i = 0; i < 20; ++i) {
     PurgeOp op;
     op.limit = i;
-    gc.Submit(op, [&, i](WriteResult r) {
+    gc.Submit(op, [&, i](const WriteResult& r) {
       got[i] = r.purged;
       done++;
     });

@@ -161,7 +161,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
   // of a write queued first until every op is queued. Returns each op's result.
   std::vector<WriteResult> WriteOneBatch(std::vector<WriteOp> ops) {
     absl::Notification holding, release;
-    store_->Write(TouchAllOp{kT0}, [&](WriteResult) {
+    store_->Write(TouchAllOp{kT0}, [&](const WriteResult&) {
       holding.Notify();
       release.WaitForNotification();
     });
@@ -421,11 +421,11 @@ TEST_P(StoreConformanceTest, RegisterAppendsConfirmAndCancelInOrderAndIsIdempote
   // Two in one batch and one after: indexes follow registration order.
   std::atomic<int> done{0};
   absl::Status s1, s2;
-  store_->Write(Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/X1"), [&](WriteResult r) {
+  store_->Write(Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/X1"), [&](const WriteResult& r) {
     s1 = r.status;
     done++;
   });
-  store_->Write(Reg("tcc", "02", "h:1/s.S/C2", ""), [&](WriteResult r) {
+  store_->Write(Reg("tcc", "02", "h:1/s.S/C2", ""), [&](const WriteResult& r) {
     s2 = r.status;
     done++;
   });
@@ -617,7 +617,7 @@ TEST_P(StoreConformanceTest, ConcurrentWritersAreGroupCommittedWithoutLoss) {
 TEST_P(StoreConformanceTest, CloseFlushesQueuedWrites) {
   std::atomic<int> done{0};
   for (int i = 0; i < 50; ++i) {
-    store_->Write(CreateOp{MakeTxn(absl::StrCat("f-", i), kT0)}, [&](WriteResult r) {
+    store_->Write(CreateOp{MakeTxn(absl::StrCat("f-", i), kT0)}, [&](const WriteResult& r) {
       if (r.status.ok()) done++;
     });
   }
@@ -763,7 +763,7 @@ TEST(PgStoreTest, AValuePostgresCannotStoreFailsOnlyItsOwnWrite) {
   bad_text.branches.emplace_back(0, b);
 
   absl::Notification holding, release;
-  store.Write(TouchAllOp{kT0}, [&](WriteResult) {
+  store.Write(TouchAllOp{kT0}, [&](const WriteResult&) {
     holding.Notify();
     release.WaitForNotification();
   });

@@ -18,8 +18,6 @@
 namespace dtm {
 namespace {
 
-using ::testing::ElementsAre;
-
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -352,7 +350,7 @@ TEST_F(EngineTest, TccLeftPreparedPastItsTimeoutIsAbortedAndCancelled) {
   ASSERT_TRUE(PrepareSync(PreparedTcc("t1", absl::Seconds(5))).ok());
   absl::Notification registered;
   engine_->RegisterBranch({"t1", "01", "h:1/s.S/Confirm1", "h:1/s.S/Cancel1", "p"},
-                          [&](absl::Status s) {
+                          [&](const absl::Status& s) {
                             EXPECT_TRUE(s.ok()) << s;
                             registered.Notify();
                           });

@@ -77,7 +77,7 @@ TransState RecoveredTransState(Transaction txn);
 void HoldCallsUntil(TransState& s, absl::Time at);
 
 // Records the answer of branch `index`. `jitter` in [0, 1] picks the backoff wait.
-void OnBranchResult(TransState& s, int index, const BranchResult& result, absl::Time now,
+void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::Time now,
                     double jitter);
 // Moves a saga to ABORTING (if still forward) with `reason`.
 void AbortTrans(TransState& s, const std::string& reason);

@@ -71,7 +71,7 @@ void PreparedProtocol::RegisterBranch(BranchRegistration registration, StatusDon
   RegisterOp op{std::move(registration)};
   op.update_time = clock_->Now();
   WriteThen(store_, std::move(op), pool_,
-            [done = std::move(done)](WriteResult r) { done(r.status); });
+            [done = std::move(done)](const WriteResult& r) { done(r.status); });
 }
 
 void PreparedProtocol::Abort(const std::string& gid, TransType type, const std::string& reason,
@@ -103,7 +103,7 @@ void PreparedProtocol::Abort(const std::string& gid, TransType type, const std::
     back_check_errors_.Forget(gid);
     Leave(*t, to, why, "",
           [this, gid, type, wait, to, why, answer, done = std::move(done)](
-              absl::Status st, Runner::ActivePtr a) mutable {
+              const absl::Status& st, const Runner::ActivePtr& a) mutable {
             if (a) {
               runner_->Attach(a, type, wait, std::move(done));
             } else if (st.ok()) {
@@ -152,8 +152,8 @@ void PreparedProtocol::Submit(const std::string& gid, TransType type, bool wait,
     }
     back_check_errors_.Forget(gid);
     Leave(*t, GlobalStatus::kSubmitted, "", "",
-          [this, gid, type, wait, done = std::move(done)](absl::Status st,
-                                                          Runner::ActivePtr a) mutable {
+          [this, gid, type, wait, done = std::move(done)](const absl::Status& st,
+                                                          const Runner::ActivePtr& a) mutable {
             if (a) {
               runner_->Attach(a, type, wait, std::move(done));
             } else if (absl::IsFailedPrecondition(st)) {  // it moved on meanwhile
@@ -185,21 +185,22 @@ void PreparedProtocol::Leave(const Transaction& prepared, GlobalStatus to,
     op.new_lease_expire = now + options_.lease;
   }
   std::string gid = prepared.gid;
-  WriteThen(store_, std::move(op), pool_, [this, gid, to, then = std::move(then)](WriteResult r) {
-    if (!r.status.ok() || IsTerminal(to)) {
-      then(r.status, nullptr);
-      return;
-    }
-    absl::StatusOr<Transaction> t = store_->Get(gid);
-    if (!t.ok()) {
-      // Stored as ours; recovery resumes it once the lease runs out.
-      then(t.status(), nullptr);
-      return;
-    }
-    Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
-    runner_->Start(a);
-    then(absl::OkStatus(), a);
-  });
+  WriteThen(store_, std::move(op), pool_,
+            [this, gid, to, then = std::move(then)](const WriteResult& r) {
+              if (!r.status.ok() || IsTerminal(to)) {
+                then(r.status, nullptr);
+                return;
+              }
+              absl::StatusOr<Transaction> t = store_->Get(gid);
+              if (!t.ok()) {
+                // Stored as ours; recovery resumes it once the lease runs out.
+                then(t.status(), nullptr);
+                return;
+              }
+              Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
+              runner_->Start(a);
+              then(absl::OkStatus(), a);
+            });
 }
 
 void PreparedProtocol::OnDue(Transaction txn) {
@@ -227,7 +228,7 @@ void PreparedProtocol::Apply(const Transaction& txn, const PreparedStep& step) {
   if (step.to == GlobalStatus::kFailed) what = "back-check says rolled back; dropped";
   std::string name = absl::StrCat(TransTypeName(txn.trans_type), " gid=", txn.gid);
   Leave(txn, step.to, step.reason, options_.owner,
-        [name, what](absl::Status st, Runner::ActivePtr) {
+        [name, what](const absl::Status& st, const Runner::ActivePtr&) {
           // Not OK: its client decided meanwhile, or another replica took it over.
           if (st.ok()) std::fprintf(stderr, "dtmd: %s %s\n", name.c_str(), what.c_str());
         });

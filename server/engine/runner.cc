@@ -218,11 +218,11 @@ void Runner::WithActive(const std::string& gid, std::function<void(const ActiveP
       on_stored(store_->Get(gid));
       return;
     }
-    a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
+    a->strand->Post([a, on_active = on_active] { on_active(a); });
   });
 }
 
-void Runner::ForceStop(const std::string& gid, const std::string& reason, TxnDone done) {
+void Runner::ForceStop(const std::string& gid, const std::string& reason, const TxnDone& done) {
   WithActive(
       gid,
       [this, reason, done](const ActivePtr& a) {
@@ -254,7 +254,7 @@ void Runner::RetryNow(const std::string& gid, StatusDone done) {
     // Not worked on here: make it due in the store. The replica holding its lease sees that
     // when it renews; if nobody does, recovery claims it.
     WriteThen(store_, TouchOp{gid, clock_->Now()}, pool_,
-              [done = std::move(done)](WriteResult r) { done(r.status); });
+              [done = std::move(done)](const WriteResult& r) { done(r.status); });
     return;
   }
   a->strand->Post([this, a, done = std::move(done)] {
@@ -283,13 +283,14 @@ void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) 
   }
   // The rest, on any replica: their owners notice at their next renewal, recovery claims
   // what nobody owns.
-  WriteThen(store_, TouchAllOp{clock_->Now()}, pool_, [done = std::move(done)](WriteResult r) {
-    if (r.status.ok()) {
-      done(r.touched);
-    } else {
-      done(r.status);
-    }
-  });
+  WriteThen(store_, TouchAllOp{clock_->Now()}, pool_,
+            [done = std::move(done)](const WriteResult& r) {
+              if (r.status.ok()) {
+                done(r.touched);
+              } else {
+                done(r.status);
+              }
+            });
 }
 
 bool Runner::Resume(Transaction txn) {
@@ -410,7 +411,7 @@ void Runner::Drive(const ActivePtr& a) {
     WrittenState written = SummarizeWrite(*d.persist);
     WriteThen(
         store_, std::move(*d.persist), a->strand.get(),
-        [this, a, written = std::move(written)](WriteResult r) {
+        [this, a, written = std::move(written)](const WriteResult& r) {
           const absl::Status& st = r.status;
           OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
           if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it

@@ -66,7 +66,7 @@ class Runner {
 
   // The Engine's operations on running work (see engine.h).
   void Query(const std::string& gid, TxnDone done);
-  void ForceStop(const std::string& gid, const std::string& reason, TxnDone done);
+  void ForceStop(const std::string& gid, const std::string& reason, const TxnDone& done);
   void RetryNow(const std::string& gid, StatusDone done);
   void RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done);
   // Continues a claimed SUBMITTED or ABORTING transaction.

@@ -102,19 +102,19 @@ bool ClosedByServer(int fd, absl::Duration timeout) {
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    router_.Handle("GET", "/echo", [](HttpRequest req, HttpResponder respond) {
+    router_.Handle("GET", "/echo", [](HttpRequest req, const HttpResponder& respond) {
       HttpResponse r;
       r.body = absl::StrCat(req.method, " ", req.path, " a=", req.Param("a"), " b=", req.Param("b"),
                             " x-test=", req.headers["x-test"]);
       respond(std::move(r));
     });
-    router_.Handle("POST", "/echo", [](HttpRequest req, HttpResponder respond) {
+    router_.Handle("POST", "/echo", [](const HttpRequest& req, const HttpResponder& respond) {
       HttpResponse r;
       r.status = 201;
       r.body = req.body;
       respond(std::move(r));
     });
-    router_.Handle("POST", "/later", [this](HttpRequest req, HttpResponder respond) {
+    router_.Handle("POST", "/later", [this](const HttpRequest& req, HttpResponder respond) {
       absl::MutexLock lock(&mu_);
       pending_.push_back(std::move(respond));
     });
@@ -136,7 +136,7 @@ class HttpServerTest : public ::testing::Test {
     absl::MutexLock lock(&mu_);
     auto has = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !pending_.empty(); };
     EXPECT_TRUE(mu_.AwaitWithTimeout(absl::Condition(&has), absl::Seconds(10)));
-    if (pending_.empty()) return [](HttpResponse) {};
+    if (pending_.empty()) return [](const HttpResponse&) {};
     HttpResponder r = std::move(pending_.front());
     pending_.erase(pending_.begin());
     return r;

@@ -434,7 +434,7 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
         WriteResult r;
         r.status = results.status();
         part[failed_op].done(std::move(r));
-        part.erase(part.begin() + failed_op);
+        part.erase(part.begin() + static_cast<std::ptrdiff_t>(failed_op));
         ++refused;
       } else {
         // Refused, but at no op's statement (at COMMIT): one op per transaction finds it.

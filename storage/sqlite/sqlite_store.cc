@@ -144,8 +144,7 @@ Transaction ReadGlobal(const Stmt& s) { return ReadGlobalRow(s); }
 absl::StatusOr<Transaction> LoadTransaction(SQLiteConn& conn, const std::string& gid) {
   Transaction t;
   {
-    Stmt s(conn,
-           absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?").c_str());
+    Stmt s(conn, absl::StrCat("SELECT ", kGlobalColumns, " FROM trans_global WHERE gid = ?"));
     RETURN_IF_ERROR(s.status());
     s.Bind(1, gid);
     ASSIGN_OR_RETURN(bool row, s.Step());
@@ -561,7 +560,7 @@ void SQLiteStore::ApplyBatch(std::vector<PendingWrite>& batch) {
     absl::Status st = RunBatch(rest, n, results, failed_op);
     if (st.ok()) {
       for (size_t i = 0; i < n; ++i) rest[i].done(std::move(results[i]));
-      rest.erase(rest.begin(), rest.begin() + n);
+      rest.erase(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(n));
       continue;
     }
     ExecSql(writer_->db, "ROLLBACK").IgnoreError();
@@ -572,7 +571,7 @@ void SQLiteStore::ApplyBatch(std::vector<PendingWrite>& batch) {
         WriteResult r;
         r.status = st;
         rest[failed_op].done(std::move(r));
-        rest.erase(rest.begin() + failed_op);
+        rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(failed_op));
         ++refused;
       } else {
         // Refused, but at no op's statement (at COMMIT): one op per transaction finds it.

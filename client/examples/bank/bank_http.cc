@@ -86,8 +86,8 @@ absl::StatusOr<std::unique_ptr<BankHttp>> BankHttp::Start(BankService* service,
 BankHttp::~BankHttp() {
   server_->Shutdown(absl::Seconds(2));
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* n) { return *n == 0; }, &in_flight_));
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+  mu_.Await(absl::Condition(&idle));
 }
 
 std::string BankHttp::Target(const char* method) const {

@@ -58,20 +58,23 @@ HttpResponse DtmHttpApi::FromStatus(const absl::Status& s) {
 
 void DtmHttpApi::Register(HttpRouter* router) {
   auto route = [&](const char* method, const char* name,
-                   void (DtmHttpApi::*handler)(HttpRequest, HttpResponder)) {
+                   void (DtmHttpApi::*handler)(const HttpRequest&, HttpResponder)) {
     router->Handle(method, absl::StrCat(kPrefix, name),
-                   [this, handler](HttpRequest req, HttpResponder respond) {
-                     (this->*handler)(std::move(req), std::move(respond));
+                   [this, handler](const HttpRequest& req, HttpResponder respond) {
+                     (this->*handler)(req, std::move(respond));
                    });
   };
-  router->Handle("GET", absl::StrCat(kPrefix, "newGid"), [](HttpRequest, HttpResponder respond) {
-    respond(Json(DtmSuccessJson("gid", NewGid())));
+  router->Handle("GET", absl::StrCat(kPrefix, "newGid"),
+                 [](const HttpRequest&, const HttpResponder& respond) {
+                   respond(Json(DtmSuccessJson("gid", NewGid())));
+                 });
+  router->Handle("GET", absl::StrCat(kPrefix, "version"),
+                 [](const HttpRequest&, const HttpResponder& respond) {
+                   respond(Json(absl::StrCat("{\"version\":\"", kVersion, "\"}")));
+                 });
+  router->Handle("GET", "/api/ping", [](const HttpRequest&, const HttpResponder& respond) {
+    respond(Json("{\"msg\":\"pong\"}"));
   });
-  router->Handle("GET", absl::StrCat(kPrefix, "version"), [](HttpRequest, HttpResponder respond) {
-    respond(Json(absl::StrCat("{\"version\":\"", kVersion, "\"}")));
-  });
-  router->Handle("GET", "/api/ping",
-                 [](HttpRequest, HttpResponder respond) { respond(Json("{\"msg\":\"pong\"}")); });
   route("POST", "prepare", &DtmHttpApi::Prepare);
   route("POST", "submit", &DtmHttpApi::Submit);
   route("POST", "abort", &DtmHttpApi::Abort);
@@ -83,14 +86,15 @@ void DtmHttpApi::Register(HttpRouter* router) {
   route("GET", "all", &DtmHttpApi::All);
 }
 
-void DtmHttpApi::Prepare(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::Prepare(const HttpRequest& req, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kPrepare, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
-  engine_->Prepare(*std::move(t),
-                   [respond = std::move(respond)](absl::Status st) { respond(FromStatus(st)); });
+  engine_->Prepare(*std::move(t), [respond = std::move(respond)](const absl::Status& st) {
+    respond(FromStatus(st));
+  });
 }
 
-void DtmHttpApi::Submit(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::Submit(const HttpRequest& req, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kSubmit, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
   const bool wait = t->options.wait_result;
@@ -119,32 +123,33 @@ void DtmHttpApi::Submit(HttpRequest req, HttpResponder respond) {
       });
 }
 
-void DtmHttpApi::Abort(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::Abort(const HttpRequest& req, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kAbort, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
   engine_->Abort(t->gid, t->trans_type, t->rollback_reason,
-                 [respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
+                 [respond = std::move(respond)](const absl::StatusOr<SubmitResult>& r) {
                    respond(FromStatus(r.status()));
                  });
 }
 
-void DtmHttpApi::ForceStop(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::ForceStop(const HttpRequest& req, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kForceStop, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
   engine_->ForceStop(t->gid, t->rollback_reason,
-                     [respond = std::move(respond)](absl::StatusOr<Transaction> r) {
+                     [respond = std::move(respond)](const absl::StatusOr<Transaction>& r) {
                        respond(FromStatus(r.status()));
                      });
 }
 
-void DtmHttpApi::RegisterBranch(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::RegisterBranch(const HttpRequest& req, HttpResponder respond) {
   absl::StatusOr<BranchRegistration> r = ParseDtmRegistration(req.body, limits_);
   if (!r.ok()) return respond(FromStatus(r.status()));
-  engine_->RegisterBranch(
-      *std::move(r), [respond = std::move(respond)](absl::Status st) { respond(FromStatus(st)); });
+  engine_->RegisterBranch(*std::move(r), [respond = std::move(respond)](const absl::Status& st) {
+    respond(FromStatus(st));
+  });
 }
 
-void DtmHttpApi::Query(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::Query(const HttpRequest& req, HttpResponder respond) {
   std::string gid = req.Param("gid");
   absl::Status valid =
       gid.empty() ? absl::InvalidArgumentError("gid is missing: query?gid=...") : ValidateGid(gid);
@@ -156,7 +161,7 @@ void DtmHttpApi::Query(HttpRequest req, HttpResponder respond) {
   });
 }
 
-void DtmHttpApi::All(HttpRequest req, HttpResponder respond) {
+void DtmHttpApi::All(const HttpRequest& req, HttpResponder respond) {
   std::string gid = req.Param("gid");
   if (!gid.empty()) {  // one transaction, by gid
     absl::Status valid = ValidateGid(gid);

@@ -35,13 +35,13 @@ class DtmHttpApi {
   static HttpResponse FromStatus(const absl::Status& s);
 
  private:
-  void Prepare(HttpRequest req, HttpResponder respond);
-  void Submit(HttpRequest req, HttpResponder respond);
-  void Abort(HttpRequest req, HttpResponder respond);
-  void ForceStop(HttpRequest req, HttpResponder respond);
-  void RegisterBranch(HttpRequest req, HttpResponder respond);
-  void Query(HttpRequest req, HttpResponder respond);
-  void All(HttpRequest req, HttpResponder respond);
+  void Prepare(const HttpRequest& req, HttpResponder respond);
+  void Submit(const HttpRequest& req, HttpResponder respond);
+  void Abort(const HttpRequest& req, HttpResponder respond);
+  void ForceStop(const HttpRequest& req, HttpResponder respond);
+  void RegisterBranch(const HttpRequest& req, HttpResponder respond);
+  void Query(const HttpRequest& req, HttpResponder respond);
+  void All(const HttpRequest& req, HttpResponder respond);
 
   Engine* const engine_;
   const ApiLimits limits_;

@@ -95,7 +95,7 @@ absl::Status GetStringMap(const json& o, const char* key, std::map<std::string, 
   return absl::OkStatus();
 }
 
-std::string Step(int i) { return absl::StrCat("steps[", i, "]"); }
+std::string Step(size_t i) { return absl::StrCat("steps[", i, "]"); }
 
 // steps: [{"action": .., "compensate": .., "data": ..}], payloads: ["..."] (or the legacy
 // steps[i].data).

@@ -23,15 +23,15 @@ using ::testing::HasSubstr;
 class HttpBranchCallerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    router_.Handle("POST", "/busi", [this](HttpRequest req, HttpResponder respond) {
+    router_.Handle("POST", "/busi", [this](const HttpRequest& req, const HttpResponder& respond) {
       Record(req);
       respond(Reply(req));
     });
-    router_.Handle("GET", "/busi", [this](HttpRequest req, HttpResponder respond) {
+    router_.Handle("GET", "/busi", [this](const HttpRequest& req, const HttpResponder& respond) {
       Record(req);
       respond(Reply(req));
     });
-    router_.Handle("POST", "/hang", [this](HttpRequest req, HttpResponder respond) {
+    router_.Handle("POST", "/hang", [this](const HttpRequest& req, HttpResponder respond) {
       absl::MutexLock lock(&mu_);
       hanging_.push_back(std::move(respond));
     });
