@@ -56,8 +56,8 @@ class Reactor final : public grpc::ServerGenericBidiReactor {
       if (finished_) return;
       finished_ = true;
     }
-    grpc::Slice empty("");
-    response_ = grpc::ByteBuffer(&empty, 1);
+    grpc::Slice body(answer.body);
+    response_ = grpc::ByteBuffer(&body, 1);
     StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
   }
 

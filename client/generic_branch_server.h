@@ -39,6 +39,9 @@ struct BranchAnswer {
   // Never answer: the call ends (CANCELLED) only when its caller gives up or cancels it, as
   // a branch service that hangs would.
   bool hang = false;
+  // The answer's message when status is OK (the coordinator reads none of it; empty is the
+  // usual answer).
+  std::string body;
 };
 
 class GenericBranchServer {

@@ -1,40 +1,150 @@
 #include "client/common/target.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace dtm {
+namespace {
+
+bool Alnum(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
+
+// A DNS name: dot-separated labels of letters, digits and '-', each 1..63 characters, not
+// starting or ending with '-'. A dotted IPv4 address is one too.
+bool DnsName(absl::string_view host) {
+  if (host.empty() || host.size() > kMaxHostLength) return false;
+  absl::string_view h = host;
+  absl::ConsumeSuffix(&h, ".");  // a fully qualified name's root dot
+  for (absl::string_view label : absl::StrSplit(h, '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      if (!Alnum(c) && c != '-') return false;
+    }
+  }
+  return true;
+}
+
+// "[...]": hex digits and ':' (and a dotted IPv4 tail), no zone ("%eth0").
+bool Ipv6Literal(absl::string_view host) {
+  if (host.size() < 4 || host.size() > 47 || host.front() != '[' || host.back() != ']') {
+    return false;
+  }
+  for (char c : host.substr(1, host.size() - 2)) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+  }
+  return true;
+}
+
+// 1..65535 written the one way: digits only, no leading zero.
+bool CanonicalPort(absl::string_view port, int* out) {
+  if (port.empty() || port.size() > 5 || port.front() == '0') return false;
+  for (char c : port) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return absl::SimpleAtoi(port, out) && *out >= 1 && *out <= 65535;
+}
+
+// "host:port" → lowercased host and the port, or why not.
+absl::Status SplitAuthority(absl::string_view authority, std::string* host, int* port) {
+  size_t colon = authority.rfind(':');
+  if (colon == absl::string_view::npos || authority.find(']', colon) != absl::string_view::npos) {
+    return absl::InvalidArgumentError("no host:port");
+  }
+  absl::string_view h = authority.substr(0, colon);
+  if (!DnsName(h) && !Ipv6Literal(h)) {
+    return absl::InvalidArgumentError(
+        "no valid host (a DNS name or an IP literal: letters, digits, '-', '.'; [IPv6])");
+  }
+  if (!CanonicalPort(authority.substr(colon + 1), port)) {
+    return absl::InvalidArgumentError(
+        "the port is not in 1..65535, written without sign or "
+        "leading zero");
+  }
+  *host = absl::AsciiStrToLower(h);
+  return absl::OkStatus();
+}
+
+bool PrintableAscii(absl::string_view s) {
+  for (char c : s) {
+    if (c <= ' ' || c > '~') return false;
+  }
+  return true;
+}
+
+absl::Status TooLong(const std::string& target, const std::string& field) {
+  return absl::InvalidArgumentError(absl::StrCat(field, " '", QuoteForError(target), "' is ",
+                                                 target.size(), " characters, more than ",
+                                                 kMaxTargetLength));
+}
+
+}  // namespace
+
+std::string QuoteForError(absl::string_view value) {
+  constexpr size_t kShown = 100;
+  if (value.size() <= kShown) return absl::CHexEscape(value);
+  return absl::StrCat(absl::CHexEscape(value.substr(0, kShown)), "...");
+}
+
+std::string GrpcTarget::ChannelTarget() const {
+  return balanced ? absl::StrCat("dns:///", authority) : authority;
+}
 
 absl::StatusOr<GrpcTarget> ParseGrpcTarget(const std::string& target, const std::string& field) {
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " '", target, "' is not a gRPC target host:port/package.Service/Method: ", why));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " '", QuoteForError(target),
+                     "' is not a gRPC target host:port/package.Service/Method: ", why));
   };
-  absl::string_view t = target;
+  if (target.size() > kMaxTargetLength) return TooLong(target, field);
   if (IsHttpTarget(target)) return bad("an HTTP URL");
-  absl::ConsumePrefix(&t, "grpc://");
+  if (!PrintableAscii(target)) return bad("a space, control or non-ASCII character");
+  GrpcTarget out;
+  absl::string_view t = target;
+  if (absl::ConsumePrefix(&t, "dns:///")) {
+    out.balanced = true;
+  } else if (!absl::ConsumePrefix(&t, "grpc://")) {
+    // Any other scheme would pick another gRPC resolver: unix sockets, address lists, ...
+    size_t colon = t.find(':');
+    size_t slash = t.find('/');
+    if (colon != absl::string_view::npos && colon < slash) {
+      absl::string_view scheme = t.substr(0, colon);
+      bool letters = !scheme.empty();
+      for (char c : scheme) letters = letters && (absl::ascii_isalpha(c) || c == '-');
+      char next = colon + 1 < t.size() ? t[colon + 1] : '/';
+      bool port_follows =
+          absl::ascii_isdigit(static_cast<unsigned char>(next)) || next == '+' || next == '-';
+      if (letters && !port_follows) {
+        return bad(
+            absl::StrCat("the scheme '", scheme, ":' is not allowed (only grpc:// and dns:///)"));
+      }
+    }
+  }
   size_t slash = t.find('/');
   if (slash == absl::string_view::npos) return bad("no /Service/Method");
-  absl::string_view authority = t.substr(0, slash);
   absl::string_view method = t.substr(slash);  // "/pkg.Svc/Method"
-  size_t colon = authority.rfind(':');
-  uint32_t port = 0;
-  if (colon == absl::string_view::npos || colon == 0 ||
-      !absl::SimpleAtoi(authority.substr(colon + 1), &port) || port == 0 || port > 65535) {
-    return bad("no host:port");
-  }
+  std::string host;
+  int port = 0;
+  absl::Status authority = SplitAuthority(t.substr(0, slash), &host, &port);
+  if (!authority.ok()) return bad(authority.message());
   size_t second = method.find('/', 1);
   if (second == absl::string_view::npos || second == 1 || second + 1 == method.size() ||
       method.find('/', second + 1) != absl::string_view::npos) {
     return bad("no /Service/Method");
   }
   for (char c : method) {
-    if (c <= ' ' || c > '~') return bad("the method has a space or a non-ASCII character");
+    if (!Alnum(c) && c != '/' && c != '.' && c != '_') {
+      return bad("the service or method has a character outside [A-Za-z0-9_.]");
+    }
   }
-  return GrpcTarget{std::string(authority), std::string(method)};
+  out.authority = absl::StrCat(host, ":", port);
+  out.method = std::string(method);
+  return out;
 }
 
 bool IsHttpTarget(const std::string& target) {
@@ -42,33 +152,12 @@ bool IsHttpTarget(const std::string& target) {
          absl::StartsWithIgnoreCase(target, "https://");
 }
 
-namespace {
-
-bool DnsNameOrIpv4(absl::string_view host) {
-  if (host.empty() || host.size() > 253 || host.front() == '.' || host.front() == '-') {
-    return false;
-  }
-  for (char c : host) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
-  }
-  return true;
-}
-
-bool Ipv6Literal(absl::string_view host) {  // "[...]"
-  if (host.size() < 4 || host.front() != '[' || host.back() != ']') return false;
-  for (char c : host.substr(1, host.size() - 2)) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 absl::StatusOr<HttpTarget> ParseHttpTarget(const std::string& target, const std::string& field) {
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " '", target, "' is not an http:// or https:// URL: ", why));
+    return absl::InvalidArgumentError(absl::StrCat(field, " '", QuoteForError(target),
+                                                   "' is not an http:// or https:// URL: ", why));
   };
+  if (target.size() > kMaxTargetLength) return TooLong(target, field);
   HttpTarget out;
   absl::string_view t = target;
   if (absl::StartsWithIgnoreCase(t, "https://")) {
@@ -79,30 +168,20 @@ absl::StatusOr<HttpTarget> ParseHttpTarget(const std::string& target, const std:
   } else {
     return bad("no http:// or https://");
   }
-  for (char c : target) {
-    if (c <= ' ' || c > '~') return bad("a space, control or non-ASCII character");
-  }
+  if (!PrintableAscii(target)) return bad("a space, control or non-ASCII character");
   if (t.find('#') != absl::string_view::npos) return bad("a #fragment");
   size_t end = t.find_first_of("/?");
   absl::string_view authority = t.substr(0, end);
   out.path = end == absl::string_view::npos ? "/" : std::string(t.substr(end));
   if (out.path[0] == '?') out.path.insert(0, "/");
   if (authority.find('@') != absl::string_view::npos) return bad("user:password@ in it");
-  absl::string_view host = authority;
-  absl::string_view port;
+  std::string with_port(authority);
   size_t colon = authority.rfind(':');
-  if (colon != absl::string_view::npos && authority.find(']', colon) == absl::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
+  if (colon == absl::string_view::npos || authority.find(']', colon) != absl::string_view::npos) {
+    absl::StrAppend(&with_port, ":", out.https ? 443 : 80);
   }
-  if (!DnsNameOrIpv4(host) && !Ipv6Literal(host)) return bad("no valid host");
-  out.host = std::string(host);
-  if (port.empty()) {
-    out.port = out.https ? 443 : 80;
-  } else if (!absl::SimpleAtoi(port, &out.port) || out.port <= 0 || out.port > 65535 ||
-             port.size() > 5) {
-    return bad("the port is not in 1..65535");
-  }
+  absl::Status split = SplitAuthority(with_port, &out.host, &out.port);
+  if (!split.ok()) return bad(split.message());
   return out;
 }
 

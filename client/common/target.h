@@ -1,18 +1,33 @@
 // Branch targets, the two kinds a step may name:
-// - gRPC: "host:port/package.Service/Method", optionally "grpc://"-prefixed;
+// - gRPC: "host:port/package.Service/Method", optionally prefixed by "grpc://" or by
+//   "dns:///" (resolve every address of the name and balance calls over them round-robin, as
+//   for a Kubernetes headless Service);
 // - HTTP: an "http://" or "https://" URL, DTM's HTTP branch protocol.
+// The grammar is strict on purpose: the coordinator calls whatever a client names, so a target
+// must not reach anything but a TCP port by a host name or an IP literal. No other gRPC
+// resolver scheme (unix:, unix-abstract:, vsock:, ipv4: address lists), no user@, no spaces,
+// control characters or percent-escapes in the host, a port in canonical form (1..65535, no
+// sign, no leading zero), at most kMaxTargetLength characters. Host names are compared
+// case-insensitively, so the parsed authority is lowercased: one spelling per endpoint.
 #ifndef DTM_CLIENT_COMMON_TARGET_H_
 #define DTM_CLIENT_COMMON_TARGET_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace dtm {
 
+inline constexpr size_t kMaxTargetLength = 2048;
+inline constexpr size_t kMaxHostLength = 253;  // DNS's limit for a name
+
 struct GrpcTarget {
-  std::string authority;  // "host:port", what a channel is created for
+  std::string authority;  // "host:port", lowercased
   std::string method;     // "/package.Service/Method"
+  bool balanced = false;  // "dns:///": every address of the name, round-robin
+  // What a channel is created for, and the key channels are shared by.
+  std::string ChannelTarget() const;
 };
 
 // Parses `target`; INVALID_ARGUMENT naming `field` and the value when malformed.
@@ -20,7 +35,7 @@ absl::StatusOr<GrpcTarget> ParseGrpcTarget(const std::string& target, const std:
 
 struct HttpTarget {
   bool https = false;
-  std::string host;  // a DNS name or an IP literal ("[::1]" keeps its brackets)
+  std::string host;  // a DNS name or an IP literal ("[::1]" keeps its brackets), lowercased
   int port = 0;      // explicit, or 80 / 443
   std::string path;  // "/api/busi/TransOut?x=1": path and query, at least "/"
 };
@@ -31,6 +46,8 @@ bool IsHttpTarget(const std::string& target);
 // branch_headers), no #fragment, printable ASCII only (percent-encode the rest). INVALID_ARGUMENT
 // naming `field` and the value when malformed.
 absl::StatusOr<HttpTarget> ParseHttpTarget(const std::string& target, const std::string& field);
+// A value for an error message: C-escaped, and cut to its first 100 characters.
+std::string QuoteForError(absl::string_view value);
 // Checks a branch target of either kind (IsHttpTarget decides which).
 absl::Status ValidateTarget(const std::string& target, const std::string& field);
 

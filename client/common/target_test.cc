@@ -65,7 +65,6 @@ TEST(TargetTest, RejectsMalformedUrlsNamingTheFieldAndWhy) {
       {"http://host:65536/x", "1..65535"},
       {"http://host:8o/x", "1..65535"},
       {"http://ho st/x", "space"},
-      {"http://h\xC3\xA9/x", "non-ASCII"},
       {"http://-host/x", "no valid host"},
       {"http://host_name/x", "no valid host"},
   };
@@ -77,6 +76,65 @@ TEST(TargetTest, RejectsMalformedUrlsNamingTheFieldAndWhy) {
     EXPECT_THAT(std::string(st.message()), HasSubstr(std::string("'") + url + "'"));
     EXPECT_THAT(std::string(st.message()), HasSubstr(why)) << url;
   }
+}
+
+TEST(TargetTest, AcceptsOnlyTcpEndpointsSpelledOneWay) {
+  // Schemes that would make the coordinator reach something else than a TCP port by name or
+  // IP literal, and spellings that would give one endpoint many channels.
+  const std::pair<std::string, const char*> cases[] = {
+      {"unix:/run/x.sock/a.B/C", "scheme 'unix:'"},
+      {"unix-abstract:sock/a.B/C", "scheme 'unix-abstract:'"},
+      {"vsock:2:80/a.B/C", "no valid host"},
+      {"ipv4:127.0.0.1:80,10.0.0.1:80/a.B/C", "no valid host"},
+      {"ipv6:[::1]:80/a.B/C", "no valid host"},
+      {"dns://8.8.8.8/host:80/a.B/C", "scheme 'dns:'"},
+      {"host:+40121/a.B/C", "1..65535"},
+      {"host:0040121/a.B/C", "1..65535"},
+      {"host:-1/a.B/C", "1..65535"},
+      {"ho st:1/a.B/C", "space"},
+      {"host\n:1/a.B/C", "control"},
+      {"user@host:1/a.B/C", "no valid host"},
+      {"ho%00st:1/a.B/C", "no valid host"},
+      {"-host:1/a.B/C", "no valid host"},
+      {"a..b:1/a.B/C", "no valid host"},
+      {"[::1%25eth0]:1/a.B/C", "no valid host"},
+      {std::string(300, 'a') + ":1/a.B/C", "no valid host"},
+      {"h:1/a.B/C%0a", "outside [A-Za-z0-9_.]"},
+      {"h:1/" + std::string(kMaxTargetLength, 'a') + "/C", "more than 2048"},
+      {"http://host:+80/x", "1..65535"},
+      {"http://host:080/x", "1..65535"},
+      {"http://ho%00st/x", "no valid host"},
+      {"http://h\xC3\xA9/x", "non-ASCII"},
+      {"http://x/" + std::string(kMaxTargetLength, 'a'), "more than 2048"},
+  };
+  for (const auto& [target, why] : cases) {
+    absl::Status st = ValidateTarget(target, "steps[0].action");
+    ASSERT_FALSE(st.ok()) << target;
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(st.message()), HasSubstr("steps[0].action '"));
+    EXPECT_THAT(std::string(st.message()), HasSubstr(why)) << target;
+    EXPECT_LT(st.message().size(), 400u) << "a long value is cut in the message";
+  }
+}
+
+TEST(TargetTest, NormalisesTheAuthorityAndKeepsTheBalancedScheme) {
+  auto a = ParseGrpcTarget("Busi.Example.COM:8080/a.B/C", "f");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->authority, "busi.example.com:8080");
+  EXPECT_EQ(a->ChannelTarget(), "busi.example.com:8080");
+  EXPECT_FALSE(a->balanced);
+  auto b = ParseGrpcTarget("dns:///busi.ns.svc.cluster.local:50051/bank.Bank/TransIn", "f");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(b->balanced);
+  EXPECT_EQ(b->authority, "busi.ns.svc.cluster.local:50051");
+  EXPECT_EQ(b->ChannelTarget(), "dns:///busi.ns.svc.cluster.local:50051");
+  auto h = ParseHttpTarget("http://LOCALHOST:8081/Api/X", "f");
+  ASSERT_TRUE(h.ok()) << h.status();
+  EXPECT_EQ(h->host, "localhost");
+  EXPECT_EQ(h->path, "/Api/X");
+  EXPECT_TRUE(ParseGrpcTarget("fqdn.example.:1/a.B/C", "f").ok());
+  EXPECT_EQ(QuoteForError("a\nb"), "a\\nb");
+  EXPECT_EQ(QuoteForError(std::string(150, 'x')), std::string(100, 'x') + "...");
 }
 
 }  // namespace

@@ -3,19 +3,22 @@
 #include <grpcpp/support/byte_buffer.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/common/target.h"
 
 namespace dtm {
 
 struct GrpcBranchCaller::InFlight {
+  Channel* channel = nullptr;  // in channels_, kept open while this call is in flight
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
   std::function<void(BranchResult)> done;
 };
 
-GrpcBranchCaller::GrpcBranchCaller() = default;
+GrpcBranchCaller::GrpcBranchCaller(GrpcBranchCallerOptions options) : options_(options) {}
 
 GrpcBranchCaller::~GrpcBranchCaller() { Shutdown(); }
 
@@ -33,6 +36,16 @@ BranchResult GrpcBranchCaller::Classify(const grpc::Status& status) {
       r.outcome = CallOutcome::kOngoing;
       r.message = absl::StrCat("FAILED_PRECONDITION (ongoing): ", status.error_message());
       return r;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      // gRPC's own refusal of an answer over the receive limit: the same answer would come
+      // back on every retry, and the action would run again each time.
+      if (absl::StrContains(status.error_message(), "larger than max")) {
+        r.outcome = CallOutcome::kFailure;
+        r.message = absl::StrCat("the branch's answer is over the coordinator's receive limit (",
+                                 status.error_message(), ")");
+        return r;
+      }
+      [[fallthrough]];
     default:
       r.outcome = CallOutcome::kError;
       r.message =
@@ -42,18 +55,51 @@ BranchResult GrpcBranchCaller::Classify(const grpc::Status& status) {
   }
 }
 
-grpc::GenericStub* GrpcBranchCaller::StubFor(const std::string& authority) {
-  auto it = stubs_.find(authority);
-  if (it != stubs_.end()) return it->second.get();
-  grpc::ChannelArguments args;
-  // Fail fast on a dead branch service rather than queueing for the whole deadline.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(authority, grpc::InsecureChannelCredentials(), args);
-  auto stub = std::make_unique<grpc::GenericStub>(channel);
-  grpc::GenericStub* raw = stub.get();
-  stubs_.emplace(authority, std::move(stub));
-  return raw;
+size_t GrpcBranchCaller::channel_count() const {
+  absl::MutexLock lock(&mu_);
+  return channels_.size();
+}
+
+void GrpcBranchCaller::CloseIdleChannels(absl::Time now) {
+  if (now - last_sweep_ >= absl::Seconds(10)) {
+    last_sweep_ = now;
+    absl::erase_if(channels_, [&](const auto& kv) {
+      return kv.second.in_flight == 0 && now - kv.second.last_used >= options_.idle_channel_timeout;
+    });
+  }
+  while (channels_.size() >= options_.max_channels) {  // room for one more
+    auto oldest = channels_.end();
+    for (auto it = channels_.begin(); it != channels_.end(); ++it) {
+      if (it->second.in_flight == 0 &&
+          (oldest == channels_.end() || it->second.last_used < oldest->second.last_used)) {
+        oldest = it;
+      }
+    }
+    if (oldest == channels_.end()) return;  // all busy: go over the bound rather than fail
+    channels_.erase(oldest);
+  }
+}
+
+GrpcBranchCaller::Channel* GrpcBranchCaller::ChannelFor(const std::string& target, bool balanced) {
+  absl::Time now = absl::Now();
+  auto it = channels_.find(target);
+  if (it == channels_.end()) {
+    CloseIdleChannels(now);
+    grpc::ChannelArguments args;
+    // Fail fast on a dead branch service rather than queueing for the whole deadline.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+    args.SetMaxReceiveMessageSize(options_.max_answer_bytes);
+    // Each channel is its own connection: sharing gRPC's subchannel pool across channels
+    // would keep a closed channel's connection alive.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    if (balanced) args.SetLoadBalancingPolicyName("round_robin");
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    it = channels_.emplace(target, Channel{std::make_unique<grpc::GenericStub>(channel), now, 0})
+             .first;
+  }
+  it->second.last_used = now;
+  return &it->second;
 }
 
 void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> done) {
@@ -78,7 +124,9 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
   {
     absl::MutexLock lock(&mu_);
     if (!shutdown_) {
-      stub = StubFor(target->authority);
+      f->channel = ChannelFor(target->ChannelTarget(), target->balanced);
+      ++f->channel->in_flight;
+      stub = f->channel->stub.get();
       in_flight_.insert(f);
     }
   }
@@ -92,6 +140,7 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
                   [this, f](const grpc::Status& status) {
                     {
                       absl::MutexLock lock(&mu_);
+                      --f->channel->in_flight;
                       in_flight_.erase(f);
                     }
                     auto cb = std::move(f->done);

@@ -1,9 +1,14 @@
 // GrpcBranchCaller: calls branches through a generic stub with raw byte buffers (the
 // coordinator never decodes business messages), asynchronously with the callback API, over
-// one cached channel per host:port.
+// one cached channel per normalised host:port (ParseGrpcTarget lowercases the host and admits
+// one spelling of a port, so spellings cannot multiply channels). The cache is bounded: past
+// `max_channels`, the least recently used channels with no call in flight are closed, and any
+// channel unused for `idle_channel_timeout` is closed when the cache is next touched.
 //
 // Result mapping (DTM's): OK -> success, ABORTED -> failure, FAILED_PRECONDITION -> ongoing,
-// anything else -> transient error. Thread-safe.
+// anything else -> transient error, except an answer over the receive limit, which no retry
+// can fix: that call fails (the branch ran; its answer is dropped, as `last_error` says).
+// Thread-safe.
 #ifndef DTM_SERVER_BRANCH_GRPC_GRPC_BRANCH_CALLER_H_
 #define DTM_SERVER_BRANCH_GRPC_GRPC_BRANCH_CALLER_H_
 
@@ -15,15 +20,22 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/branch/branch_caller.h"
 
 namespace dtm {
 
+struct GrpcBranchCallerOptions {
+  size_t max_channels = 1000;
+  absl::Duration idle_channel_timeout = absl::Minutes(5);
+  int max_answer_bytes = 4 << 20;  // a branch's answer, as gRPC's receive limit
+};
+
 class GrpcBranchCaller final : public BranchCaller {
  public:
-  GrpcBranchCaller();
+  explicit GrpcBranchCaller(GrpcBranchCallerOptions options = {});
   ~GrpcBranchCaller() override;
 
   void Call(BranchCall call, std::function<void(BranchResult)> done) override;
@@ -32,12 +44,23 @@ class GrpcBranchCaller final : public BranchCaller {
   // Maps a gRPC status from a branch to its outcome.
   static BranchResult Classify(const grpc::Status& status);
 
+  // Channels open now (for tests and metrics).
+  size_t channel_count() const;
+
  private:
   struct InFlight;
-  grpc::GenericStub* StubFor(const std::string& authority) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct Channel {
+    std::unique_ptr<grpc::GenericStub> stub;
+    absl::Time last_used;
+    int in_flight = 0;
+  };
+  Channel* ChannelFor(const std::string& target, bool balanced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseIdleChannels(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_ ABSL_GUARDED_BY(mu_);
+  const GrpcBranchCallerOptions options_;
+  mutable absl::Mutex mu_;
+  absl::node_hash_map<std::string, Channel> channels_ ABSL_GUARDED_BY(mu_);  // pointer-stable
+  absl::Time last_sweep_ ABSL_GUARDED_BY(mu_);
   std::set<InFlight*> in_flight_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
 };
