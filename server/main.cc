@@ -1,5 +1,6 @@
 // dtmd: flags and environment -> ServerConfig -> DtmServer; waits for SIGTERM/SIGINT.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -35,6 +36,20 @@ int64_t EnvInt(const char* name, int64_t fallback) {
   return v && absl::SimpleAtoi(v, &n) ? n : fallback;
 }
 
+// Raises the soft limit on open files to the hard one. Every client connection and every
+// branch channel is a file descriptor; at the soft limit (often 1024) gRPC's listener fails
+// accept4 with EMFILE and, in the gRPC versions Debian ships, never accepts again.
+void RaiseOpenFileLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  rlim_t was = r.rlim_cur;
+  r.rlim_cur = r.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &r) == 0) {
+    std::fprintf(stderr, "dtmd: open file limit raised from %llu to %llu\n",
+                 static_cast<unsigned long long>(was), static_cast<unsigned long long>(r.rlim_cur));
+  }
+}
+
 }  // namespace
 
 ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
@@ -57,6 +72,28 @@ ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
           "engine worker threads; 0: one per hardware thread, at least 2 (env DTM_THREADS)");
 ABSL_FLAG(int64_t, max_payload_bytes, EnvInt("DTM_MAX_PAYLOAD_BYTES", 1 << 20),
           "largest step payload accepted (env DTM_MAX_PAYLOAD_BYTES)");
+ABSL_FLAG(int64_t, max_steps, EnvInt("DTM_MAX_STEPS", 1000),
+          "most steps in a saga or msg, and branches registered in a tcc (env DTM_MAX_STEPS)");
+ABSL_FLAG(int64_t, max_transaction_bytes, EnvInt("DTM_MAX_TRANSACTION_BYTES", 16 << 20),
+          "most bytes of targets and payloads in one transaction, registered tcc branches "
+          "included (env DTM_MAX_TRANSACTION_BYTES)");
+ABSL_FLAG(int64_t, max_list_bytes, EnvInt("DTM_MAX_LIST_BYTES", 4 << 20),
+          "a List page ends early, with a page token, past this many bytes "
+          "(env DTM_MAX_LIST_BYTES)");
+ABSL_FLAG(int64_t, max_header_bytes, EnvInt("DTM_MAX_HEADER_BYTES", 4096),
+          "most bytes of branch_headers (keys and values) per transaction "
+          "(env DTM_MAX_HEADER_BYTES)");
+ABSL_FLAG(int64_t, max_headers, EnvInt("DTM_MAX_HEADERS", 32),
+          "most branch_headers per transaction (env DTM_MAX_HEADERS)");
+ABSL_FLAG(absl::Duration, min_retry_interval,
+          EnvDuration("DTM_MIN_RETRY_INTERVAL", absl::Milliseconds(100)),
+          "smallest retry_interval a client may ask for (env DTM_MIN_RETRY_INTERVAL)");
+ABSL_FLAG(absl::Duration, min_request_timeout,
+          EnvDuration("DTM_MIN_REQUEST_TIMEOUT", absl::Milliseconds(100)),
+          "smallest request_timeout a client may ask for (env DTM_MIN_REQUEST_TIMEOUT)");
+ABSL_FLAG(int64_t, max_branch_channels, EnvInt("DTM_MAX_BRANCH_CHANNELS", 1000),
+          "most open channels to gRPC branch services; the least recently used idle ones "
+          "close beyond it (env DTM_MAX_BRANCH_CHANNELS)");
 ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
           "how long a tcc or msg may stay PREPARED when its options do not say: then the tcc is "
           "aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
@@ -79,6 +116,7 @@ int main(int argc, char** argv) {
   // Debian's Abseil checks every lock acquisition for deadlock cycles at run time; it is a
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  RaiseOpenFileLimit();
 
   // Block the signals before any thread starts so that only sigwait below sees them.
   sigset_t signals;
@@ -98,7 +136,32 @@ int main(int argc, char** argv) {
   if (config.threads == 0) {
     config.threads = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
   }
-  config.limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
+  dtm::ApiLimits& limits = config.limits;
+  const std::pair<const char*, int64_t> positive[] = {
+      {"max_payload_bytes", absl::GetFlag(FLAGS_max_payload_bytes)},
+      {"max_steps", absl::GetFlag(FLAGS_max_steps)},
+      {"max_transaction_bytes", absl::GetFlag(FLAGS_max_transaction_bytes)},
+      {"max_list_bytes", absl::GetFlag(FLAGS_max_list_bytes)},
+      {"max_header_bytes", absl::GetFlag(FLAGS_max_header_bytes)},
+      {"max_headers", absl::GetFlag(FLAGS_max_headers)},
+      {"max_branch_channels", absl::GetFlag(FLAGS_max_branch_channels)},
+  };
+  for (const auto& [name, value] : positive) {
+    if (value < 1 || value > (int64_t{1} << 40)) {
+      std::fprintf(stderr, "dtmd: --%s %lld must be in [1, 2^40]\n", name,
+                   static_cast<long long>(value));
+      return 2;
+    }
+  }
+  limits.max_payload_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_payload_bytes));
+  limits.max_steps = static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_steps), 1 << 20));
+  limits.max_transaction_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_transaction_bytes));
+  limits.max_list_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_list_bytes));
+  limits.max_header_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_header_bytes));
+  limits.max_headers = static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_headers), 4096));
+  limits.min_retry_interval = absl::GetFlag(FLAGS_min_retry_interval);
+  limits.min_request_timeout = absl::GetFlag(FLAGS_min_request_timeout);
+  config.max_branch_channels = static_cast<size_t>(absl::GetFlag(FLAGS_max_branch_channels));
   config.lease = absl::GetFlag(FLAGS_lease);
   config.limits.default_timeout_to_fail = absl::GetFlag(FLAGS_timeout_to_fail);
   if (config.limits.default_timeout_to_fail <= absl::ZeroDuration()) {

@@ -75,7 +75,9 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->clock = std::make_unique<StoreClock>(p->store.get());
   p->pool = std::make_unique<ThreadPool>(config.threads);
   p->timers = std::make_unique<TimerQueue>(p->clock.get());
-  p->grpc_caller = std::make_unique<GrpcBranchCaller>();
+  GrpcBranchCallerOptions go;
+  go.max_channels = config.max_branch_channels;
+  p->grpc_caller = std::make_unique<GrpcBranchCaller>(go);
   HttpBranchCallerOptions ho;
   ho.ca_file = config.http_ca_file;
   p->http_caller = std::make_unique<HttpBranchCaller>(ho);

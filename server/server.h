@@ -27,6 +27,8 @@ struct ServerConfig {
   std::string advertise;
   int threads = 4;
   ApiLimits limits;
+  // Open channels to gRPC branch services (least recently used idle ones close beyond it).
+  size_t max_branch_channels = 1000;
   absl::Duration lease = absl::Seconds(10);
   RecoveryOptions recovery;
 };

@@ -87,6 +87,32 @@ std::string EncodePageToken(const Transaction& last) {
       absl::StrCat(absl::ToUnixMicros(last.create_time), "|", last.gid));
 }
 
+size_t TransactionBytes(const Transaction& t) {
+  size_t n =
+      64 + t.gid.size() + t.rollback_reason.size() + t.query_prepared.size() + t.owner.size();
+  for (const auto& [k, v] : t.options.branch_headers) n += k.size() + v.size() + 4;
+  for (const Branch& b : t.branches) {
+    n += 32 + b.branch_id.size() + b.target.size() + b.payload.size() + b.last_error.size();
+  }
+  return n;
+}
+
+ListPage FinishPage(std::vector<Transaction> rows, const ListQuery& q) {
+  ListPage page;
+  size_t bytes = 0;
+  size_t keep = 0;
+  while (keep < rows.size() && static_cast<int>(keep) < q.page_size) {
+    if (q.max_bytes > 0 && keep > 0 && bytes + TransactionBytes(rows[keep]) > q.max_bytes) break;
+    bytes += TransactionBytes(rows[keep]);
+    ++keep;
+  }
+  const bool more = keep < rows.size();
+  rows.resize(keep);
+  page.transactions = std::move(rows);
+  if (more && keep > 0) page.next_page_token = EncodePageToken(page.transactions.back());
+  return page;
+}
+
 absl::StatusOr<PageCursor> DecodePageToken(const std::string& token) {
   std::string decoded;
   PageCursor c;
@@ -140,6 +166,25 @@ absl::Status CompareRegistered(const RegisterOp& op,
                                                "' is already registered with confirm '", confirm,
                                                "' and cancel '", cancel, "', not confirm '",
                                                op.confirm, "' and cancel '", op.cancel, "'"));
+}
+
+int64_t RegisteredBytes(const RegisterOp& op) {
+  return static_cast<int64_t>(2 * op.payload.size() + op.confirm.size() + op.cancel.size());
+}
+
+absl::Status RegisterLimitRefusal(const RegisterOp& op, int64_t rows, int64_t bytes) {
+  if (op.max_registrations > 0 && rows / 2 >= op.max_registrations) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("tcc '", op.gid, "' already has ", rows / 2,
+                     " branches registered, the limit (--max_steps) is ", op.max_registrations));
+  }
+  if (op.max_transaction_bytes > 0 && bytes + RegisteredBytes(op) > op.max_transaction_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "tcc '", op.gid, "' holds ", bytes, " bytes of targets and payloads; branch_id '",
+        op.branch_id, "' would add ", RegisteredBytes(op), ", over the limit of ",
+        op.max_transaction_bytes, " (--max_transaction_bytes)"));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<Branch> RegisteredBranches(const RegisterOp& op) {

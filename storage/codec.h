@@ -84,6 +84,11 @@ struct PageCursor {
   std::string gid;
 };
 std::string EncodePageToken(const Transaction& last);
+// Roughly what `t` costs in an answer: its strings and headers plus a fixed part.
+size_t TransactionBytes(const Transaction& t);
+// A page of List from the rows a store read for `q` (up to q.page_size + 1, newest first):
+// cut at q.page_size and at q.max_bytes, with the token of the last row kept when cut.
+ListPage FinishPage(std::vector<Transaction> rows, const ListQuery& q);
 absl::StatusOr<PageCursor> DecodePageToken(const std::string& token);
 
 // Why a write conditioned on `expected` status (kUnspecified: any non-terminal) and `owner`
@@ -99,6 +104,11 @@ absl::Status RegisterRefusal(const std::string& gid, TransType type, GlobalStatu
 // a harmless repeat (OK) or a conflict (ALREADY_EXISTS).
 absl::Status CompareRegistered(const RegisterOp& op,
                                const std::vector<std::pair<BranchOp, std::string>>& stored);
+// RESOURCE_EXHAUSTED if appending op's rows to a tcc that has `rows` branch rows holding
+// `bytes` of targets and payloads would exceed op's bounds; OK otherwise.
+absl::Status RegisterLimitRefusal(const RegisterOp& op, int64_t rows, int64_t bytes);
+// What op's rows add to a transaction's bytes of targets and payloads.
+int64_t RegisteredBytes(const RegisterOp& op);
 // The confirm and cancel rows a RegisterOp appends.
 std::vector<Branch> RegisteredBranches(const RegisterOp& op);
 

@@ -479,6 +479,33 @@ TEST_P(StoreConformanceTest, RegisterIsRefusedOutsideAPreparedTcc) {
   EXPECT_TRUE(store_->Get("tcc")->branches.empty());
 }
 
+TEST_P(StoreConformanceTest, RegistrationsStopAtTheTransactionsBounds) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{PreparedTcc("tcc")}).status.ok());
+  auto bounded = [](const std::string& id, int64_t max_regs, int64_t max_bytes) {
+    RegisterOp op = Reg("tcc", id, "h:1/s.S/C", "h:1/s.S/X");  // 9 + 9 + 2 * (2 + 2) bytes
+    op.max_registrations = max_regs;
+    op.max_transaction_bytes = max_bytes;
+    return op;
+  };
+  ASSERT_TRUE(store_->WriteSync(bounded("01", 2, 0)).status.ok());
+  ASSERT_TRUE(store_->WriteSync(bounded("02", 2, 0)).status.ok());
+  WriteResult third = store_->WriteSync(bounded("03", 2, 0));
+  EXPECT_EQ(third.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(third.status.message()),
+              ::testing::HasSubstr("already has 2 branches registered, the limit (--max_steps) "
+                                   "is 2"));
+  // A repeat of a registered id is still the idempotent answer, even at the bound.
+  EXPECT_TRUE(store_->WriteSync(bounded("02", 2, 0)).status.ok());
+  // Two registrations hold 2 * 26 = 52 bytes; one more needs 78.
+  WriteResult big = store_->WriteSync(bounded("04", 0, 77));
+  EXPECT_EQ(big.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(big.status.message()),
+              ::testing::HasSubstr("holds 52 bytes of targets and payloads; branch_id '04' would "
+                                   "add 26, over the limit of 77 (--max_transaction_bytes)"));
+  EXPECT_TRUE(store_->WriteSync(bounded("04", 0, 78)).status.ok());
+  EXPECT_EQ(store_->Get("tcc")->branches.size(), 6u);
+}
+
 TEST_P(StoreConformanceTest, RegistrationsRacingACommitEitherLandBeforeItOrAreRefused) {
   ASSERT_TRUE(store_->WriteSync(CreateOp{PreparedTcc("race")}).status.ok());
   std::atomic<int> accepted{0};
@@ -593,6 +620,38 @@ TEST_P(StoreConformanceTest, ListFiltersAndPagesNewestFirst) {
   ListQuery bad;
   bad.page_token = "!!";
   EXPECT_EQ(store_->List(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, ListPagesEndEarlyPastTheirByteBound) {
+  // Five transactions of roughly 64 + 6 + 1000 bytes each (headers), pages of at most 2500.
+  for (int i = 0; i < 5; ++i) {
+    Transaction t = MakeTxn(absl::StrCat("b-", i), kT0 + absl::Seconds(i));
+    t.options.branch_headers["h"] = std::string(1000, 'x');
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  ListQuery q;
+  q.gid_prefix = "b-";
+  q.page_size = 100;
+  q.max_bytes = 2500;
+  std::vector<size_t> sizes;
+  std::vector<std::string> seen;
+  for (int i = 0; i < 10; ++i) {
+    auto page = store_->List(q);
+    ASSERT_TRUE(page.ok()) << page.status();
+    sizes.push_back(page->transactions.size());
+    for (const auto& t : page->transactions) seen.push_back(t.gid);
+    if (page->next_page_token.empty()) break;
+    q.page_token = page->next_page_token;
+  }
+  EXPECT_THAT(sizes, ElementsAre(2, 2, 1));
+  EXPECT_THAT(seen, ElementsAre("b-4", "b-3", "b-2", "b-1", "b-0"));
+  // A bound below one transaction still returns one per page: paging always progresses.
+  q.page_token.clear();
+  q.max_bytes = 10;
+  auto one = store_->List(q);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->transactions.size(), 1u);
+  EXPECT_FALSE(one->next_page_token.empty());
 }
 
 TEST_P(StoreConformanceTest, ConcurrentWritersAreGroupCommittedWithoutLoss) {

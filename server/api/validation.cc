@@ -55,7 +55,7 @@ absl::StatusOr<TransOptions> ReadOptions(const v1::TransOptions& o, TransType ty
   opts.retry_limit = o.retry_limit();
   opts.branch_headers.insert(o.branch_headers().begin(), o.branch_headers().end());
   opts.concurrent = o.concurrent();
-  RETURN_IF_ERROR(FinishOptions(type, "options.", opts));
+  RETURN_IF_ERROR(FinishOptions(type, "options.", opts, limits));
   return opts;
 }
 
@@ -157,11 +157,13 @@ absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequ
   op.confirm = req.confirm();
   op.cancel = req.cancel();
   op.payload = req.payload();
+  ApplyRegistrationLimits(op, limits);
   return op;
 }
 
 absl::StatusOr<ListQuery> ListToQuery(const v1::ListRequest& req, const ApiLimits& limits) {
   ListQuery q;
+  q.max_bytes = limits.max_list_bytes;
   if (req.page_size() < 0 || req.page_size() > limits.max_page_size) {
     return Invalid("page_size", absl::StrCat(req.page_size()),
                    absl::StrCat("is outside [0, ", limits.max_page_size, "]"));

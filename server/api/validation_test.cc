@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace dtm {
 namespace {
 
@@ -85,6 +87,74 @@ TEST(ValidationTest, ListQueryChecksItsFields) {
   r.set_status(static_cast<v1::Status>(77));
   EXPECT_THAT(std::string(ListToQuery(r, ApiLimits()).status().message()),
               HasSubstr("status '77'"));
+}
+
+TEST(ValidationTest, LimitsOnHeadersIntervalsAndSizeNameTheFlag) {
+  ApiLimits limits;
+  limits.max_headers = 2;
+  limits.max_header_bytes = 10;
+  limits.max_transaction_bytes = 100;
+  struct Case {
+    std::function<void(v1::SubmitRequest&)> change;
+    absl::StatusCode code;
+    const char* message;
+  };
+  const Case cases[] = {
+      {[](auto& r) {
+         auto& h = *r.mutable_options()->mutable_branch_headers();
+         h["a"] = "1";
+         h["b"] = "2";
+         h["c"] = "3";
+       },
+       absl::StatusCode::kResourceExhausted,
+       "options.branch_headers has 3 headers, more than "
+       "the limit of 2 (--max_headers)"},
+      {[](auto& r) { (*r.mutable_options()->mutable_branch_headers())["key"] = "12345678"; },
+       absl::StatusCode::kResourceExhausted, "is 11 bytes, more than the limit of 10"},
+      {[](auto& r) { r.mutable_options()->mutable_retry_interval()->set_nanos(1); },
+       absl::StatusCode::kInvalidArgument,
+       "options.retry_interval '1ns' is below the minimum of 100ms (--min_retry_interval)"},
+      {[](auto& r) { r.mutable_options()->mutable_request_timeout()->set_nanos(50000000); },
+       absl::StatusCode::kInvalidArgument, "options.request_timeout '50ms' is below"},
+      {[](auto& r) { r.mutable_steps(0)->set_payload(std::string(40, 'x')); },
+       absl::StatusCode::kResourceExhausted,
+       "steps add up to 138 bytes of targets and payloads, more than the limit of 100 "
+       "(--max_transaction_bytes)"},
+      {[](auto& r) { r.mutable_steps(0)->set_action("unix:/run/secret.sock/a.B/C"); },
+       absl::StatusCode::kInvalidArgument, "steps[0].action 'unix:/run/secret.sock/a.B/C'"},
+  };
+  for (const Case& c : cases) {
+    v1::SubmitRequest r = Valid();
+    c.change(r);
+    auto t = SubmitToTransaction(r, limits);
+    EXPECT_EQ(t.status().code(), c.code) << t.status();
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr(c.message));
+  }
+  v1::SubmitRequest fine = Valid();
+  (*fine.mutable_options()->mutable_branch_headers())["k"] = "v";
+  fine.mutable_options()->mutable_retry_interval()->set_nanos(100000000);
+  EXPECT_TRUE(SubmitToTransaction(fine, limits).ok());
+  limits.max_steps = 2;
+  auto many = SubmitToTransaction(Valid(), limits);
+  EXPECT_EQ(many.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(many.status().message()), HasSubstr("(--max_steps)"));
+}
+
+TEST(ValidationTest, RegistrationsCarryTheTransactionBounds) {
+  ApiLimits limits;
+  limits.max_steps = 7;
+  limits.max_transaction_bytes = 99;
+  v1::RegisterBranchRequest r;
+  r.set_gid("g");
+  r.set_trans_type(v1::TCC);
+  r.set_branch_id("01");
+  r.set_confirm("h:1/s.S/C");
+  auto reg = ReadRegistration(r, limits);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ(reg->max_registrations, 7);
+  EXPECT_EQ(reg->max_transaction_bytes, 99);
+  v1::ListRequest list;
+  EXPECT_EQ(ListToQuery(list, limits)->max_bytes, limits.max_list_bytes);
 }
 
 }  // namespace

@@ -112,8 +112,8 @@ void Engine::List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)>
       [this, query = std::move(query), done = std::move(done)] { done(store_->List(query)); });
 }
 
-void Engine::ForceStop(const std::string& gid, const std::string& reason, TxnDone done) {
-  runner_->ForceStop(gid, reason, std::move(done));
+void Engine::ForceStop(const std::string& gid, const std::string& reason, const TxnDone& done) {
+  runner_->ForceStop(gid, reason, done);
 }
 
 void Engine::RetryNow(const std::string& gid, StatusDone done) {

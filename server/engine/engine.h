@@ -61,7 +61,7 @@ class Engine {
   void Query(const std::string& gid, TxnDone done);
   void List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)> done);
   // Ends a non-terminal transaction as FAILED without compensation.
-  void ForceStop(const std::string& gid, const std::string& reason, TxnDone done);
+  void ForceStop(const std::string& gid, const std::string& reason, const TxnDone& done);
   // Makes every waiting branch of a non-terminal transaction due now (a PREPARED msg: its
   // back-check).
   void RetryNow(const std::string& gid, StatusDone done);

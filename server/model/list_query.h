@@ -18,6 +18,9 @@ struct ListQuery {
   std::string gid_prefix;
   absl::Time created_after = absl::InfinitePast();
   absl::Time created_before = absl::InfiniteFuture();
+  // The page ends early, with a next_page_token, once its transactions add up to this many
+  // bytes (TransactionBytes; 0: no bound). At least one transaction is always returned.
+  size_t max_bytes = 0;
 };
 
 struct ListPage {

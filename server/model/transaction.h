@@ -101,6 +101,10 @@ struct BranchRegistration {
   std::string confirm;
   std::string cancel;
   std::string payload;
+  // Bounds the tcc stays within once this branch is appended (0: none): how many branches
+  // it may have registered, how many bytes of targets and payloads its branches may hold.
+  int64_t max_registrations = 0;
+  int64_t max_transaction_bytes = 0;
 };
 
 // What a branch service said, made fit to store and show: valid UTF-8 (an invalid byte

@@ -74,11 +74,17 @@ std::vector<std::pair<std::string, std::string>> Statements() {
        absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
                     ") SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, $3::bytea, ",
                     SqlValue(BranchStatus::kPrepared),
-                    ", 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM "
+                    ", 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n, "
+                    "COALESCE(SUM(octet_length(payload) + octet_length(target)), 0) AS b FROM "
                     "trans_branch WHERE gid = $1::text) m, (VALUES (0, ",
                     SqlValue(BranchOp::kConfirm), ", $4::text), (1, ", SqlValue(BranchOp::kCancel),
                     ", $5::text)) AS v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM "
-                    "trans_branch WHERE gid = $1::text AND branch_id = $2::text)")},
+                    "trans_branch WHERE gid = $1::text AND branch_id = $2::text) AND "
+                    // the bounds (RegisterLimitRefusal says which one refused)
+                    "m.n < 2 * $6::bigint AND m.b + $7::bigint <= $8::bigint")},
+      {"branch_usage",
+       "SELECT COALESCE(MAX(idx) + 1, 0), COALESCE(SUM(octet_length(payload) + "
+       "octet_length(target)), 0) FROM trans_branch WHERE gid = $1"},
       {"branch_targets", "SELECT op, target FROM trans_branch WHERE gid = $1 AND branch_id = $2"},
       {"claim", absl::StrCat("UPDATE trans_global SET owner = $1, lease_expire = $2 WHERE gid IN "
                              "(SELECT gid FROM trans_global WHERE ",
@@ -575,11 +581,18 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
               return c.SendPrepared("type_status", p);
             }
             PgParams ins;
+            constexpr int64_t kNone = int64_t{1} << 60;
             ins.Add(op.gid).Add(op.branch_id).AddBytes(op.payload).Add(op.confirm).Add(op.cancel);
+            ins.Add(op.max_registrations > 0 ? op.max_registrations : kNone)
+                .Add(RegisteredBytes(op))
+                .Add(op.max_transaction_bytes > 0 ? op.max_transaction_bytes : kNone);
             RETURN_IF_ERROR(c.SendPrepared("register_insert", ins));
             p.Add(op.gid).Add(op.branch_id);
-            sent += 2;
-            return c.SendPrepared("branch_targets", p);
+            RETURN_IF_ERROR(c.SendPrepared("branch_targets", p));
+            PgParams usage;
+            usage.Add(op.gid);
+            sent += 3;
+            return c.SendPrepared("branch_usage", usage);
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             if (PQntuples(res.get()) > 0) {
               std::vector<std::string> gids;
@@ -645,14 +658,19 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                 o.status = RegisterRefusal(op.gid, static_cast<TransType>(row.Int(0)),
                                            static_cast<GlobalStatus>(row.Int(1)));
               }
-            } else if (Changed(r) == 0) {  // the branch id was taken
+            } else if (Changed(r) == 0) {  // the branch id was taken, or a bound refused
               std::vector<std::pair<BranchOp, std::string>> stored;
               const PGresult* t = r2[first[i] + 1].get();
               for (int row = 0; row < PQntuples(t); ++row) {
                 PgRow br(t, row);
                 stored.emplace_back(static_cast<BranchOp>(br.Int(0)), br.Text(1));
               }
-              o.status = CompareRegistered(op, stored);
+              if (stored.empty()) {
+                PgRow usage(r2[first[i] + 2].get(), 0);
+                o.status = RegisterLimitRefusal(op, usage.Int(0), usage.Int(1));
+              } else {
+                o.status = CompareRegistered(op, stored);
+              }
             }
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             absl::flat_hash_map<std::string, size_t> at;
@@ -774,15 +792,9 @@ absl::StatusOr<ListPage> PgStore::List(const ListQuery& q) {
   p.Add(static_cast<int64_t>(q.page_size) + 1);
   return WithReader<ListPage>([&](PgConn& c) -> absl::StatusOr<ListPage> {
     ASSIGN_OR_RETURN(pg::Result r, c.Exec(sql, p));
-    ListPage page;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-      page.transactions.push_back(ReadGlobal(PgRow(r.get(), i)));
-    }
-    if (static_cast<int>(page.transactions.size()) > q.page_size) {
-      page.transactions.pop_back();
-      page.next_page_token = EncodePageToken(page.transactions.back());
-    }
-    return page;
+    std::vector<Transaction> rows;
+    for (int i = 0; i < PQntuples(r.get()); ++i) rows.push_back(ReadGlobal(PgRow(r.get(), i)));
+    return FinishPage(std::move(rows), q);
   });
 }
 

@@ -344,11 +344,15 @@ absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& 
   }
   int64_t next = 0;
   {
-    Stmt q(conn, "SELECT COALESCE(MAX(idx) + 1, 0) FROM trans_branch WHERE gid = ?");
+    Stmt q(conn,
+           "SELECT COALESCE(MAX(idx) + 1, 0), COALESCE(SUM(length(CAST(payload AS BLOB)) + "
+           "length(CAST(target AS BLOB))), 0) FROM trans_branch WHERE gid = ?");
     RETURN_IF_ERROR(q.status());
     q.Bind(1, op.gid);
     RETURN_IF_ERROR(q.Step().status());
     next = q.Int(0);
+    out.status = RegisterLimitRefusal(op, next, q.Int(1));
+    if (!out.status.ok()) return absl::OkStatus();
   }
   RETURN_IF_ERROR(InsertBranches(conn, op.gid, RegisteredBranches(op), next));
   Stmt u(conn, "UPDATE trans_global SET update_time = ? WHERE gid = ?");
@@ -653,17 +657,13 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
     s.Bind(i++, q.gid_prefix);
   }
   s.Bind(i++, q.page_size + 1);
-  ListPage page;
+  std::vector<Transaction> rows;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    page.transactions.push_back(ReadGlobal(s));
+    rows.push_back(ReadGlobal(s));
   }
-  if (static_cast<int>(page.transactions.size()) > q.page_size) {
-    page.transactions.pop_back();
-    page.next_page_token = EncodePageToken(page.transactions.back());
-  }
-  return page;
+  return FinishPage(std::move(rows), q);
 }
 
 }  // namespace dtm

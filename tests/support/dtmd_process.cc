@@ -92,7 +92,10 @@ absl::Status DtmdProcess::Start() {
   std::vector<std::string> argv = {
       DtmdPath(), absl::StrCat("--listen=", address_.empty() ? "127.0.0.1:0" : address_),
       absl::StrCat("--http_listen=", http_address_.empty() ? "127.0.0.1:0" : http_address_),
-      absl::StrCat("--store=", store_)};
+      absl::StrCat("--store=", store_),
+      // Tests retry every few tens of milliseconds to stay fast; dtmd's floors are for
+      // production (a test of the floors passes its own, later flags win).
+      "--min_retry_interval=1ms", "--min_request_timeout=1ms"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::ofstream(log_path_, std::ios::trunc).close();
   pid_t pid = fork();

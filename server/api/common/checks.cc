@@ -98,7 +98,19 @@ absl::Status CheckPayload(const std::string& payload, const std::string& field,
 }
 
 absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& headers,
-                                const std::string& field) {
+                                const std::string& field, const ApiLimits& limits) {
+  if (static_cast<int64_t>(headers.size()) > limits.max_headers) {
+    return absl::ResourceExhaustedError(absl::StrCat(field, " has ", headers.size(),
+                                                     " headers, more than the limit of ",
+                                                     limits.max_headers, " (--max_headers)"));
+  }
+  size_t bytes = 0;
+  for (const auto& [k, v] : headers) bytes += k.size() + v.size();
+  if (bytes > limits.max_header_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(field, " is ", bytes, " bytes, more than the limit of ",
+                     limits.max_header_bytes, " (--max_header_bytes)"));
+  }
   for (const auto& [k, v] : headers) {
     if (k.empty()) return Invalid(absl::StrCat(field, " key"), k, "is empty");
     for (char c : k) {
@@ -136,9 +148,21 @@ absl::Status CheckDuration(absl::Duration d, const std::string& field) {
 absl::StatusOr<std::vector<Branch>> BuildBranches(const std::vector<StepSpec>& steps,
                                                   TransType type, const ApiLimits& limits,
                                                   const StepFields& fields) {
-  if (static_cast<int>(steps.size()) > limits.max_steps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps has ", steps.size(), " steps, more than ", limits.max_steps));
+  if (static_cast<int64_t>(steps.size()) > limits.max_steps) {
+    return absl::ResourceExhaustedError(absl::StrCat("steps has ", steps.size(),
+                                                     " steps, more than the limit of ",
+                                                     limits.max_steps, " (--max_steps)"));
+  }
+  size_t bytes = 0;
+  for (const StepSpec& s : steps) {
+    // A saga stores the payload twice, with its action and with its compensation.
+    bytes += s.action.size() + s.compensate.size() +
+             (type == TransType::kSaga ? 2 : 1) * s.payload.size();
+  }
+  if (bytes > limits.max_transaction_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "steps add up to ", bytes, " bytes of targets and payloads, more than the limit of ",
+        limits.max_transaction_bytes, " (--max_transaction_bytes)"));
   }
   if (type == TransType::kSaga) RETURN_IF_ERROR(CheckAfter(steps, fields));
   std::vector<Branch> out;
@@ -181,16 +205,33 @@ TransOptions DefaultOptions(TransType type, const ApiLimits& limits) {
   return o;
 }
 
-absl::Status FinishOptions(TransType type, const std::string& prefix, TransOptions& o) {
+absl::Status FinishOptions(TransType type, const std::string& prefix, TransOptions& o,
+                           const ApiLimits& limits) {
+  auto at_least = [&](absl::Duration d, absl::Duration min, const char* name, const char* flag) {
+    if (d >= min) return absl::OkStatus();
+    return Invalid(
+        absl::StrCat(prefix, name), absl::FormatDuration(d),
+        absl::StrCat("is below the minimum of ", absl::FormatDuration(min), " (--", flag, ")"));
+  };
+  RETURN_IF_ERROR(at_least(o.retry_interval, limits.min_retry_interval, "retry_interval",
+                           "min_retry_interval"));
+  RETURN_IF_ERROR(at_least(o.request_timeout, limits.min_request_timeout, "request_timeout",
+                           "min_request_timeout"));
   if (o.delay > absl::ZeroDuration() && type != TransType::kMsg) {
     return Invalid(absl::StrCat(prefix, "delay"), absl::FormatDuration(o.delay), "is only for MSG");
   }
   if (o.retry_limit < 0) {
     return Invalid(absl::StrCat(prefix, "retry_limit"), absl::StrCat(o.retry_limit), "is negative");
   }
-  RETURN_IF_ERROR(CheckBranchHeaders(o.branch_headers, absl::StrCat(prefix, "branch_headers")));
+  RETURN_IF_ERROR(
+      CheckBranchHeaders(o.branch_headers, absl::StrCat(prefix, "branch_headers"), limits));
   if (o.max_retry_interval < o.retry_interval) o.max_retry_interval = o.retry_interval;
   return absl::OkStatus();
+}
+
+void ApplyRegistrationLimits(BranchRegistration& r, const ApiLimits& limits) {
+  r.max_registrations = limits.max_steps;
+  r.max_transaction_bytes = static_cast<int64_t>(limits.max_transaction_bytes);
 }
 
 }  // namespace dtm

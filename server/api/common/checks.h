@@ -20,10 +20,26 @@
 
 namespace dtm {
 
+// What one request, and one transaction over its life, may hold. Each is a dtmd flag; the
+// defaults keep every answer (Query of the biggest transaction, one List page) well inside
+// what gRPC and the coordinator's memory take, and every branch call deliverable.
 struct ApiLimits {
   size_t max_payload_bytes = 1 << 20;  // per step
+  // Steps of a saga or msg; registered branches of a tcc.
   int max_steps = 1000;
   int max_page_size = 1000;
+  // All of a transaction's payloads and targets together, registered tcc branches included.
+  size_t max_transaction_bytes = 16 << 20;
+  // One List page, as TransactionBytes counts (the page ends early past it).
+  size_t max_list_bytes = 4 << 20;
+  // branch_headers: sent as gRPC metadata or HTTP headers with every branch call, so they
+  // stay far below what a branch server accepts (gRPC's default is 8 KiB of metadata).
+  size_t max_header_bytes = 4096;  // keys and values together
+  int max_headers = 32;
+  // Floors on what a client may ask for: a tiny retry_interval turns one saga into a flood of
+  // calls, a tiny request_timeout fails every call.
+  absl::Duration min_retry_interval = absl::Milliseconds(100);
+  absl::Duration min_request_timeout = absl::Milliseconds(100);
   // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
   // PREPARED before the coordinator aborts the tcc or back-checks the msg.
   absl::Duration default_timeout_to_fail = absl::Seconds(35);
@@ -48,8 +64,9 @@ absl::Status CheckPayload(const std::string& payload, const std::string& field,
                           const ApiLimits& limits);
 // branch_headers: keys that are valid as gRPC metadata (lowercase letters, digits, - _ .) and
 // as HTTP header names, not reserved (grpc-*, dtm-*, *-bin); printable ASCII values.
+// At most limits.max_headers of them, limits.max_header_bytes in all (RESOURCE_EXHAUSTED).
 absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& headers,
-                                const std::string& field);
+                                const std::string& field, const ApiLimits& limits);
 // A reason (rollback_reason of an Abort, of a ForceStop) of at most kMaxReasonLength.
 absl::Status CheckReason(const std::string& reason, const std::string& field);
 // A Duration option given by a client: not negative.
@@ -81,7 +98,11 @@ absl::StatusOr<std::vector<Branch>> BuildBranches(const std::vector<StepSpec>& s
 TransOptions DefaultOptions(TransType type, const ApiLimits& limits);
 // Checks options once a face read them into `o` (field names under `prefix`, e.g. "options.")
 // and evens them out: max_retry_interval is at least retry_interval.
-absl::Status FinishOptions(TransType type, const std::string& prefix, TransOptions& o);
+absl::Status FinishOptions(TransType type, const std::string& prefix, TransOptions& o,
+                           const ApiLimits& limits);
+// Sets the bounds the store holds a tcc to when it appends `r`'s branches (max_steps
+// registrations, max_transaction_bytes).
+void ApplyRegistrationLimits(BranchRegistration& r, const ApiLimits& limits);
 
 }  // namespace dtm
 

@@ -175,6 +175,7 @@ void DtmHttpApi::All(const HttpRequest& req, HttpResponder respond) {
     return;
   }
   ListQuery q;
+  q.max_bytes = limits_.max_list_bytes;
   q.page_size = 100;  // DTM's default
   q.page_token = req.Param("position");
   int64_t limit = q.page_size;

@@ -346,7 +346,7 @@ absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute
         "local transaction committed");
   }
   RETURN_IF_ERROR(CheckTarget(t.query_prepared, "query_prepared"));
-  RETURN_IF_ERROR(FinishOptions(type, "", opts));
+  RETURN_IF_ERROR(FinishOptions(type, "", opts, limits));
   StepFields fields{Step, [&](int i) {
                       return Member(o, "payloads") ? absl::StrCat("payloads[", i, "]")
                                                    : absl::StrCat(Step(i), ".data");
@@ -379,6 +379,7 @@ absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,
   RETURN_IF_ERROR(CheckTarget(r.confirm, "confirm"));
   RETURN_IF_ERROR(CheckTarget(r.cancel, "cancel"));
   RETURN_IF_ERROR(CheckPayload(r.payload, "data", limits));
+  ApplyRegistrationLimits(r, limits);
   return r;
 }
 

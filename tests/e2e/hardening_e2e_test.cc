@@ -1,0 +1,149 @@
+// What an untrusted client must not be able to do to dtmd through its APIs, each with the
+// limit that stops it: make it dial something else than a TCP port by name (SSRF through
+// resolver schemes), answer a List larger than it can hold, store headers no branch server
+// would accept, grow a transaction without bound, or make it retry in a tight loop.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/saga.h"
+#include "tests/support/http_client.h"
+#include "tests/support/live_dtmd_test.h"
+
+namespace dtm {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kListBytes = 20000;
+
+class HardeningE2ETest : public test::LiveDtmdTest<HardeningE2ETest> {
+ public:
+  static std::vector<std::string> DtmdArgs() {
+    return {"--lease=1s",
+            "--recovery_interval=100ms",
+            absl::StrCat("--max_list_bytes=", kListBytes),
+            "--max_header_bytes=3000",
+            "--max_headers=4",
+            "--max_steps=3",
+            "--min_retry_interval=100ms",
+            "--min_request_timeout=100ms"};
+  }
+
+ protected:
+  absl::Status SubmitWith(const std::string& gid, const std::function<void(Saga&)>& change) {
+    Saga saga(client_, gid);
+    saga.Add("", "");
+    change(saga);
+    return saga.WaitResult().Submit().status();
+  }
+};
+
+TEST_F(HardeningE2ETest, TargetsReachingBeyondATcpPortAreRefusedAndNothingIsStored) {
+  for (const char* target :
+       {"unix:/run/dtm.sock/a.B/C", "unix-abstract:dtm/a.B/C", "ipv4:127.0.0.1:1/a.B/C",
+        "vsock:1:2/a.B/C", "dns://8.8.8.8/h:1/a.B/C", "h:0040121/a.B/C", "h:+40121/a.B/C",
+        "user@h:1/a.B/C", "h%00:1/a.B/C", "h\n:1/a.B/C"}) {
+    std::string gid = Gid();
+    Saga saga(client_, gid);
+    saga.Add(target, "");
+    absl::Status st = saga.Submit().status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << target << ": " << st;
+    EXPECT_THAT(std::string(st.message()), HasSubstr("steps[0].action '")) << target;
+    EXPECT_EQ(client_->Query(gid).status().code(), absl::StatusCode::kNotFound) << target;
+  }
+  // DTM's HTTP API holds its targets to the same grammar.
+  test::HttpClient http;
+  std::string gid = Gid();
+  test::HttpResult r = http.Post(
+      absl::StrCat("http://", dtmd_->http_address(), "/api/dtmsvr/submit"),
+      absl::StrCat(R"({"gid":")", gid,
+                   R"(","trans_type":"saga","steps":[{"action":"http://10.0.0.1:0080/x"}]})"));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("1..65535"));
+  EXPECT_EQ(client_->Query(gid).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(HardeningE2ETest, BranchHeadersBeyondTheLimitsAreRefusedNamingTheFlag) {
+  absl::Status big =
+      SubmitWith(Gid(), [](Saga& s) { s.BranchHeader("x", std::string(3000, 'v')); });
+  EXPECT_EQ(big.code(), absl::StatusCode::kResourceExhausted) << big;
+  EXPECT_THAT(std::string(big.message()), HasSubstr("--max_header_bytes"));
+  absl::Status many = SubmitWith(Gid(), [](Saga& s) {
+    for (int i = 0; i < 5; ++i) s.BranchHeader(absl::StrCat("x-", i), "v");
+  });
+  EXPECT_EQ(many.code(), absl::StatusCode::kResourceExhausted) << many;
+  EXPECT_THAT(std::string(many.message()), HasSubstr("--max_headers"));
+  EXPECT_TRUE(SubmitWith(Gid(), [](Saga& s) { s.BranchHeader("x", "v"); }).ok());
+}
+
+TEST_F(HardeningE2ETest, RetryIntervalAndRequestTimeoutHaveFloors) {
+  absl::Status fast = SubmitWith(Gid(), [](Saga& s) { s.RetryInterval(absl::Milliseconds(1)); });
+  EXPECT_EQ(fast.code(), absl::StatusCode::kInvalidArgument) << fast;
+  EXPECT_THAT(std::string(fast.message()), HasSubstr("--min_retry_interval"));
+  absl::Status quick = SubmitWith(Gid(), [](Saga& s) { s.RequestTimeout(absl::Milliseconds(10)); });
+  EXPECT_EQ(quick.code(), absl::StatusCode::kInvalidArgument) << quick;
+  EXPECT_THAT(std::string(quick.message()), HasSubstr("--min_request_timeout"));
+}
+
+TEST_F(HardeningE2ETest, ATccStopsAcceptingBranchesAtMaxSteps) {
+  std::string gid = Gid();
+  v1::PrepareRequest prepare;
+  prepare.set_gid(gid);
+  prepare.set_trans_type(v1::TCC);
+  ASSERT_TRUE(client_->Prepare(prepare).ok());
+  for (int i = 1; i <= 4; ++i) {
+    v1::RegisterBranchRequest reg;
+    reg.set_gid(gid);
+    reg.set_trans_type(v1::TCC);
+    reg.set_branch_id(absl::StrCat("0", i));
+    absl::Status st = client_->RegisterBranch(reg);
+    if (i <= 3) {
+      EXPECT_TRUE(st.ok()) << i << ": " << st;
+    } else {
+      EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+      EXPECT_THAT(std::string(st.message()), HasSubstr("--max_steps"));
+    }
+  }
+  v1::AbortRequest abort;
+  abort.set_gid(gid);
+  abort.set_trans_type(v1::TCC);
+  ASSERT_TRUE(client_->Abort(abort).ok());
+  EXPECT_EQ(client_->Query(gid)->branches_size(), 6);  // three registered: cancel and confirm
+}
+
+TEST_F(HardeningE2ETest, ListOfLargeTransactionsIsPagedByBytes) {
+  // 20 transactions of about 3 KB each; one page may hold about 6 of them.
+  std::string prefix = Gid();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(SubmitWith(absl::StrCat(prefix, "-", i), [](Saga& s) {
+                  s.BranchHeader("x", std::string(2900, 'v'));
+                }).ok());
+  }
+  v1::ListRequest req;
+  req.set_gid_prefix(prefix + "-");
+  req.set_page_size(1000);
+  std::set<std::string> seen;
+  int pages = 0;
+  for (;;) {
+    auto page = client_->List(req);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ++pages;
+    EXPECT_GE(page->transactions_size(), 1);
+    EXPECT_LE(page->ByteSizeLong(), 2u * kListBytes);
+    for (const auto& t : page->transactions()) seen.insert(t.gid());
+    if (page->next_page_token().empty()) break;
+    req.set_page_token(page->next_page_token());
+    ASSERT_LT(pages, 50);
+  }
+  EXPECT_EQ(seen.size(), 20u);
+  EXPECT_GE(pages, 3);
+}
+
+}  // namespace
+}  // namespace dtm
