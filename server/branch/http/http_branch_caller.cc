@@ -176,7 +176,9 @@ void HttpBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
 void HttpBranchCaller::Finish(Request* r, int curl_code) {
   BranchResult result;
   if (r->too_big) {
-    result = {CallOutcome::kError,
+    // The same answer would come back on every retry, and the branch would act each time:
+    // the call fails, as for a gRPC answer over the receive limit.
+    result = {CallOutcome::kFailure,
               absl::StrCat("HTTP response larger than ", r->max_bytes, " bytes")};
   } else if (curl_code == CURLE_OPERATION_TIMEDOUT) {
     result = {CallOutcome::kError,

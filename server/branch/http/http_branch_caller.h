@@ -14,7 +14,8 @@
 // failure; another 2xx -> success; anything else (another status, no connection, a reset, a
 // TLS error, request_timeout) -> a transient error. Only the first `max_kept_bytes` of a body
 // are kept (for last_error), all of it is searched, and a body larger than
-// `max_response_bytes` is a transient error.
+// `max_response_bytes` fails the call (a retry would get the same answer, after the branch
+// acted again).
 //
 // Thread-safe. `done` runs on the libcurl thread and must not block.
 #ifndef DTM_SERVER_BRANCH_HTTP_HTTP_BRANCH_CALLER_H_

@@ -182,7 +182,7 @@ TEST_F(HttpBranchCallerTest, KeepsTheStartOfABodyAndRefusesAHugeOne) {
   BranchResult r = CallSync(Call(Url("/busi?status=500&body=" + std::string(1000, 'e'))));
   EXPECT_EQ(r.message, "HTTP 500: " + std::string(256, 'e'));
   BranchResult big = CallSync(Call(Url("/busi?big=1")));
-  EXPECT_EQ(big.outcome, CallOutcome::kError);
+  EXPECT_EQ(big.outcome, CallOutcome::kFailure);
   EXPECT_THAT(big.message, HasSubstr("HTTP response larger than 4194304 bytes"));
 }
 
