@@ -66,6 +66,9 @@ ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
           "key=value string (env DTM_STORE)");
 ABSL_FLAG(std::string, schema, EnvOr("DTM_SCHEMA", ""),
           "PostgreSQL schema for dtm's tables, created if missing; empty: public (env DTM_SCHEMA)");
+ABSL_FLAG(bool, init_store, false,
+          "SQLite: create a new store in an existing file that holds none (dtmd refuses to "
+          "start on an empty or foreign file otherwise, as it would on a damaged one)");
 ABSL_FLAG(std::string, advertise, EnvOr("DTM_ADVERTISE", ""),
           "address sent to branches as dtm-dtm; default: --listen (env DTM_ADVERTISE)");
 ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
@@ -132,6 +135,7 @@ int main(int argc, char** argv) {
   config.store = absl::GetFlag(FLAGS_store);
   config.schema = absl::GetFlag(FLAGS_schema);
   config.advertise = absl::GetFlag(FLAGS_advertise);
+  config.init_store = absl::GetFlag(FLAGS_init_store);
   config.threads = static_cast<int>(absl::GetFlag(FLAGS_threads));
   if (config.threads == 0) {
     config.threads = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));

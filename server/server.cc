@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   auto p = std::make_unique<Parts>();
   StoreOptions so;
   so.schema = config.schema;
+  so.init = config.init_store;
   auto store = OpenStore(config.store, so);
   if (!store.ok()) return store.status();
   p->store = std::move(*store);

@@ -22,7 +22,8 @@ struct ServerConfig {
   // PEM CAs that https:// branches' certificates are checked against; empty: the system's.
   std::string http_ca_file;
   std::string store = "sqlite://dtm.db";
-  std::string schema;  // PostgreSQL schema for dtm's tables; empty: public
+  std::string schema;       // PostgreSQL schema for dtm's tables; empty: public
+  bool init_store = false;  // SQLite: create a store in an existing file that holds none
   // Address branches see in dtm-dtm; defaults to the listen address.
   std::string advertise;
   int threads = 4;

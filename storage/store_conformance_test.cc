@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -873,6 +874,60 @@ TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
   auto s = SQLiteStore::Open(path);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.status().message()), ::testing::HasSubstr("99"));
+}
+
+// A store file that existed, filled, then was emptied (truncated to 0 bytes, or replaced by
+// an empty database) must not start as a new store: its transactions would be gone silently.
+TEST(SQLiteStoreTest, RefusesAnEmptiedFileUnlessToldToInitialise) {
+  char dir[] = "/tmp/dtm-store-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/e.db";
+  {
+    auto s = SQLiteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE((*s)->WriteSync(CreateOp{MakeTxn("kept", kT0)}).status.ok());
+    (*s)->Close();
+  }
+  ASSERT_TRUE(SQLiteStore::Open(path).ok()) << "a store file opens again";
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  auto refused = SQLiteStore::Open(path);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::AllOf(::testing::HasSubstr(path), ::testing::HasSubstr("no dtm store"),
+                               ::testing::HasSubstr("--init_store")));
+  auto created = SQLiteStore::Open(path, /*init=*/true);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ((*created)->Get("kept").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SQLiteStoreTest, RefusesADamagedFile) {
+  char dir[] = "/tmp/dtm-store-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/d.db";
+  {
+    auto s = SQLiteStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    for (int i = 0; i < 300; ++i) {
+      Transaction t = MakeTxn(absl::StrCat("t-", i), kT0 + absl::Seconds(i));
+      for (Branch& b : t.branches) b.payload = std::string(1000, static_cast<char>('a' + i % 26));
+      ASSERT_TRUE((*s)->WriteSync(CreateOp{t}).status.ok());
+    }
+    (*s)->Close();  // the last connection checkpoints the WAL into the file
+  }
+  // 8 KiB of garbage over two whole pages in the middle of the file.
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(std::fseek(f, 0, SEEK_END), 0);
+  long size = std::ftell(f);
+  ASSERT_GT(size, 200000);
+  ASSERT_EQ(std::fseek(f, (size / 2) / 4096 * 4096, SEEK_SET), 0);
+  std::string garbage(8192, '\xA5');
+  ASSERT_EQ(std::fwrite(garbage.data(), 1, garbage.size(), f), garbage.size());
+  std::fclose(f);
+  auto damaged = SQLiteStore::Open(path);
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss) << damaged.status();
+  EXPECT_THAT(std::string(damaged.status().message()),
+              ::testing::AllOf(::testing::HasSubstr(path), ::testing::HasSubstr("quick_check")));
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url,
   if (path.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--store '", url, "' names no file"));
   }
-  auto store = SQLiteStore::Open(path);
+  auto store = SQLiteStore::Open(path, options.init);
   if (!store.ok()) return store.status();
   return std::unique_ptr<Store>(std::move(*store));
 }

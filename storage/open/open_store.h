@@ -15,6 +15,8 @@ namespace dtm {
 struct StoreOptions {
   // PostgreSQL: the schema holding dtm's tables (created if missing). Empty: "public".
   std::string schema;
+  // SQLite: create a new store in an existing file that holds none (SQLiteStore::Open).
+  bool init = false;
 };
 
 // Opens the store named by a URL: "sqlite:///path/to/file.db", "sqlite://relative.db", a

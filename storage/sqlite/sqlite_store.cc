@@ -1,6 +1,7 @@
 #include "storage/sqlite/sqlite_store.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <utility>
 
@@ -524,9 +525,56 @@ absl::Status Migrate(SQLiteConn& conn) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string& path) {
+namespace {
+
+absl::Status CheckExistingFile(SQLiteConn& conn, const std::string& path, bool init) {
+  const std::string restore =
+      "restore it from a backup, or start dtmd with --init_store to create a new, empty store "
+      "in it";
+  {
+    Stmt s(conn, "SELECT count(*) FROM sqlite_master WHERE name = 'dtm_schema_version'");
+    RETURN_IF_ERROR(s.status());
+    RETURN_IF_ERROR(s.Step().status());
+    if (s.Int(0) == 0 && !init) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sqlite database '", path,
+          "' exists but holds no dtm store (empty, truncated, or another program's file): ",
+          restore));
+    }
+  }
+  Stmt q(conn, "PRAGMA quick_check(5)");
+  RETURN_IF_ERROR(q.status());
+  std::vector<std::string> problems;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    if (q.Text(0) != "ok") problems.push_back(q.Text(0));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "sqlite database '", path,
+      "' is damaged (PRAGMA quick_check: ", absl::StrJoin(problems, "; "), "): ", restore));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string& path, bool init) {
+  struct stat st {};
+  const bool existed = ::stat(path.c_str(), &st) == 0;
   auto writer = std::make_unique<SQLiteConn>();
   ASSIGN_OR_RETURN(writer->db, OpenConnection(path));
+  if (existed) {
+    absl::Status checked = CheckExistingFile(*writer, path, init);
+    if (!checked.ok()) {
+      // A file SQLite cannot even read as a database fails the first statement.
+      if (checked.code() == absl::StatusCode::kInternal ||
+          checked.code() == absl::StatusCode::kUnavailable) {
+        return absl::DataLossError(absl::StrCat(
+            "sqlite database '", path, "' cannot be read as a database (", checked.message(), ")"));
+      }
+      return checked;
+    }
+  }
   RETURN_IF_ERROR(Migrate(*writer));
   auto reader = std::make_unique<SQLiteConn>();
   ASSIGN_OR_RETURN(reader->db, OpenConnection(path));

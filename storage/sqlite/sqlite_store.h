@@ -23,7 +23,13 @@ struct SQLiteConn;
 class SQLiteStore final : public Store {
  public:
   // Opens (creating if needed) the database at `path` and applies schema migrations.
-  static absl::StatusOr<std::unique_ptr<SQLiteStore>> Open(const std::string& path);
+  //
+  // A file that exists is checked first, because starting on a damaged or emptied file as if
+  // it were new would lose every transaction it held without a word: an empty file, or one
+  // without dtm's tables, is refused (FAILED_PRECONDITION) unless `init` says to create a new
+  // store in it; a file failing SQLite's PRAGMA quick_check is refused (DATA_LOSS).
+  static absl::StatusOr<std::unique_ptr<SQLiteStore>> Open(const std::string& path,
+                                                           bool init = false);
   ~SQLiteStore() override;
 
   void Write(WriteOp op, Done done) override;
