@@ -97,6 +97,11 @@ ABSL_FLAG(absl::Duration, min_request_timeout,
 ABSL_FLAG(int64_t, max_branch_channels, EnvInt("DTM_MAX_BRANCH_CHANNELS", 1000),
           "most open channels to gRPC branch services; the least recently used idle ones "
           "close beyond it (env DTM_MAX_BRANCH_CHANNELS)");
+ABSL_FLAG(std::string, allowed_targets, EnvOr("DTM_ALLOWED_TARGETS", ""),
+          "comma-separated hosts (busi.example.com), name suffixes (*.svc.cluster.local), IP "
+          "literals or networks (10.0.0.0/8), each with an optional :port, that branch targets "
+          "may name; others are refused with PERMISSION_DENIED. Empty: any "
+          "(env DTM_ALLOWED_TARGETS)");
 ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
           "how long a tcc or msg may stay PREPARED when its options do not say: then the tcc is "
           "aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
@@ -165,6 +170,14 @@ int main(int argc, char** argv) {
   limits.max_headers = static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_headers), 4096));
   limits.min_retry_interval = absl::GetFlag(FLAGS_min_retry_interval);
   limits.min_request_timeout = absl::GetFlag(FLAGS_min_request_timeout);
+  if (std::string allowed = absl::GetFlag(FLAGS_allowed_targets); !allowed.empty()) {
+    absl::StatusOr<dtm::AllowedTargets> parsed = dtm::AllowedTargets::Parse(allowed);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "dtmd: %s\n", std::string(parsed.status().message()).c_str());
+      return 2;
+    }
+    limits.allowed_targets = std::make_shared<const dtm::AllowedTargets>(*std::move(parsed));
+  }
   config.max_branch_channels = static_cast<size_t>(absl::GetFlag(FLAGS_max_branch_channels));
   config.lease = absl::GetFlag(FLAGS_lease);
   config.limits.default_timeout_to_fail = absl::GetFlag(FLAGS_timeout_to_fail);

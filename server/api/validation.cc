@@ -105,7 +105,7 @@ absl::StatusOr<Transaction> ToTransaction(const Request& req, const ApiLimits& l
         "query_prepared is empty: a prepared msg needs a back-check target "
         "(host:port/package.Service/Method) that says whether its local transaction committed");
   }
-  RETURN_IF_ERROR(CheckTarget(req.query_prepared(), "query_prepared"));
+  RETURN_IF_ERROR(CheckTarget(req.query_prepared(), "query_prepared", limits));
   Transaction t;
   t.gid = req.gid();
   t.trans_type = type;
@@ -148,8 +148,8 @@ absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequ
         absl::StrCat("RegisterBranch is for TCC, not ", v1::TransType_Name(req.trans_type())));
   }
   RETURN_IF_ERROR(ValidateBranchId(req.branch_id()));
-  RETURN_IF_ERROR(CheckTarget(req.confirm(), "confirm"));
-  RETURN_IF_ERROR(CheckTarget(req.cancel(), "cancel"));
+  RETURN_IF_ERROR(CheckTarget(req.confirm(), "confirm", limits));
+  RETURN_IF_ERROR(CheckTarget(req.cancel(), "cancel", limits));
   RETURN_IF_ERROR(CheckPayload(req.payload(), "payload", limits));
   BranchRegistration op;
   op.gid = req.gid();

@@ -145,5 +145,43 @@ TEST_F(HardeningE2ETest, ListOfLargeTransactionsIsPagedByBytes) {
   EXPECT_GE(pages, 3);
 }
 
+// With --allowed_targets, a target outside the list is refused before anything is stored, on
+// both faces; the listed branch services are called as usual.
+class AllowListE2ETest : public test::LiveDtmdTest<AllowListE2ETest> {
+ public:
+  static std::vector<std::string> DtmdArgs() {
+    return {"--lease=1s", "--recovery_interval=100ms", "--allowed_targets=127.0.0.1"};
+  }
+};
+
+TEST_F(AllowListE2ETest, OnlyListedHostsAreCalled) {
+  std::string gid = Gid();
+  Saga refused(client_, gid);
+  refused.Add(branches_->Target("A1"), "");
+  refused.Add(absl::StrCat("localhost", branches_->Target("A2").substr(9)), "");
+  absl::Status st = refused.Submit().status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("steps[1].action 'localhost:"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("--allowed_targets"));
+  EXPECT_EQ(client_->Query(gid).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(branches_->CallsFor(gid).empty());
+
+  test::HttpClient http;
+  test::HttpResult r = http.Post(
+      absl::StrCat("http://", dtmd_->http_address(), "/api/dtmsvr/submit"),
+      absl::StrCat(R"({"gid":")", Gid(),
+                   R"(","trans_type":"saga","steps":[{"action":"http://169.254.169.254/x"}]})"));
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("169.254.169.254"));
+
+  std::string ok = Gid();
+  Saga allowed(client_, ok);
+  allowed.Add(branches_->Target("A1"), branches_->Target("C1"));
+  auto done = allowed.WaitResult().Submit();
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->status(), v1::SUCCEEDED);
+  EXPECT_EQ(branches_->NamesFor(ok), std::vector<std::string>{"A1"});
+}
+
 }  // namespace
 }  // namespace dtm

@@ -84,9 +84,12 @@ absl::Status ValidateBranchId(const std::string& id, const char* field) {
   return CheckId(id, field, kMaxBranchIdLength);
 }
 
-absl::Status CheckTarget(const std::string& target, const std::string& field) {
+absl::Status CheckTarget(const std::string& target, const std::string& field,
+                         const ApiLimits& limits) {
   if (target.empty()) return absl::OkStatus();
-  return ValidateTarget(target, field);
+  RETURN_IF_ERROR(ValidateTarget(target, field));
+  if (limits.allowed_targets == nullptr) return absl::OkStatus();
+  return limits.allowed_targets->Check(target, field);
 }
 
 absl::Status CheckPayload(const std::string& payload, const std::string& field,
@@ -170,8 +173,8 @@ absl::StatusOr<std::vector<Branch>> BuildBranches(const std::vector<StepSpec>& s
   for (int i = 0; i < static_cast<int>(steps.size()); ++i) {
     const StepSpec& s = steps[i];
     std::string step = fields.step(i);
-    RETURN_IF_ERROR(CheckTarget(s.action, step + ".action"));
-    RETURN_IF_ERROR(CheckTarget(s.compensate, step + ".compensate"));
+    RETURN_IF_ERROR(CheckTarget(s.action, step + ".action", limits));
+    RETURN_IF_ERROR(CheckTarget(s.compensate, step + ".compensate", limits));
     RETURN_IF_ERROR(CheckPayload(s.payload, fields.payload(i), limits));
     if (type == TransType::kMsg && !s.compensate.empty()) {
       return Invalid(step + ".compensate", s.compensate,

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/api/common/allowed_targets.h"
 #include "server/model/transaction.h"
 
 namespace dtm {
@@ -40,6 +42,8 @@ struct ApiLimits {
   // calls, a tiny request_timeout fails every call.
   absl::Duration min_retry_interval = absl::Milliseconds(100);
   absl::Duration min_request_timeout = absl::Milliseconds(100);
+  // The hosts and ports targets may name (--allowed_targets); null: any.
+  std::shared_ptr<const AllowedTargets> allowed_targets;
   // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
   // PREPARED before the coordinator aborts the tcc or back-checks the msg.
   absl::Duration default_timeout_to_fail = absl::Seconds(35);
@@ -57,8 +61,10 @@ std::string NewGid();
 absl::Status ValidateGid(const std::string& gid, const char* field = "gid");
 // A tcc branch id: 1..64 characters of [A-Za-z0-9_.:-].
 absl::Status ValidateBranchId(const std::string& id, const char* field = "branch_id");
-// A step's target: empty (a no-op that succeeds), a gRPC method or an HTTP URL.
-absl::Status CheckTarget(const std::string& target, const std::string& field);
+// A step's target: empty (a no-op that succeeds), a gRPC method or an HTTP URL, on a host and
+// port limits.allowed_targets allows (PERMISSION_DENIED otherwise).
+absl::Status CheckTarget(const std::string& target, const std::string& field,
+                         const ApiLimits& limits);
 // A payload within limits.max_payload_bytes (RESOURCE_EXHAUSTED beyond).
 absl::Status CheckPayload(const std::string& payload, const std::string& field,
                           const ApiLimits& limits);

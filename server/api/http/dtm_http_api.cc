@@ -42,6 +42,8 @@ HttpResponse DtmHttpApi::FromStatus(const absl::Status& s) {
       return JsonError(400, msg);
     case absl::StatusCode::kResourceExhausted:
       return JsonError(413, msg);
+    case absl::StatusCode::kPermissionDenied:
+      return JsonError(403, msg);
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kAlreadyExists:

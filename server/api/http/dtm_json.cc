@@ -345,7 +345,7 @@ absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute
         "query_prepared is empty: a prepared msg needs a back-check URL that says whether its "
         "local transaction committed");
   }
-  RETURN_IF_ERROR(CheckTarget(t.query_prepared, "query_prepared"));
+  RETURN_IF_ERROR(CheckTarget(t.query_prepared, "query_prepared", limits));
   RETURN_IF_ERROR(FinishOptions(type, "", opts, limits));
   StepFields fields{Step, [&](int i) {
                       return Member(o, "payloads") ? absl::StrCat("payloads[", i, "]")
@@ -376,8 +376,8 @@ absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,
   RETURN_IF_ERROR(GetString(o, "confirm", &r.confirm));
   RETURN_IF_ERROR(GetString(o, "cancel", &r.cancel));
   RETURN_IF_ERROR(GetString(o, "data", &r.payload));
-  RETURN_IF_ERROR(CheckTarget(r.confirm, "confirm"));
-  RETURN_IF_ERROR(CheckTarget(r.cancel, "cancel"));
+  RETURN_IF_ERROR(CheckTarget(r.confirm, "confirm", limits));
+  RETURN_IF_ERROR(CheckTarget(r.cancel, "cancel", limits));
   RETURN_IF_ERROR(CheckPayload(r.payload, "data", limits));
   ApplyRegistrationLimits(r, limits);
   return r;
