@@ -1,4 +1,5 @@
 // dtmd: flags and environment -> ServerConfig -> DtmServer; waits for SIGTERM/SIGINT.
+#include <google/protobuf/stubs/logging.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -12,6 +13,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/server.h"
@@ -48,6 +50,35 @@ void RaiseOpenFileLimit() {
     std::fprintf(stderr, "dtmd: open file limit raised from %llu to %llu\n",
                  static_cast<unsigned long long>(was), static_cast<unsigned long long>(r.rlim_cur));
   }
+}
+
+// protobuf logs an ERROR line for every request carrying a string that is not UTF-8 (the
+// request is refused anyway); a client could fill the log with them. At most one protobuf
+// line is written per minute, with the count of those left out; FATAL ones always.
+ABSL_CONST_INIT absl::Mutex protobuf_log_mu(absl::kConstInit);
+absl::Time window_end ABSL_GUARDED_BY(protobuf_log_mu) = absl::InfinitePast();
+int64_t left_out ABSL_GUARDED_BY(protobuf_log_mu) = 0;
+
+void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                            const std::string& message) {
+  int64_t before = 0;
+  {
+    absl::MutexLock lock(&protobuf_log_mu);
+    absl::Time now = absl::Now();
+    if (level != google::protobuf::LOGLEVEL_FATAL && now < window_end) {
+      ++left_out;
+      return;
+    }
+    window_end = now + absl::Minutes(1);
+    before = left_out;
+    left_out = 0;
+  }
+  std::fprintf(stderr, "dtmd: libprotobuf %s:%d: %s%s\n", file, line, message.c_str(),
+               before > 0 ? absl::StrCat(" (", before,
+                                         " similar lines left out in the last "
+                                         "minute)")
+                                .c_str()
+                          : "");
 }
 
 }  // namespace
@@ -125,6 +156,7 @@ int main(int argc, char** argv) {
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   RaiseOpenFileLimit();
+  google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
 
   // Block the signals before any thread starts so that only sigwait below sees them.
   sigset_t signals;

@@ -3,6 +3,8 @@
 // resolver schemes), answer a List larger than it can hold, store headers no branch server
 // would accept, grow a transaction without bound, or make it retry in a tight loop.
 #include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "client/saga.h"
 #include "tests/support/http_client.h"
 #include "tests/support/live_dtmd_test.h"
@@ -143,6 +146,38 @@ TEST_F(HardeningE2ETest, ListOfLargeTransactionsIsPagedByBytes) {
   }
   EXPECT_EQ(seen.size(), 20u);
   EXPECT_GE(pages, 3);
+}
+
+TEST_F(HardeningE2ETest, UndecodableRequestsCannotFloodTheLog) {
+  // Query with a gid that is not UTF-8, as raw bytes: field 1, length 2, 0xff 0xfe.
+  auto channel = grpc::CreateChannel(dtmd_->address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  const std::string bytes("\x0a\x02\xff\xfe", 4);
+  for (int i = 0; i < 50; ++i) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&context, "/dtm.v1.Coordinator/Query", grpc::StubOptions(), &request, &response,
+                   [&](const grpc::Status& s) {
+                     status = s;
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    EXPECT_FALSE(status.ok()) << i;
+  }
+  // Still serving, and at most one protobuf line in the log for the 50 requests.
+  EXPECT_TRUE(client_->Query("absent").status().code() == absl::StatusCode::kNotFound);
+  std::string log = dtmd_->Log();
+  size_t lines = 0;
+  for (size_t at = log.find("libprotobuf"); at != std::string::npos;
+       at = log.find("libprotobuf", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u) << log;
+  EXPECT_LE(lines, 1u) << log;
 }
 
 // With --allowed_targets, a target outside the list is refused before anything is stored, on
