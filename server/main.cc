@@ -133,6 +133,10 @@ ABSL_FLAG(std::string, allowed_targets, EnvOr("DTM_ALLOWED_TARGETS", ""),
           "literals or networks (10.0.0.0/8), each with an optional :port, that branch targets "
           "may name; others are refused with PERMISSION_DENIED. Empty: any "
           "(env DTM_ALLOWED_TARGETS)");
+ABSL_FLAG(bool, verbose_errors, false,
+          "branch transport errors in last_error as gRPC and libcurl word them (\"Connection "
+          "refused\", \"Socket closed\"); off, one generic text, so that clients cannot use "
+          "dtmd to learn what listens where");
 ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
           "how long a tcc or msg may stay PREPARED when its options do not say: then the tcc is "
           "aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
@@ -211,6 +215,7 @@ int main(int argc, char** argv) {
     limits.allowed_targets = std::make_shared<const dtm::AllowedTargets>(*std::move(parsed));
   }
   config.max_branch_channels = static_cast<size_t>(absl::GetFlag(FLAGS_max_branch_channels));
+  config.verbose_errors = absl::GetFlag(FLAGS_verbose_errors);
   config.lease = absl::GetFlag(FLAGS_lease);
   config.limits.default_timeout_to_fail = absl::GetFlag(FLAGS_timeout_to_fail);
   if (config.limits.default_timeout_to_fail <= absl::ZeroDuration()) {

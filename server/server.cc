@@ -78,9 +78,11 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->timers = std::make_unique<TimerQueue>(p->clock.get());
   GrpcBranchCallerOptions go;
   go.max_channels = config.max_branch_channels;
+  go.verbose_errors = config.verbose_errors;
   p->grpc_caller = std::make_unique<GrpcBranchCaller>(go);
   HttpBranchCallerOptions ho;
   ho.ca_file = config.http_ca_file;
+  ho.verbose_errors = config.verbose_errors;
   p->http_caller = std::make_unique<HttpBranchCaller>(ho);
   p->caller = std::make_unique<ProtocolRouter>(p->grpc_caller.get(), p->http_caller.get());
   EngineOptions eo;

@@ -30,6 +30,9 @@ struct ServerConfig {
   ApiLimits limits;
   // Open channels to gRPC branch services (least recently used idle ones close beyond it).
   size_t max_branch_channels = 1000;
+  // Branch transport errors in last_error as gRPC and libcurl word them (they tell what
+  // listens at an address); off: one generic text.
+  bool verbose_errors = false;
   absl::Duration lease = absl::Seconds(10);
   RecoveryOptions recovery;
 };

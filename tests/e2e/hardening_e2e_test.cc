@@ -148,6 +148,31 @@ TEST_F(HardeningE2ETest, ListOfLargeTransactionsIsPagedByBytes) {
   EXPECT_GE(pages, 3);
 }
 
+TEST_F(HardeningE2ETest, LastErrorDoesNotTellWhatListensAtAnAddress) {
+  // A closed port and a port where something else than gRPC listens (dtmd's own HTTP API)
+  // read the same.
+  std::string closed = Gid();
+  std::string http = Gid();
+  for (const auto& [gid, target] :
+       {std::pair<std::string, std::string>{closed, "127.0.0.1:1/a.B/C"},
+        {http, absl::StrCat(dtmd_->http_address(), "/a.B/C")}}) {
+    Saga saga(client_, gid);
+    saga.Add(target, "").RetryInterval(absl::Seconds(60));
+    ASSERT_TRUE(saga.Submit().ok());
+  }
+  std::vector<std::string> errors;
+  for (const std::string& gid : {closed, http}) {
+    ASSERT_TRUE(test::WaitUntil([&] {
+      auto t = client_->Query(gid);
+      return t.ok() && t->branches(0).attempts() >= 1;
+    }));
+    errors.push_back(client_->Query(gid)->branches(0).last_error());
+  }
+  EXPECT_THAT(errors[0], HasSubstr("no gRPC answer from the branch"));
+  EXPECT_EQ(errors[0].substr(errors[0].find(':')), errors[1].substr(errors[1].find(':')));
+  for (const std::string& gid : {closed, http}) EXPECT_TRUE(client_->ForceStop(gid, "done").ok());
+}
+
 TEST_F(HardeningE2ETest, UndecodableRequestsCannotFloodTheLog) {
   // Query with a gid that is not UTF-8, as raw bytes: field 1, length 2, 0xff 0xfe.
   auto channel = grpc::CreateChannel(dtmd_->address(), grpc::InsecureChannelCredentials());

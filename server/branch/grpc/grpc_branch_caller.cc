@@ -22,7 +22,7 @@ GrpcBranchCaller::GrpcBranchCaller(GrpcBranchCallerOptions options) : options_(o
 
 GrpcBranchCaller::~GrpcBranchCaller() { Shutdown(); }
 
-BranchResult GrpcBranchCaller::Classify(const grpc::Status& status) {
+BranchResult GrpcBranchCaller::Classify(const grpc::Status& status, bool verbose) {
   BranchResult r;
   switch (status.error_code()) {
     case grpc::StatusCode::OK:
@@ -43,6 +43,16 @@ BranchResult GrpcBranchCaller::Classify(const grpc::Status& status) {
         r.outcome = CallOutcome::kFailure;
         r.message = absl::StrCat("the branch's answer is over the coordinator's receive limit (",
                                  status.error_message(), ")");
+        return r;
+      }
+      [[fallthrough]];
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::INTERNAL:
+      if (!verbose) {
+        r.outcome = CallOutcome::kError;
+        r.message = absl::StrCat(
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
+            ": no gRPC answer from the branch (dtmd --verbose_errors says why)");
         return r;
       }
       [[fallthrough]];
@@ -145,7 +155,7 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
                     }
                     auto cb = std::move(f->done);
                     delete f;
-                    cb(Classify(status));
+                    cb(Classify(status, options_.verbose_errors));
                   });
 }
 

@@ -31,6 +31,10 @@ struct GrpcBranchCallerOptions {
   size_t max_channels = 1000;
   absl::Duration idle_channel_timeout = absl::Minutes(5);
   int max_answer_bytes = 4 << 20;  // a branch's answer, as gRPC's receive limit
+  // Keep gRPC's own words for UNAVAILABLE and INTERNAL in last_error ("Connection refused",
+  // "Socket closed", "...http1.x server..."). Off, they read the same whatever was at the
+  // address, so that a client cannot use last_error to learn what listens where.
+  bool verbose_errors = false;
 };
 
 class GrpcBranchCaller final : public BranchCaller {
@@ -41,8 +45,8 @@ class GrpcBranchCaller final : public BranchCaller {
   void Call(BranchCall call, std::function<void(BranchResult)> done) override;
   void Shutdown() override;
 
-  // Maps a gRPC status from a branch to its outcome.
-  static BranchResult Classify(const grpc::Status& status);
+  // Maps a gRPC status from a branch to its outcome (`verbose`: GrpcBranchCallerOptions).
+  static BranchResult Classify(const grpc::Status& status, bool verbose = true);
 
   // Channels open now (for tests and metrics).
   size_t channel_count() const;

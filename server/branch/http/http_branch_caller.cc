@@ -85,6 +85,7 @@ struct HttpBranchCaller::Request {
   size_t max_kept = 0;
   size_t received = 0;
   bool too_big = false;
+  bool verbose_errors = false;
   std::string kept;
   std::string tail;
   absl::string_view marker;
@@ -127,6 +128,7 @@ void HttpBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
   r->timeout = call.timeout;
   r->done = std::move(done);
   r->max_bytes = options_.max_response_bytes;
+  r->verbose_errors = options_.verbose_errors;
   r->max_kept = options_.max_kept_bytes;
   // DTM's parameters after the URL's own; alphabetical, as DTM's HTTP client sends them.
   r->url = std::move(call.target);
@@ -184,6 +186,15 @@ void HttpBranchCaller::Finish(Request* r, int curl_code) {
     result = {CallOutcome::kError,
               absl::StrCat("HTTP request timed out after ", absl::FormatDuration(r->timeout),
                            " (request_timeout)")};
+  } else if (curl_code == CURLE_PEER_FAILED_VERIFICATION && !r->verbose_errors) {
+    // The operator's to fix (a CA missing), so said even without verbose errors.
+    result = {CallOutcome::kError,
+              "HTTP request failed: the branch's TLS (SSL) certificate could not be verified "
+              "against --http_ca_file or the system's CAs"};
+  } else if (curl_code != CURLE_OK && !r->verbose_errors) {
+    result = {CallOutcome::kError,
+              "HTTP request failed: no HTTP answer from the branch (dtmd --verbose_errors says "
+              "why)"};
   } else if (curl_code != CURLE_OK) {
     result = {
         CallOutcome::kError,

@@ -40,6 +40,10 @@ struct HttpBranchCallerOptions {
   std::string ca_file;  // PEM CAs for https:// branches; empty: the system's
   size_t max_response_bytes = 4 << 20;
   size_t max_kept_bytes = 256;
+  // Keep libcurl's words for a failed connection in last_error ("Connection refused", "Empty
+  // reply from server", ...). Off, every such failure reads the same, so that a client cannot
+  // use last_error to learn what listens where.
+  bool verbose_errors = false;
 };
 
 class HttpBranchCaller final : public BranchCaller {

@@ -169,7 +169,21 @@ TEST_F(HttpBranchCallerTest, ConnectionRefusedAndTimeoutAreTransient) {
   close(fd);
   BranchResult refused = CallSync(Call(absl::StrCat("http://127.0.0.1:", port, "/busi")));
   EXPECT_EQ(refused.outcome, CallOutcome::kError);
-  EXPECT_THAT(refused.message, HasSubstr("HTTP request failed: Couldn't connect to server"));
+  EXPECT_EQ(refused.message,
+            "HTTP request failed: no HTTP answer from the branch (dtmd --verbose_errors says why)");
+  {
+    HttpBranchCallerOptions verbose;
+    verbose.verbose_errors = true;
+    HttpBranchCaller caller(verbose);
+    BranchResult said;
+    absl::Notification done;
+    caller.Call(Call(absl::StrCat("http://127.0.0.1:", port, "/busi")), [&](BranchResult r) {
+      said = std::move(r);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    EXPECT_THAT(said.message, HasSubstr("HTTP request failed: Couldn't connect to server"));
+  }
 
   BranchCall slow = Call(Url("/hang"));
   slow.timeout = absl::Milliseconds(300);
