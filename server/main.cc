@@ -1,7 +1,10 @@
 // dtmd: flags and environment -> ServerConfig -> DtmServer; waits for SIGTERM/SIGINT.
 #include <google/protobuf/stubs/logging.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/server.h"
 #include "storage/open/open_store.h"
@@ -81,6 +85,90 @@ void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* file, 
                           : "");
 }
 
+// Checks that the gRPC listener still accepts connections. gRPC 1.51 stops accepting for good
+// after accept4 fails with EMFILE (too many open files), while the connections it has keep
+// working: from outside, dtmd looks alive but nobody new can reach it. Every `interval`, a new
+// channel (never a pooled connection) asks the health service; after kFailures failures in a
+// row the watchdog says why and sends SIGTERM to dtmd, which shuts down and exits with 3.
+class ListenerWatchdog {
+ public:
+  static constexpr int kFailures = 3;
+
+  ListenerWatchdog(absl::Duration interval, const std::string& listen, int port) {
+    if (interval <= absl::ZeroDuration()) return;
+    std::string host = listen.substr(0, listen.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "*") host = "127.0.0.1";
+    thread_ = std::thread(
+        [this, interval, target = absl::StrCat(host, ":", port)] { Run(interval, target); });
+  }
+  ~ListenerWatchdog() { Stop(); }
+
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+  bool fired() {
+    absl::MutexLock lock(&mu_);
+    return fired_;
+  }
+
+ private:
+  static grpc::Status CheckOnce(const std::string& target, absl::Duration timeout) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    grpc::GenericStub stub(channel);
+    grpc::ByteBuffer request;  // HealthCheckRequest{service: ""}: no bytes
+    grpc::Slice empty("");
+    request = grpc::ByteBuffer(&empty, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                   &response, [&](const grpc::Status& s) {
+                     status = s;
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    return status;
+  }
+
+  void Run(absl::Duration interval, const std::string& target) {
+    int failures = 0;
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) return;
+      }
+      // Generous, so that a loaded machine is not taken for a dead listener.
+      grpc::Status st =
+          CheckOnce(target, std::clamp(interval, absl::Seconds(2), absl::Seconds(10)));
+      failures = st.ok() ? 0 : failures + 1;
+      if (failures < kFailures) continue;
+      std::fprintf(stderr,
+                   "dtmd: the gRPC listener (%s) accepts no new connections: %d checks in a row "
+                   "failed, the last with %s; exiting so that a supervisor restarts dtmd\n",
+                   target.c_str(), failures, st.error_message().c_str());
+      {
+        absl::MutexLock lock(&mu_);
+        fired_ = true;
+      }
+      kill(getpid(), SIGTERM);
+      return;
+    }
+  }
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool fired_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
@@ -137,6 +225,19 @@ ABSL_FLAG(bool, verbose_errors, false,
           "branch transport errors in last_error as gRPC and libcurl word them (\"Connection "
           "refused\", \"Socket closed\"); off, one generic text, so that clients cannot use "
           "dtmd to learn what listens where");
+ABSL_FLAG(absl::Duration, idle_connection_timeout,
+          EnvDuration("DTM_IDLE_CONNECTION_TIMEOUT", absl::Minutes(10)),
+          "a gRPC client connection without an RPC for this long is closed "
+          "(env DTM_IDLE_CONNECTION_TIMEOUT)");
+ABSL_FLAG(absl::Duration, handshake_timeout,
+          EnvDuration("DTM_HANDSHAKE_TIMEOUT", absl::Seconds(10)),
+          "a gRPC client connection that has not finished its HTTP/2 handshake in this long is "
+          "closed (env DTM_HANDSHAKE_TIMEOUT)");
+ABSL_FLAG(absl::Duration, listener_check_interval,
+          EnvDuration("DTM_LISTENER_CHECK_INTERVAL", absl::Seconds(5)),
+          "how often dtmd checks, over a new connection, that its gRPC listener still accepts; "
+          "after 3 failed checks in a row it exits (status 3) for its supervisor to restart it. "
+          "0: no check (env DTM_LISTENER_CHECK_INTERVAL)");
 ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
           "how long a tcc or msg may stay PREPARED when its options do not say: then the tcc is "
           "aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
@@ -216,6 +317,8 @@ int main(int argc, char** argv) {
   }
   config.max_branch_channels = static_cast<size_t>(absl::GetFlag(FLAGS_max_branch_channels));
   config.verbose_errors = absl::GetFlag(FLAGS_verbose_errors);
+  config.idle_connection_timeout = absl::GetFlag(FLAGS_idle_connection_timeout);
+  config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
   config.lease = absl::GetFlag(FLAGS_lease);
   config.limits.default_timeout_to_fail = absl::GetFlag(FLAGS_timeout_to_fail);
   if (config.limits.default_timeout_to_fail <= absl::ZeroDuration()) {
@@ -253,10 +356,15 @@ int main(int argc, char** argv) {
   }
   std::fflush(stderr);
 
+  ListenerWatchdog watchdog(absl::GetFlag(FLAGS_listener_check_interval), config.listen,
+                            (*server)->port());
   int sig = 0;
   sigwait(&signals, &sig);
-  std::fprintf(stderr, "dtmd: signal %d, shutting down\n", sig);
+  watchdog.Stop();
+  const bool listener_dead = watchdog.fired();
+  std::fprintf(stderr, "dtmd: %s, shutting down\n",
+               listener_dead ? "listener check failed" : absl::StrCat("signal ", sig).c_str());
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   std::fprintf(stderr, "dtmd: stopped\n");
-  return 0;
+  return listener_dead ? 3 : 0;
 }

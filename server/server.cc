@@ -99,6 +99,13 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   int port = 0;
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(p->service.get());
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(
+          std::min<int64_t>(absl::ToInt64Milliseconds(config.idle_connection_timeout), INT32_MAX)));
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(std::min<int64_t>(
+                                 absl::ToInt64Milliseconds(config.handshake_timeout), INT32_MAX)));
   // Room for the largest allowed saga: every step's payload plus framing.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(INT32_MAX / 2, config.limits.max_payload_bytes * 4 + (1 << 20))));

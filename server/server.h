@@ -33,6 +33,10 @@ struct ServerConfig {
   // Branch transport errors in last_error as gRPC and libcurl word them (they tell what
   // listens at an address); off: one generic text.
   bool verbose_errors = false;
+  // Client connections: closed after this long without an RPC, or without finishing the
+  // HTTP/2 handshake, so that idle or half-open connections do not pile up.
+  absl::Duration idle_connection_timeout = absl::Minutes(10);
+  absl::Duration handshake_timeout = absl::Seconds(10);
   absl::Duration lease = absl::Seconds(10);
   RecoveryOptions recovery;
 };

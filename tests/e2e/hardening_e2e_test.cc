@@ -2,12 +2,17 @@
 // limit that stops it: make it dial something else than a TCP port by name (SSRF through
 // resolver schemes), answer a List larger than it can hold, store headers no branch server
 // would accept, grow a transaction without bound, or make it retry in a tight loop.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -241,6 +246,40 @@ TEST_F(AllowListE2ETest, OnlyListedHostsAreCalled) {
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->status(), v1::SUCCEEDED);
   EXPECT_EQ(branches_->NamesFor(ok), std::vector<std::string>{"A1"});
+}
+
+// Connections up to dtmd's open-file limit make gRPC's accept4 fail with EMFILE; gRPC then
+// never accepts again, though dtmd looks alive. dtmd notices (its listener check fails over
+// new connections) and exits non-zero, for its supervisor to restart it.
+TEST(ListenerTest, ADeadListenerMakesDtmdExitForItsSupervisor) {
+  test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()),
+                         {"--listener_check_interval=300ms", "--http_listen="});
+  dtmd.set_open_file_limit(160);
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  const int port = std::stoi(dtmd.address().substr(dtmd.address().rfind(':') + 1));
+  std::vector<int> fds;
+  for (int i = 0; i < 300; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    // The kernel completes connections into the backlog whether or not dtmd accepts them.
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      break;
+    }
+    fds.push_back(fd);
+  }
+  ASSERT_TRUE(test::WaitUntil([&] {
+    return dtmd.Log().find("Too many open files") != std::string::npos;
+  })) << dtmd.Log();
+  for (int fd : fds) close(fd);
+  std::optional<int> code = dtmd.WaitForExit(absl::Seconds(30));
+  ASSERT_TRUE(code.has_value()) << dtmd.Log();
+  EXPECT_EQ(*code, 3) << dtmd.Log();
+  EXPECT_THAT(dtmd.Log(), HasSubstr("accepts no new connections"));
 }
 
 }  // namespace

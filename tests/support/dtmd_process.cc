@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +81,15 @@ DtmdProcess::DtmdProcess(std::string store, std::vector<std::string> args)
 
 DtmdProcess::~DtmdProcess() { Kill9(); }
 
+std::optional<int> DtmdProcess::WaitForExit(absl::Duration timeout) {
+  if (pid_ <= 0) return std::nullopt;
+  int status = 0;
+  bool exited = WaitUntil([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
+  if (!exited) return std::nullopt;
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
 std::string DtmdProcess::Log() const {
   std::ifstream in(log_path_);
   std::stringstream ss;
@@ -103,6 +113,10 @@ absl::Status DtmdProcess::Start() {
   if (pid == 0) {
     FILE* log = fopen(log_path_.c_str(), "a");
     if (log) dup2(fileno(log), STDERR_FILENO);
+    if (open_file_limit_ > 0) {
+      rlimit r{static_cast<rlim_t>(open_file_limit_), static_cast<rlim_t>(open_file_limit_)};
+      setrlimit(RLIMIT_NOFILE, &r);
+    }
     std::vector<char*> cargv;
     for (std::string& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,10 @@ class DtmdProcess {
   // SIGTERM; returns the exit code (or -signal).
   int Terminate();
   std::string Log() const;
+  // Waits for dtmd to exit by itself: its exit code (or -signal), or nullopt on timeout.
+  std::optional<int> WaitForExit(absl::Duration timeout);
+  // Starts dtmd with RLIMIT_NOFILE (soft and hard) at `n`.
+  void set_open_file_limit(int n) { open_file_limit_ = n; }
 
  private:
   std::string store_;
@@ -51,6 +56,7 @@ class DtmdProcess {
   std::string address_;
   std::string http_address_;
   pid_t pid_ = -1;
+  int open_file_limit_ = 0;
 };
 
 // A path of the build tree the running test (or benchmark) belongs to: `BuildPath("bin",
