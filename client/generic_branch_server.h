@@ -41,7 +41,7 @@ struct BranchAnswer {
   bool hang = false;
   // The answer's message when status is OK (the coordinator reads none of it; empty is the
   // usual answer).
-  std::string body = "";
+  std::string body{};
 };
 
 class GenericBranchServer {

@@ -4,6 +4,8 @@
 #ifndef DTM_SERVER_API_COORDINATOR_SERVICE_H_
 #define DTM_SERVER_API_COORDINATOR_SERVICE_H_
 
+#include <utility>
+
 #include "dtm/v1/coordinator.grpc.pb.h"
 #include "server/api/validation.h"
 #include "server/engine/engine.h"
@@ -12,7 +14,8 @@ namespace dtm {
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  CoordinatorService(Engine* engine, ApiLimits limits) : engine_(engine), limits_(limits) {}
+  CoordinatorService(Engine* engine, ApiLimits limits)
+      : engine_(engine), limits_(std::move(limits)) {}
 
   grpc::ServerUnaryReactor* NewGid(grpc::CallbackServerContext* ctx, const v1::NewGidRequest* req,
                                    v1::NewGidResponse* resp) override;

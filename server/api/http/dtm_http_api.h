@@ -17,6 +17,8 @@
 #ifndef DTM_SERVER_API_HTTP_DTM_HTTP_API_H_
 #define DTM_SERVER_API_HTTP_DTM_HTTP_API_H_
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "server/api/common/checks.h"
 #include "server/engine/engine.h"
@@ -26,7 +28,7 @@ namespace dtm {
 
 class DtmHttpApi {
  public:
-  DtmHttpApi(Engine* engine, ApiLimits limits) : engine_(engine), limits_(limits) {}
+  DtmHttpApi(Engine* engine, ApiLimits limits) : engine_(engine), limits_(std::move(limits)) {}
 
   // Adds the routes to `router`.
   void Register(HttpRouter* router);
