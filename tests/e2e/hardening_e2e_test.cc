@@ -23,6 +23,15 @@
 #include "tests/support/http_client.h"
 #include "tests/support/live_dtmd_test.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DTM_UNDER_ASAN 1
+#endif
+#endif
+#ifndef DTM_UNDER_ASAN
+#define DTM_UNDER_ASAN 0
+#endif
+
 namespace dtm {
 namespace {
 
@@ -40,7 +49,8 @@ class HardeningE2ETest : public test::LiveDtmdTest<HardeningE2ETest> {
             "--max_headers=4",
             "--max_steps=3",
             "--min_retry_interval=100ms",
-            "--min_request_timeout=100ms"};
+            "--min_request_timeout=100ms",
+            "--verbose_errors=false"};
   }
 
  protected:
@@ -169,7 +179,7 @@ TEST_F(HardeningE2ETest, LastErrorDoesNotTellWhatListensAtAnAddress) {
   for (const std::string& gid : {closed, http}) {
     ASSERT_TRUE(test::WaitUntil([&] {
       auto t = client_->Query(gid);
-      return t.ok() && t->branches(0).attempts() >= 1;
+      return t.ok() && !t->branches(0).last_error().empty();
     }));
     errors.push_back(client_->Query(gid)->branches(0).last_error());
   }
@@ -252,6 +262,11 @@ TEST_F(AllowListE2ETest, OnlyListedHostsAreCalled) {
 // never accepts again, though dtmd looks alive. dtmd notices (its listener check fails over
 // new connections) and exits non-zero, for its supervisor to restart it.
 TEST(ListenerTest, ADeadListenerMakesDtmdExitForItsSupervisor) {
+#if defined(__SANITIZE_ADDRESS__) || DTM_UNDER_ASAN
+  // gRPC 1.51's accept path after EMFILE trips UBSan's vptr check inside libgrpc, and a
+  // process out of descriptors cannot write its sanitizer report: the g++ build runs this.
+  GTEST_SKIP() << "not under sanitizers";
+#endif
   test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()),
                          {"--listener_check_interval=300ms", "--http_listen="});
   dtmd.set_open_file_limit(160);

@@ -104,8 +104,9 @@ absl::Status DtmdProcess::Start() {
       absl::StrCat("--http_listen=", http_address_.empty() ? "127.0.0.1:0" : http_address_),
       absl::StrCat("--store=", store_),
       // Tests retry every few tens of milliseconds to stay fast; dtmd's floors are for
-      // production (a test of the floors passes its own, later flags win).
-      "--min_retry_interval=1ms", "--min_request_timeout=1ms"};
+      // production. Tests read what branches said in last_error. (A test of the floors or of
+      // the generic errors passes its own flags; later flags win.)
+      "--min_retry_interval=1ms", "--min_request_timeout=1ms", "--verbose_errors"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::ofstream(log_path_, std::ios::trunc).close();
   pid_t pid = fork();
