@@ -15,6 +15,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -83,6 +84,12 @@ void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* file, 
                                          "minute)")
                                 .c_str()
                           : "");
+}
+
+// Whether a listen address ("host:port") takes connections from this machine only.
+bool LoopbackOnly(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "localhost" || host == "[::1]" || absl::StartsWith(host, "127.");
 }
 
 // Checks that the gRPC listener still accepts connections. gRPC 1.51 stops accepting for good
@@ -353,6 +360,18 @@ int main(int argc, char** argv) {
   if ((*server)->http_port() != 0) {
     std::fprintf(stderr, "dtmd: serving DTM's HTTP API on HTTP port %d (http_listen %s)\n",
                  (*server)->http_port(), config.http_listen.c_str());
+  }
+  for (const std::string* listen : {&config.listen, &config.http_listen}) {
+    if (listen->empty() || LoopbackOnly(*listen)) continue;
+    std::fprintf(
+        stderr,
+        "dtmd: WARNING: %s accepts connections from other machines without TLS or "
+        "client authentication: anyone who reaches it can run, list and stop "
+        "transactions%s. Keep the port private (a firewall, a Kubernetes "
+        "NetworkPolicy)%s.\n",
+        listen->c_str(),
+        config.limits.allowed_targets ? "" : " and make dtmd call any address it can reach",
+        config.limits.allowed_targets ? "" : " and set --allowed_targets");
   }
   std::fflush(stderr);
 

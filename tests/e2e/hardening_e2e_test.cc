@@ -36,6 +36,7 @@ namespace dtm {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kListBytes = 20000;
 
@@ -256,6 +257,24 @@ TEST_F(AllowListE2ETest, OnlyListedHostsAreCalled) {
   ASSERT_TRUE(done.ok()) << done.status();
   EXPECT_EQ(done->status(), v1::SUCCEEDED);
   EXPECT_EQ(branches_->NamesFor(ok), std::vector<std::string>{"A1"});
+}
+
+// A listener other machines can reach, with nothing to authenticate clients, is said loudly;
+// a loopback one is not.
+TEST(ListenerTest, APublicListenerWithoutProtectionIsWarnedAbout) {
+  test::DtmdProcess open(test::TestStore(test::MakeTempDir()),
+                         {"--listen=0.0.0.0:0", "--http_listen="});
+  ASSERT_TRUE(open.Start().ok()) << open.Log();
+  // Written right after the lines Start waits for.
+  ASSERT_TRUE(test::WaitUntil([&] { return open.Log().find("WARNING") != std::string::npos; }))
+      << open.Log();
+  EXPECT_THAT(open.Log(), HasSubstr("WARNING: 0.0.0.0:0 accepts connections from other machines"));
+  EXPECT_THAT(open.Log(), HasSubstr("set --allowed_targets"));
+  EXPECT_EQ(open.Terminate(), 0);
+  test::DtmdProcess local(test::TestStore(test::MakeTempDir()), {"--http_listen="});
+  ASSERT_TRUE(local.Start().ok()) << local.Log();
+  EXPECT_EQ(local.Terminate(), 0);  // the log is complete once dtmd has exited
+  EXPECT_THAT(local.Log(), Not(HasSubstr("WARNING")));
 }
 
 // Connections up to dtmd's open-file limit make gRPC's accept4 fail with EMFILE; gRPC then
