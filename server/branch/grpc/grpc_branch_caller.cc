@@ -36,16 +36,6 @@ BranchResult GrpcBranchCaller::Classify(const grpc::Status& status, bool verbose
       r.outcome = CallOutcome::kOngoing;
       r.message = absl::StrCat("FAILED_PRECONDITION (ongoing): ", status.error_message());
       return r;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      // gRPC's own refusal of an answer over the receive limit: the same answer would come
-      // back on every retry, and the action would run again each time.
-      if (absl::StrContains(status.error_message(), "larger than max")) {
-        r.outcome = CallOutcome::kFailure;
-        r.message = absl::StrCat("the branch's answer is over the coordinator's receive limit (",
-                                 status.error_message(), ")");
-        return r;
-      }
-      [[fallthrough]];
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::INTERNAL:
       if (!verbose) {
@@ -53,6 +43,18 @@ BranchResult GrpcBranchCaller::Classify(const grpc::Status& status, bool verbose
         r.message = absl::StrCat(
             absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
             ": no gRPC answer from the branch (dtmd --verbose_errors says why)");
+        return r;
+      }
+      [[fallthrough]];
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      // gRPC's own refusal of an answer over the receive limit: the same answer would come
+      // back on every retry, and the action would run again each time. Any other
+      // RESOURCE_EXHAUSTED is the branch's, and transient.
+      if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          absl::StrContains(status.error_message(), "larger than max")) {
+        r.outcome = CallOutcome::kFailure;
+        r.message = absl::StrCat("the branch's answer is over the coordinator's receive limit (",
+                                 status.error_message(), ")");
         return r;
       }
       [[fallthrough]];

@@ -64,6 +64,24 @@ TEST(GrpcBranchCallerTest, ChannelsAreSharedPerNormalisedAuthorityAndBounded) {
   EXPECT_EQ(caller.channel_count(), 3u);
 }
 
+TEST(GrpcBranchCallerTest, OnlyTransportErrorsAreMadeGenericWithoutVerboseErrors) {
+  grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "failed to connect: Connection refused");
+  BranchResult quiet = GrpcBranchCaller::Classify(refused, /*verbose=*/false);
+  EXPECT_EQ(quiet.outcome, CallOutcome::kError);
+  EXPECT_EQ(quiet.message,
+            "UNAVAILABLE: no gRPC answer from the branch (dtmd --verbose_errors "
+            "says why)");
+  EXPECT_THAT(GrpcBranchCaller::Classify(refused, true).message, HasSubstr("Connection refused"));
+  // A branch's own RESOURCE_EXHAUSTED is transient and keeps its words.
+  BranchResult busy = GrpcBranchCaller::Classify(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "quota: 10 per second"), false);
+  EXPECT_EQ(busy.outcome, CallOutcome::kError);
+  EXPECT_EQ(busy.message, "RESOURCE_EXHAUSTED: quota: 10 per second");
+  EXPECT_EQ(
+      GrpcBranchCaller::Classify(grpc::Status(grpc::StatusCode::ABORTED, "no"), false).outcome,
+      CallOutcome::kFailure);
+}
+
 TEST(GrpcBranchCallerTest, ATargetOutsideTheGrammarIsNeverDialled) {
   GrpcBranchCaller caller;
   BranchResult r = CallSync(caller, "unix:/run/dtm.sock/a.B/C");
