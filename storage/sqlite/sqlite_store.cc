@@ -564,16 +564,8 @@ absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string
   auto writer = std::make_unique<SQLiteConn>();
   ASSIGN_OR_RETURN(writer->db, OpenConnection(path));
   if (existed) {
-    absl::Status checked = CheckExistingFile(*writer, path, init);
-    if (!checked.ok()) {
-      // A file SQLite cannot even read as a database fails the first statement.
-      if (checked.code() == absl::StatusCode::kInternal ||
-          checked.code() == absl::StatusCode::kUnavailable) {
-        return absl::DataLossError(absl::StrCat(
-            "sqlite database '", path, "' cannot be read as a database (", checked.message(), ")"));
-      }
-      return checked;
-    }
+    // (A file that is not a database at all already failed in OpenConnection.)
+    RETURN_IF_ERROR(CheckExistingFile(*writer, path, init));
   }
   RETURN_IF_ERROR(Migrate(*writer));
   auto reader = std::make_unique<SQLiteConn>();
