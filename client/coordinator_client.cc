@@ -25,6 +25,7 @@ absl::StatusOr<Response> CoordinatorClient::Call(
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout_));
   ctx.set_wait_for_ready(wait_for_ready_);
+  if (!auth_token_.empty()) ctx.AddMetadata("authorization", "Bearer " + auth_token_);
   Response resp;
   grpc::Status s = (stub_.get()->*rpc)(&ctx, request, &resp);
   if (!s.ok()) return FromGrpcStatus(s);

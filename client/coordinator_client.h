@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -39,6 +40,9 @@ class CoordinatorClient {
   // it until the call's deadline instead of failing at once with UNAVAILABLE. Set it before
   // the first call.
   void set_wait_for_ready(bool on) { wait_for_ready_ = on; }
+  // Sent with every call as "authorization: Bearer <token>" (dtmd's --auth_tokens_file);
+  // empty: none. Set it before the first call.
+  void set_auth_token(std::string token) { auth_token_ = std::move(token); }
 
   v1::Coordinator::Stub* stub() { return stub_.get(); }
   // The address given to Connect (sent to tcc branches as dtm-dtm), or "".
@@ -55,6 +59,7 @@ class CoordinatorClient {
   absl::Duration timeout_;
   std::string address_;
   bool wait_for_ready_ = false;
+  std::string auth_token_;
 };
 
 }  // namespace dtm

@@ -228,6 +228,12 @@ ABSL_FLAG(std::string, allowed_targets, EnvOr("DTM_ALLOWED_TARGETS", ""),
           "literals or networks (10.0.0.0/8), each with an optional :port, that branch targets "
           "may name; others are refused with PERMISSION_DENIED. Empty: any "
           "(env DTM_ALLOWED_TARGETS)");
+ABSL_FLAG(std::string, auth_tokens_file, EnvOr("DTM_AUTH_TOKENS_FILE", ""),
+          "file of client bearer tokens, one '<token> <name> <role>' per line, role submit or "
+          "admin; read again when it changes. Every call then needs 'authorization: Bearer "
+          "<token>'; submit tokens act only on their own transactions and see branch_headers "
+          "redacted, admin tokens may do everything. Empty: clients are not authenticated "
+          "(env DTM_AUTH_TOKENS_FILE)");
 ABSL_FLAG(bool, verbose_errors, false,
           "branch transport errors in last_error as gRPC and libcurl word them (\"Connection "
           "refused\", \"Socket closed\"); off, one generic text, so that clients cannot use "
@@ -321,6 +327,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     limits.allowed_targets = std::make_shared<const dtm::AllowedTargets>(*std::move(parsed));
+  }
+  if (std::string path = absl::GetFlag(FLAGS_auth_tokens_file); !path.empty()) {
+    absl::StatusOr<std::unique_ptr<dtm::AuthTokens>> tokens = dtm::AuthTokens::Load(path);
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "dtmd: --auth_tokens_file: %s\n",
+                   std::string(tokens.status().message()).c_str());
+      return 2;
+    }
+    limits.auth_tokens = std::shared_ptr<dtm::AuthTokens>(*std::move(tokens));
   }
   config.max_branch_channels = static_cast<size_t>(absl::GetFlag(FLAGS_max_branch_channels));
   config.verbose_errors = absl::GetFlag(FLAGS_verbose_errors);

@@ -27,7 +27,7 @@ inline constexpr char kGlobalColumns[] =
     "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
     "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
     "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared, "
-    "owner, lease_expire, delay_us";
+    "owner, lease_expire, delay_us, creator";
 // ReadGlobalRow reads exactly these columns (codec_test checks it).
 inline constexpr int kGlobalColumnCount = CountColumns(kGlobalColumns);
 
@@ -137,6 +137,7 @@ Transaction ReadGlobalRow(const Row& r) {
   t.owner = r.Text(17);
   t.lease_expire = r.Time(18);
   t.options.delay = absl::Microseconds(r.Int(19));
+  t.creator = r.Text(20);
   return t;
 }
 

@@ -623,6 +623,29 @@ TEST_P(StoreConformanceTest, ListFiltersAndPagesNewestFirst) {
   EXPECT_EQ(store_->List(bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_P(StoreConformanceTest, KeepsTheCreatorAndListsOneCreatorsTransactions) {
+  const char* creators[] = {"alice", "bob", "alice", ""};
+  for (int i = 0; i < 4; ++i) {
+    Transaction t = MakeTxn(absl::StrCat("c-", i), kT0 + absl::Seconds(i));
+    t.creator = creators[i];
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  auto got = store_->Get("c-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->creator, "bob");
+  ListQuery q;
+  q.gid_prefix = "c-";
+  q.creator = "alice";
+  auto page = store_->List(q);
+  ASSERT_TRUE(page.ok()) << page.status();
+  std::vector<std::string> seen;
+  for (const auto& t : page->transactions) {
+    seen.push_back(t.gid);
+    EXPECT_EQ(t.creator, "alice");
+  }
+  EXPECT_THAT(seen, ElementsAre("c-2", "c-0"));
+}
+
 TEST_P(StoreConformanceTest, ListPagesEndEarlyPastTheirByteBound) {
   // Five transactions of roughly 64 + 6 + 1000 bytes each (headers), pages of at most 2500.
   for (int i = 0; i < 5; ++i) {

@@ -36,9 +36,16 @@ std::string DefaultAddress() {
   return env != nullptr && *env != '\0' ? env : "127.0.0.1:36790";
 }
 
+std::string DefaultToken() {
+  const char* env = std::getenv("DTM_TOKEN");
+  return env != nullptr ? env : "";
+}
+
 }  // namespace
 
 ABSL_FLAG(std::string, dtm, DefaultAddress(), "dtmd address host:port (env DTM_ADDRESS)");
+ABSL_FLAG(std::string, token, DefaultToken(),
+          "bearer token for a dtmd with --auth_tokens_file (env DTM_TOKEN)");
 ABSL_FLAG(bool, json, false, "print JSON (the API's messages) instead of tables");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "deadline of each call");
 ABSL_FLAG(std::string, status, "", "list: only this status (PREPARED, SUBMITTED, ...)");
@@ -240,6 +247,7 @@ int Run(const std::vector<std::string>& args) {
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string address = absl::GetFlag(FLAGS_dtm);
   auto client = CoordinatorClient::Connect(address, absl::GetFlag(FLAGS_timeout));
+  client->set_auth_token(absl::GetFlag(FLAGS_token));
   auto one_gid = [&]() -> const std::string* { return args.size() == 2 ? &args[1] : nullptr; };
   if (cmd == "health") {
     if (args.size() != 1) return Usage("health takes no arguments");

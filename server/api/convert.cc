@@ -48,6 +48,7 @@ void ToProto(const Transaction& t, v1::Transaction* out) {
   }
   out->set_rollback_reason(t.rollback_reason);
   out->set_query_prepared(t.query_prepared);
+  out->set_creator(t.creator);
   for (const Branch& b : t.branches) {
     v1::Branch* pb = out->add_branches();
     pb->set_branch_id(b.branch_id);

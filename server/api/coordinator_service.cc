@@ -17,9 +17,33 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl
 
 }  // namespace
 
+absl::StatusOr<Caller> CoordinatorService::CallerOf(grpc::CallbackServerContext* ctx) const {
+  if (limits_.auth_tokens == nullptr) return Caller{};
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  absl::string_view value;
+  if (it != md.end()) value = absl::string_view(it->second.data(), it->second.size());
+  return Authenticate(limits_.auth_tokens.get(), value);
+}
+
+void CoordinatorService::WhenOwner(grpc::ServerUnaryReactor* reactor, const Caller& caller,
+                                   const std::string& gid, std::function<void()> op) {
+  CheckOwnership(
+      caller, gid,
+      [this](const std::string& g, std::function<void(absl::StatusOr<Transaction>)> done) {
+        engine_->Query(g, std::move(done));
+      },
+      [reactor, op = std::move(op)](const absl::Status& s) {
+        if (!s.ok()) return reactor->Finish(ToGrpcStatus(s));
+        op();
+      });
+}
+
 grpc::ServerUnaryReactor* CoordinatorService::NewGid(grpc::CallbackServerContext* ctx,
                                                      const v1::NewGidRequest*,
                                                      v1::NewGidResponse* resp) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   resp->set_gid(::dtm::NewGid());
   return FinishNow(ctx, absl::OkStatus());
 }
@@ -27,16 +51,22 @@ grpc::ServerUnaryReactor* CoordinatorService::NewGid(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext* ctx,
                                                      const v1::SubmitRequest* req,
                                                      v1::SubmitResponse* resp) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = SubmitToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
+  txn->creator = caller->name;
   auto* reactor = ctx->DefaultReactor();
-  engine_->Submit(*std::move(txn), [reactor, resp](absl::StatusOr<SubmitResult> r) {
-    if (r.ok()) {
-      resp->set_gid(r->gid);
-      resp->set_status(static_cast<v1::Status>(r->status));
-      resp->set_rollback_reason(r->rollback_reason);
-    }
-    reactor->Finish(ToGrpcStatus(r.status()));
+  const std::string gid = txn->gid;  // not txn->gid: the lambda below takes txn
+  WhenOwner(reactor, *caller, gid, [this, reactor, resp, t = *std::move(txn)]() mutable {
+    engine_->Submit(std::move(t), [reactor, resp](absl::StatusOr<SubmitResult> r) {
+      if (r.ok()) {
+        resp->set_gid(r->gid);
+        resp->set_status(static_cast<v1::Status>(r->status));
+        resp->set_rollback_reason(r->rollback_reason);
+      }
+      reactor->Finish(ToGrpcStatus(r.status()));
+    });
   });
   return reactor;
 }
@@ -44,48 +74,70 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContext* ctx,
                                                       const v1::PrepareRequest* req,
                                                       v1::PrepareResponse*) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = PrepareToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
+  txn->creator = caller->name;
   auto* reactor = ctx->DefaultReactor();
-  engine_->Prepare(*std::move(txn),
-                   [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
+  const std::string gid = txn->gid;  // not txn->gid: the lambda below takes txn
+  WhenOwner(reactor, *caller, gid, [this, reactor, t = *std::move(txn)]() mutable {
+    engine_->Prepare(std::move(t),
+                     [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Abort(grpc::CallbackServerContext* ctx,
                                                     const v1::AbortRequest* req,
                                                     v1::AbortResponse* resp) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateAbort(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   auto* reactor = ctx->DefaultReactor();
-  engine_->Abort(req->gid(), static_cast<TransType>(req->trans_type()), req->reason(),
-                 [reactor, resp](absl::StatusOr<SubmitResult> r) {
-                   if (r.ok()) resp->set_status(static_cast<v1::Status>(r->status));
-                   reactor->Finish(ToGrpcStatus(r.status()));
-                 });
+  WhenOwner(reactor, *caller, req->gid(), [this, reactor, req, resp] {
+    engine_->Abort(req->gid(), static_cast<TransType>(req->trans_type()), req->reason(),
+                   [reactor, resp](absl::StatusOr<SubmitResult> r) {
+                     if (r.ok()) resp->set_status(static_cast<v1::Status>(r->status));
+                     reactor->Finish(ToGrpcStatus(r.status()));
+                   });
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServerContext* ctx,
                                                              const v1::RegisterBranchRequest* req,
                                                              v1::RegisterBranchResponse*) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<BranchRegistration> op = ReadRegistration(*req, limits_);
   if (!op.ok()) return FinishNow(ctx, op.status());
   auto* reactor = ctx->DefaultReactor();
-  engine_->RegisterBranch(*std::move(op),
-                          [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
+  std::string gid = op->gid;
+  WhenOwner(reactor, *caller, gid, [this, reactor, r = *std::move(op)]() mutable {
+    engine_->RegisterBranch(
+        std::move(r), [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Query(grpc::CallbackServerContext* ctx,
                                                     const v1::QueryRequest* req,
                                                     v1::QueryResponse* resp) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateGid(req->gid());
   if (!valid.ok()) return FinishNow(ctx, valid);
   auto* reactor = ctx->DefaultReactor();
-  engine_->Query(req->gid(), [reactor, resp](absl::StatusOr<Transaction> t) {
-    if (t.ok()) ToProto(*t, resp->mutable_transaction());
-    reactor->Finish(ToGrpcStatus(t.status()));
+  engine_->Query(req->gid(), [reactor, resp, c = *caller](absl::StatusOr<Transaction> t) {
+    absl::Status s = t.status();
+    if (t.ok()) s = CheckCreator(c, *t);
+    if (s.ok()) {
+      RedactFor(c, *t);
+      ToProto(*t, resp->mutable_transaction());
+    }
+    reactor->Finish(ToGrpcStatus(s));
   });
   return reactor;
 }
@@ -93,12 +145,18 @@ grpc::ServerUnaryReactor* CoordinatorService::Query(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* CoordinatorService::List(grpc::CallbackServerContext* ctx,
                                                    const v1::ListRequest* req,
                                                    v1::ListResponse* resp) {
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<ListQuery> q = ListToQuery(*req, limits_);
   if (!q.ok()) return FinishNow(ctx, q.status());
+  ScopeList(*caller, *q);
   auto* reactor = ctx->DefaultReactor();
-  engine_->List(*std::move(q), [reactor, resp](absl::StatusOr<ListPage> page) {
+  engine_->List(*std::move(q), [reactor, resp, c = *caller](absl::StatusOr<ListPage> page) {
     if (page.ok()) {
-      for (const Transaction& t : page->transactions) ToProto(t, resp->add_transactions());
+      for (Transaction& t : page->transactions) {
+        RedactFor(c, t);
+        ToProto(t, resp->add_transactions());
+      }
       resp->set_next_page_token(page->next_page_token);
     }
     reactor->Finish(ToGrpcStatus(page.status()));
@@ -109,7 +167,10 @@ grpc::ServerUnaryReactor* CoordinatorService::List(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* CoordinatorService::ForceStop(grpc::CallbackServerContext* ctx,
                                                         const v1::ForceStopRequest* req,
                                                         v1::ForceStopResponse* resp) {
-  absl::Status valid = ValidateGid(req->gid());
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
+  absl::Status valid = RequireAdmin(*caller, "ForceStop");
+  if (valid.ok()) valid = ValidateGid(req->gid());
   if (valid.ok()) valid = CheckReason(req->reason(), "reason");
   if (!valid.ok()) return FinishNow(ctx, valid);
   auto* reactor = ctx->DefaultReactor();
@@ -123,13 +184,16 @@ grpc::ServerUnaryReactor* CoordinatorService::ForceStop(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CoordinatorService::RetryNow(grpc::CallbackServerContext* ctx,
                                                        const v1::RetryNowRequest* req,
                                                        v1::RetryNowResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
+  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  if (!caller.ok()) return FinishNow(ctx, caller.status());
   if (req->all_waiting()) {
-    if (!req->gid().empty()) {
-      reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-          "gid '", req->gid(), "' is set together with all_waiting: give one or the other"))));
-      return reactor;
+    absl::Status valid = RequireAdmin(*caller, "RetryNow of all_waiting");
+    if (valid.ok() && !req->gid().empty()) {
+      valid = absl::InvalidArgumentError(absl::StrCat(
+          "gid '", req->gid(), "' is set together with all_waiting: give one or the other"));
     }
+    if (!valid.ok()) return FinishNow(ctx, valid);
+    auto* reactor = ctx->DefaultReactor();
     engine_->RetryAllWaiting([reactor, resp](absl::StatusOr<int64_t> n) {
       if (n.ok()) resp->set_count(*n);
       reactor->Finish(ToGrpcStatus(n.status()));
@@ -137,13 +201,13 @@ grpc::ServerUnaryReactor* CoordinatorService::RetryNow(grpc::CallbackServerConte
     return reactor;
   }
   absl::Status valid = ValidateGid(req->gid());
-  if (!valid.ok()) {
-    reactor->Finish(ToGrpcStatus(valid));
-    return reactor;
-  }
-  engine_->RetryNow(req->gid(), [reactor, resp](const absl::Status& s) {
-    if (s.ok()) resp->set_count(1);
-    reactor->Finish(ToGrpcStatus(s));
+  if (!valid.ok()) return FinishNow(ctx, valid);
+  auto* reactor = ctx->DefaultReactor();
+  WhenOwner(reactor, *caller, req->gid(), [this, reactor, req, resp] {
+    engine_->RetryNow(req->gid(), [reactor, resp](const absl::Status& s) {
+      if (s.ok()) resp->set_count(1);
+      reactor->Finish(ToGrpcStatus(s));
+    });
   });
   return reactor;
 }

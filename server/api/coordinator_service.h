@@ -4,9 +4,12 @@
 #ifndef DTM_SERVER_API_COORDINATOR_SERVICE_H_
 #define DTM_SERVER_API_COORDINATOR_SERVICE_H_
 
+#include <functional>
+#include <string>
 #include <utility>
 
 #include "dtm/v1/coordinator.grpc.pb.h"
+#include "server/api/common/auth.h"
 #include "server/api/validation.h"
 #include "server/engine/engine.h"
 
@@ -40,6 +43,13 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                      v1::RetryNowResponse* resp) override;
 
  private:
+  // Who sent the call (its "authorization" metadata); see auth.h.
+  absl::StatusOr<Caller> CallerOf(grpc::CallbackServerContext* ctx) const;
+  // Runs `op` once `caller` may act on `gid` (auth.h's CheckOwnership); otherwise finishes
+  // `reactor` with the refusal.
+  void WhenOwner(grpc::ServerUnaryReactor* reactor, const Caller& caller, const std::string& gid,
+                 std::function<void()> op);
+
   Engine* const engine_;
   const ApiLimits limits_;
 };

@@ -71,7 +71,8 @@ bool Transaction::operator==(const Transaction& o) const {
          create_time == o.create_time && update_time == o.update_time &&
          finish_time == o.finish_time && next_retry_time == o.next_retry_time &&
          rollback_reason == o.rollback_reason && query_prepared == o.query_prepared &&
-         owner == o.owner && lease_expire == o.lease_expire && branches == o.branches;
+         owner == o.owner && lease_expire == o.lease_expire && creator == o.creator &&
+         branches == o.branches;
 }
 
 std::string SagaBranchId(int step) { return absl::StrFormat("%02d", step + 1); }

@@ -86,6 +86,9 @@ struct Transaction {
   // only once the lease has expired.
   std::string owner;
   absl::Time lease_expire = absl::InfinitePast();
+  // The name of the client identity that created it (dtmd's --auth_tokens_file); "" when
+  // clients are not authenticated. Clients without the admin role act only on their own.
+  std::string creator;
   // Saga: step i has its action at 2*i and its compensation at 2*i+1. Tcc: registered branch
   // i has its confirm at 2*i and its cancel at 2*i+1. Msg: step i's action at i.
   std::vector<Branch> branches;

@@ -132,7 +132,8 @@ PgParams GlobalParams(const Transaction& t) {
       .Add(t.query_prepared)
       .Add(t.owner)
       .AddTime(t.lease_expire)
-      .Add(Micros(t.options.delay));
+      .Add(Micros(t.options.delay))
+      .Add(t.creator);
   return p;
 }
 
@@ -258,6 +259,12 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
       ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
         ALTER TABLE trans_global ADD COLUMN delay_us BIGINT NOT NULL DEFAULT 0;
         INSERT INTO dtm_schema_version VALUES (2);)sql"));
+    }
+    if (version < 3) {
+      // v3: the authenticated identity that created each transaction.
+      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+        ALTER TABLE trans_global ADD COLUMN creator TEXT NOT NULL DEFAULT '';
+        INSERT INTO dtm_schema_version VALUES (3);)sql"));
     }
     ASSIGN_OR_RETURN(unused, c.Exec("COMMIT"));
     return absl::OkStatus();
@@ -787,6 +794,10 @@ absl::StatusOr<ListPage> PgStore::List(const ListQuery& q) {
     std::string len = arg(), prefix = arg();
     absl::StrAppend(&sql, " AND left(gid, ", len, "::int) = ", prefix);
     p.Add(static_cast<int64_t>(q.gid_prefix.size())).Add(q.gid_prefix);
+  }
+  if (!q.creator.empty()) {
+    absl::StrAppend(&sql, " AND creator = ", arg());
+    p.Add(q.creator);
   }
   absl::StrAppend(&sql, " ORDER BY create_time DESC, gid DESC LIMIT ", arg());
   p.Add(static_cast<int64_t>(q.page_size) + 1);

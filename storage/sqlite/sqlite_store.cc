@@ -218,7 +218,8 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
       .Bind(17, t.query_prepared)
       .Bind(18, t.owner)
       .BindTime(19, t.lease_expire)
-      .Bind(20, Micros(t.options.delay));
+      .Bind(20, Micros(t.options.delay))
+      .Bind(21, t.creator);
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
     ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(conn, t.gid));
@@ -520,6 +521,13 @@ absl::Status Migrate(SQLiteConn& conn) {
       INSERT INTO dtm_schema_version VALUES (3);)sql");
     if (!st.ok()) return fail(st);
   }
+  if (version < 4) {
+    // v4: the authenticated identity that created each transaction.
+    st = ExecSql(conn.db, R"sql(
+      ALTER TABLE trans_global ADD COLUMN creator TEXT NOT NULL DEFAULT '';
+      INSERT INTO dtm_schema_version VALUES (4);)sql");
+    if (!st.ok()) return fail(st);
+  }
   return ExecSql(conn.db, "COMMIT");
 }
 
@@ -675,6 +683,7 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
   if (q.status != GlobalStatus::kUnspecified) sql += " AND status = ?";
   if (q.trans_type != TransType::kUnspecified) sql += " AND trans_type = ?";
   if (!q.gid_prefix.empty()) sql += " AND substr(gid, 1, ?) = ?";
+  if (!q.creator.empty()) sql += " AND creator = ?";
   sql += " ORDER BY create_time DESC, gid DESC LIMIT ?";
 
   absl::MutexLock lock(&reader_mu_);
@@ -696,6 +705,7 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
     s.Bind(i++, static_cast<int64_t>(q.gid_prefix.size()));
     s.Bind(i++, q.gid_prefix);
   }
+  if (!q.creator.empty()) s.Bind(i++, q.creator);
   s.Bind(i++, q.page_size + 1);
   std::vector<Transaction> rows;
   for (;;) {

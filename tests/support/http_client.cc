@@ -33,6 +33,7 @@ HttpResult HttpClient::Do(const std::string& method, const std::string& url,
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!header_.empty()) headers = curl_slist_append(headers, header_.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   if (method != "GET") {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());

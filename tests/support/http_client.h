@@ -4,6 +4,7 @@
 #define DTM_TESTS_SUPPORT_HTTP_CLIENT_H_
 
 #include <string>
+#include <utility>
 
 #include "absl/time/time.h"
 
@@ -25,12 +26,15 @@ class HttpClient {
   HttpResult Get(const std::string& url, absl::Duration timeout = absl::Seconds(30));
   HttpResult Post(const std::string& url, const std::string& body,
                   absl::Duration timeout = absl::Seconds(30));
+  // Sent with every later request, e.g. "Authorization: Bearer t"; "" sends none.
+  void set_header(std::string header) { header_ = std::move(header); }
   // Any method, e.g. "DELETE".
   HttpResult Do(const std::string& method, const std::string& url, const std::string& body,
                 absl::Duration timeout);
 
  private:
   void* curl_;  // CURL*
+  std::string header_;
 };
 
 }  // namespace dtm::test

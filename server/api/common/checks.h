@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/api/common/allowed_targets.h"
+#include "server/api/common/auth.h"
 #include "server/model/transaction.h"
 
 namespace dtm {
@@ -44,6 +45,8 @@ struct ApiLimits {
   absl::Duration min_request_timeout = absl::Milliseconds(100);
   // The hosts and ports targets may name (--allowed_targets); null: any.
   std::shared_ptr<const AllowedTargets> allowed_targets;
+  // The clients' bearer tokens (--auth_tokens_file); null: clients are not authenticated.
+  std::shared_ptr<AuthTokens> auth_tokens;
   // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
   // PREPARED before the coordinator aborts the tcc or back-checks the msg.
   absl::Duration default_timeout_to_fail = absl::Seconds(35);

@@ -44,6 +44,11 @@ HttpResponse DtmHttpApi::FromStatus(const absl::Status& s) {
       return JsonError(413, msg);
     case absl::StatusCode::kPermissionDenied:
       return JsonError(403, msg);
+    case absl::StatusCode::kUnauthenticated: {
+      HttpResponse r = JsonError(401, msg);
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return r;
+    }
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kAlreadyExists:
@@ -59,17 +64,18 @@ HttpResponse DtmHttpApi::FromStatus(const absl::Status& s) {
 }
 
 void DtmHttpApi::Register(HttpRouter* router) {
-  auto route = [&](const char* method, const char* name,
-                   void (DtmHttpApi::*handler)(const HttpRequest&, HttpResponder)) {
+  auto route = [&](const char* method, const char* name, Handler handler) {
     router->Handle(method, absl::StrCat(kPrefix, name),
                    [this, handler](const HttpRequest& req, HttpResponder respond) {
-                     (this->*handler)(req, std::move(respond));
+                     auto it = req.headers.find("authorization");
+                     absl::StatusOr<Caller> caller =
+                         Authenticate(limits_.auth_tokens.get(),
+                                      it == req.headers.end() ? absl::string_view() : it->second);
+                     if (!caller.ok()) return respond(FromStatus(caller.status()));
+                     (this->*handler)(req, *caller, std::move(respond));
                    });
   };
-  router->Handle("GET", absl::StrCat(kPrefix, "newGid"),
-                 [](const HttpRequest&, const HttpResponder& respond) {
-                   respond(Json(DtmSuccessJson("gid", NewGid())));
-                 });
+  route("GET", "newGid", &DtmHttpApi::NewGid);
   router->Handle("GET", absl::StrCat(kPrefix, "version"),
                  [](const HttpRequest&, const HttpResponder& respond) {
                    respond(Json(absl::StrCat("{\"version\":\"", kVersion, "\"}")));
@@ -88,53 +94,85 @@ void DtmHttpApi::Register(HttpRouter* router) {
   route("GET", "all", &DtmHttpApi::All);
 }
 
-void DtmHttpApi::Prepare(const HttpRequest& req, HttpResponder respond) {
-  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kPrepare, limits_);
-  if (!t.ok()) return respond(FromStatus(t.status()));
-  engine_->Prepare(*std::move(t), [respond = std::move(respond)](const absl::Status& st) {
-    respond(FromStatus(st));
-  });
-}
-
-void DtmHttpApi::Submit(const HttpRequest& req, HttpResponder respond) {
-  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kSubmit, limits_);
-  if (!t.ok()) return respond(FromStatus(t.status()));
-  const bool wait = t->options.wait_result;
-  engine_->Submit(
-      *std::move(t), [wait, respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
-        if (!r.ok()) return respond(FromStatus(r.status()));
-        if (!wait && IsTerminal(r->status)) {
-          // Answered without waiting, yet over: it had ended before this submit (DTM refuses
-          // such a submit as well; over gRPC it is an idempotent repeat).
-          return respond(FromStatus(absl::FailedPreconditionError(
-              absl::StrCat("transaction '", r->gid, "' is already ", DtmStatusName(r->status),
-                           ": a finished transaction cannot be submitted again"))));
-        }
-        if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
-        if (r->status == GlobalStatus::kFailed) {
-          return respond(
-              Json(DtmResultJson("FAILURE", r->rollback_reason.empty() ? "the transaction failed"
-                                                                       : r->rollback_reason),
-                   409));
-        }
-        // Still running (its first round stalled): neither a success nor a failure.
-        respond(Json(DtmResultJson("ONGOING", absl::StrCat("transaction '", r->gid, "' is still ",
-                                                           DtmStatusName(r->status),
-                                                           ": GET query?gid= says when it ends")),
-                     425));
+void DtmHttpApi::WhenOwner(const Caller& caller, const std::string& gid, HttpResponder respond,
+                           std::function<void(HttpResponder)> op) {
+  CheckOwnership(
+      caller, gid,
+      [this](const std::string& g, std::function<void(absl::StatusOr<Transaction>)> done) {
+        engine_->Query(g, std::move(done));
+      },
+      [respond = std::move(respond), op = std::move(op)](const absl::Status& s) {
+        if (!s.ok()) return respond(FromStatus(s));
+        op(respond);
       });
 }
 
-void DtmHttpApi::Abort(const HttpRequest& req, HttpResponder respond) {
-  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kAbort, limits_);
-  if (!t.ok()) return respond(FromStatus(t.status()));
-  engine_->Abort(t->gid, t->trans_type, t->rollback_reason,
-                 [respond = std::move(respond)](const absl::StatusOr<SubmitResult>& r) {
-                   respond(FromStatus(r.status()));
-                 });
+void DtmHttpApi::NewGid(const HttpRequest&, const Caller&, HttpResponder respond) {
+  respond(Json(DtmSuccessJson("gid", ::dtm::NewGid())));
 }
 
-void DtmHttpApi::ForceStop(const HttpRequest& req, HttpResponder respond) {
+void DtmHttpApi::Prepare(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kPrepare, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  t->creator = caller.name;
+  std::string gid = t->gid;
+  WhenOwner(
+      caller, gid, std::move(respond), [this, t = *std::move(t)](HttpResponder respond) mutable {
+        engine_->Prepare(std::move(t), [respond = std::move(respond)](const absl::Status& st) {
+          respond(FromStatus(st));
+        });
+      });
+}
+
+void DtmHttpApi::Submit(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kSubmit, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  t->creator = caller.name;
+  std::string gid = t->gid;
+  WhenOwner(
+      caller, gid, std::move(respond), [this, t = *std::move(t)](HttpResponder respond) mutable {
+        const bool wait = t.options.wait_result;
+        engine_->Submit(std::move(t), [wait, respond = std::move(respond)](
+                                          absl::StatusOr<SubmitResult> r) {
+          if (!r.ok()) return respond(FromStatus(r.status()));
+          if (!wait && IsTerminal(r->status)) {
+            // Answered without waiting, yet over: it had ended before this submit (DTM refuses
+            // such a submit as well; over gRPC it is an idempotent repeat).
+            return respond(FromStatus(absl::FailedPreconditionError(
+                absl::StrCat("transaction '", r->gid, "' is already ", DtmStatusName(r->status),
+                             ": a finished transaction cannot be submitted again"))));
+          }
+          if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
+          if (r->status == GlobalStatus::kFailed) {
+            return respond(
+                Json(DtmResultJson("FAILURE", r->rollback_reason.empty() ? "the transaction failed"
+                                                                         : r->rollback_reason),
+                     409));
+          }
+          // Still running (its first round stalled): neither a success nor a failure.
+          respond(Json(DtmResultJson("ONGOING", absl::StrCat("transaction '", r->gid, "' is still ",
+                                                             DtmStatusName(r->status),
+                                                             ": GET query?gid= says when it ends")),
+                       425));
+        });
+      });
+}
+
+void DtmHttpApi::Abort(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kAbort, limits_);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  const std::string gid = t->gid;  // not t->gid: the lambda below takes t
+  WhenOwner(caller, gid, std::move(respond), [this, t = *std::move(t)](HttpResponder respond) {
+    engine_->Abort(t.gid, t.trans_type, t.rollback_reason,
+                   [respond = std::move(respond)](const absl::StatusOr<SubmitResult>& r) {
+                     respond(FromStatus(r.status()));
+                   });
+  });
+}
+
+void DtmHttpApi::ForceStop(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
+  absl::Status allowed = RequireAdmin(caller, "forceStop");
+  if (!allowed.ok()) return respond(FromStatus(allowed));
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kForceStop, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
   engine_->ForceStop(t->gid, t->rollback_reason,
@@ -143,32 +181,50 @@ void DtmHttpApi::ForceStop(const HttpRequest& req, HttpResponder respond) {
                      });
 }
 
-void DtmHttpApi::RegisterBranch(const HttpRequest& req, HttpResponder respond) {
+void DtmHttpApi::RegisterBranch(const HttpRequest& req, const Caller& caller,
+                                HttpResponder respond) {
   absl::StatusOr<BranchRegistration> r = ParseDtmRegistration(req.body, limits_);
   if (!r.ok()) return respond(FromStatus(r.status()));
-  engine_->RegisterBranch(*std::move(r), [respond = std::move(respond)](const absl::Status& st) {
-    respond(FromStatus(st));
+  std::string gid = r->gid;
+  WhenOwner(
+      caller, gid, std::move(respond), [this, r = *std::move(r)](HttpResponder respond) mutable {
+        engine_->RegisterBranch(
+            std::move(r),
+            [respond = std::move(respond)](const absl::Status& st) { respond(FromStatus(st)); });
+      });
+}
+
+// One transaction as `caller` may see it: NOT_FOUND, PERMISSION_DENIED, or its redacted copy.
+void DtmHttpApi::QueryFor(const Caller& caller, const std::string& gid,
+                          std::function<void(absl::StatusOr<Transaction>)> done) {
+  engine_->Query(gid, [caller, done = std::move(done)](absl::StatusOr<Transaction> t) {
+    if (t.ok()) {
+      absl::Status allowed = CheckCreator(caller, *t);
+      if (!allowed.ok()) return done(allowed);
+      RedactFor(caller, *t);
+    }
+    done(std::move(t));
   });
 }
 
-void DtmHttpApi::Query(const HttpRequest& req, HttpResponder respond) {
+void DtmHttpApi::Query(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
   std::string gid = req.Param("gid");
   absl::Status valid =
       gid.empty() ? absl::InvalidArgumentError("gid is missing: query?gid=...") : ValidateGid(gid);
   if (!valid.ok()) return respond(FromStatus(valid));
-  engine_->Query(gid, [respond = std::move(respond)](absl::StatusOr<Transaction> t) {
+  QueryFor(caller, gid, [respond = std::move(respond)](absl::StatusOr<Transaction> t) {
     if (absl::IsNotFound(t.status())) return respond(Json(DtmQueryJson(nullptr)));
     if (!t.ok()) return respond(FromStatus(t.status()));
     respond(Json(DtmQueryJson(&*t)));
   });
 }
 
-void DtmHttpApi::All(const HttpRequest& req, HttpResponder respond) {
+void DtmHttpApi::All(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
   std::string gid = req.Param("gid");
   if (!gid.empty()) {  // one transaction, by gid
     absl::Status valid = ValidateGid(gid);
     if (!valid.ok()) return respond(FromStatus(valid));
-    engine_->Query(gid, [respond = std::move(respond)](absl::StatusOr<Transaction> t) {
+    QueryFor(caller, gid, [respond = std::move(respond)](absl::StatusOr<Transaction> t) {
       if (!t.ok() && !absl::IsNotFound(t.status())) return respond(FromStatus(t.status()));
       ListPage page;
       if (t.ok()) page.transactions.push_back(*std::move(t));
@@ -210,10 +266,13 @@ void DtmHttpApi::All(const HttpRequest& req, HttpResponder respond) {
   q.page_size = static_cast<int>(limit);
   if (start_ms > 0) q.created_after = absl::FromUnixMillis(start_ms);
   if (end_ms > 0) q.created_before = absl::FromUnixMillis(end_ms);
-  engine_->List(std::move(q), [respond = std::move(respond)](absl::StatusOr<ListPage> page) {
-    if (!page.ok()) return respond(FromStatus(page.status()));
-    respond(Json(DtmListJson(*page)));
-  });
+  ScopeList(caller, q);
+  engine_->List(std::move(q),
+                [caller, respond = std::move(respond)](absl::StatusOr<ListPage> page) {
+                  if (!page.ok()) return respond(FromStatus(page.status()));
+                  for (Transaction& t : page->transactions) RedactFor(caller, t);
+                  respond(Json(DtmListJson(*page)));
+                });
 }
 
 }  // namespace dtm

@@ -12,14 +12,19 @@
 // {"dtm_result":"ONGOING"} if it is still running when its first round stalls (DTM answers the
 // same 409 for "failed" and "still running"; here they differ). Bad input is 400, an oversized
 // payload 413, an unavailable database 503, each with a JSON message naming the field.
+// With --auth_tokens_file every route but ping and version needs "Authorization: Bearer
+// <token>" (401 without a known one, 403 for what the token's role may not do; auth.h).
 //
 // Thread-safe; handlers never block (the engine answers later, on its own threads).
 #ifndef DTM_SERVER_API_HTTP_DTM_HTTP_API_H_
 #define DTM_SERVER_API_HTTP_DTM_HTTP_API_H_
 
+#include <functional>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "server/api/common/auth.h"
 #include "server/api/common/checks.h"
 #include "server/engine/engine.h"
 #include "server/http/http_server.h"
@@ -37,13 +42,20 @@ class DtmHttpApi {
   static HttpResponse FromStatus(const absl::Status& s);
 
  private:
-  void Prepare(const HttpRequest& req, HttpResponder respond);
-  void Submit(const HttpRequest& req, HttpResponder respond);
-  void Abort(const HttpRequest& req, HttpResponder respond);
-  void ForceStop(const HttpRequest& req, HttpResponder respond);
-  void RegisterBranch(const HttpRequest& req, HttpResponder respond);
-  void Query(const HttpRequest& req, HttpResponder respond);
-  void All(const HttpRequest& req, HttpResponder respond);
+  using Handler = void (DtmHttpApi::*)(const HttpRequest&, const Caller&, HttpResponder);
+  void NewGid(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void Prepare(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void Submit(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void Abort(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void ForceStop(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void RegisterBranch(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void Query(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void All(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  void QueryFor(const Caller& caller, const std::string& gid,
+                std::function<void(absl::StatusOr<Transaction>)> done);
+  // Runs `op` once `caller` may act on `gid` (auth.h's CheckOwnership), or answers the refusal.
+  void WhenOwner(const Caller& caller, const std::string& gid, HttpResponder respond,
+                 std::function<void(HttpResponder)> op);
 
   Engine* const engine_;
   const ApiLimits limits_;
