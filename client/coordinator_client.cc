@@ -1,7 +1,11 @@
 #include "client/coordinator_client.h"
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
+#include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "client/common/grpc_status.h"
 
 namespace dtm {
@@ -16,6 +20,38 @@ std::unique_ptr<CoordinatorClient> CoordinatorClient::Connect(const std::string&
                                                               absl::Duration timeout) {
   return std::make_unique<CoordinatorClient>(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), timeout, address);
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
+    const std::string& address, const ClientTls& tls, absl::Duration timeout) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = Credentials(tls);
+  if (!credentials.ok()) return credentials.status();
+  return std::make_unique<CoordinatorClient>(grpc::CreateChannel(address, *credentials), timeout,
+                                             address);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> CoordinatorClient::Credentials(
+    const ClientTls& tls) {
+  grpc::SslCredentialsOptions options;
+  const std::pair<const std::string*, std::string*> files[] = {
+      {&tls.ca_file, &options.pem_root_certs},
+      {&tls.cert_file, &options.pem_cert_chain},
+      {&tls.key_file, &options.pem_private_key}};
+  for (const auto& [path, out] : files) {
+    if (path->empty()) continue;
+    std::ifstream in(*path);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      return absl::InvalidArgumentError(absl::StrCat("cannot read the TLS file '", *path, "'"));
+    }
+    *out = text.str();
+  }
+  if (options.pem_cert_chain.empty() != options.pem_private_key.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs its key, and the other way round");
+  }
+  return grpc::SslCredentials(options);
 }
 
 template <typename Request, typename Response>

@@ -16,6 +16,14 @@
 
 namespace dtm {
 
+// TLS to a dtmd started with --tls_cert: the CAs its certificate is verified against and,
+// for a dtmd with --tls_client_ca, this client's certificate and key (PEM files).
+struct ClientTls {
+  std::string ca_file;  // empty: gRPC's default roots
+  std::string cert_file;
+  std::string key_file;
+};
+
 class CoordinatorClient {
  public:
   explicit CoordinatorClient(std::shared_ptr<grpc::Channel> channel,
@@ -23,6 +31,12 @@ class CoordinatorClient {
   // Connects (insecure) to "host:port".
   static std::unique_ptr<CoordinatorClient> Connect(const std::string& address,
                                                     absl::Duration timeout = absl::Seconds(30));
+  // Connects over TLS; INVALID_ARGUMENT naming a file that cannot be read.
+  static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Connect(
+      const std::string& address, const ClientTls& tls, absl::Duration timeout = absl::Seconds(30));
+  // The channel credentials Connect uses for `tls`.
+  static absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
+      const ClientTls& tls);
 
   absl::StatusOr<std::string> NewGid();
   absl::StatusOr<v1::SubmitResponse> Submit(const v1::SubmitRequest& request);

@@ -1,14 +1,20 @@
 // dtmd: flags and environment -> ServerConfig -> DtmServer; waits for SIGTERM/SIGINT.
 #include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -57,33 +63,64 @@ void RaiseOpenFileLimit() {
   }
 }
 
-// protobuf logs an ERROR line for every request carrying a string that is not UTF-8 (the
-// request is refused anyway); a client could fill the log with them. At most one protobuf
-// line is written per minute, with the count of those left out; FATAL ones always.
-ABSL_CONST_INIT absl::Mutex protobuf_log_mu(absl::kConstInit);
-absl::Time window_end ABSL_GUARDED_BY(protobuf_log_mu) = absl::InfinitePast();
-int64_t left_out ABSL_GUARDED_BY(protobuf_log_mu) = 0;
+// Log lines a client can cause, one per request or connection: protobuf logs an ERROR line
+// for every request carrying a string that is not UTF-8 (the request is refused anyway), gRPC
+// one for every failed TLS handshake (a plaintext client on a TLS port, a missing client
+// certificate). A client could fill the log with them, so at most one line per source is
+// written per minute, with the count of those left out; fatal ones always.
+class RateLimitedLog {
+ public:
+  explicit RateLimitedLog(const char* source) : source_(source) {}
+
+  void Write(bool fatal, const char* file, int line, const char* message) {
+    int64_t before = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Time now = absl::Now();
+      if (!fatal && now < window_end_) {
+        ++left_out_;
+        return;
+      }
+      window_end_ = now + absl::Minutes(1);
+      before = left_out_;
+      left_out_ = 0;
+    }
+    std::fprintf(stderr, "dtmd: %s %s:%d: %s%s\n", source_, file, line, message,
+                 before > 0 ? absl::StrCat(" (", before,
+                                           " similar lines left out in the last "
+                                           "minute)")
+                                  .c_str()
+                            : "");
+  }
+
+ private:
+  const char* const source_;
+  absl::Mutex mu_;
+  absl::Time window_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t left_out_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+RateLimitedLog& ProtobufLog() {
+  static auto* log = new RateLimitedLog("libprotobuf");
+  return *log;
+}
+
+RateLimitedLog& GrpcLog() {
+  static auto* log = new RateLimitedLog("grpc");
+  return *log;
+}
 
 void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
                             const std::string& message) {
-  int64_t before = 0;
-  {
-    absl::MutexLock lock(&protobuf_log_mu);
-    absl::Time now = absl::Now();
-    if (level != google::protobuf::LOGLEVEL_FATAL && now < window_end) {
-      ++left_out;
-      return;
-    }
-    window_end = now + absl::Minutes(1);
-    before = left_out;
-    left_out = 0;
+  ProtobufLog().Write(level == google::protobuf::LOGLEVEL_FATAL, file, line, message.c_str());
+}
+
+void RateLimitedGrpcLog(gpr_log_func_args* args) {
+  if (args->severity < GPR_LOG_SEVERITY_ERROR) {  // asked for with GRPC_VERBOSITY: all of it
+    std::fprintf(stderr, "dtmd: grpc %s:%d: %s\n", args->file, args->line, args->message);
+    return;
   }
-  std::fprintf(stderr, "dtmd: libprotobuf %s:%d: %s%s\n", file, line, message.c_str(),
-               before > 0 ? absl::StrCat(" (", before,
-                                         " similar lines left out in the last "
-                                         "minute)")
-                                .c_str()
-                          : "");
+  GrpcLog().Write(false, args->file, args->line, args->message);
 }
 
 // Whether a listen address ("host:port") takes connections from this machine only.
@@ -97,16 +134,20 @@ bool LoopbackOnly(const std::string& listen) {
 // working: from outside, dtmd looks alive but nobody new can reach it. Every `interval`, a new
 // channel (never a pooled connection) asks the health service; after kFailures failures in a
 // row the watchdog says why and sends SIGTERM to dtmd, which shuts down and exits with 3.
+// A TLS listener (which may want a client certificate the watchdog does not have) is checked
+// by a TLS handshake instead: any answer from the server's TLS stack shows that the connection
+// was accepted, while a connection the accept loop never took sits unanswered in the backlog.
 class ListenerWatchdog {
  public:
   static constexpr int kFailures = 3;
 
-  ListenerWatchdog(absl::Duration interval, const std::string& listen, int port) {
+  ListenerWatchdog(absl::Duration interval, const std::string& listen, int port, bool tls)
+      : tls_(tls) {
     if (interval <= absl::ZeroDuration()) return;
     std::string host = listen.substr(0, listen.rfind(':'));
     if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "*") host = "127.0.0.1";
-    thread_ = std::thread(
-        [this, interval, target = absl::StrCat(host, ":", port)] { Run(interval, target); });
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    thread_ = std::thread([this, interval, host, port] { Run(interval, host, port); });
   }
   ~ListenerWatchdog() { Stop(); }
 
@@ -145,7 +186,47 @@ class ListenerWatchdog {
     return status;
   }
 
-  void Run(absl::Duration interval, const std::string& target) {
+  // Connects to host:port and starts a TLS handshake (no verification: only whether the
+  // server answers matters). OK once the server's TLS stack answered, the error otherwise.
+  static grpc::Status HandshakeOnce(const std::string& host, int port, absl::Duration timeout) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* addrs = nullptr;
+    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &addrs) != 0 ||
+        addrs == nullptr) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "cannot resolve " + host);
+    }
+    int fd = socket(addrs->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    timeval tv = absl::ToTimeval(timeout);
+    grpc::Status result(grpc::StatusCode::UNAVAILABLE, "no TLS answer in time");
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 &&
+        connect(fd, addrs->ai_addr, addrs->ai_addrlen) == 0) {
+      SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+      SSL* ssl = ctx != nullptr ? SSL_new(ctx) : nullptr;
+      if (ssl != nullptr) {
+        SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+        static const unsigned char kAlpn[] = {2, 'h', '2'};
+        SSL_set_alpn_protos(ssl, kAlpn, sizeof(kAlpn));
+        SSL_set_fd(ssl, fd);
+        ERR_clear_error();
+        int rc = SSL_connect(ssl);
+        // Done, or refused by the server's TLS stack (an alert): either way it answered.
+        if (rc == 1 || SSL_get_error(ssl, rc) == SSL_ERROR_SSL) result = grpc::Status::OK;
+        SSL_free(ssl);
+      }
+      SSL_CTX_free(ctx);
+    } else if (fd >= 0) {
+      result = grpc::Status(grpc::StatusCode::UNAVAILABLE, std::strerror(errno));
+    }
+    if (fd >= 0) close(fd);
+    freeaddrinfo(addrs);
+    return result;
+  }
+
+  void Run(absl::Duration interval, const std::string& host, int port) {
+    const std::string target = absl::StrCat(
+        host.find(':') != std::string::npos ? absl::StrCat("[", host, "]") : host, ":", port);
     int failures = 0;
     for (;;) {
       {
@@ -153,8 +234,8 @@ class ListenerWatchdog {
         if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) return;
       }
       // Generous, so that a loaded machine is not taken for a dead listener.
-      grpc::Status st =
-          CheckOnce(target, std::clamp(interval, absl::Seconds(2), absl::Seconds(10)));
+      const absl::Duration timeout = std::clamp(interval, absl::Seconds(2), absl::Seconds(10));
+      grpc::Status st = tls_ ? HandshakeOnce(host, port, timeout) : CheckOnce(target, timeout);
       failures = st.ok() ? 0 : failures + 1;
       if (failures < kFailures) continue;
       std::fprintf(stderr,
@@ -170,6 +251,7 @@ class ListenerWatchdog {
     }
   }
 
+  const bool tls_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool fired_ ABSL_GUARDED_BY(mu_) = false;
@@ -183,9 +265,20 @@ ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
 ABSL_FLAG(std::string, http_listen, EnvOr("DTM_HTTP_LISTEN", "0.0.0.0:36789"),
           "HTTP listen address for DTM's HTTP API (/api/dtmsvr/...); empty: no HTTP server "
           "(env DTM_HTTP_LISTEN)");
-ABSL_FLAG(std::string, http_ca_file, EnvOr("DTM_HTTP_CA_FILE", ""),
-          "PEM file of the CAs that https:// branch services' certificates are verified "
-          "against; empty: the system's CAs (env DTM_HTTP_CA_FILE)");
+ABSL_FLAG(std::string, branch_ca_file, EnvOr("DTM_BRANCH_CA_FILE", ""),
+          "PEM file of the CAs that grpcs:// and https:// branch services' certificates are "
+          "verified against; empty: the system's CAs (env DTM_BRANCH_CA_FILE)");
+ABSL_FLAG(std::string, tls_cert, EnvOr("DTM_TLS_CERT", ""),
+          "PEM certificate chain (leaf first) for TLS on both listeners, gRPC and HTTP; empty: "
+          "plaintext. Read again when it changes (env DTM_TLS_CERT)");
+ABSL_FLAG(std::string, tls_key, EnvOr("DTM_TLS_KEY", ""),
+          "PEM private key of --tls_cert (env DTM_TLS_KEY)");
+ABSL_FLAG(std::string, tls_client_ca, EnvOr("DTM_TLS_CLIENT_CA", ""),
+          "PEM CAs of client certificates: with it, both listeners require a client "
+          "certificate signed by one of them (mutual TLS) (env DTM_TLS_CLIENT_CA)");
+ABSL_FLAG(absl::Duration, tls_reload_interval,
+          EnvDuration("DTM_TLS_RELOAD_INTERVAL", absl::Seconds(10)),
+          "how often the TLS files are looked at for changes (env DTM_TLS_RELOAD_INTERVAL)");
 ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
           "store: sqlite:///abs/path.db, sqlite://relative.db, or PostgreSQL as a URL "
           "(postgresql://user:pw@host1,host2/db?target_session_attrs=read-write) or libpq "
@@ -275,6 +368,7 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   RaiseOpenFileLimit();
   google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
+  gpr_set_log_function(&RateLimitedGrpcLog);
 
   // Block the signals before any thread starts so that only sigwait below sees them.
   sigset_t signals;
@@ -286,7 +380,18 @@ int main(int argc, char** argv) {
   dtm::ServerConfig config;
   config.listen = absl::GetFlag(FLAGS_listen);
   config.http_listen = absl::GetFlag(FLAGS_http_listen);
-  config.http_ca_file = absl::GetFlag(FLAGS_http_ca_file);
+  config.branch_ca_file = absl::GetFlag(FLAGS_branch_ca_file);
+  config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  config.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  config.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  config.tls_reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
+  if (config.tls.cert_file.empty() != config.tls.key_file.empty() ||
+      (config.tls.cert_file.empty() && !config.tls.client_ca_file.empty())) {
+    std::fprintf(stderr,
+                 "dtmd: --tls_cert and --tls_key go together, and --tls_client_ca "
+                 "needs them\n");
+    return 2;
+  }
   config.store = absl::GetFlag(FLAGS_store);
   config.schema = absl::GetFlag(FLAGS_schema);
   config.advertise = absl::GetFlag(FLAGS_advertise);
@@ -376,22 +481,33 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dtmd: serving DTM's HTTP API on HTTP port %d (http_listen %s)\n",
                  (*server)->http_port(), config.http_listen.c_str());
   }
+  const bool tls = config.tls.enabled();
+  const bool authenticated =
+      config.limits.auth_tokens != nullptr || !config.tls.client_ca_file.empty();
   for (const std::string* listen : {&config.listen, &config.http_listen}) {
-    if (listen->empty() || LoopbackOnly(*listen)) continue;
+    if (listen->empty() || LoopbackOnly(*listen) || (tls && authenticated)) continue;
+    if (authenticated) {
+      std::fprintf(stderr,
+                   "dtmd: WARNING: %s accepts connections from other machines without TLS: "
+                   "client tokens and transaction payloads cross the network in clear text. "
+                   "Set --tls_cert and --tls_key.\n",
+                   listen->c_str());
+      continue;
+    }
     std::fprintf(
         stderr,
-        "dtmd: WARNING: %s accepts connections from other machines without TLS or "
+        "dtmd: WARNING: %s accepts connections from other machines without %s"
         "client authentication: anyone who reaches it can run, list and stop "
-        "transactions%s. Keep the port private (a firewall, a Kubernetes "
-        "NetworkPolicy)%s.\n",
-        listen->c_str(),
+        "transactions%s. Set --auth_tokens_file (or --tls_client_ca), or keep the port "
+        "private (a firewall, a Kubernetes NetworkPolicy)%s.\n",
+        listen->c_str(), tls ? "" : "TLS or ",
         config.limits.allowed_targets ? "" : " and make dtmd call any address it can reach",
-        config.limits.allowed_targets ? "" : " and set --allowed_targets");
+        config.limits.allowed_targets ? "" : "; and set --allowed_targets");
   }
   std::fflush(stderr);
 
   ListenerWatchdog watchdog(absl::GetFlag(FLAGS_listener_check_interval), config.listen,
-                            (*server)->port());
+                            (*server)->port(), config.tls.enabled());
   int sig = 0;
   sigwait(&signals, &sig);
   watchdog.Stop();

@@ -3,9 +3,14 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -79,9 +84,19 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   GrpcBranchCallerOptions go;
   go.max_channels = config.max_branch_channels;
   go.verbose_errors = config.verbose_errors;
+  if (!config.branch_ca_file.empty()) {
+    std::ifstream in(config.branch_ca_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    if (!in || pem.str().find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("--branch_ca_file '", config.branch_ca_file,
+                                                     "' is not a readable PEM certificate file"));
+    }
+    go.ca_pem = pem.str();
+  }
   p->grpc_caller = std::make_unique<GrpcBranchCaller>(go);
   HttpBranchCallerOptions ho;
-  ho.ca_file = config.http_ca_file;
+  ho.ca_file = config.branch_ca_file;
   ho.verbose_errors = config.verbose_errors;
   p->http_caller = std::make_unique<HttpBranchCaller>(ho);
   p->caller = std::make_unique<ProtocolRouter>(p->grpc_caller.get(), p->http_caller.get());
@@ -97,7 +112,24 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (config.tls.enabled()) {
+    // Checked here, once: gRPC's file watcher would only log a bad file and fail handshakes.
+    absl::Status files = CheckServerTlsFiles(config.tls);
+    if (!files.ok()) return files;
+    auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        config.tls.key_file, config.tls.cert_file, config.tls.client_ca_file,
+        static_cast<unsigned>(
+            std::max<int64_t>(1, absl::ToInt64Seconds(config.tls_reload_interval))));
+    grpc::experimental::TlsServerCredentialsOptions options(provider);
+    options.watch_identity_key_cert_pairs();
+    if (!config.tls.client_ca_file.empty()) {
+      options.watch_root_certs();
+      options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    }
+    credentials = grpc::experimental::TlsServerCredentials(options);
+  }
+  builder.AddListeningPort(config.listen, credentials, &port);
   builder.RegisterService(p->service.get());
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
@@ -124,6 +156,8 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
     p->http_api->Register(&p->http_router);
     HttpServerOptions ho;
     ho.listen = config.http_listen;
+    ho.tls = config.tls;
+    ho.tls_reload_interval = config.tls_reload_interval;
     // Room for the largest allowed transaction, as on the gRPC port.
     ho.max_body_bytes = config.limits.max_payload_bytes * 4 + (1 << 20);
     auto http = HttpServer::Start(ho, &p->http_router);
@@ -135,8 +169,8 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
     std::string host = config.http_listen.substr(0, config.http_listen.rfind(':'));
     std::string advertised =
         config.advertise.empty() ? host : config.advertise.substr(0, config.advertise.rfind(':'));
-    p->engine->set_http_self_address(
-        absl::StrCat("http://", advertised, ":", p->http->port(), "/api/dtmsvr"));
+    p->engine->set_http_self_address(absl::StrCat(config.tls.enabled() ? "https://" : "http://",
+                                                  advertised, ":", p->http->port(), "/api/dtmsvr"));
   }
   p->server->GetHealthCheckService()->SetServingStatus(true);
   p->server->GetHealthCheckService()->SetServingStatus("dtm.v1.Coordinator", true);

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "server/api/validation.h"
 #include "server/engine/engine.h"
+#include "server/http/http_server.h"
 #include "server/recovery/recovery.h"
 
 namespace dtm {
@@ -19,8 +20,14 @@ struct ServerConfig {
   std::string listen = "0.0.0.0:36790";
   // DTM's HTTP API; empty: no HTTP server.
   std::string http_listen = "0.0.0.0:36789";
-  // PEM CAs that https:// branches' certificates are checked against; empty: the system's.
-  std::string http_ca_file;
+  // PEM CAs that grpcs:// and https:// branches' certificates are checked against; empty: the
+  // system's.
+  std::string branch_ca_file;
+  // TLS of both listeners, gRPC and HTTP (with client_ca_file: client certificates required);
+  // no cert_file: plaintext. The files are read again when they change, looked at every
+  // tls_reload_interval.
+  TlsFiles tls;
+  absl::Duration tls_reload_interval = absl::Seconds(10);
   std::string store = "sqlite://dtm.db";
   std::string schema;       // PostgreSQL schema for dtm's tables; empty: public
   bool init_store = false;  // SQLite: create a store in an existing file that holds none

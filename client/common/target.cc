@@ -95,6 +95,10 @@ std::string GrpcTarget::ChannelTarget() const {
   return balanced ? absl::StrCat("dns:///", authority) : authority;
 }
 
+std::string GrpcTarget::ChannelKey() const {
+  return tls ? absl::StrCat("grpcs://", ChannelTarget()) : ChannelTarget();
+}
+
 absl::StatusOr<GrpcTarget> ParseGrpcTarget(const std::string& target, const std::string& field) {
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(
@@ -108,6 +112,8 @@ absl::StatusOr<GrpcTarget> ParseGrpcTarget(const std::string& target, const std:
   absl::string_view t = target;
   if (absl::ConsumePrefix(&t, "dns:///")) {
     out.balanced = true;
+  } else if (absl::ConsumePrefix(&t, "grpcs://")) {
+    out.tls = true;
   } else if (!absl::ConsumePrefix(&t, "grpc://")) {
     // Any other scheme would pick another gRPC resolver: unix sockets, address lists, ...
     size_t colon = t.find(':');
@@ -120,8 +126,8 @@ absl::StatusOr<GrpcTarget> ParseGrpcTarget(const std::string& target, const std:
       bool port_follows =
           absl::ascii_isdigit(static_cast<unsigned char>(next)) || next == '+' || next == '-';
       if (letters && !port_follows) {
-        return bad(
-            absl::StrCat("the scheme '", scheme, ":' is not allowed (only grpc:// and dns:///)"));
+        return bad(absl::StrCat("the scheme '", scheme,
+                                ":' is not allowed (only grpc://, grpcs:// and dns:///)"));
       }
     }
   }

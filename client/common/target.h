@@ -1,7 +1,7 @@
 // Branch targets, the two kinds a step may name:
-// - gRPC: "host:port/package.Service/Method", optionally prefixed by "grpc://" or by
-//   "dns:///" (resolve every address of the name and balance calls over them round-robin, as
-//   for a Kubernetes headless Service);
+// - gRPC: "host:port/package.Service/Method", optionally prefixed by "grpc://", by "grpcs://"
+//   (over TLS, the branch's certificate verified) or by "dns:///" (resolve every address of
+//   the name and balance calls over them round-robin, as for a Kubernetes headless Service);
 // - HTTP: an "http://" or "https://" URL, DTM's HTTP branch protocol.
 // The grammar is strict on purpose: the coordinator calls whatever a client names, so a target
 // must not reach anything but a TCP port by a host name or an IP literal. No other gRPC
@@ -26,8 +26,11 @@ struct GrpcTarget {
   std::string authority;  // "host:port", lowercased
   std::string method;     // "/package.Service/Method"
   bool balanced = false;  // "dns:///": every address of the name, round-robin
-  // What a channel is created for, and the key channels are shared by.
+  bool tls = false;       // "grpcs://"
+  // What a channel is created for ("host:port" or "dns:///host:port").
   std::string ChannelTarget() const;
+  // The key channels are shared by: ChannelTarget, and whether over TLS.
+  std::string ChannelKey() const;
 };
 
 // Parses `target`; INVALID_ARGUMENT naming `field` and the value when malformed.

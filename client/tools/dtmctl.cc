@@ -11,9 +11,12 @@
 // The address comes from --dtm, else $DTM_ADDRESS, else 127.0.0.1:36790. Exit codes: 0 done,
 // 1 the coordinator refused or could not be reached (its message is printed), 2 bad usage.
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,8 +28,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "client/branch_call.h"
+#include "client/common/grpc_status.h"
 #include "client/coordinator_client.h"
 
 namespace {
@@ -36,16 +40,23 @@ std::string DefaultAddress() {
   return env != nullptr && *env != '\0' ? env : "127.0.0.1:36790";
 }
 
-std::string DefaultToken() {
-  const char* env = std::getenv("DTM_TOKEN");
+std::string EnvOr(const char* name) {
+  const char* env = std::getenv(name);
   return env != nullptr ? env : "";
 }
 
 }  // namespace
 
 ABSL_FLAG(std::string, dtm, DefaultAddress(), "dtmd address host:port (env DTM_ADDRESS)");
-ABSL_FLAG(std::string, token, DefaultToken(),
+ABSL_FLAG(std::string, token, EnvOr("DTM_TOKEN"),
           "bearer token for a dtmd with --auth_tokens_file (env DTM_TOKEN)");
+ABSL_FLAG(bool, tls, !EnvOr("DTM_TLS_CA").empty(),
+          "connect over TLS (implied by --tls_ca and --tls_cert)");
+ABSL_FLAG(std::string, tls_ca, EnvOr("DTM_TLS_CA"),
+          "PEM CAs dtmd's certificate is verified against; empty: the system's (env DTM_TLS_CA)");
+ABSL_FLAG(std::string, tls_cert, EnvOr("DTM_TLS_CERT"),
+          "PEM client certificate, for a dtmd with --tls_client_ca (env DTM_TLS_CERT)");
+ABSL_FLAG(std::string, tls_key, EnvOr("DTM_TLS_KEY"), "PEM key of --tls_cert (env DTM_TLS_KEY)");
 ABSL_FLAG(bool, json, false, "print JSON (the API's messages) instead of tables");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "deadline of each call");
 ABSL_FLAG(std::string, status, "", "list: only this status (PREPARED, SUBMITTED, ...)");
@@ -223,13 +234,30 @@ int List(CoordinatorClient& client, bool json) {
   return 0;
 }
 
-int Health(const std::string& address, bool json) {
+int Health(const std::shared_ptr<grpc::Channel>& channel, const std::string& address, bool json) {
   // grpc.health.v1.Health/Check with an empty HealthCheckRequest (the whole server); the
   // answer is field 1, a varint: 1 SERVING, 2 NOT_SERVING.
+  grpc::GenericStub stub(channel);
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](const grpc::Status& s) {
+                   status = s;
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  std::vector<grpc::Slice> slices;
   std::string reply;
-  absl::Status s = CallTarget(address + "/grpc.health.v1.Health/Check", "", {},
-                              absl::GetFlag(FLAGS_timeout), &reply);
-  if (!s.ok()) return Fail(s);
+  if (response.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices)
+      reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
   int code = reply.size() == 2 && reply[0] == 0x08 ? reply[1] : 0;
   const char* names[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
   const char* name = code >= 0 && code <= 3 ? names[code] : "UNKNOWN";
@@ -246,12 +274,23 @@ int Run(const std::vector<std::string>& args) {
   const std::string& cmd = args[0];
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string address = absl::GetFlag(FLAGS_dtm);
-  auto client = CoordinatorClient::Connect(address, absl::GetFlag(FLAGS_timeout));
+  ClientTls tls{absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+                absl::GetFlag(FLAGS_tls_key)};
+  const bool use_tls = absl::GetFlag(FLAGS_tls) || !tls.ca_file.empty() || !tls.cert_file.empty();
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (use_tls) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> c =
+        CoordinatorClient::Credentials(tls);
+    if (!c.ok()) return Fail(c.status());
+    credentials = *c;
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(address, credentials);
+  auto client = std::make_unique<CoordinatorClient>(channel, absl::GetFlag(FLAGS_timeout), address);
   client->set_auth_token(absl::GetFlag(FLAGS_token));
   auto one_gid = [&]() -> const std::string* { return args.size() == 2 ? &args[1] : nullptr; };
   if (cmd == "health") {
     if (args.size() != 1) return Usage("health takes no arguments");
-    return Health(address, json);
+    return Health(channel, address, json);
   }
   if (cmd == "list") {
     if (args.size() != 1) return Usage("list takes flags, not arguments");

@@ -1,11 +1,19 @@
 #include "server/http/http_server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <optional>
 #include <thread>
 
@@ -58,7 +66,68 @@ std::string Decode(absl::string_view s, bool plus_is_space) {
 
 absl::Duration Clamp(absl::Duration d) { return std::max(d, absl::Milliseconds(1)); }
 
+// A server TLS context from `files`: TLS 1.2 or later, the certificate chain and key (checked
+// to match), and with a client CA, a client certificate required and verified.
+absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(const TlsFiles& files) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  beast::error_code ec;
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                       net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use,
+                   ec);
+  auto bad = [&](const char* flag, const std::string& file) {
+    // OpenSSL's reason ("no start line", "key values mismatch"), not Asio's "asio.ssl error".
+    const char* reason = ec.category() == net::error::get_ssl_category()
+                             ? ERR_reason_error_string(static_cast<unsigned long>(ec.value()))
+                             : nullptr;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, " '", file, "': ", reason != nullptr ? reason : ec.message().c_str()));
+  };
+  for (const auto& [flag, file] :
+       {std::pair<const char*, const std::string*>{"tls_cert", &files.cert_file},
+        {"tls_key", &files.key_file},
+        {"tls_client_ca", &files.client_ca_file}}) {
+    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " '", *file, "' cannot be read: ", std::strerror(errno)));
+    }
+  }
+  ctx->use_certificate_chain_file(files.cert_file, ec);
+  if (ec) return bad("tls_cert", files.cert_file);
+  ctx->use_private_key_file(files.key_file, net::ssl::context::pem, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat(bad("tls_key", files.key_file).message(),
+                                                   " (is it the key of --tls_cert '",
+                                                   files.cert_file, "'?)"));
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls_key '", files.key_file, "' is not the key of --tls_cert '", files.cert_file, "'"));
+  }
+  if (!files.client_ca_file.empty()) {
+    ctx->load_verify_file(files.client_ca_file, ec);
+    if (ec) return bad("tls_client_ca", files.client_ca_file);
+    ctx->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert, ec);
+    if (ec) return bad("tls_client_ca", files.client_ca_file);
+  }
+  return ctx;
+}
+
+// When the files were last changed (a missing file counts as the epoch).
+absl::Time FilesChanged(const TlsFiles& files) {
+  absl::Time latest = absl::UnixEpoch();
+  for (const std::string* f : {&files.cert_file, &files.key_file, &files.client_ca_file}) {
+    struct stat st {};
+    if (!f->empty() && stat(f->c_str(), &st) == 0) {
+      latest = std::max(latest, absl::TimeFromTimespec(st.st_mtim));
+    }
+  }
+  return latest;
+}
+
 }  // namespace
+
+absl::Status CheckServerTlsFiles(const TlsFiles& files) { return MakeTlsContext(files).status(); }
 
 std::string HttpRequest::Param(const std::string& name) const {
   auto it = query.find(name);
@@ -125,6 +194,10 @@ class HttpServer::Impl {
   }
 
   const HttpServerOptions& options() const { return options_; }
+  // The TLS context for a new connection (null without TLS), read again from the files when
+  // they changed since the last look (at most every tls_reload_interval); a failed read keeps
+  // the old one.
+  std::shared_ptr<net::ssl::context> TlsContext();
   const HttpRouter& router() const { return *router_; }
   bool draining() const { return draining_.load(); }
   // A request was handed to its handler / answered: Shutdown waits for none to be left.
@@ -160,6 +233,9 @@ class HttpServer::Impl {
   // reference, so an answer that comes after the connection is gone is dropped.
   absl::flat_hash_map<Session*, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<net::ssl::context> tls_ ABSL_GUARDED_BY(mu_);
+  absl::Time tls_changed_ ABSL_GUARDED_BY(mu_);
+  absl::Time tls_next_check_ ABSL_GUARDED_BY(mu_);
 
   net::io_context ioc_;
   // Keeps the I/O threads running while no operation is pending: at shutdown, a request whose
@@ -173,13 +249,27 @@ class HttpServer::Impl {
 // next one (keep-alive). Its handlers run on its own strand.
 class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+  Session(Impl* server, tcp::socket socket, std::shared_ptr<net::ssl::context> tls)
+      : server_(server), tls_context_(std::move(tls)) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = socket.remote_endpoint(ec);
     if (!ec) peer_ = absl::StrCat(ep.address().to_string(), ":", ep.port());
+    if (tls_context_) {
+      tls_.emplace(std::move(socket), *tls_context_);
+    } else {
+      plain_.emplace(std::move(socket));
+    }
   }
-  void Start() { ReadHeader(/*first=*/true); }
-  auto get_executor() { return stream_.get_executor(); }
+  void Start() {
+    if (!tls_) return ReadHeader(/*first=*/true);
+    tcp().expires_after(absl::ToChronoMilliseconds(Clamp(server_->options().header_timeout)));
+    tls_->async_handshake(net::ssl::stream_base::server,
+                          [self = shared_from_this()](beast::error_code ec) {
+                            if (ec) return self->Close();  // not TLS, or no valid client cert
+                            self->ReadHeader(/*first=*/true);
+                          });
+  }
+  auto get_executor() { return tcp().get_executor(); }
 
   // On the strand: the server stops. An idle connection is closed now, a busy one after its
   // answer.
@@ -188,6 +278,17 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  beast::tcp_stream& tcp() { return tls_ ? beast::get_lowest_layer(*tls_) : *plain_; }
+  // Runs `f` on the connection's stream, TLS or plain.
+  template <typename F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*plain_);
+    }
+  }
+
   void ReadHeader(bool first) {
     if (server_->draining()) {
       Close();
@@ -197,11 +298,13 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(server_->options().max_header_bytes));
     parser_->body_limit(server_->options().max_body_bytes);
     const HttpServerOptions& o = server_->options();
-    stream_.expires_after(absl::ToChronoMilliseconds(
+    tcp().expires_after(absl::ToChronoMilliseconds(
         Clamp(first || buffer_.size() > 0 ? o.header_timeout : o.idle_timeout)));
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+    WithStream([this](auto& stream) {
+      http::async_read_header(
+          stream, buffer_, *parser_,
+          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+    });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -209,10 +312,12 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       Fail(ec);
       return;
     }
-    stream_.expires_after(absl::ToChronoMilliseconds(Clamp(server_->options().body_timeout)));
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    tcp().expires_after(absl::ToChronoMilliseconds(Clamp(server_->options().body_timeout)));
+    WithStream([this](auto& stream) {
+      http::async_read(
+          stream, buffer_, *parser_,
+          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    });
   }
 
   // A read that ended without a request: answer what the client got wrong, or just close.
@@ -263,14 +368,14 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     req.peer = peer_;
     busy_ = true;
     server_->RequestStarted();
-    stream_.expires_never();  // the handler may take long (wait_result)
+    tcp().expires_never();  // the handler may take long (wait_result)
     auto answered = std::make_shared<std::atomic<bool>>(false);
     std::weak_ptr<Session> weak = shared_from_this();
     server_->router().Dispatch(std::move(req), [weak, answered](HttpResponse r) {
       if (answered->exchange(true)) return;  // exactly once
       std::shared_ptr<Session> self = weak.lock();
       if (!self) return;  // the connection is gone
-      net::post(self->stream_.get_executor(),
+      net::post(self->get_executor(),
                 [self, r = std::move(r)]() mutable { self->Respond(std::move(r)); });
     });
   }
@@ -286,19 +391,21 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     res->body() = std::move(r.body);
     res->keep_alive(keep_alive);
     res->prepare_payload();
-    stream_.expires_after(absl::ToChronoMilliseconds(Clamp(server_->options().body_timeout)));
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
-                        if (self->busy_) {  // the answer is out: Shutdown may stop waiting
-                          self->busy_ = false;
-                          self->server_->RequestAnswered();
-                        }
-                        if (ec || !keep_alive) {
-                          self->Close();
-                          return;
-                        }
-                        self->ReadHeader(/*first=*/false);
-                      });
+    tcp().expires_after(absl::ToChronoMilliseconds(Clamp(server_->options().body_timeout)));
+    WithStream([this, &res, keep_alive](auto& stream) {
+      http::async_write(stream, *res,
+                        [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
+                          if (self->busy_) {  // the answer is out: Shutdown may stop waiting
+                            self->busy_ = false;
+                            self->server_->RequestAnswered();
+                          }
+                          if (ec || !keep_alive) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadHeader(/*first=*/false);
+                        });
+    });
   }
 
   // Closes the connection and lets the server forget the session (callers hold a reference).
@@ -310,13 +417,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       server_->RequestAnswered();
     }
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp().socket().close(ec);
     server_->Forget(this);
   }
 
   Impl* const server_;
-  beast::tcp_stream stream_;
+  const std::shared_ptr<net::ssl::context> tls_context_;  // outlives tls_
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
+  std::optional<beast::tcp_stream> plain_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string peer_;
@@ -366,7 +475,7 @@ void HttpServer::Impl::Accept() {
       beast::error_code ignored;
       socket.close(ignored);  // over the limit: no room, no answer
     } else {
-      auto s = std::make_shared<Session>(this, std::move(socket));
+      auto s = std::make_shared<Session>(this, std::move(socket), TlsContext());
       {
         absl::MutexLock lock(&mu_);
         sessions_.emplace(s.get(), s);
@@ -375,6 +484,28 @@ void HttpServer::Impl::Accept() {
     }
     if (!draining()) Accept();
   });
+}
+
+std::shared_ptr<net::ssl::context> HttpServer::Impl::TlsContext() {
+  if (!options_.tls.enabled()) return nullptr;
+  absl::MutexLock lock(&mu_);
+  absl::Time now = absl::Now();
+  if (tls_ != nullptr && now < tls_next_check_) return tls_;
+  tls_next_check_ = now + options_.tls_reload_interval;
+  absl::Time changed = FilesChanged(options_.tls);
+  if (tls_ != nullptr && changed == tls_changed_) return tls_;
+  absl::StatusOr<std::shared_ptr<net::ssl::context>> fresh = MakeTlsContext(options_.tls);
+  if (!fresh.ok()) {
+    // A certificate and key written one after the other may disagree for a moment: keep
+    // serving with the previous pair, and look again at the next connection.
+    fprintf(stderr, "dtmd: HTTP TLS files not (re)loaded, keeping the previous ones: %s\n",
+            std::string(fresh.status().message()).c_str());
+    return tls_;
+  }
+  if (tls_ != nullptr) fprintf(stderr, "dtmd: HTTP TLS files reloaded\n");
+  tls_changed_ = changed;
+  tls_ = *std::move(fresh);
+  return tls_;
 }
 
 void HttpServer::Impl::Run() {
@@ -430,6 +561,11 @@ HttpServer::~HttpServer() { Shutdown(absl::ZeroDuration()); }
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
                                                               const HttpRouter* router) {
   auto impl = std::make_unique<Impl>(options, router);
+  if (options.tls.enabled()) {
+    absl::Status tls = CheckServerTlsFiles(options.tls);
+    if (!tls.ok()) return tls;
+    impl->TlsContext();  // the first read, before any connection
+  }
   absl::Status listening = impl->Listen();
   if (!listening.ok()) return listening;
   impl->Run();

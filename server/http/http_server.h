@@ -9,6 +9,11 @@
 // `idle_timeout`, and beyond `max_connections` a new connection is closed at once. Unknown
 // paths are 404 and known paths with another method 405, both with a JSON message.
 //
+// With TLS files it serves HTTPS only (TLS 1.2 and later), and with a client CA it requires
+// and verifies a client certificate; the files are read again when they change (looked at on
+// new connections, at most every `tls_reload_interval`), so a renewed certificate needs no
+// restart.
+//
 // Thread-safe. Shutdown stops accepting, lets the requests in flight be answered for up to a
 // grace period, then closes every connection and joins its threads.
 #ifndef DTM_SERVER_HTTP_HTTP_SERVER_H_
@@ -68,6 +73,18 @@ class HttpRouter {
   std::vector<std::pair<std::string, HttpHandler>> prefixes_;
 };
 
+// PEM files of a TLS listener.
+struct TlsFiles {
+  std::string cert_file;       // the certificate chain, leaf first; empty: no TLS
+  std::string key_file;        // its private key
+  std::string client_ca_file;  // non-empty: clients must present a certificate signed by these
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+// OK when `files` make a working server TLS setup (readable, PEM, the key matches the
+// certificate, the CA file holds certificates); INVALID_ARGUMENT naming the file otherwise.
+absl::Status CheckServerTlsFiles(const TlsFiles& files);
+
 struct HttpServerOptions {
   std::string listen = "0.0.0.0:36789";  // host:port; port 0 picks one
   int threads = 2;
@@ -77,6 +94,9 @@ struct HttpServerOptions {
   absl::Duration body_timeout = absl::Seconds(30);
   absl::Duration idle_timeout = absl::Seconds(60);
   int max_connections = 4096;
+  TlsFiles tls;
+  // How often, at most, the TLS files are looked at for changes.
+  absl::Duration tls_reload_interval = absl::Seconds(10);
 };
 
 class HttpServer {

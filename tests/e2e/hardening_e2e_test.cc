@@ -22,8 +22,11 @@
 #include "client/saga.h"
 #include "tests/support/http_client.h"
 #include "tests/support/live_dtmd_test.h"
+#include "tests/support/test_ca.h"
 
-#if defined(__has_feature)
+#if defined(__SANITIZE_ADDRESS__)
+#define DTM_UNDER_ASAN 1
+#elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define DTM_UNDER_ASAN 1
 #endif
@@ -280,14 +283,12 @@ TEST(ListenerTest, APublicListenerWithoutProtectionIsWarnedAbout) {
 // Connections up to dtmd's open-file limit make gRPC's accept4 fail with EMFILE; gRPC then
 // never accepts again, though dtmd looks alive. dtmd notices (its listener check fails over
 // new connections) and exits non-zero, for its supervisor to restart it.
-TEST(ListenerTest, ADeadListenerMakesDtmdExitForItsSupervisor) {
-#if defined(__SANITIZE_ADDRESS__) || DTM_UNDER_ASAN
-  // gRPC 1.51's accept path after EMFILE trips UBSan's vptr check inside libgrpc, and a
-  // process out of descriptors cannot write its sanitizer report: the g++ build runs this.
-  GTEST_SKIP() << "not under sanitizers";
-#endif
-  test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()),
-                         {"--listener_check_interval=300ms", "--http_listen="});
+// Runs dtmd with `args` at a low descriptor limit, fills its listener's backlog until accept
+// fails with EMFILE, closes those connections and expects dtmd to notice and exit with 3.
+void ExpectExitOnADeadListener(std::vector<std::string> args) {
+  args.push_back("--listener_check_interval=300ms");
+  args.push_back("--http_listen=");
+  test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()), args);
   dtmd.set_open_file_limit(160);
   ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
   const int port = std::stoi(dtmd.address().substr(dtmd.address().rfind(':') + 1));
@@ -314,6 +315,22 @@ TEST(ListenerTest, ADeadListenerMakesDtmdExitForItsSupervisor) {
   ASSERT_TRUE(code.has_value()) << dtmd.Log();
   EXPECT_EQ(*code, 3) << dtmd.Log();
   EXPECT_THAT(dtmd.Log(), HasSubstr("accepts no new connections"));
+}
+
+// gRPC 1.51's accept path after EMFILE trips UBSan's vptr check inside libgrpc, and a process
+// out of descriptors cannot write its sanitizer report: the g++ build runs these two.
+TEST(ListenerTest, ADeadListenerMakesDtmdExitForItsSupervisor) {
+  if (DTM_UNDER_ASAN) GTEST_SKIP() << "not under sanitizers";
+  ExpectExitOnADeadListener({});
+}
+
+TEST(ListenerTest, ADeadTlsListenerIsNoticedWithoutAClientCertificate) {
+  if (DTM_UNDER_ASAN) GTEST_SKIP() << "not under sanitizers";
+  std::string dir = test::MakeTempDir();
+  ASSERT_TRUE(test::MakeTestCa(dir));
+  ExpectExitOnADeadListener({absl::StrCat("--tls_cert=", dir, "/srv.pem"),
+                             absl::StrCat("--tls_key=", dir, "/srv.key"),
+                             absl::StrCat("--tls_client_ca=", dir, "/ca.pem")});
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "tests/support/branch_script.h"
 #include "tests/support/http_client.h"
 #include "tests/support/live_dtmd_test.h"
+#include "tests/support/test_ca.h"
 
 namespace dtm {
 namespace {
@@ -453,22 +454,9 @@ TEST_F(HttpE2ETest, SigtermAnswersAWaitingSubmitAndDrainsTheHttpServer) {
 // Runs `command` with sh; true if it exited 0.
 bool Shell(const std::string& command) { return std::system(command.c_str()) == 0; }
 
-// A CA and a certificate for 127.0.0.1 signed by it, in `dir`: ca.pem, srv.pem, srv.key.
-bool MakeTestCa(const std::string& dir) {
-  std::string q = "'" + dir + "'";
-  return Shell("cd " + q +
-               " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
-               "-subj '/CN=dtm test CA' 2>/dev/null"
-               " && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr "
-               "-subj '/CN=127.0.0.1' 2>/dev/null"
-               " && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext"
-               " && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-               "-out srv.pem -days 2 -extfile san.ext 2>/dev/null");
-}
-
 TEST_F(HttpE2ETest, HttpsBranchesAreVerifiedAgainstTheGivenCa) {
   std::string dir = test::MakeTempDir();
-  ASSERT_TRUE(MakeTestCa(dir));
+  ASSERT_TRUE(test::MakeTestCa(dir));
   std::string command =
       absl::StrCat("/usr/bin/python3 '", test::BuildPath("source", "tests/e2e/https_branch.py"),
                    "' '", dir, "/srv.pem' '", dir, "/srv.key' & echo $! > '", dir, "/pid'; wait");
@@ -491,7 +479,7 @@ TEST_F(HttpE2ETest, HttpsBranchesAreVerifiedAgainstTheGivenCa) {
 
   // With the test CA: verified, called, done.
   DtmdProcess trusting(test::TestStore(test::MakeTempDir()),
-                       {absl::StrCat("--http_ca_file=", dir, "/ca.pem")});
+                       {absl::StrCat("--branch_ca_file=", dir, "/ca.pem")});
   ASSERT_TRUE(trusting.Start().ok()) << trusting.Log();
   std::string gid = Gid();
   json saga = {{"gid", gid},

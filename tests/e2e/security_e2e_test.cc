@@ -1,5 +1,6 @@
 // Securing dtmd as the README describes it, against a real dtmd: bearer tokens with roles
-// (--auth_tokens_file) on both faces.
+// (--auth_tokens_file) on both faces; TLS on both listeners, client certificates, certificate
+// renewal without a restart, and TLS to gRPC branches (grpcs://).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include "client/saga.h"
 #include "tests/support/http_client.h"
 #include "tests/support/live_dtmd_test.h"
+#include "tests/support/test_ca.h"
 
 namespace dtm {
 namespace {
@@ -173,6 +175,186 @@ TEST_F(AuthE2ETest, DtmsHttpApiAppliesTheSameRoles) {
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, HasSubstr(gid));
   EXPECT_EQ(As(kAlice)->Query(gid)->creator(), "alice");
+}
+
+// A dtmd with TLS on both listeners, and the test CA's files in dir_.
+class TlsE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = test::MakeTempDir();
+    ASSERT_TRUE(test::MakeTestCa(dir_));
+    ASSERT_TRUE(test::MakeTestCa(dir_, "other-"));
+  }
+  std::string File(const std::string& name) const { return absl::StrCat(dir_, "/", name); }
+  std::vector<std::string> TlsArgs() const {
+    return {absl::StrCat("--tls_cert=", File("srv.pem")),
+            absl::StrCat("--tls_key=", File("srv.key"))};
+  }
+  // A client of `dtmd` over TLS with these files ("" leaves one out).
+  std::unique_ptr<CoordinatorClient> Client(const test::DtmdProcess& dtmd, const std::string& ca,
+                                            const std::string& cert = "",
+                                            const std::string& key = "") {
+    ClientTls tls{File(ca), cert.empty() ? "" : File(cert), key.empty() ? "" : File(key)};
+    auto c = CoordinatorClient::Connect(dtmd.address(), tls, absl::Seconds(5));
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *std::move(c) : nullptr;
+  }
+  static absl::Status RunSaga(CoordinatorClient& c, const std::string& gid,
+                              const std::string& target = "") {
+    Saga saga(&c, gid);
+    saga.Add(target, "").WaitResult();
+    return saga.Submit().status();
+  }
+  std::string dir_;
+};
+
+TEST_F(TlsE2ETest, BothListenersServeTlsOnly) {
+  test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()), TlsArgs());
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  auto tls = Client(dtmd, "ca.pem");
+  ASSERT_NE(tls, nullptr);
+  EXPECT_TRUE(RunSaga(*tls, "tls-1").ok()) << dtmd.Log();
+  // A plaintext client, or one that does not trust the certificate, gets nowhere.
+  for (int i = 0; i < 5; ++i) {
+    auto plain = CoordinatorClient::Connect(dtmd.address(), absl::Seconds(2));
+    EXPECT_EQ(plain->NewGid().status().code(), absl::StatusCode::kUnavailable);
+  }
+  // Each refused handshake is a gRPC error line: at most one a minute reaches the log.
+  std::string log = dtmd.Log();
+  int lines = 0;
+  for (size_t at = log.find("Handshake failed"); at != std::string::npos;
+       at = log.find("Handshake failed", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1) << log;
+  auto distrusting = Client(dtmd, "other-ca.pem");
+  EXPECT_EQ(distrusting->NewGid().status().code(), absl::StatusCode::kUnavailable);
+
+  test::HttpClient https;
+  https.set_tls(File("ca.pem"));
+  test::HttpResult r =
+      https.Get(absl::StrCat("https://", dtmd.http_address(), "/api/dtmsvr/newGid"));
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  test::HttpClient http;
+  r = http.Get(absl::StrCat("http://", dtmd.http_address(), "/api/dtmsvr/newGid"),
+               absl::Seconds(3));
+  EXPECT_EQ(r.status, 0) << r.body;
+  test::HttpClient wrong_ca;
+  wrong_ca.set_tls(File("other-ca.pem"));
+  r = wrong_ca.Get(absl::StrCat("https://", dtmd.http_address(), "/api/dtmsvr/newGid"));
+  EXPECT_EQ(r.status, 0) << r.body;
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+}
+
+TEST_F(TlsE2ETest, AClientCaRequiresAClientCertificateItSigned) {
+  std::vector<std::string> args = TlsArgs();
+  args.push_back(absl::StrCat("--tls_client_ca=", File("ca.pem")));
+  args.push_back("--listener_check_interval=100ms");
+  test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()), args);
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  auto with_cert = Client(dtmd, "ca.pem", "cli.pem", "cli.key");
+  EXPECT_TRUE(RunSaga(*with_cert, "mtls-1").ok()) << dtmd.Log();
+  auto without = Client(dtmd, "ca.pem");
+  EXPECT_EQ(without->NewGid().status().code(), absl::StatusCode::kUnavailable);
+  auto foreign = Client(dtmd, "ca.pem", "other-cli.pem", "other-cli.key");
+  EXPECT_EQ(foreign->NewGid().status().code(), absl::StatusCode::kUnavailable);
+
+  const std::string url = absl::StrCat("https://", dtmd.http_address(), "/api/dtmsvr/newGid");
+  test::HttpClient https;
+  https.set_tls(File("ca.pem"), File("cli.pem"), File("cli.key"));
+  EXPECT_EQ(https.Get(url).status, 200);
+  test::HttpClient anonymous;
+  anonymous.set_tls(File("ca.pem"));
+  EXPECT_EQ(anonymous.Get(url).status, 0);
+  test::HttpClient foreign_http;
+  foreign_http.set_tls(File("ca.pem"), File("other-cli.pem"), File("other-cli.key"));
+  EXPECT_EQ(foreign_http.Get(url).status, 0);
+  // The listener check gets its answer from the TLS stack even without a client certificate.
+  EXPECT_TRUE(dtmd.running());
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+}
+
+TEST_F(TlsE2ETest, ARenewedCertificateIsServedWithoutARestart) {
+  // dtmd serves files that are replaced later, as cert-manager or a Secret volume does.
+  ASSERT_EQ(std::system(absl::StrCat("cp '", File("srv.pem"), "' '", File("live.pem"), "' && cp '",
+                                     File("srv.key"), "' '", File("live.key"), "'")
+                            .c_str()),
+            0);
+  test::DtmdProcess dtmd(
+      test::TestStore(test::MakeTempDir()),
+      {absl::StrCat("--tls_cert=", File("live.pem")), absl::StrCat("--tls_key=", File("live.key")),
+       "--tls_reload_interval=1s"});
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  EXPECT_TRUE(Client(dtmd, "ca.pem")->NewGid().ok());
+  // The new pair, from the other CA, moved into place (key first, then the certificate).
+  ASSERT_EQ(std::system(absl::StrCat("cd '", dir_,
+                                     "' && cp other-srv.key live.key.new && mv live.key.new "
+                                     "live.key && cp other-srv.pem live.pem.new && mv "
+                                     "live.pem.new live.pem")
+                            .c_str()),
+            0);
+  EXPECT_TRUE(test::WaitUntil([&] { return Client(dtmd, "other-ca.pem")->NewGid().ok(); }))
+      << dtmd.Log();
+  EXPECT_FALSE(Client(dtmd, "ca.pem")->NewGid().ok());
+  test::HttpClient https;
+  https.set_tls(File("other-ca.pem"));
+  EXPECT_TRUE(test::WaitUntil([&] {
+    return https.Get(absl::StrCat("https://", dtmd.http_address(), "/api/dtmsvr/newGid")).status ==
+           200;
+  }));
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+}
+
+TEST_F(TlsE2ETest, BadTlsFilesStopDtmdAtStartNamingTheFlag) {
+  test::DtmdProcess mismatched(test::TestStore(test::MakeTempDir()),
+                               {absl::StrCat("--tls_cert=", File("srv.pem")),
+                                absl::StrCat("--tls_key=", File("other-srv.key"))});
+  EXPECT_FALSE(mismatched.Start().ok());
+  EXPECT_THAT(mismatched.Log(), HasSubstr("key values mismatch"));
+  EXPECT_THAT(mismatched.Log(), HasSubstr("is it the key of --tls_cert"));
+  test::DtmdProcess missing(test::TestStore(test::MakeTempDir()),
+                            {absl::StrCat("--tls_cert=", File("nothing.pem")),
+                             absl::StrCat("--tls_key=", File("srv.key"))});
+  EXPECT_FALSE(missing.Start().ok());
+  EXPECT_THAT(missing.Log(), HasSubstr("nothing.pem' cannot be read: No such file"));
+  test::DtmdProcess alone(test::TestStore(test::MakeTempDir()),
+                          {absl::StrCat("--tls_cert=", File("srv.pem"))});
+  EXPECT_FALSE(alone.Start().ok());
+  EXPECT_THAT(alone.Log(), HasSubstr("--tls_cert and --tls_key go together"));
+}
+
+TEST_F(TlsE2ETest, GrpcsBranchesAreVerifiedAgainstTheBranchCa) {
+  // The TLS gRPC service a saga calls: another dtmd, whose NewGid takes an empty request.
+  test::DtmdProcess service(test::TestStore(test::MakeTempDir()), TlsArgs());
+  ASSERT_TRUE(service.Start().ok()) << service.Log();
+  const std::string target =
+      absl::StrCat("grpcs://", service.address(), "/dtm.v1.Coordinator/NewGid");
+
+  test::DtmdProcess trusting(test::TestStore(test::MakeTempDir()),
+                             {absl::StrCat("--branch_ca_file=", File("ca.pem"))});
+  ASSERT_TRUE(trusting.Start().ok()) << trusting.Log();
+  auto c = CoordinatorClient::Connect(trusting.address());
+  EXPECT_TRUE(RunSaga(*c, "grpcs-1", target).ok()) << trusting.Log();
+  EXPECT_EQ(c->Query("grpcs-1")->status(), v1::SUCCEEDED);
+
+  // Plaintext to a TLS port, or a CA that did not sign the branch's certificate: no call
+  // gets through, and the saga waits for a retry.
+  test::DtmdProcess distrusting(test::TestStore(test::MakeTempDir()),
+                                {absl::StrCat("--branch_ca_file=", File("other-ca.pem"))});
+  ASSERT_TRUE(distrusting.Start().ok()) << distrusting.Log();
+  auto d = CoordinatorClient::Connect(distrusting.address());
+  for (const std::string& t :
+       {target, absl::StrCat("grpc://", service.address(), "/dtm.v1.Coordinator/NewGid")}) {
+    std::string gid = absl::StrCat("refused-", t.size());
+    Saga saga(d.get(), gid);
+    saga.Add(t, "");
+    ASSERT_TRUE(saga.Submit().ok());
+    EXPECT_TRUE(test::WaitUntil([&] {
+      auto q = d->Query(gid);
+      return q.ok() && q->branches_size() > 0 && q->branches(0).attempts() > 0;
+    })) << t;
+    EXPECT_EQ(d->Query(gid)->status(), v1::SUBMITTED) << t;
+  }
 }
 
 }  // namespace

@@ -43,6 +43,11 @@ HttpResult HttpClient::Do(const std::string& method, const std::string& url,
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(timeout)));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (!ca_file_.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, ca_file_.c_str());
+  if (!cert_file_.empty()) {
+    curl_easy_setopt(c, CURLOPT_SSLCERT, cert_file_.c_str());
+    curl_easy_setopt(c, CURLOPT_SSLKEY, key_file_.c_str());
+  }
   CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);

@@ -28,6 +28,13 @@ class HttpClient {
                   absl::Duration timeout = absl::Seconds(30));
   // Sent with every later request, e.g. "Authorization: Bearer t"; "" sends none.
   void set_header(std::string header) { header_ = std::move(header); }
+  // HTTPS: the server is verified against `ca_file`; with `cert_file` and `key_file`, this
+  // client certificate is presented.
+  void set_tls(std::string ca_file, std::string cert_file = "", std::string key_file = "") {
+    ca_file_ = std::move(ca_file);
+    cert_file_ = std::move(cert_file);
+    key_file_ = std::move(key_file);
+  }
   // Any method, e.g. "DELETE".
   HttpResult Do(const std::string& method, const std::string& url, const std::string& body,
                 absl::Duration timeout);
@@ -35,6 +42,9 @@ class HttpClient {
  private:
   void* curl_;  // CURL*
   std::string header_;
+  std::string ca_file_;
+  std::string cert_file_;
+  std::string key_file_;
 };
 
 }  // namespace dtm::test

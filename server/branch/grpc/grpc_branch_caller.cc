@@ -92,9 +92,10 @@ void GrpcBranchCaller::CloseIdleChannels(absl::Time now) {
   }
 }
 
-GrpcBranchCaller::Channel* GrpcBranchCaller::ChannelFor(const std::string& target, bool balanced) {
+GrpcBranchCaller::Channel* GrpcBranchCaller::ChannelFor(const GrpcTarget& target) {
   absl::Time now = absl::Now();
-  auto it = channels_.find(target);
+  const std::string key = target.ChannelKey();
+  auto it = channels_.find(key);
   if (it == channels_.end()) {
     CloseIdleChannels(now);
     grpc::ChannelArguments args;
@@ -105,10 +106,18 @@ GrpcBranchCaller::Channel* GrpcBranchCaller::ChannelFor(const std::string& targe
     // Each channel is its own connection: sharing gRPC's subchannel pool across channels
     // would keep a closed channel's connection alive.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    if (balanced) args.SetLoadBalancingPolicyName("round_robin");
-    auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-    it = channels_.emplace(target, Channel{std::make_unique<grpc::GenericStub>(channel), now, 0})
-             .first;
+    if (target.balanced) args.SetLoadBalancingPolicyName("round_robin");
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    if (target.tls) {
+      grpc::SslCredentialsOptions tls;
+      tls.pem_root_certs = options_.ca_pem;  // empty: gRPC's default roots
+      credentials = grpc::SslCredentials(tls);
+    } else {
+      credentials = grpc::InsecureChannelCredentials();
+    }
+    auto channel = grpc::CreateCustomChannel(target.ChannelTarget(), credentials, args);
+    it =
+        channels_.emplace(key, Channel{std::make_unique<grpc::GenericStub>(channel), now, 0}).first;
   }
   it->second.last_used = now;
   return &it->second;
@@ -136,7 +145,7 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
   {
     absl::MutexLock lock(&mu_);
     if (!shutdown_) {
-      f->channel = ChannelFor(target->ChannelTarget(), target->balanced);
+      f->channel = ChannelFor(*target);
       ++f->channel->in_flight;
       stub = f->channel->stub.get();
       in_flight_.insert(f);

@@ -23,6 +23,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/common/target.h"
 #include "server/branch/branch_caller.h"
 
 namespace dtm {
@@ -35,6 +36,9 @@ struct GrpcBranchCallerOptions {
   // "Socket closed", "...http1.x server..."). Off, they read the same whatever was at the
   // address, so that a client cannot use last_error to learn what listens where.
   bool verbose_errors = false;
+  // PEM CAs that grpcs:// branches' certificates are verified against; empty: gRPC's default
+  // roots (the system's).
+  std::string ca_pem;
 };
 
 class GrpcBranchCaller final : public BranchCaller {
@@ -58,7 +62,7 @@ class GrpcBranchCaller final : public BranchCaller {
     absl::Time last_used;
     int in_flight = 0;
   };
-  Channel* ChannelFor(const std::string& target, bool balanced) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Channel* ChannelFor(const GrpcTarget& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseIdleChannels(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const GrpcBranchCallerOptions options_;

@@ -190,7 +190,7 @@ void HttpBranchCaller::Finish(Request* r, int curl_code) {
     // The operator's to fix (a CA missing), so said even without verbose errors.
     result = {CallOutcome::kError,
               "HTTP request failed: the branch's TLS (SSL) certificate could not be verified "
-              "against --http_ca_file or the system's CAs"};
+              "against --branch_ca_file or the system's CAs"};
   } else if (curl_code != CURLE_OK && !r->verbose_errors) {
     result = {CallOutcome::kError,
               "HTTP request failed: no HTTP answer from the branch (dtmd --verbose_errors says "
