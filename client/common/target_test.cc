@@ -137,5 +137,22 @@ TEST(TargetTest, NormalisesTheAuthorityAndKeepsTheBalancedScheme) {
   EXPECT_EQ(QuoteForError(std::string(150, 'x')), std::string(100, 'x') + "...");
 }
 
+TEST(TargetTest, GrpcsMeansTlsOnItsOwnChannel) {
+  auto s = ParseGrpcTarget("grpcs://Busi.Example.com:443/a.B/C", "f");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->tls);
+  EXPECT_FALSE(s->balanced);
+  EXPECT_EQ(s->ChannelTarget(), "busi.example.com:443");
+  auto plain = ParseGrpcTarget("busi.example.com:443/a.B/C", "f");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->tls);
+  // The same address in plaintext and over TLS: two channels, never one shared.
+  EXPECT_NE(s->ChannelKey(), plain->ChannelKey());
+  EXPECT_EQ(ParseGrpcTarget("grpcs:///h:1/a.B/C", "f").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ParseGrpcTarget("grpcx://h:1/a.B/C", "f").status().message(),
+              ::testing::HasSubstr("only grpc://, grpcs:// and dns:///"));
+}
+
 }  // namespace
 }  // namespace dtm
