@@ -313,6 +313,14 @@ ABSL_FLAG(absl::Duration, min_retry_interval,
 ABSL_FLAG(absl::Duration, min_request_timeout,
           EnvDuration("DTM_MIN_REQUEST_TIMEOUT", absl::Milliseconds(100)),
           "smallest request_timeout a client may ask for (env DTM_MIN_REQUEST_TIMEOUT)");
+ABSL_FLAG(int64_t, max_active_transactions, EnvInt("DTM_MAX_ACTIVE_TRANSACTIONS", 50000),
+          "transactions in progress (running or waiting for a retry, about 13 KB of memory "
+          "each) beyond which new Submits and Prepares are refused with RESOURCE_EXHAUSTED "
+          "(env DTM_MAX_ACTIVE_TRANSACTIONS)");
+ABSL_FLAG(absl::Duration, retry_all_interval,
+          EnvDuration("DTM_RETRY_ALL_INTERVAL", absl::Seconds(10)),
+          "RetryNow of all waiting transactions runs at most once per this interval "
+          "(env DTM_RETRY_ALL_INTERVAL)");
 ABSL_FLAG(int64_t, max_branch_channels, EnvInt("DTM_MAX_BRANCH_CHANNELS", 1000),
           "most open channels to gRPC branch services; the least recently used idle ones "
           "close beyond it (env DTM_MAX_BRANCH_CHANNELS)");
@@ -409,6 +417,7 @@ int main(int argc, char** argv) {
       {"max_header_bytes", absl::GetFlag(FLAGS_max_header_bytes)},
       {"max_headers", absl::GetFlag(FLAGS_max_headers)},
       {"max_branch_channels", absl::GetFlag(FLAGS_max_branch_channels)},
+      {"max_active_transactions", absl::GetFlag(FLAGS_max_active_transactions)},
   };
   for (const auto& [name, value] : positive) {
     if (value < 1 || value > (int64_t{1} << 40)) {
@@ -425,6 +434,9 @@ int main(int argc, char** argv) {
   limits.max_headers = static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_headers), 4096));
   limits.min_retry_interval = absl::GetFlag(FLAGS_min_retry_interval);
   limits.min_request_timeout = absl::GetFlag(FLAGS_min_request_timeout);
+  limits.max_active_transactions =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_active_transactions));
+  limits.retry_all_interval = absl::GetFlag(FLAGS_retry_all_interval);
   if (std::string allowed = absl::GetFlag(FLAGS_allowed_targets); !allowed.empty()) {
     absl::StatusOr<dtm::AllowedTargets> parsed = dtm::AllowedTargets::Parse(allowed);
     if (!parsed.ok()) {

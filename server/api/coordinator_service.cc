@@ -55,6 +55,8 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = SubmitToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
+  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
+  if (!admitted.ok()) return FinishNow(ctx, admitted);
   txn->creator = caller->name;
   auto* reactor = ctx->DefaultReactor();
   const std::string gid = txn->gid;  // not txn->gid: the lambda below takes txn
@@ -78,6 +80,8 @@ grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContex
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = PrepareToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
+  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
+  if (!admitted.ok()) return FinishNow(ctx, admitted);
   txn->creator = caller->name;
   auto* reactor = ctx->DefaultReactor();
   const std::string gid = txn->gid;  // not txn->gid: the lambda below takes txn
@@ -191,6 +195,18 @@ grpc::ServerUnaryReactor* CoordinatorService::RetryNow(grpc::CallbackServerConte
     if (valid.ok() && !req->gid().empty()) {
       valid = absl::InvalidArgumentError(absl::StrCat(
           "gid '", req->gid(), "' is set together with all_waiting: give one or the other"));
+    }
+    if (valid.ok()) {
+      absl::MutexLock lock(&retry_all_mu_);
+      absl::Time now = absl::Now();
+      if (now < last_retry_all_ + limits_.retry_all_interval) {
+        valid = absl::ResourceExhaustedError(absl::StrCat(
+            "RetryNow of all_waiting ran ", absl::FormatDuration(now - last_retry_all_),
+            " ago; it runs at most once per ", absl::FormatDuration(limits_.retry_all_interval),
+            " (--retry_all_interval)"));
+      } else {
+        last_retry_all_ = now;
+      }
     }
     if (!valid.ok()) return FinishNow(ctx, valid);
     auto* reactor = ctx->DefaultReactor();

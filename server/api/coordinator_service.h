@@ -8,6 +8,9 @@
 #include <string>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "dtm/v1/coordinator.grpc.pb.h"
 #include "server/api/common/auth.h"
 #include "server/api/validation.h"
@@ -52,6 +55,8 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
 
   Engine* const engine_;
   const ApiLimits limits_;
+  absl::Mutex retry_all_mu_;
+  absl::Time last_retry_all_ ABSL_GUARDED_BY(retry_all_mu_) = absl::InfinitePast();
 };
 
 }  // namespace dtm

@@ -54,6 +54,8 @@ class HardeningE2ETest : public test::LiveDtmdTest<HardeningE2ETest> {
             "--max_steps=3",
             "--min_retry_interval=100ms",
             "--min_request_timeout=100ms",
+            "--retry_all_interval=1h",
+            "--max_active_transactions=3",
             "--verbose_errors=false"};
   }
 
@@ -190,6 +192,58 @@ TEST_F(HardeningE2ETest, LastErrorDoesNotTellWhatListensAtAnAddress) {
   EXPECT_THAT(errors[0], HasSubstr("no gRPC answer from the branch"));
   EXPECT_EQ(errors[0].substr(errors[0].find(':')), errors[1].substr(errors[1].find(':')));
   for (const std::string& gid : {closed, http}) EXPECT_TRUE(client_->ForceStop(gid, "done").ok());
+}
+
+TEST_F(HardeningE2ETest, RetryNowOfAllWaitingRunsAtMostOncePerInterval) {
+  auto first = client_->RetryAllWaiting();
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::Status again = client_->RetryAllWaiting().status();
+  EXPECT_EQ(again.code(), absl::StatusCode::kResourceExhausted) << again;
+  EXPECT_THAT(std::string(again.message()), HasSubstr("--retry_all_interval"));
+}
+
+TEST_F(HardeningE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
+  // Three sagas stuck on a closed port (each waits for its next retry), the bound.
+  int port = 0;
+  {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port = ntohs(addr.sin_port);
+    close(fd);  // nothing listens there now
+  }
+  const std::string target = absl::StrCat("127.0.0.1:", port, "/a.B/C");
+  std::vector<std::string> stuck;
+  for (int i = 0; i < 3; ++i) {
+    stuck.push_back(Gid());
+    Saga saga(client_, stuck.back());
+    saga.Add(target, "").RetryInterval(absl::Seconds(60));
+    ASSERT_TRUE(saga.Submit().ok());
+  }
+  Saga more(client_, Gid());
+  more.Add("", "");
+  absl::Status refused = more.Submit().status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("--max_active_transactions 3"));
+  test::HttpClient http;
+  test::HttpResult r =
+      http.Post(absl::StrCat("http://", dtmd_->http_address(), "/api/dtmsvr/submit"),
+                R"({"gid":"admission-http","trans_type":"saga","steps":[{"action":""}]})");
+  EXPECT_EQ(r.status, 413) << r.body;
+  // Nothing accepted is lost: once they end, new ones are taken again.
+  for (const std::string& gid : stuck) {
+    ASSERT_TRUE(client_->ForceStop(gid, "test over").ok());
+  }
+  EXPECT_TRUE(test::WaitUntil([&] {
+    Saga later(client_, Gid());
+    later.Add("", "");
+    return later.Submit().ok();
+  }));
+  for (const std::string& gid : stuck) EXPECT_EQ(StatusOf(gid), v1::FAILED);
 }
 
 TEST_F(HardeningE2ETest, UndecodableRequestsCannotFloodTheLog) {

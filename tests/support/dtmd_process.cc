@@ -103,10 +103,12 @@ absl::Status DtmdProcess::Start() {
       DtmdPath(), absl::StrCat("--listen=", address_.empty() ? "127.0.0.1:0" : address_),
       absl::StrCat("--http_listen=", http_address_.empty() ? "127.0.0.1:0" : http_address_),
       absl::StrCat("--store=", store_),
-      // Tests retry every few tens of milliseconds to stay fast; dtmd's floors are for
-      // production. Tests read what branches said in last_error. (A test of the floors or of
-      // the generic errors passes its own flags; later flags win.)
-      "--min_retry_interval=1ms", "--min_request_timeout=1ms", "--verbose_errors"};
+      // Tests retry every few tens of milliseconds to stay fast, and ask for retries of all
+      // waiting transactions whenever they like; dtmd's floors are for production. Tests read
+      // what branches said in last_error. (A test of the floors or of the generic errors
+      // passes its own flags; later flags win.)
+      "--min_retry_interval=1ms", "--min_request_timeout=1ms", "--retry_all_interval=0s",
+      "--verbose_errors"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   std::ofstream(log_path_, std::ios::trunc).close();
   pid_t pid = fork();

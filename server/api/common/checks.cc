@@ -137,6 +137,13 @@ absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& header
   return absl::OkStatus();
 }
 
+absl::Status CheckAdmission(size_t active, const ApiLimits& limits) {
+  if (active < limits.max_active_transactions) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "dtmd holds ", active, " transactions in progress, its bound (--max_active_transactions ",
+      limits.max_active_transactions, "): submit again once some have finished"));
+}
+
 absl::Status CheckReason(const std::string& reason, const std::string& field) {
   if (reason.size() <= kMaxReasonLength) return absl::OkStatus();
   return absl::InvalidArgumentError(

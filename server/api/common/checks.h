@@ -45,6 +45,13 @@ struct ApiLimits {
   absl::Duration min_request_timeout = absl::Milliseconds(100);
   // The hosts and ports targets may name (--allowed_targets); null: any.
   std::shared_ptr<const AllowedTargets> allowed_targets;
+  // Transactions in progress (held in memory, running or waiting for a retry) beyond which a
+  // new Submit or Prepare is refused with RESOURCE_EXHAUSTED, so that a flood of transactions
+  // whose branches keep failing cannot take all of dtmd's memory (about 13 KB each).
+  size_t max_active_transactions = 50000;
+  // RetryNow of all waiting transactions: at most once per this interval, since each one
+  // calls every waiting transaction's branches at once.
+  absl::Duration retry_all_interval = absl::Seconds(10);
   // The clients' bearer tokens (--auth_tokens_file); null: clients are not authenticated.
   std::shared_ptr<AuthTokens> auth_tokens;
   // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
@@ -76,6 +83,9 @@ absl::Status CheckPayload(const std::string& payload, const std::string& field,
 // At most limits.max_headers of them, limits.max_header_bytes in all (RESOURCE_EXHAUSTED).
 absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& headers,
                                 const std::string& field, const ApiLimits& limits);
+// OK while `active` (the transactions dtmd holds in progress) is below
+// limits.max_active_transactions; RESOURCE_EXHAUSTED naming the flag otherwise.
+absl::Status CheckAdmission(size_t active, const ApiLimits& limits);
 // A reason (rollback_reason of an Abort, of a ForceStop) of at most kMaxReasonLength.
 absl::Status CheckReason(const std::string& reason, const std::string& field);
 // A Duration option given by a client: not negative.

@@ -114,6 +114,8 @@ void DtmHttpApi::NewGid(const HttpRequest&, const Caller&, HttpResponder respond
 void DtmHttpApi::Prepare(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kPrepare, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
+  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
+  if (!admitted.ok()) return respond(FromStatus(admitted));
   t->creator = caller.name;
   std::string gid = t->gid;
   WhenOwner(
@@ -127,6 +129,8 @@ void DtmHttpApi::Prepare(const HttpRequest& req, const Caller& caller, HttpRespo
 void DtmHttpApi::Submit(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kSubmit, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
+  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
+  if (!admitted.ok()) return respond(FromStatus(admitted));
   t->creator = caller.name;
   std::string gid = t->gid;
   WhenOwner(
