@@ -103,7 +103,7 @@ HttpBranchCaller::~HttpBranchCaller() {
 }
 
 BranchResult HttpBranchCaller::Classify(long status, absl::string_view body,
-                                        absl::string_view marker) {
+                                        absl::string_view marker, bool verbose) {
   BranchResult r;
   std::string what = absl::StrCat("HTTP ", status, body.empty() ? "" : ": ", body);
   if (status == 425 || marker == kOngoing) {
@@ -116,7 +116,7 @@ BranchResult HttpBranchCaller::Classify(long status, absl::string_view body,
     r.outcome = CallOutcome::kSuccess;
   } else {
     r.outcome = CallOutcome::kError;
-    r.message = std::move(what);
+    r.message = verbose ? std::move(what) : absl::StrCat("HTTP ", status);
   }
   return r;
 }
@@ -203,7 +203,7 @@ void HttpBranchCaller::Finish(Request* r, int curl_code) {
   } else {
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    result = Classify(status, r->kept, r->marker);
+    result = Classify(status, r->kept, r->marker, r->verbose_errors);
   }
   std::function<void(BranchResult)> done = std::move(r->done);
   done(std::move(result));

@@ -55,8 +55,12 @@ class HttpBranchCaller final : public BranchCaller {
   void Shutdown() override;
 
   // What an HTTP answer means (see above); `body` is what was kept of it, `marker` the word
-  // found in the whole body ("ONGOING", "FAILURE" or "").
-  static BranchResult Classify(long status, absl::string_view body, absl::string_view marker);
+  // found in the whole body ("ONGOING", "FAILURE" or ""). The body goes into the message of
+  // an answer in DTM's protocol (409, 425, or a marker); for any other status only with
+  // `verbose`, so that a client cannot read, through last_error, what some other HTTP service
+  // at an address it named answers.
+  static BranchResult Classify(long status, absl::string_view body, absl::string_view marker,
+                               bool verbose = true);
 
  private:
   struct Request;
