@@ -2,6 +2,8 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include <utility>
+
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -18,7 +20,8 @@ struct GrpcBranchCaller::InFlight {
   std::function<void(BranchResult)> done;
 };
 
-GrpcBranchCaller::GrpcBranchCaller(GrpcBranchCallerOptions options) : options_(options) {}
+GrpcBranchCaller::GrpcBranchCaller(GrpcBranchCallerOptions options)
+    : options_(std::move(options)) {}
 
 GrpcBranchCaller::~GrpcBranchCaller() { Shutdown(); }
 
