@@ -73,14 +73,11 @@ absl::StatusOr<AllowedTargets> AllowedTargets::Parse(const std::string& list) {
           !absl::SimpleAtoi(host.substr(slash + 1), &entry.prefix_bits)) {
         return bad("is not a network address/bits");
       }
-      if (host.find(':') == absl::string_view::npos) {  // IPv4: bits count from the mapped part
-        max_bits = 32;
-        entry.prefix_bits += 96;
+      if (host.find(':') == absl::string_view::npos) max_bits = 32;
+      if (entry.prefix_bits < 0 || entry.prefix_bits > max_bits) {
+        return bad(absl::StrCat("has a prefix length outside 0..", max_bits));
       }
-      if (entry.prefix_bits < 0 || entry.prefix_bits > 128 ||
-          entry.prefix_bits - (128 - max_bits) < 0) {
-        return bad("has a prefix length out of range");
-      }
+      entry.prefix_bits += 128 - max_bits;  // IPv4: bits count from the mapped part
     } else if (ParseIp(host, &entry.ip)) {
       entry.kind = Entry::Kind::kNetwork;
       entry.prefix_bits = 128;

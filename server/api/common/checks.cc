@@ -1,5 +1,7 @@
 #include "server/api/common/checks.h"
 
+#include <utility>
+
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -223,6 +225,18 @@ absl::Status FinishOptions(TransType type, const std::string& prefix, TransOptio
         absl::StrCat(prefix, name), absl::FormatDuration(d),
         absl::StrCat("is below the minimum of ", absl::FormatDuration(min), " (--", flag, ")"));
   };
+  for (const auto& [name, d] :
+       {std::pair<const char*, absl::Duration>{"timeout_to_fail", o.timeout_to_fail},
+        {"retry_interval", o.retry_interval},
+        {"max_retry_interval", o.max_retry_interval},
+        {"request_timeout", o.request_timeout},
+        {"delay", o.delay}}) {
+    if (d > kMaxOptionDuration) {
+      return Invalid(
+          absl::StrCat(prefix, name), absl::FormatDuration(d),
+          absl::StrCat("is above the maximum of ", absl::FormatDuration(kMaxOptionDuration)));
+    }
+  }
   RETURN_IF_ERROR(at_least(o.retry_interval, limits.min_retry_interval, "retry_interval",
                            "min_retry_interval"));
   RETURN_IF_ERROR(at_least(o.request_timeout, limits.min_request_timeout, "request_timeout",

@@ -62,6 +62,10 @@ struct ApiLimits {
 inline constexpr size_t kMaxGidLength = 128;
 inline constexpr size_t kMaxBranchIdLength = 64;
 inline constexpr size_t kMaxReasonLength = 1024;
+// The longest duration option (timeout_to_fail, retry intervals, request_timeout, delay) a
+// client may give, whichever face it comes through: ten years, far beyond any use, and well
+// inside what google.protobuf.Duration and the stores' microseconds hold.
+inline constexpr absl::Duration kMaxOptionDuration = absl::Hours(24 * 3653);
 
 // A new gid: a time-ordered prefix (readable, sorts by creation) and 64 random bits; 29 hex
 // digits, URL-safe. Both faces' NewGid.

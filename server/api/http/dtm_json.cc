@@ -65,7 +65,10 @@ absl::Status GetInt(const json& o, const char* key, int64_t* out) {
   const json* v = Member(o, key);
   if (v == nullptr) return absl::OkStatus();
   if (!v->is_number_integer()) {
-    return Bad(key, absl::StrCat("must be a whole number, not ", Dump(*v)));
+    // A number is shown as given; anything else only by its type (dumping a client's
+    // arbitrarily nested array back would recurse once per level).
+    return Bad(key, absl::StrCat("must be a whole number, not ",
+                                 v->is_number() ? Dump(*v) : absl::StrCat("a ", TypeOf(*v))));
   }
   *out = v->get<int64_t>();
   if (*out < 0) return Bad(key, absl::StrCat("is negative: ", *out));

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
 namespace dtm {
@@ -124,6 +125,22 @@ TEST(DtmJsonTest, RefusesBadInputNamingTheField) {
     EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << body;
     EXPECT_THAT(std::string(t.status().message()), HasSubstr(why)) << body;
   }
+  // Found by fuzz_dtm_json: a deeply nested value where a number belongs was dumped back into
+  // the message, recursing once per level until the stack ran out; and durations beyond what
+  // google.protobuf.Duration holds were accepted here while gRPC refused them.
+  std::string deep = absl::StrCat(R"({"gid":"g","trans_type":"tcc","timeout_to_fail":)",
+                                  std::string(100000, '['), std::string(100000, ']'), "}");
+  auto nested = ParseDtmTransaction(deep, DtmRoute::kPrepare, kLimits);
+  EXPECT_EQ(nested.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(nested.status().message()),
+              HasSubstr("timeout_to_fail must be a whole number, not a array"));
+  auto long_ago =
+      ParseDtmTransaction(R"({"gid":"g","trans_type":"tcc","timeout_to_fail":315576000001})",
+                          DtmRoute::kPrepare, kLimits);
+  EXPECT_EQ(long_ago.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(long_ago.status().message()),
+              HasSubstr("timeout_to_fail '87660000h1s' is above the maximum of 87672h"));
+
   ApiLimits small;
   small.max_payload_bytes = 3;
   auto big = ParseDtmTransaction(
