@@ -13,8 +13,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 util-linux procps
   python3-grpcio python3-protobuf python3-psycopg2
-  # scripts/test.sh's clang variants: sanitizer runtimes, llvm-symbolizer for their stack
-  # traces, clang-tidy; dpkg-dev unpacks Debian's Abseil source (scripts/abseil-source.sh).
+  # scripts/test.sh's clang variants: sanitizer runtimes (libclang-rt-14-dev has libFuzzer's
+  # too, for the fuzz variant's -fsanitize=fuzzer), llvm-symbolizer for their stack traces,
+  # clang-tidy; dpkg-dev unpacks Debian's Abseil source (scripts/abseil-source.sh).
   clang libclang-rt-14-dev llvm clang-tidy dpkg-dev
 )
 

@@ -21,8 +21,25 @@
 #            Abseil is built from Debian's own source of the installed version
 #            (scripts/abseil-source.sh): Debian's libabsl has no TSan instrumentation, so TSan
 #            cannot see absl::Mutex and would call every guarded field a race.
-#   tidy     clang-tidy (.clang-tidy) on every tracked .cc with build-asan's compile commands;
-#            any finding fails it. Files found clean are remembered (scripts/tidy.py).
+#   tidy     clang-tidy (.clang-tidy) on every tracked .cc with build-asan's compile commands
+#            (tests/fuzz/ with build-fuzz's, the only build that has them); any finding fails
+#            it. Files found clean are remembered (scripts/tidy.py).
+#   fuzz     clang with libFuzzer, ASan and UBSan in build-fuzz/ (-DDTM_FUZZ=ON, no tests or
+#            examples): builds the fuzz targets of tests/fuzz/ (fuzz_validation fuzz_target
+#            fuzz_codec fuzz_dtm_json). Each runs once on every seed of
+#            tests/fuzz/corpus/<target>/ (whole: regression inputs may be large), then fuzzes
+#            for DTM_FUZZ_SECONDS (45) from a copy of its seeds in
+#            build-fuzz/fuzz-run/<target>/corpus/ (the tree is never written), with
+#            tests/fuzz/<target>.dict, inputs up to 4 KiB. Prints each target's executions and
+#            corpus growth; a failing seed, a crash, leak, timeout (10 s), broken invariant or
+#            more than 2 GB of memory fails it and names the input, kept in
+#            build-fuzz/fuzz-run/<target>/ (rerun it: build-fuzz/tests/fuzz/<target> FILE).
+#            A long run, e.g. before a release or after touching a parser:
+#              DTM_FUZZ_SECONDS=3600 scripts/test.sh fuzz
+#            DTM_FUZZ_TARGETS="fuzz_target fuzz_codec" runs only those. New inputs worth
+#            keeping go into tests/fuzz/corpus/<target>/ (only those adding coverage:
+#            build-fuzz/tests/fuzz/<target> -merge=1 tests/fuzz/corpus/<target> NEW_DIR), a
+#            bug's minimised input as regression-<what> (<target> -minimize_crash=1 FILE).
 #
 # Sanitizer reports (of the tests and of the dtmd processes they start) are written to
 # <build>/sanitizer-logs/ and printed after the ctest run; any report fails the variant.
@@ -31,18 +48,18 @@
 #
 # Environment: BUILD_DIR (the default variant's build directory, build), DTM_JOBS (ctest -j
 # and clang-tidy processes, 2), DTM_CACHE_DIR (Abseil's source and the clang-tidy cache,
-# /var/cache/dtm-cpp).
+# /var/cache/dtm-cpp), DTM_FUZZ_SECONDS and DTM_FUZZ_TARGETS (the fuzz variant).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-ALL_VARIANTS=(default format asan tsan tidy)
+ALL_VARIANTS=(default format asan tsan tidy fuzz)
 JOBS=${DTM_JOBS:-2}
 
 variants=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    default | format | asan | tsan | tidy) variants+=("$1") ;;
+    default | format | asan | tsan | tidy | fuzz) variants+=("$1") ;;
     -h | --help)
       sed -n '2,/^set -uo pipefail/{/^#/s/^# \{0,1\}//p}' "$0"
       exit 0
@@ -187,7 +204,103 @@ variant_tidy() {
     -DDTM_SANITIZE=address,undefined -DDTM_WERROR=ON
   # The generated protobuf headers the sources include (nothing to do after the asan variant).
   cmake --build build-asan --target dtm_proto dtm_bank_proto
-  scripts/tidy.py build-asan
+  local files fuzz rc=0
+  mapfile -t files < <(git ls-files '*.cc' ':(exclude)tests/fuzz/*')
+  mapfile -t fuzz < <(git ls-files 'tests/fuzz/*.cc')
+  scripts/tidy.py build-asan "${files[@]}" || rc=$?
+  # The fuzz targets exist only in the fuzz build: checked with its compile commands.
+  if [ ${#fuzz[@]} -gt 0 ]; then
+    configure_fuzz
+    cmake --build build-fuzz --target dtm_proto
+    scripts/tidy.py build-fuzz "${fuzz[@]}" || rc=$?
+  fi
+  return $rc
+}
+
+FUZZ_TARGETS=(${DTM_FUZZ_TARGETS:-fuzz_validation fuzz_target fuzz_codec fuzz_dtm_json})
+FUZZ_SECONDS=${DTM_FUZZ_SECONDS:-45}
+title_fuzz="clang libFuzzer+ASan+UBSan in build-fuzz/: ${FUZZ_TARGETS[*]}, ${FUZZ_SECONDS} s each"
+configure_fuzz() {
+  configure build-fuzz clang clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTM_FUZZ=ON \
+    -DDTM_SANITIZE=address,undefined -DDTM_WERROR=ON -DDTM_BUILD_TESTS=OFF \
+    -DDTM_BUILD_EXAMPLES=OFF
+}
+
+variant_fuzz() {
+  configure_fuzz
+  cmake --build build-fuzz --target "${FUZZ_TARGETS[@]}"
+  local run=$ROOT/build-fuzz/fuzz-run
+  rm -rf "$run"
+  mkdir -p "$run"
+  # libFuzzer reads the reports on stderr: no log_path here. Leaks are checked per input.
+  export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"
+  ASAN_OPTIONS+=:strict_string_checks=1:check_initialization_order=1:strict_init_order=1
+  export LSAN_OPTIONS="print_suppressions=0$(suppressions lsan)"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1$(suppressions ubsan)"
+  print_sanitizer_env ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+  local rc=0 t lines=()
+  for t in "${FUZZ_TARGETS[@]}"; do
+    fuzz_one "$t" "$run/$t" || rc=1
+    lines+=("$(cat "$run/$t/result")")
+  done
+  echo
+  printf 'test: %-16s %-8s %12s %10s %s\n' target result executions exec/s corpus
+  for t in "${lines[@]}"; do echo "test: $t"; done
+  return $rc
+}
+
+# fuzz_one TARGET DIR: first runs TARGET once on each of its seeds, whole (the fuzzing run
+# reads none beyond -max_len, and a failing seed would stop it at once); then fuzzes for
+# FUZZ_SECONDS from a copy of the seeds that passed, in DIR/corpus. Logs in DIR/seeds.log and
+# DIR/log, a failing input in DIR/ (crash-*, leak-*, timeout-*, oom-*), the summary line in
+# DIR/result.
+fuzz_one() {
+  local t=$1 dir=$2 bin=$ROOT/build-fuzz/tests/fuzz/$1
+  local result=PASSED seeds=0 bad=0 f
+  mkdir -p "$dir/corpus"
+  while IFS= read -r -d '' f; do
+    seeds=$((seeds + 1))
+    if "$bin" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$dir/seed-" "$f" \
+      >"$dir/seed.log" 2>&1; then
+      cp "$f" "$dir/corpus/"
+    else
+      bad=$((bad + 1))
+      result=FAILED
+      echo "---- $t fails on its seed $f:"
+      # The report's beginning (a stack overflow's has hundreds of frames) and its summary.
+      grep -v -e '^INFO: ' -e '^    #[0-9]* 0x[0-9a-f]* in fuzzer::' "$dir/seed.log" |
+        awk 'NR <= 30 || /^SUMMARY/'
+      echo "test: $t: the whole report: $dir/seeds.log"
+      echo "test: $t: FAILING SEED $f; rerun: ${bin#"$ROOT"/} $f"
+    fi
+    cat "$dir/seed.log" >>"$dir/seeds.log"
+  done < <(find "tests/fuzz/corpus/$t" -type f -print0 2>/dev/null | sort -z)
+  local args=(-max_total_time="$FUZZ_SECONDS" -max_len=4096 -rss_limit_mb=2048 -timeout=10
+    -print_final_stats=1 -artifact_prefix="$dir/")
+  if [ -f "tests/fuzz/$t.dict" ]; then args+=(-dict="$ROOT/tests/fuzz/$t.dict"); fi
+  echo "test: $t: $seeds seeds ($bad failing); fuzzing ${FUZZ_SECONDS} s: ${bin#"$ROOT"/}" \
+    "${args[*]} $dir/corpus"
+  local status=0
+  "$bin" "${args[@]}" "$dir/corpus" >"$dir/log" 2>&1 || status=$?
+  local execs rate corpus found=()
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -n 1)
+  corpus=$(find "$dir/corpus" -type f | wc -l)
+  mapfile -t found < <(find "$dir" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' \
+    -o -name 'timeout-*' -o -name 'oom-*' \) | sort)
+  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$dir/log" | sed "s/^/test: $t: /" || true
+  if [ "$status" -ne 0 ] || [ ${#found[@]} -gt 0 ]; then
+    result=FAILED
+    echo "---- $t: the fuzzing run failed (exit $status); the end of $dir/log:"
+    tail -n 80 "$dir/log"
+    for f in "${found[@]}"; do
+      echo "test: $t: FAILING INPUT $f ($(wc -c <"$f") bytes); rerun: ${bin#"$ROOT"/} $f"
+    done
+  fi
+  local passed=$((seeds - bad))
+  printf '%-16s %-8s %12s %10s %s\n' "$t" "$result" "${execs:-?}" "${rate:-?}" \
+    "$passed seeds -> $corpus files (+$((corpus - passed)))" >"$dir/result"
+  [ "$result" = PASSED ]
 }
 
 # --- main ------------------------------------------------------------------------------------
