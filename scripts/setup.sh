@@ -8,8 +8,9 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format git
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libsqlite3-dev libpq-dev
-  # HTTP: Beast/Asio (the server), libcurl (branch calls), JSON; openssl makes the TLS test's CA.
-  libboost-dev libcurl4-openssl-dev nlohmann-json3-dev openssl
+  # HTTP: Beast/Asio (the server), libcurl (branch calls), JSON; OpenSSL for the listeners' TLS
+  # (libssl-dev) and the openssl command that makes the TLS tests' CA.
+  libboost-dev libcurl4-openssl-dev nlohmann-json3-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 util-linux procps
   python3-grpcio python3-protobuf python3-psycopg2
