@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -66,8 +67,9 @@ void RaiseOpenFileLimit() {
 // Log lines a client can cause, one per request or connection: protobuf logs an ERROR line
 // for every request carrying a string that is not UTF-8 (the request is refused anyway), gRPC
 // one for every failed TLS handshake (a plaintext client on a TLS port, a missing client
-// certificate). A client could fill the log with them, so at most one line per source is
-// written per minute, with the count of those left out; fatal ones always.
+// certificate). A client could fill the log with them, so at most one line per place in the
+// code (file and line) is written per minute, with the count of those left out; fatal ones
+// always. Per place, so that one kind of noise does not hide another kind of error.
 class RateLimitedLog {
  public:
   explicit RateLimitedLog(const char* source) : source_(source) {}
@@ -77,13 +79,14 @@ class RateLimitedLog {
     {
       absl::MutexLock lock(&mu_);
       absl::Time now = absl::Now();
-      if (!fatal && now < window_end_) {
-        ++left_out_;
+      Window& w = windows_[absl::StrCat(file, ":", line)];
+      if (!fatal && now < w.end) {
+        ++w.left_out;
         return;
       }
-      window_end_ = now + absl::Minutes(1);
-      before = left_out_;
-      left_out_ = 0;
+      w.end = now + absl::Minutes(1);
+      before = w.left_out;
+      w.left_out = 0;
     }
     std::fprintf(stderr, "dtmd: %s %s:%d: %s%s\n", source_, file, line, message,
                  before > 0 ? absl::StrCat(" (", before,
@@ -94,10 +97,14 @@ class RateLimitedLog {
   }
 
  private:
+  struct Window {
+    absl::Time end = absl::InfinitePast();
+    int64_t left_out = 0;
+  };
   const char* const source_;
   absl::Mutex mu_;
-  absl::Time window_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  int64_t left_out_ ABSL_GUARDED_BY(mu_) = 0;
+  // One per place that logged (a few dozen in gRPC and protobuf at most).
+  absl::flat_hash_map<std::string, Window> windows_ ABSL_GUARDED_BY(mu_);
 };
 
 RateLimitedLog& ProtobufLog() {
@@ -268,6 +275,8 @@ ABSL_FLAG(std::string, http_listen, EnvOr("DTM_HTTP_LISTEN", "0.0.0.0:36789"),
 ABSL_FLAG(std::string, branch_ca_file, EnvOr("DTM_BRANCH_CA_FILE", ""),
           "PEM file of the CAs that grpcs:// and https:// branch services' certificates are "
           "verified against; empty: the system's CAs (env DTM_BRANCH_CA_FILE)");
+ABSL_FLAG(std::string, http_ca_file, EnvOr("DTM_HTTP_CA_FILE", ""),
+          "the former name of --branch_ca_file (env DTM_HTTP_CA_FILE), used when that is empty");
 ABSL_FLAG(std::string, tls_cert, EnvOr("DTM_TLS_CERT", ""),
           "PEM certificate chain (leaf first) for TLS on both listeners, gRPC and HTTP; empty: "
           "plaintext. Read again when it changes (env DTM_TLS_CERT)");
@@ -375,6 +384,9 @@ int main(int argc, char** argv) {
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   RaiseOpenFileLimit();
+  // A peer that resets a connection must not kill dtmd through a write (OpenSSL's socket
+  // writes in the listener check do not ask the kernel to spare the signal).
+  signal(SIGPIPE, SIG_IGN);
   google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
   gpr_set_log_function(&RateLimitedGrpcLog);
 
@@ -389,6 +401,12 @@ int main(int argc, char** argv) {
   config.listen = absl::GetFlag(FLAGS_listen);
   config.http_listen = absl::GetFlag(FLAGS_http_listen);
   config.branch_ca_file = absl::GetFlag(FLAGS_branch_ca_file);
+  if (config.branch_ca_file.empty() && !absl::GetFlag(FLAGS_http_ca_file).empty()) {
+    config.branch_ca_file = absl::GetFlag(FLAGS_http_ca_file);
+    std::fprintf(stderr,
+                 "dtmd: --http_ca_file (DTM_HTTP_CA_FILE) is now --branch_ca_file "
+                 "(DTM_BRANCH_CA_FILE), for grpcs:// branches too\n");
+  }
   config.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   config.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   config.tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);

@@ -143,7 +143,14 @@ absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
       absl::StrCat("transaction '", gid, "' is ", GlobalStatusName(status)));
 }
 
-absl::Status RegisterRefusal(const std::string& gid, TransType type, GlobalStatus status) {
+absl::Status RegisterRefusal(const RegisterOp& op, TransType type, GlobalStatus status,
+                             const std::string& creator) {
+  const std::string& gid = op.gid;
+  if (!op.actor.empty() && creator != op.actor) {
+    return absl::PermissionDeniedError(absl::StrCat("transaction '", gid,
+                                                    "' belongs to another client; '", op.actor,
+                                                    "' (submit role) acts only on its own"));
+  }
   if (type != TransType::kTcc) {
     return absl::AlreadyExistsError(absl::StrCat("gid '", gid, "' is a ", TransTypeName(type),
                                                  " transaction; branches are registered only "

@@ -99,7 +99,8 @@ absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
 
 // Why a RegisterOp was refused, given the stored row's type and status, or OK if it may
 // proceed.
-absl::Status RegisterRefusal(const std::string& gid, TransType type, GlobalStatus status);
+absl::Status RegisterRefusal(const RegisterOp& op, TransType type, GlobalStatus status,
+                             const std::string& creator);
 // Whether registering `op` over the rows already stored under its branch id (op, target) is
 // a harmless repeat (OK) or a conflict (ALREADY_EXISTS).
 absl::Status CompareRegistered(const RegisterOp& op,

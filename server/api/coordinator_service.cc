@@ -55,21 +55,21 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = SubmitToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
-  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
+  absl::Status admitted = CheckAdmission(&*txn, engine_->active_count(), limits_);
   if (!admitted.ok()) return FinishNow(ctx, admitted);
   txn->creator = caller->name;
   auto* reactor = ctx->DefaultReactor();
-  const std::string gid = txn->gid;  // not txn->gid: the lambda below takes txn
-  WhenOwner(reactor, *caller, gid, [this, reactor, resp, t = *std::move(txn)]() mutable {
-    engine_->Submit(std::move(t), [reactor, resp](absl::StatusOr<SubmitResult> r) {
-      if (r.ok()) {
-        resp->set_gid(r->gid);
-        resp->set_status(static_cast<v1::Status>(r->status));
-        resp->set_rollback_reason(r->rollback_reason);
-      }
-      reactor->Finish(ToGrpcStatus(r.status()));
-    });
-  });
+  engine_->Submit(
+      *std::move(txn),
+      [reactor, resp](absl::StatusOr<SubmitResult> r) {
+        if (r.ok()) {
+          resp->set_gid(r->gid);
+          resp->set_status(static_cast<v1::Status>(r->status));
+          resp->set_rollback_reason(r->rollback_reason);
+        }
+        reactor->Finish(ToGrpcStatus(r.status()));
+      },
+      caller->actor());
   return reactor;
 }
 
@@ -80,15 +80,13 @@ grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContex
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = PrepareToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
-  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
+  absl::Status admitted = CheckAdmission(nullptr, engine_->active_count(), limits_);
   if (!admitted.ok()) return FinishNow(ctx, admitted);
   txn->creator = caller->name;
   auto* reactor = ctx->DefaultReactor();
-  const std::string gid = txn->gid;  // not txn->gid: the lambda below takes txn
-  WhenOwner(reactor, *caller, gid, [this, reactor, t = *std::move(txn)]() mutable {
-    engine_->Prepare(std::move(t),
-                     [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
-  });
+  engine_->Prepare(
+      *std::move(txn), [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); },
+      caller->actor());
   return reactor;
 }
 
@@ -100,13 +98,13 @@ grpc::ServerUnaryReactor* CoordinatorService::Abort(grpc::CallbackServerContext*
   absl::Status valid = ValidateAbort(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
   auto* reactor = ctx->DefaultReactor();
-  WhenOwner(reactor, *caller, req->gid(), [this, reactor, req, resp] {
-    engine_->Abort(req->gid(), static_cast<TransType>(req->trans_type()), req->reason(),
-                   [reactor, resp](absl::StatusOr<SubmitResult> r) {
-                     if (r.ok()) resp->set_status(static_cast<v1::Status>(r->status));
-                     reactor->Finish(ToGrpcStatus(r.status()));
-                   });
-  });
+  engine_->Abort(
+      req->gid(), static_cast<TransType>(req->trans_type()), req->reason(),
+      [reactor, resp](absl::StatusOr<SubmitResult> r) {
+        if (r.ok()) resp->set_status(static_cast<v1::Status>(r->status));
+        reactor->Finish(ToGrpcStatus(r.status()));
+      },
+      caller->actor());
   return reactor;
 }
 
@@ -117,12 +115,10 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServe
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<BranchRegistration> op = ReadRegistration(*req, limits_);
   if (!op.ok()) return FinishNow(ctx, op.status());
+  op->actor = caller->actor();
   auto* reactor = ctx->DefaultReactor();
-  std::string gid = op->gid;
-  WhenOwner(reactor, *caller, gid, [this, reactor, r = *std::move(op)]() mutable {
-    engine_->RegisterBranch(
-        std::move(r), [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
-  });
+  engine_->RegisterBranch(*std::move(op),
+                          [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); });
   return reactor;
 }
 

@@ -41,17 +41,19 @@ Engine::Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock*
 
 Engine::~Engine() = default;
 
-void Engine::Submit(Transaction txn, SubmitDone done) {
+void Engine::Submit(Transaction txn, SubmitDone done, const std::string& actor) {
   if (txn.trans_type == TransType::kTcc ||
       (txn.trans_type == TransType::kMsg && txn.branches.empty())) {
-    prepared_->Submit(txn.gid, txn.trans_type, txn.options.wait_result, std::move(done));
+    prepared_->Submit(txn.gid, txn.trans_type, txn.options.wait_result, std::move(done), actor);
     return;
   }
   if (runner_->stopping()) {
     done(ShuttingDown("Submit"));
     return;
   }
-  if (Runner::ActivePtr a = runner_->Find(txn.gid)) {
+  // A repeat while it runs here; a caller held to its own transactions goes by the store,
+  // which tells whose it is (OnCreated).
+  if (Runner::ActivePtr a = actor.empty() ? runner_->Find(txn.gid) : nullptr) {
     runner_->Attach(a, txn.trans_type, txn.options.wait_result, std::move(done));
     return;
   }
@@ -62,12 +64,12 @@ void Engine::Submit(Transaction txn, SubmitDone done) {
   txn.lease_expire = now + options_.lease;
   CreateOp op{txn};
   WriteThen(store_, std::move(op), pool_,
-            [this, txn = std::move(txn), done = std::move(done)](WriteResult r) mutable {
-              OnCreated(std::move(txn), std::move(r), std::move(done));
+            [this, txn = std::move(txn), done = std::move(done), actor](WriteResult r) mutable {
+              OnCreated(std::move(txn), std::move(r), std::move(done), actor);
             });
 }
 
-void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done) {
+void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done, const std::string& actor) {
   bool wait = txn.options.wait_result;
   TransType type = txn.trans_type;
   if (r.status.ok()) {
@@ -80,11 +82,13 @@ void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done) {
     return;
   }
   const Transaction& existing = *r.existing;
-  if (existing.trans_type != type) {
+  if (absl::Status mine = CheckActor(existing, actor); !mine.ok()) {
+    done(mine);
+  } else if (existing.trans_type != type) {
     done(TypeMismatch(existing, type));
   } else if (existing.status == GlobalStatus::kPrepared && type == TransType::kMsg) {
     // A prepared msg submitted with its steps again: the commit.
-    prepared_->Submit(existing.gid, type, wait, std::move(done));
+    prepared_->Submit(existing.gid, type, wait, std::move(done), actor);
   } else if (Runner::ActivePtr a = runner_->Find(existing.gid)) {
     runner_->Attach(a, type, wait, std::move(done));
   } else {
@@ -92,8 +96,8 @@ void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done) {
   }
 }
 
-void Engine::Prepare(Transaction txn, StatusDone done) {
-  prepared_->Prepare(std::move(txn), std::move(done));
+void Engine::Prepare(Transaction txn, StatusDone done, const std::string& actor) {
+  prepared_->Prepare(std::move(txn), std::move(done), actor);
 }
 
 void Engine::RegisterBranch(BranchRegistration registration, StatusDone done) {
@@ -101,8 +105,8 @@ void Engine::RegisterBranch(BranchRegistration registration, StatusDone done) {
 }
 
 void Engine::Abort(const std::string& gid, TransType type, const std::string& reason,
-                   SubmitDone done) {
-  prepared_->Abort(gid, type, reason, std::move(done));
+                   SubmitDone done, const std::string& actor) {
+  prepared_->Abort(gid, type, reason, std::move(done), actor);
 }
 
 void Engine::Query(const std::string& gid, TxnDone done) { runner_->Query(gid, std::move(done)); }

@@ -45,18 +45,23 @@ class Engine {
   // commits the PREPARED transaction of that gid (phase 2). A gid that exists with the same
   // type answers its current status (waiting like the first Submit if wait_result); with
   // another type, ALREADY_EXISTS. A PREPARED msg submitted again with its steps is committed.
-  void Submit(Transaction txn, SubmitDone done);
+  //
+  // `actor` (here and in Prepare, Abort, BranchRegistration::actor): "" lets any caller act on
+  // an existing transaction; a name only on one that name created (PERMISSION_DENIED
+  // otherwise), checked against the stored transaction where the operation reads or writes it.
+  void Submit(Transaction txn, SubmitDone done, const std::string& actor = "");
   // Stores a new PREPARED tcc or msg. Nothing runs until its client submits or aborts it, or
   // it is still PREPARED at create_time + timeout_to_fail: then recovery claims it and the
   // tcc is aborted, the msg back-checked (query_prepared). Preparing a PREPARED gid again
   // succeeds; a gid past PREPARED is FAILED_PRECONDITION, of another type ALREADY_EXISTS.
-  void Prepare(Transaction txn, StatusDone done);
+  void Prepare(Transaction txn, StatusDone done, const std::string& actor = "");
   // Registers a tcc branch (straight to the store: any replica may take it).
   void RegisterBranch(BranchRegistration registration, StatusDone done);
   // The client's rollback of a PREPARED tcc (-> ABORTING, cancels run) or msg (-> FAILED,
   // nothing called). Idempotent; answers the status reached (waiting for the end if the tcc
   // was prepared with wait_result).
-  void Abort(const std::string& gid, TransType type, const std::string& reason, SubmitDone done);
+  void Abort(const std::string& gid, TransType type, const std::string& reason, SubmitDone done,
+             const std::string& actor = "");
   // Answers the freshest state: from memory when active, else from the store.
   void Query(const std::string& gid, TxnDone done);
   void List(ListQuery query, std::function<void(absl::StatusOr<ListPage>)> done);
@@ -94,7 +99,7 @@ class Engine {
   size_t back_check_errors_tracked() const;
 
  private:
-  void OnCreated(Transaction txn, WriteResult result, SubmitDone done);
+  void OnCreated(Transaction txn, WriteResult result, SubmitDone done, const std::string& actor);
 
   const EngineOptions options_;
   Store* const store_;

@@ -161,6 +161,13 @@ absl::Status TypeMismatch(const Transaction& t, TransType asked) {
                                                TransTypeName(asked)));
 }
 
+absl::Status CheckActor(const Transaction& t, const std::string& actor) {
+  if (actor.empty() || t.creator == actor) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("transaction '", t.gid,
+                                                  "' belongs to another client; '", actor,
+                                                  "' (submit role) acts only on its own"));
+}
+
 absl::Status CheckAbortAgain(const Transaction& t, TransType asked) {
   if (t.trans_type != asked) {
     return absl::FailedPreconditionError(

@@ -147,6 +147,9 @@ absl::Status CheckAbortAgain(const Transaction& t, TransType asked);
 absl::Status CheckPrepareAgain(const Transaction& existing, TransType asked);
 // ALREADY_EXISTS: `t`'s gid is taken by a transaction of another type than `asked`.
 absl::Status TypeMismatch(const Transaction& t, TransType asked);
+// OK when `actor` may act on `t`: "" (anyone), or the name that created it; PERMISSION_DENIED
+// otherwise (the same words as the API's own check).
+absl::Status CheckActor(const Transaction& t, const std::string& actor);
 
 }  // namespace dtm
 

@@ -50,7 +50,7 @@ PreparedProtocol::PreparedProtocol(const EngineOptions& options, Store* store, B
       pool_(pool),
       runner_(runner) {}
 
-void PreparedProtocol::Prepare(Transaction txn, StatusDone done) {
+void PreparedProtocol::Prepare(Transaction txn, StatusDone done, const std::string& actor) {
   absl::Time now = clock_->Now();
   txn.create_time = txn.update_time = now;
   // Nobody works on it until its client decides or its timeout passes.
@@ -58,13 +58,15 @@ void PreparedProtocol::Prepare(Transaction txn, StatusDone done) {
   txn.owner.clear();
   txn.lease_expire = absl::InfinitePast();
   TransType type = txn.trans_type;
-  WriteThen(store_, CreateOp{std::move(txn)}, pool_, [type, done = std::move(done)](WriteResult r) {
-    if (absl::IsAlreadyExists(r.status) && r.existing) {
-      done(CheckPrepareAgain(*r.existing, type));
-    } else {
-      done(r.status);
-    }
-  });
+  WriteThen(store_, CreateOp{std::move(txn)}, pool_,
+            [type, actor, done = std::move(done)](WriteResult r) {
+              if (absl::IsAlreadyExists(r.status) && r.existing) {
+                absl::Status mine = CheckActor(*r.existing, actor);
+                done(mine.ok() ? CheckPrepareAgain(*r.existing, type) : mine);
+              } else {
+                done(r.status);
+              }
+            });
 }
 
 void PreparedProtocol::RegisterBranch(BranchRegistration registration, StatusDone done) {
@@ -75,9 +77,10 @@ void PreparedProtocol::RegisterBranch(BranchRegistration registration, StatusDon
 }
 
 void PreparedProtocol::Abort(const std::string& gid, TransType type, const std::string& reason,
-                             SubmitDone done) {
+                             SubmitDone done, const std::string& actor) {
   // An Abort of a transaction past PREPARED: a repeat of an earlier abort is fine.
-  auto answer = [type](const Transaction& t) -> absl::StatusOr<SubmitResult> {
+  auto answer = [type, actor](const Transaction& t) -> absl::StatusOr<SubmitResult> {
+    if (absl::Status mine = CheckActor(t, actor); !mine.ok()) return mine;
     absl::Status again = CheckAbortAgain(t, type);
     if (!again.ok()) return again;
     return ResultOf(t);
@@ -87,14 +90,15 @@ void PreparedProtocol::Abort(const std::string& gid, TransType type, const std::
         a, [answer, done = std::move(done)](const Transaction& t) { done(answer(t)); });
     return;
   }
-  pool_->Post([this, gid, type, reason, answer, done = std::move(done)]() mutable {
+  pool_->Post([this, gid, type, reason, answer, actor, done = std::move(done)]() mutable {
     absl::StatusOr<Transaction> t = store_->Get(gid);
     if (!t.ok()) {
       done(t.status());
       return;
     }
-    if (t->status != GlobalStatus::kPrepared || t->trans_type != type) {
-      done(answer(*t));
+    if (t->status != GlobalStatus::kPrepared || t->trans_type != type ||
+        !CheckActor(*t, actor).ok()) {
+      done(answer(*t));  // which refuses another client's
       return;
     }
     std::string why = reason.empty() ? "aborted by the client" : reason;
@@ -118,17 +122,26 @@ void PreparedProtocol::Abort(const std::string& gid, TransType type, const std::
   });
 }
 
-void PreparedProtocol::Submit(const std::string& gid, TransType type, bool wait, SubmitDone done) {
+void PreparedProtocol::Submit(const std::string& gid, TransType type, bool wait, SubmitDone done,
+                              const std::string& actor) {
   if (runner_->stopping()) {
     done(ShuttingDown("Submit"));
     return;
   }
-  if (Runner::ActivePtr a = runner_->Find(gid)) {  // committed already, running here
+  // Committed already, running here (a caller held to its own transactions goes by the store,
+  // which tells whose it is).
+  if (Runner::ActivePtr a = actor.empty() ? runner_->Find(gid) : nullptr) {
     runner_->Attach(a, type, wait, std::move(done));
     return;
   }
-  pool_->Post([this, gid, type, wait, done = std::move(done)]() mutable {
+  pool_->Post([this, gid, type, wait, actor, done = std::move(done)]() mutable {
     absl::StatusOr<Transaction> t = store_->Get(gid);
+    if (t.ok()) {
+      if (absl::Status mine = CheckActor(*t, actor); !mine.ok()) {
+        done(mine);
+        return;
+      }
+    }
     if (absl::IsNotFound(t.status())) {
       done(absl::NotFoundError(absl::StrCat(TransTypeName(type), " gid '", gid,
                                             "' not found: Prepare it before Submit")));

@@ -60,12 +60,14 @@ class PreparedProtocol {
                    ThreadPool* pool, Runner* runner);
 
   // See Engine::Prepare, RegisterBranch, Abort.
-  void Prepare(Transaction txn, StatusDone done);
+  void Prepare(Transaction txn, StatusDone done, const std::string& actor = "");
   void RegisterBranch(BranchRegistration registration, StatusDone done);
-  void Abort(const std::string& gid, TransType type, const std::string& reason, SubmitDone done);
+  void Abort(const std::string& gid, TransType type, const std::string& reason, SubmitDone done,
+             const std::string& actor = "");
   // Phase 2 of a PREPARED tcc or msg: commits it unless it moved on, then answers like a
   // repeated Submit.
-  void Submit(const std::string& gid, TransType type, bool wait, SubmitDone done);
+  void Submit(const std::string& gid, TransType type, bool wait, SubmitDone done,
+              const std::string& actor = "");
   // A PREPARED transaction claimed by recovery: its timeout passed, or RetryNow made it due.
   void OnDue(Transaction txn);
 

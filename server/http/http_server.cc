@@ -109,20 +109,27 @@ absl::StatusOr<std::shared_ptr<net::ssl::context>> MakeTlsContext(const TlsFiles
     if (ec) return bad("tls_client_ca", files.client_ca_file);
     ctx->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert, ec);
     if (ec) return bad("tls_client_ca", files.client_ca_file);
+    // Resumed TLS 1.2 sessions of verified clients need a session id context.
+    static const unsigned char kContext[] = "dtmd";
+    SSL_CTX_set_session_id_context(ctx->native_handle(), kContext, sizeof(kContext) - 1);
   }
   return ctx;
 }
 
-// When the files were last changed (a missing file counts as the epoch).
-absl::Time FilesChanged(const TlsFiles& files) {
-  absl::Time latest = absl::UnixEpoch();
+// What identifies the files' current versions: inode, size, modification and change times of
+// each (a copy that keeps an old modification time still changes the inode or ctime).
+std::string FilesVersion(const TlsFiles& files) {
+  std::string version;
   for (const std::string* f : {&files.cert_file, &files.key_file, &files.client_ca_file}) {
     struct stat st {};
     if (!f->empty() && stat(f->c_str(), &st) == 0) {
-      latest = std::max(latest, absl::TimeFromTimespec(st.st_mtim));
+      absl::StrAppend(&version, st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".",
+                      st.st_mtim.tv_nsec, ":", st.st_ctim.tv_sec, ".", st.st_ctim.tv_nsec, ";");
+    } else {
+      absl::StrAppend(&version, "-;");
     }
   }
-  return latest;
+  return version;
 }
 
 }  // namespace
@@ -234,7 +241,7 @@ class HttpServer::Impl {
   absl::flat_hash_map<Session*, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<net::ssl::context> tls_ ABSL_GUARDED_BY(mu_);
-  absl::Time tls_changed_ ABSL_GUARDED_BY(mu_);
+  std::string tls_version_ ABSL_GUARDED_BY(mu_);
   absl::Time tls_next_check_ ABSL_GUARDED_BY(mu_);
 
   net::io_context ioc_;
@@ -475,7 +482,14 @@ void HttpServer::Impl::Accept() {
       beast::error_code ignored;
       socket.close(ignored);  // over the limit: no room, no answer
     } else {
-      auto s = std::make_shared<Session>(this, std::move(socket), TlsContext());
+      std::shared_ptr<net::ssl::context> tls = TlsContext();
+      if (options_.tls.enabled() && tls == nullptr) {
+        beast::error_code ignored;
+        socket.close(ignored);  // never plaintext on a TLS listener
+        if (!draining()) Accept();
+        return;
+      }
+      auto s = std::make_shared<Session>(this, std::move(socket), std::move(tls));
       {
         absl::MutexLock lock(&mu_);
         sessions_.emplace(s.get(), s);
@@ -492,18 +506,18 @@ std::shared_ptr<net::ssl::context> HttpServer::Impl::TlsContext() {
   absl::Time now = absl::Now();
   if (tls_ != nullptr && now < tls_next_check_) return tls_;
   tls_next_check_ = now + options_.tls_reload_interval;
-  absl::Time changed = FilesChanged(options_.tls);
-  if (tls_ != nullptr && changed == tls_changed_) return tls_;
+  std::string version = FilesVersion(options_.tls);
+  if (tls_ != nullptr && version == tls_version_) return tls_;
   absl::StatusOr<std::shared_ptr<net::ssl::context>> fresh = MakeTlsContext(options_.tls);
   if (!fresh.ok()) {
     // A certificate and key written one after the other may disagree for a moment: keep
-    // serving with the previous pair, and look again at the next connection.
+    // serving with the previous pair, and look again after tls_reload_interval.
     fprintf(stderr, "dtmd: HTTP TLS files not (re)loaded, keeping the previous ones: %s\n",
             std::string(fresh.status().message()).c_str());
     return tls_;
   }
   if (tls_ != nullptr) fprintf(stderr, "dtmd: HTTP TLS files reloaded\n");
-  tls_changed_ = changed;
+  tls_version_ = std::move(version);
   tls_ = *std::move(fresh);
   return tls_;
 }
@@ -564,7 +578,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   if (options.tls.enabled()) {
     absl::Status tls = CheckServerTlsFiles(options.tls);
     if (!tls.ok()) return tls;
-    impl->TlsContext();  // the first read, before any connection
+    // The first read, before any connection; never serve plaintext on a TLS listener.
+    if (impl->TlsContext() == nullptr) {
+      return absl::InvalidArgumentError("the TLS files changed while dtmd read them: start again");
+    }
   }
   absl::Status listening = impl->Listen();
   if (!listening.ok()) return listening;

@@ -108,6 +108,9 @@ struct BranchRegistration {
   // it may have registered, how many bytes of targets and payloads its branches may hold.
   int64_t max_registrations = 0;
   int64_t max_transaction_bytes = 0;
+  // Who registers it: non-empty, only into a tcc this identity created (checked where the
+  // branch is written, so that no check-then-act window lets another client in); "": anyone.
+  std::string actor;
 };
 
 // What a branch service said, made fit to store and show: valid UTF-8 (an invalid byte

@@ -67,9 +67,11 @@ std::vector<std::pair<std::string, std::string>> Statements() {
       // RegisterOp: lock the PREPARED tcc's row (concurrent registrations of one gid queue
       // here, so each sees the rows of the one before), append both rows unless the branch id
       // is taken, then read what the branch id holds.
-      {"register_lock", absl::StrCat("UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND ",
-                                     SqlPrepared(TransType::kTcc))},
-      {"type_status", "SELECT trans_type, status FROM trans_global WHERE gid = $1"},
+      // ($3: the registering identity, '' for anyone.)
+      {"register_lock",
+       absl::StrCat("UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND ",
+                    SqlPrepared(TransType::kTcc), " AND ($3::text = '' OR creator = $3::text)")},
+      {"type_status", "SELECT trans_type, status, creator FROM trans_global WHERE gid = $1"},
       {"register_insert",
        absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
                     ") SELECT $1::text, m.n + v.k, $2::text, v.op, v.target, $3::bytea, ",
@@ -502,7 +504,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
             p.AddTime(op.now);
             return c.SendPrepared("touch_all", p);
           } else if constexpr (std::is_same_v<T, RegisterOp>) {
-            p.Add(op.gid).AddTime(op.update_time);
+            p.Add(op.gid).AddTime(op.update_time).Add(op.actor);
             return c.SendPrepared("register_lock", p);
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             p.Add(op.owner).AddTime(op.now + op.lease).AddTime(op.now).Add(op.limit);
@@ -662,8 +664,8 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                     absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
               } else {
                 PgRow row(r.get(), 0);
-                o.status = RegisterRefusal(op.gid, static_cast<TransType>(row.Int(0)),
-                                           static_cast<GlobalStatus>(row.Int(1)));
+                o.status = RegisterRefusal(op, static_cast<TransType>(row.Int(0)),
+                                           static_cast<GlobalStatus>(row.Int(1)), row.Text(2));
               }
             } else if (Changed(r) == 0) {  // the branch id was taken, or a bound refused
               std::vector<std::pair<BranchOp, std::string>> stored;

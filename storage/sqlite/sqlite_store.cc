@@ -317,7 +317,7 @@ absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& 
 
 absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& out) {
   {
-    Stmt q(conn, "SELECT trans_type, status FROM trans_global WHERE gid = ?");
+    Stmt q(conn, "SELECT trans_type, status, creator FROM trans_global WHERE gid = ?");
     RETURN_IF_ERROR(q.status());
     q.Bind(1, op.gid);
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -325,8 +325,8 @@ absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& 
       out.status = absl::NotFoundError(absl::StrCat("transaction gid '", op.gid, "' not found"));
       return absl::OkStatus();
     }
-    out.status = RegisterRefusal(op.gid, static_cast<TransType>(q.Int(0)),
-                                 static_cast<GlobalStatus>(q.Int(1)));
+    out.status = RegisterRefusal(op, static_cast<TransType>(q.Int(0)),
+                                 static_cast<GlobalStatus>(q.Int(1)), q.Text(2));
     if (!out.status.ok()) return absl::OkStatus();
   }
   std::vector<std::pair<BranchOp, std::string>> stored;

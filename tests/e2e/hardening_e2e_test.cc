@@ -55,7 +55,6 @@ class HardeningE2ETest : public test::LiveDtmdTest<HardeningE2ETest> {
             "--min_retry_interval=100ms",
             "--min_request_timeout=100ms",
             "--retry_all_interval=1h",
-            "--max_active_transactions=3",
             "--verbose_errors=false"};
   }
 
@@ -202,7 +201,15 @@ TEST_F(HardeningE2ETest, RetryNowOfAllWaitingRunsAtMostOncePerInterval) {
   EXPECT_THAT(std::string(again.message()), HasSubstr("--retry_all_interval"));
 }
 
-TEST_F(HardeningE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
+// A dtmd of its own: its bound counts every transaction in progress.
+class AdmissionE2ETest : public test::LiveDtmdTest<AdmissionE2ETest> {
+ public:
+  static std::vector<std::string> DtmdArgs() {
+    return {"--lease=1s", "--recovery_interval=100ms", "--max_active_transactions=3"};
+  }
+};
+
+TEST_F(AdmissionE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
   // Three sagas stuck on a closed port (each waits for its next retry), the bound.
   int port = 0;
   {
@@ -234,6 +241,12 @@ TEST_F(HardeningE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
       http.Post(absl::StrCat("http://", dtmd_->http_address(), "/api/dtmsvr/submit"),
                 R"({"gid":"admission-http","trans_type":"saga","steps":[{"action":""}]})");
   EXPECT_EQ(r.status, 413) << r.body;
+  // Commits of transactions already prepared are not refused (that would roll them back).
+  std::string tcc = Gid();
+  v1::PrepareRequest prepare;
+  prepare.set_gid(tcc);
+  prepare.set_trans_type(v1::TCC);
+  EXPECT_EQ(client_->Prepare(prepare).code(), absl::StatusCode::kResourceExhausted);
   // Nothing accepted is lost: once they end, new ones are taken again.
   for (const std::string& gid : stuck) {
     ASSERT_TRUE(client_->ForceStop(gid, "test over").ok());
@@ -244,6 +257,21 @@ TEST_F(HardeningE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
     return later.Submit().ok();
   }));
   for (const std::string& gid : stuck) EXPECT_EQ(StatusOf(gid), v1::FAILED);
+  // A tcc prepared now is committed even while the bound is reached again.
+  ASSERT_TRUE(client_->Prepare(prepare).ok());
+  std::vector<std::string> more_stuck;
+  for (int i = 0; i < 3; ++i) {
+    more_stuck.push_back(Gid());
+    Saga saga(client_, more_stuck.back());
+    saga.Add(target, "").RetryInterval(absl::Seconds(60));
+    ASSERT_TRUE(saga.Submit().ok());
+  }
+  v1::SubmitRequest commit;
+  commit.set_gid(tcc);
+  commit.set_trans_type(v1::TCC);
+  auto committed = client_->Submit(commit);
+  EXPECT_TRUE(committed.ok()) << committed.status();
+  for (const std::string& gid : more_stuck) EXPECT_TRUE(client_->ForceStop(gid, "test over").ok());
 }
 
 TEST_F(HardeningE2ETest, UndecodableRequestsCannotFloodTheLog) {

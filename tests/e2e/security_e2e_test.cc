@@ -126,6 +126,45 @@ TEST_F(AuthE2ETest, SubmittersActOnlyOnTheirOwnTransactionsAndSeeHeadersRedacted
   EXPECT_THAT(ListedGids(*ops), Contains(gid));
 }
 
+TEST_F(AuthE2ETest, ASubmitterCannotCommitAbortOrJoinAnotherClientsPreparedTcc) {
+  auto alice = As(kAlice);
+  auto bob = As(kBob);
+  std::string gid = Gid();
+  v1::PrepareRequest prepare;
+  prepare.set_gid(gid);
+  prepare.set_trans_type(v1::TCC);
+  prepare.mutable_options()->mutable_timeout_to_fail()->set_seconds(3600);
+  ASSERT_TRUE(alice->Prepare(prepare).ok());
+  // Each refused where the transaction is read or written, not by a look beforehand.
+  absl::Status again = bob->Prepare(prepare);
+  EXPECT_EQ(again.code(), absl::StatusCode::kPermissionDenied) << again;
+  v1::RegisterBranchRequest reg;
+  reg.set_gid(gid);
+  reg.set_trans_type(v1::TCC);
+  reg.set_branch_id("b1");
+  reg.set_confirm(branches_->Target("Confirm"));
+  reg.set_cancel(branches_->Target("Cancel"));
+  absl::Status joined = bob->RegisterBranch(reg);
+  EXPECT_EQ(joined.code(), absl::StatusCode::kPermissionDenied) << joined;
+  EXPECT_THAT(std::string(joined.message()), HasSubstr("belongs to another client"));
+  v1::SubmitRequest commit;
+  commit.set_gid(gid);
+  commit.set_trans_type(v1::TCC);
+  EXPECT_EQ(bob->Submit(commit).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::AbortRequest abort;
+  abort.set_gid(gid);
+  abort.set_trans_type(v1::TCC);
+  EXPECT_EQ(bob->Abort(abort).status().code(), absl::StatusCode::kPermissionDenied);
+  // Untouched: still Alice's, PREPARED, with no branch; she carries on.
+  auto t = alice->Query(gid);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->status(), v1::PREPARED);
+  EXPECT_EQ(t->branches_size(), 0);
+  EXPECT_TRUE(alice->RegisterBranch(reg).ok());
+  auto aborted = alice->Abort(abort);
+  ASSERT_TRUE(aborted.ok()) << aborted.status();
+}
+
 TEST_F(AuthE2ETest, TheAdminForceStopsAnotherClientsTransaction) {
   auto alice = As(kAlice);
   auto ops = As(kOps);
@@ -155,6 +194,7 @@ TEST_F(AuthE2ETest, DtmsHttpApiAppliesTheSameRoles) {
   r = alice.Get(Url(absl::StrCat("query?gid=", gid)));
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, Not(HasSubstr("downstream-secret")));
+  EXPECT_THAT(r.body, HasSubstr("(redacted)"));
 
   test::HttpClient bob;
   bob.set_header(absl::StrCat("Authorization: Bearer ", kBob));
@@ -163,6 +203,16 @@ TEST_F(AuthE2ETest, DtmsHttpApiAppliesTheSameRoles) {
   r = bob.Get(Url("all?limit=1000"));
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_THAT(r.body, Not(HasSubstr(gid)));
+  r = bob.Get(Url(absl::StrCat("all?gid=", gid)));
+  EXPECT_EQ(r.status, 403) << r.body;
+  r = bob.Post(Url("registerBranch"),
+               absl::StrCat(R"({"gid":")", gid,
+                            R"(","branch_id":"b1","trans_type":"tcc","confirm":"http://x/c",)",
+                            R"("cancel":"http://x/k","data":""})"));
+  EXPECT_EQ(r.status, 403) << r.body;
+  r = bob.Post(Url("submit"), absl::StrCat(R"({"gid":")", gid,
+                                           R"(","trans_type":"saga","steps":[{"action":""}]})"));
+  EXPECT_EQ(r.status, 403) << r.body;
   r = bob.Post(Url("forceStop"), absl::StrCat(R"({"gid":")", gid, R"("})"));
   EXPECT_EQ(r.status, 403) << r.body;
   r = bob.Post(Url("abort"), absl::StrCat(R"({"gid":")", gid, R"(","trans_type":"tcc"})"));

@@ -36,12 +36,15 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   return diff == 0;
 }
 
-absl::StatusOr<absl::Time> ModificationTime(const std::string& path) {
+// What identifies the file's current version: inode, size, modification and change times (a
+// copy that keeps an old modification time still changes the inode or the change time).
+absl::StatusOr<std::string> FileVersion(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     return absl::NotFoundError(absl::StrCat("cannot read the tokens file '", path, "'"));
   }
-  return absl::TimeFromTimespec(st.st_mtim);
+  return absl::StrCat(st.st_ino, ":", st.st_size, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec,
+                      ":", st.st_ctim.tv_sec, ".", st.st_ctim.tv_nsec);
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -81,14 +84,14 @@ absl::StatusOr<std::vector<AuthTokens::Entry>> AuthTokens::Parse(absl::string_vi
     if (e.name.empty() || e.name.size() > 64) return bad("a name has 1 to 64 characters");
     for (char c : e.name) {
       if (!IsNameChar(c)) {
-        return bad(
-            absl::StrCat("name '", e.name, "' holds a character other than A-Z a-z 0-9 _ . @ -"));
+        // The value is not shown: with the columns swapped, it would be a token.
+        return bad("a name holds a character other than A-Z a-z 0-9 _ . @ -");
       }
     }
     if (fields[2] == "admin") {
       e.admin = true;
     } else if (fields[2] != "submit") {
-      return bad(absl::StrCat("role '", fields[2], "' is not submit or admin"));
+      return bad("the role is not submit or admin (no value is shown: it could be a token)");
     }
     if (!tokens.insert(e.token).second) return bad("this token is already on an earlier line");
     entries.push_back(std::move(e));
@@ -101,19 +104,19 @@ absl::StatusOr<std::vector<AuthTokens::Entry>> AuthTokens::Parse(absl::string_vi
 }
 
 absl::StatusOr<std::unique_ptr<AuthTokens>> AuthTokens::Load(const std::string& path) {
-  absl::StatusOr<absl::Time> mtime = ModificationTime(path);
-  if (!mtime.ok()) return mtime.status();
+  absl::StatusOr<std::string> version = FileVersion(path);
+  if (!version.ok()) return version.status();
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return text.status();
   absl::StatusOr<std::vector<Entry>> entries = Parse(*text, path);
   if (!entries.ok()) return entries.status();
-  return std::unique_ptr<AuthTokens>(new AuthTokens(path, *std::move(entries), *mtime));
+  return std::unique_ptr<AuthTokens>(new AuthTokens(path, *std::move(entries), *version));
 }
 
-AuthTokens::AuthTokens(std::string path, std::vector<Entry> entries, absl::Time mtime)
+AuthTokens::AuthTokens(std::string path, std::vector<Entry> entries, std::string version)
     : path_(std::move(path)),
       entries_(std::move(entries)),
-      mtime_(mtime),
+      version_(std::move(version)),
       next_check_(absl::Now() + absl::Seconds(1)) {}
 
 void AuthTokens::MaybeReload() {
@@ -130,12 +133,12 @@ void AuthTokens::MaybeReload() {
 }
 
 absl::Status AuthTokens::ReloadIfChanged() {
-  absl::StatusOr<absl::Time> mtime = ModificationTime(path_);
-  if (!mtime.ok()) return mtime.status();
+  absl::StatusOr<std::string> version = FileVersion(path_);
+  if (!version.ok()) return version.status();
   {
     absl::MutexLock lock(&mu_);
-    if (*mtime == mtime_) return absl::OkStatus();
-    mtime_ = *mtime;
+    if (*version == version_) return absl::OkStatus();
+    version_ = *version;
   }
   absl::StatusOr<std::string> text = ReadFile(path_);
   if (!text.ok()) return text.status();

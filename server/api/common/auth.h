@@ -14,7 +14,8 @@
 // The file: one token per line, "<token> <name> <role>", blank lines and "#" comments allowed.
 // Tokens are 16..256 characters of [A-Za-z0-9._~+/=-] (what a bearer token may hold), names
 // 1..64 of [A-Za-z0-9_.@-]. It is read again, at most once a second, when it changes; a file
-// that no longer parses keeps the tokens read before (and is reported on stderr).
+// that no longer parses keeps the tokens read before (and is reported on stderr). Errors name
+// the file and line, never a value from it (a misplaced token would end up in a log).
 #ifndef DTM_SERVER_API_COMMON_AUTH_H_
 #define DTM_SERVER_API_COMMON_AUTH_H_
 
@@ -39,6 +40,8 @@ struct Caller {
   std::string name;   // the token's name; "" without authentication
   bool admin = true;  // without authentication everyone is
   bool authenticated = false;
+  // Who the engine holds to their own transactions: the name, or "" for an admin (anyone's).
+  std::string actor() const { return admin ? std::string() : name; }
 };
 
 class AuthTokens {
@@ -60,19 +63,19 @@ class AuthTokens {
   // "Bearer <token>", or the token is unknown (the token itself is never echoed).
   absl::StatusOr<Caller> Authenticate(absl::string_view authorization);
 
-  // Reads the file again if its modification time changed: OK when it did not or the new
-  // tokens are in use; the refusal (the old tokens stay) otherwise. Authenticate calls it at
-  // most once a second.
+  // Reads the file again if it changed (another inode, size, modification or change time): OK when
+  // it did not or the new tokens are in use; the refusal (the old tokens stay) otherwise.
+  // Authenticate calls it at most once a second.
   absl::Status ReloadIfChanged() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  AuthTokens(std::string path, std::vector<Entry> entries, absl::Time mtime);
+  AuthTokens(std::string path, std::vector<Entry> entries, std::string version);
   void MaybeReload() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string path_;
   absl::Mutex mu_;
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
-  absl::Time mtime_ ABSL_GUARDED_BY(mu_);
+  std::string version_ ABSL_GUARDED_BY(mu_);  // inode, size, mtime, ctime
   absl::Time next_check_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -47,8 +47,10 @@ TEST(AuthTokensTest, RefusesBadLinesNamingTheLineButNotTheToken) {
   } cases[] = {
       {"short alice submit\n", "f:1: a token has 16 to 256"},
       {absl::StrCat(kAlice, " alice\n"), "f:1: expected '<token> <name> <role>'"},
-      {absl::StrCat("\n", kAlice, " alice root\n"), "f:2: role 'root' is not submit or admin"},
-      {absl::StrCat(kAlice, " al/ice submit\n"), "name 'al/ice'"},
+      {absl::StrCat("\n", kAlice, " alice root\n"), "f:2: the role is not submit or admin"},
+      {absl::StrCat(kAlice, " al/ice submit\n"), "f:1: a name holds a character"},
+      // Columns swapped: the token (where the name belongs) is not echoed.
+      {absl::StrCat("alice-the-client ", kAlice, "+/= submit\n"), "f:1: a name holds a character"},
       {"bad\"token-0123456789 alice submit\n", "a token holds only"},
       {absl::StrCat(kAlice, " a submit\n", kAlice, " b admin\n"), "f:2: this token is already"},
       {"# nothing\n", "holds no token"},

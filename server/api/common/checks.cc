@@ -139,8 +139,13 @@ absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& header
   return absl::OkStatus();
 }
 
-absl::Status CheckAdmission(size_t active, const ApiLimits& limits) {
+absl::Status CheckAdmission(const Transaction* submitted, size_t active, const ApiLimits& limits) {
   if (active < limits.max_active_transactions) return absl::OkStatus();
+  if (submitted != nullptr &&
+      (submitted->trans_type == TransType::kTcc ||
+       (submitted->trans_type == TransType::kMsg && submitted->branches.empty()))) {
+    return absl::OkStatus();
+  }
   return absl::ResourceExhaustedError(absl::StrCat(
       "dtmd holds ", active, " transactions in progress, its bound (--max_active_transactions ",
       limits.max_active_transactions, "): submit again once some have finished"));

@@ -88,8 +88,10 @@ absl::Status CheckPayload(const std::string& payload, const std::string& field,
 absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& headers,
                                 const std::string& field, const ApiLimits& limits);
 // OK while `active` (the transactions dtmd holds in progress) is below
-// limits.max_active_transactions; RESOURCE_EXHAUSTED naming the flag otherwise.
-absl::Status CheckAdmission(size_t active, const ApiLimits& limits);
+// limits.max_active_transactions, or when `submitted` only commits a PREPARED transaction
+// (a tcc's, or a msg's without steps: refusing it would turn overload into rollbacks);
+// RESOURCE_EXHAUSTED naming the flag otherwise. `submitted` null: a Prepare.
+absl::Status CheckAdmission(const Transaction* submitted, size_t active, const ApiLimits& limits);
 // A reason (rollback_reason of an Abort, of a ForceStop) of at most kMaxReasonLength.
 absl::Status CheckReason(const std::string& reason, const std::string& field);
 // A Duration option given by a client: not negative.

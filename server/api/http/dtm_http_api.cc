@@ -94,86 +94,71 @@ void DtmHttpApi::Register(HttpRouter* router) {
   route("GET", "all", &DtmHttpApi::All);
 }
 
-void DtmHttpApi::WhenOwner(const Caller& caller, const std::string& gid, HttpResponder respond,
-                           std::function<void(HttpResponder)> op) {
-  CheckOwnership(
-      caller, gid,
-      [this](const std::string& g, std::function<void(absl::StatusOr<Transaction>)> done) {
-        engine_->Query(g, std::move(done));
-      },
-      [respond = std::move(respond), op = std::move(op)](const absl::Status& s) {
-        if (!s.ok()) return respond(FromStatus(s));
-        op(respond);
-      });
-}
-
-// A Handler like the others (it is authenticated), though it answers at once.
 void DtmHttpApi::NewGid(const HttpRequest&, const Caller&,
                         HttpResponder respond) {  // NOLINT(performance-unnecessary-value-param)
   respond(Json(DtmSuccessJson("gid", ::dtm::NewGid())));
 }
 
-void DtmHttpApi::Prepare(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
-  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kPrepare, limits_);
-  if (!t.ok()) return respond(FromStatus(t.status()));
-  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
-  if (!admitted.ok()) return respond(FromStatus(admitted));
+absl::StatusOr<Transaction> DtmHttpApi::NewTransaction(const HttpRequest& req, DtmRoute route,
+                                                       const Caller& caller) const {
+  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, route, limits_);
+  if (!t.ok()) return t.status();
+  absl::Status admitted =
+      CheckAdmission(route == DtmRoute::kSubmit ? &*t : nullptr, engine_->active_count(), limits_);
+  if (!admitted.ok()) return admitted;
   t->creator = caller.name;
-  std::string gid = t->gid;
-  WhenOwner(
-      caller, gid, std::move(respond), [this, t = *std::move(t)](HttpResponder respond) mutable {
-        engine_->Prepare(std::move(t), [respond = std::move(respond)](const absl::Status& st) {
-          respond(FromStatus(st));
-        });
-      });
+  return t;
+}
+
+void DtmHttpApi::Prepare(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
+  absl::StatusOr<Transaction> t = NewTransaction(req, DtmRoute::kPrepare, caller);
+  if (!t.ok()) return respond(FromStatus(t.status()));
+  engine_->Prepare(
+      *std::move(t),
+      [respond = std::move(respond)](const absl::Status& st) { respond(FromStatus(st)); },
+      caller.actor());
 }
 
 void DtmHttpApi::Submit(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
-  absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kSubmit, limits_);
+  absl::StatusOr<Transaction> t = NewTransaction(req, DtmRoute::kSubmit, caller);
   if (!t.ok()) return respond(FromStatus(t.status()));
-  absl::Status admitted = CheckAdmission(engine_->active_count(), limits_);
-  if (!admitted.ok()) return respond(FromStatus(admitted));
-  t->creator = caller.name;
-  std::string gid = t->gid;
-  WhenOwner(
-      caller, gid, std::move(respond), [this, t = *std::move(t)](HttpResponder respond) mutable {
-        const bool wait = t.options.wait_result;
-        engine_->Submit(std::move(t), [wait, respond = std::move(respond)](
-                                          absl::StatusOr<SubmitResult> r) {
-          if (!r.ok()) return respond(FromStatus(r.status()));
-          if (!wait && IsTerminal(r->status)) {
-            // Answered without waiting, yet over: it had ended before this submit (DTM refuses
-            // such a submit as well; over gRPC it is an idempotent repeat).
-            return respond(FromStatus(absl::FailedPreconditionError(
-                absl::StrCat("transaction '", r->gid, "' is already ", DtmStatusName(r->status),
-                             ": a finished transaction cannot be submitted again"))));
-          }
-          if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
-          if (r->status == GlobalStatus::kFailed) {
-            return respond(
-                Json(DtmResultJson("FAILURE", r->rollback_reason.empty() ? "the transaction failed"
-                                                                         : r->rollback_reason),
-                     409));
-          }
-          // Still running (its first round stalled): neither a success nor a failure.
-          respond(Json(DtmResultJson("ONGOING", absl::StrCat("transaction '", r->gid, "' is still ",
-                                                             DtmStatusName(r->status),
-                                                             ": GET query?gid= says when it ends")),
-                       425));
-        });
-      });
+  const bool wait = t->options.wait_result;
+  engine_->Submit(
+      *std::move(t),
+      [wait, respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
+        if (!r.ok()) return respond(FromStatus(r.status()));
+        if (!wait && IsTerminal(r->status)) {
+          // Answered without waiting, yet over: it had ended before this submit (DTM refuses
+          // such a submit as well; over gRPC it is an idempotent repeat).
+          return respond(FromStatus(absl::FailedPreconditionError(
+              absl::StrCat("transaction '", r->gid, "' is already ", DtmStatusName(r->status),
+                           ": a finished transaction cannot be submitted again"))));
+        }
+        if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
+        if (r->status == GlobalStatus::kFailed) {
+          return respond(
+              Json(DtmResultJson("FAILURE", r->rollback_reason.empty() ? "the transaction failed"
+                                                                       : r->rollback_reason),
+                   409));
+        }
+        // Still running (its first round stalled): neither a success nor a failure.
+        respond(Json(DtmResultJson("ONGOING", absl::StrCat("transaction '", r->gid, "' is still ",
+                                                           DtmStatusName(r->status),
+                                                           ": GET query?gid= says when it ends")),
+                     425));
+      },
+      caller.actor());
 }
 
 void DtmHttpApi::Abort(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
   absl::StatusOr<Transaction> t = ParseDtmTransaction(req.body, DtmRoute::kAbort, limits_);
   if (!t.ok()) return respond(FromStatus(t.status()));
-  const std::string gid = t->gid;  // not t->gid: the lambda below takes t
-  WhenOwner(caller, gid, std::move(respond), [this, t = *std::move(t)](HttpResponder respond) {
-    engine_->Abort(t.gid, t.trans_type, t.rollback_reason,
-                   [respond = std::move(respond)](const absl::StatusOr<SubmitResult>& r) {
-                     respond(FromStatus(r.status()));
-                   });
-  });
+  engine_->Abort(
+      t->gid, t->trans_type, t->rollback_reason,
+      [respond = std::move(respond)](const absl::StatusOr<SubmitResult>& r) {
+        respond(FromStatus(r.status()));
+      },
+      caller.actor());
 }
 
 void DtmHttpApi::ForceStop(const HttpRequest& req, const Caller& caller, HttpResponder respond) {
@@ -191,13 +176,10 @@ void DtmHttpApi::RegisterBranch(const HttpRequest& req, const Caller& caller,
                                 HttpResponder respond) {
   absl::StatusOr<BranchRegistration> r = ParseDtmRegistration(req.body, limits_);
   if (!r.ok()) return respond(FromStatus(r.status()));
-  std::string gid = r->gid;
-  WhenOwner(
-      caller, gid, std::move(respond), [this, r = *std::move(r)](HttpResponder respond) mutable {
-        engine_->RegisterBranch(
-            std::move(r),
-            [respond = std::move(respond)](const absl::Status& st) { respond(FromStatus(st)); });
-      });
+  r->actor = caller.actor();
+  engine_->RegisterBranch(*std::move(r), [respond = std::move(respond)](const absl::Status& st) {
+    respond(FromStatus(st));
+  });
 }
 
 // One transaction as `caller` may see it: NOT_FOUND, PERMISSION_DENIED, or its redacted copy.

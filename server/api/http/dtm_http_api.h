@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "server/api/common/auth.h"
 #include "server/api/common/checks.h"
+#include "server/api/http/dtm_json.h"
 #include "server/engine/engine.h"
 #include "server/http/http_server.h"
 
@@ -51,11 +52,12 @@ class DtmHttpApi {
   void RegisterBranch(const HttpRequest& req, const Caller& caller, HttpResponder respond);
   void Query(const HttpRequest& req, const Caller& caller, HttpResponder respond);
   void All(const HttpRequest& req, const Caller& caller, HttpResponder respond);
+  // The transaction a prepare or submit body describes, admitted (CheckAdmission) and
+  // stamped with its creator.
+  absl::StatusOr<Transaction> NewTransaction(const HttpRequest& req, DtmRoute route,
+                                             const Caller& caller) const;
   void QueryFor(const Caller& caller, const std::string& gid,
                 std::function<void(absl::StatusOr<Transaction>)> done);
-  // Runs `op` once `caller` may act on `gid` (auth.h's CheckOwnership), or answers the refusal.
-  void WhenOwner(const Caller& caller, const std::string& gid, HttpResponder respond,
-                 std::function<void(HttpResponder)> op);
 
   Engine* const engine_;
   const ApiLimits limits_;
