@@ -13,6 +13,11 @@
 //   dtm-bench --coordinator=127.0.0.1:36790             # uses a running dtmd
 //   dtm-bench --protocol=http                           # DTM's HTTP API, HTTP branches
 //
+// With --secure the spawned dtmd serves TLS and authenticates clients (--tls_cert with a CA
+// made by openssl, --auth_tokens_file with one token of the submit role): the clients connect
+// over TLS and send the token, so the figure includes the handshake-free steady state of TLS
+// and the ownership check a submitter's Submit makes. The baseline stays plaintext.
+//
 // With --protocol=http the clients submit DTM's JSON to the HTTP API and the branches are
 // HTTP services; the baseline is the same three HTTP requests (a submit-sized body to a no-op
 // service, then each branch) with the same client, on keep-alive connections.
@@ -25,6 +30,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -44,6 +50,7 @@
 #include "tests/support/dtmd_process.h"
 #include "tests/support/http_branch_server.h"
 #include "tests/support/http_client.h"
+#include "tests/support/test_ca.h"
 
 ABSL_FLAG(int, clients, 32, "concurrent clients (threads with blocking calls)");
 ABSL_FLAG(double, seconds, 10, "measuring time per mode");
@@ -55,10 +62,14 @@ ABSL_FLAG(std::string, mode, "both",
           "baseline, store (the writes of each saga straight to the store, no gRPC), or pgloop "
           "(the same rows by a plain libpq loop)");
 ABSL_FLAG(int, payload, 64, "payload bytes per step");
+ABSL_FLAG(bool, secure, false,
+          "spawn dtmd with TLS and client tokens; clients use both (see the top of the file)");
 ABSL_FLAG(std::string, protocol, "grpc",
           "grpc (dtm.v1 and gRPC branches) or http (DTM's HTTP API and HTTP branches)");
 
 namespace {
+
+constexpr char kBenchToken[] = "bench-token-0123456789";
 
 struct Result {
   std::string name;
@@ -238,6 +249,25 @@ int main(int argc, char** argv) {
       http_clients.push_back(std::make_unique<dtm::test::HttpClient>());
     }
   }
+  const bool secure = absl::GetFlag(FLAGS_secure);
+  std::string secure_dir;
+  if (secure) {
+    if (!absl::GetFlag(FLAGS_coordinator).empty()) {
+      std::fprintf(stderr, "--secure needs a spawned dtmd (no --coordinator)\n");
+      return 2;
+    }
+    secure_dir = dtm::test::MakeTempDir();
+    if (!dtm::test::MakeTestCa(secure_dir)) {
+      std::fprintf(stderr, "openssl could not make the test CA in %s\n", secure_dir.c_str());
+      return 1;
+    }
+    std::ofstream(secure_dir + "/tokens") << kBenchToken << " bench submit\n";
+    // (The plaintext HTTP baseline ignores the CA and its service the header.)
+    for (auto& h : http_clients) {
+      h->set_tls(secure_dir + "/ca.pem");
+      h->set_header(absl::StrCat("Authorization: Bearer ", kBenchToken));
+    }
+  }
   // DTM's JSON for a 2-step saga on the HTTP branches.
   auto http_saga = [&](const std::string& gid) {
     std::string p = absl::StrCat("\"", payload, "\"");
@@ -248,10 +278,10 @@ int main(int argc, char** argv) {
                         http2->Target("TransInRevert"), "\"}],\"payloads\":[", p, ",", p, "]}");
   };
   std::printf(
-      "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result over %s, "
+      "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result over %s%s, "
       "%zu-byte payloads, %u hardware threads\n",
-      clients, seconds, http ? "HTTP" : "gRPC", payload.size(),
-      std::thread::hardware_concurrency());
+      clients, seconds, http ? "HTTP" : "gRPC", secure ? " (TLS and a client token)" : "",
+      payload.size(), std::thread::hardware_concurrency());
 
   std::vector<Result> results;
   std::unique_ptr<dtm::test::DtmdProcess> dtmd;
@@ -262,6 +292,11 @@ int main(int argc, char** argv) {
       if (store.empty()) store = absl::StrCat("sqlite://", dtm::test::MakeTempDir(), "/bench.db");
       std::vector<std::string> args;
       if (IsPostgresUrl(store)) args.push_back(absl::StrCat("--schema=bench_", RunId()));
+      if (secure) {
+        args.push_back(absl::StrCat("--tls_cert=", secure_dir, "/srv.pem"));
+        args.push_back(absl::StrCat("--tls_key=", secure_dir, "/srv.key"));
+        args.push_back(absl::StrCat("--auth_tokens_file=", secure_dir, "/tokens"));
+      }
       dtmd = std::make_unique<dtm::test::DtmdProcess>(store, args);
       absl::Status st = dtmd->Start();
       if (!st.ok()) {
@@ -272,7 +307,19 @@ int main(int argc, char** argv) {
       std::printf("spawned dtmd at %s, store %s\n", address.c_str(),
                   dtm::DescribeStore(store).c_str());
     }
-    auto client = dtm::CoordinatorClient::Connect(address);
+    std::unique_ptr<dtm::CoordinatorClient> client;
+    if (secure) {
+      auto c =
+          dtm::CoordinatorClient::Connect(address, dtm::ClientTls{secure_dir + "/ca.pem", "", ""});
+      if (!c.ok()) {
+        std::fprintf(stderr, "%s\n", c.status().ToString().c_str());
+        return 1;
+      }
+      client = *std::move(c);
+      client->set_auth_token(kBenchToken);
+    } else {
+      client = dtm::CoordinatorClient::Connect(address);
+    }
     std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
     if (http) {
       if (!dtmd) {
@@ -280,7 +327,7 @@ int main(int argc, char** argv) {
         return 2;
       }
       const std::string submit =
-          absl::StrCat("http://", dtmd->http_address(), "/api/dtmsvr/submit");
+          absl::StrCat(secure ? "https://" : "http://", dtmd->http_address(), "/api/dtmsvr/submit");
       results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
         dtm::test::HttpResult r =
             http_clients[c]->Post(submit, http_saga(absl::StrCat("bench-", run, "-", c, "-", i)));
