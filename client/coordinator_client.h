@@ -19,9 +19,9 @@ namespace dtm {
 // TLS to a dtmd started with --tls_cert: the CAs its certificate is verified against and,
 // for a dtmd with --tls_client_ca, this client's certificate and key (PEM files).
 struct ClientTls {
-  std::string ca_file;  // empty: gRPC's default roots
-  std::string cert_file;
-  std::string key_file;
+  std::string ca_file{};  // empty: gRPC's default roots
+  std::string cert_file{};
+  std::string key_file{};
 };
 
 class CoordinatorClient {

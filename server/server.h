@@ -22,11 +22,11 @@ struct ServerConfig {
   std::string http_listen = "0.0.0.0:36789";
   // PEM CAs that grpcs:// and https:// branches' certificates are checked against; empty: the
   // system's.
-  std::string branch_ca_file;
+  std::string branch_ca_file{};
   // TLS of both listeners, gRPC and HTTP (with client_ca_file: client certificates required);
   // no cert_file: plaintext. The files are read again when they change, looked at every
   // tls_reload_interval.
-  TlsFiles tls;
+  TlsFiles tls{};
   absl::Duration tls_reload_interval = absl::Seconds(10);
   std::string store = "sqlite://dtm.db";
   std::string schema;       // PostgreSQL schema for dtm's tables; empty: public

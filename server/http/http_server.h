@@ -75,9 +75,9 @@ class HttpRouter {
 
 // PEM files of a TLS listener.
 struct TlsFiles {
-  std::string cert_file;       // the certificate chain, leaf first; empty: no TLS
-  std::string key_file;        // its private key
-  std::string client_ca_file;  // non-empty: clients must present a certificate signed by these
+  std::string cert_file{};       // the certificate chain, leaf first; empty: no TLS
+  std::string key_file{};        // its private key
+  std::string client_ca_file{};  // non-empty: clients must present a certificate signed by these
   bool enabled() const { return !cert_file.empty(); }
 };
 
@@ -94,7 +94,7 @@ struct HttpServerOptions {
   absl::Duration body_timeout = absl::Seconds(30);
   absl::Duration idle_timeout = absl::Seconds(60);
   int max_connections = 4096;
-  TlsFiles tls;
+  TlsFiles tls{};
   // How often, at most, the TLS files are looked at for changes.
   absl::Duration tls_reload_interval = absl::Seconds(10);
 };

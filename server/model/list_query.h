@@ -16,7 +16,7 @@ struct ListQuery {
   GlobalStatus status = GlobalStatus::kUnspecified;  // unspecified: any
   TransType trans_type = TransType::kUnspecified;    // unspecified: any
   std::string gid_prefix;
-  std::string creator;  // non-empty: only transactions this identity created
+  std::string creator{};  // non-empty: only transactions this identity created
   absl::Time created_after = absl::InfinitePast();
   absl::Time created_before = absl::InfiniteFuture();
   // The page ends early, with a next_page_token, once its transactions add up to this many

@@ -88,7 +88,7 @@ struct Transaction {
   absl::Time lease_expire = absl::InfinitePast();
   // The name of the client identity that created it (dtmd's --auth_tokens_file); "" when
   // clients are not authenticated. Clients without the admin role act only on their own.
-  std::string creator;
+  std::string creator{};
   // Saga: step i has its action at 2*i and its compensation at 2*i+1. Tcc: registered branch
   // i has its confirm at 2*i and its cancel at 2*i+1. Msg: step i's action at i.
   std::vector<Branch> branches;
@@ -110,7 +110,7 @@ struct BranchRegistration {
   int64_t max_transaction_bytes = 0;
   // Who registers it: non-empty, only into a tcc this identity created (checked where the
   // branch is written, so that no check-then-act window lets another client in); "": anyone.
-  std::string actor;
+  std::string actor{};
 };
 
 // What a branch service said, made fit to store and show: valid UTF-8 (an invalid byte

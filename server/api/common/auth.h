@@ -37,8 +37,8 @@ namespace dtm {
 
 // The caller of one request.
 struct Caller {
-  std::string name;   // the token's name; "" without authentication
-  bool admin = true;  // without authentication everyone is
+  std::string name{};  // the token's name; "" without authentication
+  bool admin = true;   // without authentication everyone is
   bool authenticated = false;
   // Who the engine holds to their own transactions: the name, or "" for an admin (anyone's).
   std::string actor() const { return admin ? std::string() : name; }
@@ -47,8 +47,8 @@ struct Caller {
 class AuthTokens {
  public:
   struct Entry {
-    std::string token;
-    std::string name;
+    std::string token{};
+    std::string name{};
     bool admin = false;
   };
 

@@ -53,7 +53,7 @@ struct ApiLimits {
   // calls every waiting transaction's branches at once.
   absl::Duration retry_all_interval = absl::Seconds(10);
   // The clients' bearer tokens (--auth_tokens_file); null: clients are not authenticated.
-  std::shared_ptr<AuthTokens> auth_tokens;
+  std::shared_ptr<AuthTokens> auth_tokens{};
   // timeout_to_fail of a tcc or msg whose options leave it unset: how long it may stay
   // PREPARED before the coordinator aborts the tcc or back-checks the msg.
   absl::Duration default_timeout_to_fail = absl::Seconds(35);

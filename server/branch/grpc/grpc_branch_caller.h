@@ -38,7 +38,7 @@ struct GrpcBranchCallerOptions {
   bool verbose_errors = false;
   // PEM CAs that grpcs:// branches' certificates are verified against; empty: gRPC's default
   // roots (the system's).
-  std::string ca_pem;
+  std::string ca_pem{};
 };
 
 class GrpcBranchCaller final : public BranchCaller {
