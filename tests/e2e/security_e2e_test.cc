@@ -54,6 +54,14 @@ class AuthE2ETest : public test::LiveDtmdTest<AuthE2ETest> {
     }
     return gids;
   }
+  // A tcc that stays PREPARED for the test's length.
+  static v1::PrepareRequest LongTcc(const std::string& gid) {
+    v1::PrepareRequest prepare;
+    prepare.set_gid(gid);
+    prepare.set_trans_type(v1::TCC);
+    prepare.mutable_options()->mutable_timeout_to_fail()->set_seconds(3600);
+    return prepare;
+  }
   std::string Url(const std::string& route) {
     return absl::StrCat("http://", dtmd_->http_address(), "/api/dtmsvr/", route);
   }
@@ -130,10 +138,7 @@ TEST_F(AuthE2ETest, ASubmitterCannotCommitAbortOrJoinAnotherClientsPreparedTcc) 
   auto alice = As(kAlice);
   auto bob = As(kBob);
   std::string gid = Gid();
-  v1::PrepareRequest prepare;
-  prepare.set_gid(gid);
-  prepare.set_trans_type(v1::TCC);
-  prepare.mutable_options()->mutable_timeout_to_fail()->set_seconds(3600);
+  v1::PrepareRequest prepare = LongTcc(gid);
   ASSERT_TRUE(alice->Prepare(prepare).ok());
   // Each refused where the transaction is read or written, not by a look beforehand.
   absl::Status again = bob->Prepare(prepare);
@@ -169,11 +174,7 @@ TEST_F(AuthE2ETest, TheAdminForceStopsAnotherClientsTransaction) {
   auto alice = As(kAlice);
   auto ops = As(kOps);
   std::string gid = Gid();
-  v1::PrepareRequest prepare;
-  prepare.set_gid(gid);
-  prepare.set_trans_type(v1::TCC);
-  prepare.mutable_options()->mutable_timeout_to_fail()->set_seconds(3600);
-  ASSERT_TRUE(alice->Prepare(prepare).ok());
+  ASSERT_TRUE(alice->Prepare(LongTcc(gid)).ok());
   EXPECT_EQ(As(kBob)->ForceStop(gid, "not mine").status().code(),
             absl::StatusCode::kPermissionDenied);
   auto stopped = ops->ForceStop(gid, "operator");
