@@ -210,27 +210,19 @@ class AdmissionE2ETest : public test::LiveDtmdTest<AdmissionE2ETest> {
 };
 
 TEST_F(AdmissionE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
-  // Three sagas stuck on a closed port (each waits for its next retry), the bound.
-  int port = 0;
-  {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    port = ntohs(addr.sin_port);
-    close(fd);  // nothing listens there now
-  }
-  const std::string target = absl::StrCat("127.0.0.1:", port, "/a.B/C");
-  std::vector<std::string> stuck;
-  for (int i = 0; i < 3; ++i) {
-    stuck.push_back(Gid());
-    Saga saga(client_, stuck.back());
-    saga.Add(target, "").RetryInterval(absl::Seconds(60));
-    ASSERT_TRUE(saga.Submit().ok());
-  }
+  // Three sagas stuck on a closed port (each waits for its next retry): the bound.
+  const std::string target = absl::StrCat("127.0.0.1:", test::ClosedPort(), "/a.B/C");
+  auto stick_three = [&] {
+    std::vector<std::string> gids;
+    for (int i = 0; i < 3; ++i) {
+      gids.push_back(Gid());
+      Saga saga(client_, gids.back());
+      saga.Add(target, "").RetryInterval(absl::Seconds(60));
+      EXPECT_TRUE(saga.Submit().ok()) << gids.back();
+    }
+    return gids;
+  };
+  std::vector<std::string> stuck = stick_three();
   Saga more(client_, Gid());
   more.Add("", "");
   absl::Status refused = more.Submit().status();
@@ -259,13 +251,7 @@ TEST_F(AdmissionE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
   for (const std::string& gid : stuck) EXPECT_EQ(StatusOf(gid), v1::FAILED);
   // A tcc prepared now is committed even while the bound is reached again.
   ASSERT_TRUE(client_->Prepare(prepare).ok());
-  std::vector<std::string> more_stuck;
-  for (int i = 0; i < 3; ++i) {
-    more_stuck.push_back(Gid());
-    Saga saga(client_, more_stuck.back());
-    saga.Add(target, "").RetryInterval(absl::Seconds(60));
-    ASSERT_TRUE(saga.Submit().ok());
-  }
+  std::vector<std::string> more_stuck = stick_three();
   v1::SubmitRequest commit;
   commit.set_gid(tcc);
   commit.set_trans_type(v1::TCC);

@@ -40,19 +40,6 @@ using test::WaitUntil;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// A port nothing listens on.
-int ClosedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) ADD_FAILURE() << "bind: " << errno;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 class HttpE2ETest : public test::LiveDtmdTest<HttpE2ETest> {
  protected:
   static void SetUpTestSuite() {
@@ -193,10 +180,11 @@ TEST_F(HttpE2ETest, EveryAnswerOfAnHttpBranchMeansWhatItMeansToDtm) {
 
 TEST_F(HttpE2ETest, NoConnectionAndATimeoutAreRetried) {
   std::string gid = Gid();
-  json saga = {{"gid", gid},
-               {"trans_type", "saga"},
-               {"steps", {{{"action", absl::StrCat("http://127.0.0.1:", ClosedPort(), "/x")}}}},
-               {"payloads", {"{}"}}};
+  json saga = {
+      {"gid", gid},
+      {"trans_type", "saga"},
+      {"steps", {{{"action", absl::StrCat("http://127.0.0.1:", test::ClosedPort(), "/x")}}}},
+      {"payloads", {"{}"}}};
   ASSERT_EQ(Post("submit", saga).status, 200);
   ASSERT_TRUE(WaitUntil([&] {
     auto t = client_->Query(gid);

@@ -67,6 +67,8 @@ std::string BuildPath(const std::string& root, const std::string& relative);
 std::string DtmdPath();
 // A fresh temporary directory.
 std::string MakeTempDir();
+// A loopback TCP port nothing listens on (bound, read, closed).
+int ClosedPort();
 // Polls `cond` every 5 ms until it holds; false on timeout.
 bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20));
 
