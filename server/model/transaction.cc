@@ -14,6 +14,8 @@ const char* TransTypeName(TransType t) {
       return "tcc";
     case TransType::kMsg:
       return "msg";
+    case TransType::kXa:
+      return "xa";
     default:
       return "unspecified";
   }
@@ -31,6 +33,10 @@ const char* BranchOpName(BranchOp op) {
       return "confirm";
     case BranchOp::kCancel:
       return "cancel";
+    case BranchOp::kCommit:
+      return "commit";
+    case BranchOp::kRollback:
+      return "rollback";
     default:
       return "unspecified";
   }

@@ -15,7 +15,7 @@
 namespace dtm {
 
 // Numeric values equal the proto enums, and are what the stores persist.
-enum class TransType : int { kUnspecified = 0, kSaga = 1, kTcc = 2, kMsg = 3 };
+enum class TransType : int { kUnspecified = 0, kSaga = 1, kTcc = 2, kMsg = 3, kXa = 4 };
 enum class GlobalStatus : int {
   kUnspecified = 0,
   kPrepared = 1,
@@ -31,12 +31,27 @@ enum class BranchOp : int {
   kTry = 3,
   kConfirm = 4,
   kCancel = 5,
+  kCommit = 6,    // xa phase 2
+  kRollback = 7,  // xa phase 2
 };
 enum class BranchStatus : int { kUnspecified = 0, kPrepared = 1, kSucceeded = 2, kFailed = 3 };
 
-const char* TransTypeName(TransType t);        // "saga", "tcc", "msg" (DTM's metadata values)
+const char* TransTypeName(TransType t);        // "saga", "tcc", "msg", "xa" (DTM's values)
 const char* BranchOpName(BranchOp op);         // "action", "compensate", ...
 const char* GlobalStatusName(GlobalStatus s);  // "SUBMITTED", ...
+// Tcc and xa: the client prepares the global transaction, branches register themselves while
+// it is PREPARED, and the client's Submit or Abort decides phase 2 (confirm/commit or
+// cancel/rollback of every registered branch).
+inline bool HasRegisteredBranches(TransType t) {
+  return t == TransType::kTcc || t == TransType::kXa;
+}
+// The ops of a registered branch's phase 2: tcc confirm/cancel, xa commit/rollback.
+inline BranchOp CommitOp(TransType t) {
+  return t == TransType::kXa ? BranchOp::kCommit : BranchOp::kConfirm;
+}
+inline BranchOp RollbackOp(TransType t) {
+  return t == TransType::kXa ? BranchOp::kRollback : BranchOp::kCancel;
+}
 inline bool IsTerminal(GlobalStatus s) {
   return s == GlobalStatus::kSucceeded || s == GlobalStatus::kFailed;
 }
@@ -90,19 +105,23 @@ struct Transaction {
   // clients are not authenticated. Clients without the admin role act only on their own.
   std::string creator{};
   // Saga: step i has its action at 2*i and its compensation at 2*i+1. Tcc: registered branch
-  // i has its confirm at 2*i and its cancel at 2*i+1. Msg: step i's action at i.
+  // i has its confirm at 2*i and its cancel at 2*i+1 (xa: its commit and its rollback). Msg:
+  // step i's action at i.
   std::vector<Branch> branches;
 
   bool operator==(const Transaction& o) const;
 };
 
-// A tcc branch as its client registers it: what to call to confirm it and to cancel it, and
-// the payload both calls carry.
+// A tcc or xa branch as it registers itself: what to call to confirm it and to cancel it (xa:
+// to commit and to roll back its prepared local transaction, usually one target), and the
+// payload both calls carry.
 struct BranchRegistration {
   std::string gid;
+  // kTcc or kXa: the type of the global transaction, and so the ops of the two branch rows.
+  TransType trans_type = TransType::kTcc;
   std::string branch_id;
-  std::string confirm;
-  std::string cancel;
+  std::string confirm;  // xa: called with op commit
+  std::string cancel;   // xa: called with op rollback
   std::string payload;
   // Bounds the tcc stays within once this branch is appended (0: none): how many branches
   // it may have registered, how many bytes of targets and payloads its branches may hold.
