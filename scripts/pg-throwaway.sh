@@ -1,7 +1,9 @@
 #!/bin/sh
 # A throwaway PostgreSQL server for tests and benchmarks: its own data directory, listening
 # only on a unix socket in that directory (no TCP port, no clash with a system server), trust
-# authentication, fsync and synchronous_commit on (the defaults: commits are durable).
+# authentication, fsync and synchronous_commit on (the defaults: commits are durable), and
+# max_prepared_transactions = 100 (PostgreSQL's default is 0, which refuses the PREPARE
+# TRANSACTION of XA branches).
 #
 #   scripts/pg-throwaway.sh fresh   DIR [PORT]  wipe DIR, initdb, start; prints the conninfo
 #   scripts/pg-throwaway.sh start   DIR [PORT]  start an existing DIR (after stop)
@@ -36,7 +38,7 @@ stop() {
 
 start() {
   as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-k $dir -p $port -c listen_addresses= -c max_connections=300 -c fsync=on -c synchronous_commit=on" \
+    -o "-k $dir -p $port -c listen_addresses= -c max_connections=300 -c max_prepared_transactions=100 -c fsync=on -c synchronous_commit=on" \
     start >/dev/null
   echo "host=$dir port=$port user=postgres dbname=postgres"
 }
