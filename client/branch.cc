@@ -16,6 +16,7 @@ BranchContext BranchContext::From(const grpc::ServerContextBase& ctx) {
   b.branch_id = Header(ctx, "dtm-branch_id");
   b.op = Header(ctx, "dtm-op");
   b.dtm = Header(ctx, "dtm-dtm");
+  b.phase2_url = Header(ctx, "dtm-phase2_url");
   return b;
 }
 

@@ -14,10 +14,14 @@ namespace dtm {
 // The dtm-* metadata of one branch call (same keys and values as DTM).
 struct BranchContext {
   std::string gid;         // dtm-gid
-  std::string trans_type;  // dtm-trans_type: saga, tcc, msg
+  std::string trans_type;  // dtm-trans_type: saga, tcc, msg, xa
   std::string branch_id;   // dtm-branch_id: "01", "02", ...
-  std::string op;          // dtm-op: action, compensate, try, confirm, cancel, msg
-  std::string dtm;         // dtm-dtm: the coordinator's address
+  std::string op;   // dtm-op: action, compensate, try, confirm, cancel, msg, commit, rollback
+  std::string dtm;  // dtm-dtm: the coordinator's address
+  // dtm-phase2_url: an xa action's own target, which the branch registers as the target of
+  // its commit and rollback. Value-initialised so that aggregate initialisations naming only
+  // the fields above stay warning-free.
+  std::string phase2_url{};
 
   // Reads the metadata of `ctx`; fields absent from it stay empty.
   static BranchContext From(const grpc::ServerContextBase& ctx);
