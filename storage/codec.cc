@@ -151,14 +151,14 @@ absl::Status RegisterRefusal(const RegisterOp& op, TransType type, GlobalStatus 
                                                     "' belongs to another client; '", op.actor,
                                                     "' (submit role) acts only on its own"));
   }
-  if (type != TransType::kTcc) {
-    return absl::AlreadyExistsError(absl::StrCat("gid '", gid, "' is a ", TransTypeName(type),
-                                                 " transaction; branches are registered only "
-                                                 "in a tcc"));
+  if (type != op.trans_type) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("gid '", gid, "' is a ", TransTypeName(type), " transaction, not the ",
+                     TransTypeName(op.trans_type), " this branch registers into"));
   }
   if (status != GlobalStatus::kPrepared) {
     return absl::FailedPreconditionError(
-        absl::StrCat("tcc '", gid, "' is ", GlobalStatusName(status),
+        absl::StrCat(TransTypeName(type), " '", gid, "' is ", GlobalStatusName(status),
                      "; branches can be registered only while it is PREPARED"));
   }
   return absl::OkStatus();
@@ -167,12 +167,20 @@ absl::Status RegisterRefusal(const RegisterOp& op, TransType type, GlobalStatus 
 absl::Status CompareRegistered(const RegisterOp& op,
                                const std::vector<std::pair<BranchOp, std::string>>& stored) {
   std::string confirm, cancel;
-  for (const auto& [o, target] : stored) (o == BranchOp::kConfirm ? confirm : cancel) = target;
+  for (const auto& [o, target] : stored) {
+    (o == BranchOp::kConfirm || o == BranchOp::kCommit ? confirm : cancel) = target;
+  }
   if (confirm == op.confirm && cancel == op.cancel) return absl::OkStatus();
-  return absl::AlreadyExistsError(absl::StrCat("branch_id '", op.branch_id, "' of tcc '", op.gid,
-                                               "' is already registered with confirm '", confirm,
-                                               "' and cancel '", cancel, "', not confirm '",
-                                               op.confirm, "' and cancel '", op.cancel, "'"));
+  const char* type = TransTypeName(op.trans_type);
+  if (op.trans_type == TransType::kXa) {
+    return absl::AlreadyExistsError(absl::StrCat("branch_id '", op.branch_id, "' of xa '", op.gid,
+                                                 "' is already registered with phase2_target '",
+                                                 confirm, "', not '", op.confirm, "'"));
+  }
+  return absl::AlreadyExistsError(
+      absl::StrCat("branch_id '", op.branch_id, "' of ", type, " '", op.gid,
+                   "' is already registered with confirm '", confirm, "' and cancel '", cancel,
+                   "', not confirm '", op.confirm, "' and cancel '", op.cancel, "'"));
 }
 
 int64_t RegisteredBytes(const RegisterOp& op) {
@@ -182,23 +190,24 @@ int64_t RegisteredBytes(const RegisterOp& op) {
 absl::Status RegisterLimitRefusal(const RegisterOp& op, int64_t rows, int64_t bytes) {
   if (op.max_registrations > 0 && rows / 2 >= op.max_registrations) {
     return absl::ResourceExhaustedError(
-        absl::StrCat("tcc '", op.gid, "' already has ", rows / 2,
+        absl::StrCat(TransTypeName(op.trans_type), " '", op.gid, "' already has ", rows / 2,
                      " branches registered, the limit (--max_steps) is ", op.max_registrations));
   }
   if (op.max_transaction_bytes > 0 && bytes + RegisteredBytes(op) > op.max_transaction_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "tcc '", op.gid, "' holds ", bytes, " bytes of targets and payloads; branch_id '",
-        op.branch_id, "' would add ", RegisteredBytes(op), ", over the limit of ",
-        op.max_transaction_bytes, " (--max_transaction_bytes)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(TransTypeName(op.trans_type), " '", op.gid, "' holds ", bytes,
+                     " bytes of targets and payloads; branch_id '", op.branch_id, "' would add ",
+                     RegisteredBytes(op), ", over the limit of ", op.max_transaction_bytes,
+                     " (--max_transaction_bytes)"));
   }
   return absl::OkStatus();
 }
 
 std::vector<Branch> RegisteredBranches(const RegisterOp& op) {
   std::vector<Branch> out(2);
-  out[0].op = BranchOp::kConfirm;
+  out[0].op = CommitOp(op.trans_type);
   out[0].target = op.confirm;
-  out[1].op = BranchOp::kCancel;
+  out[1].op = RollbackOp(op.trans_type);
   out[1].target = op.cancel;
   for (Branch& b : out) {
     b.branch_id = op.branch_id;

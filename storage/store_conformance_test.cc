@@ -457,6 +457,33 @@ TEST_P(StoreConformanceTest, RegisterAppendsConfirmAndCancelInOrderAndIsIdempote
   EXPECT_EQ(got->update_time, kT0 + absl::Seconds(1));
 }
 
+TEST_P(StoreConformanceTest, AnXaBranchRegistersItsCommitAndRollbackOnlyInAnXa) {
+  Transaction xa = PreparedTcc("xa");
+  xa.trans_type = TransType::kXa;
+  ASSERT_TRUE(store_->WriteSync(CreateOp{xa}).status.ok());
+  ASSERT_TRUE(store_->WriteSync(CreateOp{PreparedTcc("tcc")}).status.ok());
+  RegisterOp op = Reg("xa", "01", "h:1/s.S/Xa", "h:1/s.S/Xa");
+  op.trans_type = TransType::kXa;
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());  // a repeat: nothing added
+  auto got = store_->Get("xa");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->branches.size(), 2u);
+  EXPECT_EQ(got->branches[0].op, BranchOp::kCommit);
+  EXPECT_EQ(got->branches[1].op, BranchOp::kRollback);
+  EXPECT_EQ(got->branches[1].target, "h:1/s.S/Xa");
+
+  // Each type's branches go only into a transaction of that type.
+  op.gid = "tcc";
+  WriteResult into_tcc = store_->WriteSync(op);
+  EXPECT_EQ(into_tcc.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(into_tcc.status.message()), ::testing::HasSubstr("is a tcc"));
+  EXPECT_EQ(store_->WriteSync(Reg("xa", "02", "h:1/s.S/C", "h:1/s.S/X")).status.code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->Get("tcc")->branches.empty());
+  EXPECT_EQ(store_->Get("xa")->branches.size(), 2u);
+}
+
 TEST_P(StoreConformanceTest, RegisterIsRefusedOutsideAPreparedTcc) {
   EXPECT_EQ(store_->WriteSync(Reg("none", "01", "", "")).status.code(),
             absl::StatusCode::kNotFound);

@@ -60,7 +60,7 @@ ABSL_FLAG(std::string, tls_key, EnvOr("DTM_TLS_KEY"), "PEM key of --tls_cert (en
 ABSL_FLAG(bool, json, false, "print JSON (the API's messages) instead of tables");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "deadline of each call");
 ABSL_FLAG(std::string, status, "", "list: only this status (PREPARED, SUBMITTED, ...)");
-ABSL_FLAG(std::string, type, "", "list: only this trans type (SAGA, TCC, MSG)");
+ABSL_FLAG(std::string, type, "", "list: only this trans type (SAGA, TCC, MSG, XA)");
 ABSL_FLAG(std::string, gid_prefix, "", "list: only gids starting with this");
 ABSL_FLAG(std::string, created_after, "", "list: created after this RFC 3339 time");
 ABSL_FLAG(std::string, created_before, "", "list: created before this RFC 3339 time");
@@ -184,7 +184,7 @@ absl::StatusOr<v1::ListRequest> ListRequestFromFlags() {
     v1::TransType t;
     if (!v1::TransType_Parse(type, &t) || t == v1::TRANS_TYPE_UNSPECIFIED) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--type '", type, "' is not SAGA, TCC or MSG"));
+          absl::StrCat("--type '", type, "' is not SAGA, TCC, MSG or XA"));
     }
     req.set_trans_type(t);
   }

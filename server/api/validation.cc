@@ -35,8 +35,10 @@ namespace {
 enum class Phase { kSubmit, kPrepare };
 
 absl::Status CheckTransType(v1::TransType type) {
-  if (type == v1::SAGA || type == v1::TCC || type == v1::MSG) return absl::OkStatus();
-  return Invalid("trans_type", absl::StrCat(static_cast<int>(type)), "is not SAGA, TCC or MSG");
+  if (type == v1::SAGA || type == v1::TCC || type == v1::MSG || type == v1::XA) {
+    return absl::OkStatus();
+  }
+  return Invalid("trans_type", absl::StrCat(static_cast<int>(type)), "is not SAGA, TCC, MSG or XA");
 }
 
 absl::StatusOr<TransOptions> ReadOptions(const v1::TransOptions& o, TransType type,
@@ -84,15 +86,15 @@ absl::StatusOr<Transaction> ToTransaction(const Request& req, const ApiLimits& l
   const char* rpc = phase == Phase::kSubmit ? "Submit" : "Prepare";
   if (type == TransType::kSaga && phase == Phase::kPrepare) {
     return absl::FailedPreconditionError(
-        "Prepare is for TCC and MSG; a SAGA is submitted whole with Submit");
+        "Prepare is for TCC, XA and MSG; a SAGA is submitted whole with Submit");
   }
   if (type == TransType::kSaga && req.steps_size() == 0) {
     return absl::InvalidArgumentError("steps is empty: a saga needs at least one step");
   }
-  if (type == TransType::kTcc && req.steps_size() > 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("steps has ", req.steps_size(), " steps, but a TCC ", rpc,
-                     " takes none: its branches are registered with RegisterBranch"));
+  if (HasRegisteredBranches(type) && req.steps_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "steps has ", req.steps_size(), " steps, but a ", v1::TransType_Name(req.trans_type()), " ",
+        rpc, " takes none: its branches are registered with RegisterBranch"));
   }
   if (type == TransType::kMsg && phase == Phase::kPrepare && req.steps_size() == 0) {
     return absl::InvalidArgumentError("steps is empty: a msg needs at least one step");
@@ -133,7 +135,7 @@ absl::Status ValidateAbort(const v1::AbortRequest& req) {
   RETURN_IF_ERROR(CheckTransType(req.trans_type()));
   if (req.trans_type() == v1::SAGA) {
     return absl::FailedPreconditionError(
-        "Abort is for a PREPARED TCC or MSG; a SAGA rolls back on its own when an action fails "
+        "Abort is for a PREPARED TCC, XA or MSG; a SAGA rolls back on its own when an action fails "
         "(use ForceStop to end one without compensation)");
   }
   return CheckReason(req.reason(), "reason");
@@ -143,19 +145,45 @@ absl::StatusOr<BranchRegistration> ReadRegistration(const v1::RegisterBranchRequ
                                                     const ApiLimits& limits) {
   RETURN_IF_ERROR(ValidateGid(req.gid()));
   RETURN_IF_ERROR(CheckTransType(req.trans_type()));
-  if (req.trans_type() != v1::TCC) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("RegisterBranch is for TCC, not ", v1::TransType_Name(req.trans_type())));
+  const auto type = static_cast<TransType>(req.trans_type());
+  if (!HasRegisteredBranches(type)) {
+    return absl::FailedPreconditionError(absl::StrCat("RegisterBranch is for TCC and XA, not ",
+                                                      v1::TransType_Name(req.trans_type())));
   }
   RETURN_IF_ERROR(ValidateBranchId(req.branch_id()));
-  RETURN_IF_ERROR(CheckTarget(req.confirm(), "confirm", limits));
-  RETURN_IF_ERROR(CheckTarget(req.cancel(), "cancel", limits));
-  RETURN_IF_ERROR(CheckPayload(req.payload(), "payload", limits));
   BranchRegistration op;
   op.gid = req.gid();
+  op.trans_type = type;
   op.branch_id = req.branch_id();
-  op.confirm = req.confirm();
-  op.cancel = req.cancel();
+  if (type == TransType::kXa) {
+    // One target takes both phase-2 ops; confirm and cancel are a tcc's.
+    for (const auto& [field, value] :
+         {std::pair<const char*, const std::string*>{"confirm", &req.confirm()},
+          {"cancel", &req.cancel()}}) {
+      if (!value->empty()) {
+        return Invalid(field, *value,
+                       "is for a TCC branch; an XA branch gives phase2_target, which is called "
+                       "with op commit or rollback");
+      }
+    }
+    if (req.phase2_target().empty()) {
+      return absl::InvalidArgumentError(
+          "phase2_target is empty: an XA branch names the target that commits or rolls back "
+          "its prepared local transaction");
+    }
+    RETURN_IF_ERROR(CheckTarget(req.phase2_target(), "phase2_target", limits));
+    op.confirm = op.cancel = req.phase2_target();
+  } else {
+    if (!req.phase2_target().empty()) {
+      return Invalid("phase2_target", req.phase2_target(),
+                     "is for an XA branch; a TCC branch gives confirm and cancel");
+    }
+    RETURN_IF_ERROR(CheckTarget(req.confirm(), "confirm", limits));
+    RETURN_IF_ERROR(CheckTarget(req.cancel(), "cancel", limits));
+    op.confirm = req.confirm();
+    op.cancel = req.cancel();
+  }
+  RETURN_IF_ERROR(CheckPayload(req.payload(), "payload", limits));
   op.payload = req.payload();
   ApplyRegistrationLimits(op, limits);
   return op;

@@ -157,5 +157,40 @@ TEST(ValidationTest, RegistrationsCarryTheTransactionBounds) {
   EXPECT_EQ(ListToQuery(list, limits)->max_bytes, limits.max_list_bytes);
 }
 
+TEST(ValidationTest, AnXaBranchGivesOnePhase2TargetAndATccBranchConfirmAndCancel) {
+  ApiLimits limits;
+  v1::RegisterBranchRequest r;
+  r.set_gid("g");
+  r.set_trans_type(v1::XA);
+  r.set_branch_id("01");
+  auto missing = ReadRegistration(r, limits);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("phase2_target is empty"));
+  r.set_phase2_target("h:1/bank.Bank/TransOutXa");
+  auto xa = ReadRegistration(r, limits);
+  ASSERT_TRUE(xa.ok()) << xa.status();
+  EXPECT_EQ(xa->trans_type, TransType::kXa);
+  EXPECT_EQ(xa->confirm, "h:1/bank.Bank/TransOutXa");
+  EXPECT_EQ(xa->cancel, "h:1/bank.Bank/TransOutXa");
+  r.set_cancel("h:1/s.S/Cancel");
+  auto mixed = ReadRegistration(r, limits);
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mixed.status().message()), HasSubstr("cancel 'h:1/s.S/Cancel'"));
+
+  r.set_trans_type(v1::TCC);
+  r.clear_cancel();
+  auto tcc = ReadRegistration(r, limits);
+  EXPECT_EQ(tcc.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(tcc.status().message()), HasSubstr("phase2_target"));
+  r.set_trans_type(v1::MSG);
+  EXPECT_EQ(ReadRegistration(r, limits).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  v1::SubmitRequest with_steps = Valid();
+  with_steps.set_trans_type(v1::XA);
+  auto refused = SubmitToTransaction(with_steps, limits);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("XA Submit takes none"));
+}
+
 }  // namespace
 }  // namespace dtm

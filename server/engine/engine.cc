@@ -42,7 +42,7 @@ Engine::Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock*
 Engine::~Engine() = default;
 
 void Engine::Submit(Transaction txn, SubmitDone done, const std::string& actor) {
-  if (txn.trans_type == TransType::kTcc ||
+  if (HasRegisteredBranches(txn.trans_type) ||
       (txn.trans_type == TransType::kMsg && txn.branches.empty())) {
     prepared_->Submit(txn.gid, txn.trans_type, txn.options.wait_result, std::move(done), actor);
     return;

@@ -7,7 +7,9 @@
 // - the PreparedProtocol (prepared.h) keeps PREPARED tcc and msg transactions in the store,
 //   where any replica can take their client's Prepare, RegisterBranch, Submit or Abort, and
 //   aborts or back-checks those left PREPARED past their timeout.
-// This class routes each request to its half.
+// This class routes each request to its half. An xa goes every way a tcc does (its branches'
+// phase-2 ops are commit and rollback rather than confirm and cancel), so "tcc" below stands
+// for both.
 //
 // Thread-safe. Every public method returns at once; callbacks run later on a pool thread.
 #ifndef DTM_SERVER_ENGINE_ENGINE_H_

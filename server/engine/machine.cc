@@ -152,7 +152,7 @@ void OnPersisted(TransState& s, const WrittenState& written, const absl::Status&
 }
 
 GlobalStatus AbortedStatus(TransType type) {
-  return type == TransType::kTcc ? GlobalStatus::kAborting : GlobalStatus::kFailed;
+  return HasRegisteredBranches(type) ? GlobalStatus::kAborting : GlobalStatus::kFailed;
 }
 
 absl::Status TypeMismatch(const Transaction& t, TransType asked) {
@@ -172,10 +172,10 @@ absl::Status CheckAbortAgain(const Transaction& t, TransType asked) {
   if (t.trans_type != asked) {
     return absl::FailedPreconditionError(
         absl::StrCat("gid '", t.gid, "' is a ", TransTypeName(t.trans_type), " transaction, not a ",
-                     TransTypeName(asked), "; Abort is for a PREPARED tcc or msg"));
+                     TransTypeName(asked), "; Abort is for a PREPARED tcc, xa or msg"));
   }
   bool aborted = t.status == GlobalStatus::kFailed ||
-                 (t.status == GlobalStatus::kAborting && asked == TransType::kTcc);
+                 (t.status == GlobalStatus::kAborting && HasRegisteredBranches(asked));
   if (aborted) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(TransTypeName(asked), " '", t.gid,
                                                     "' is already ", GlobalStatusName(t.status),
@@ -197,6 +197,7 @@ Decision Decide(TransState& s, absl::Time now, absl::Duration lease) {
       machine::DecideSaga(s, now, d);
       break;
     case TransType::kTcc:
+    case TransType::kXa:
       machine::DecideTcc(s, now, d);
       break;
     case TransType::kMsg:

@@ -11,6 +11,7 @@
 // - Tcc (once the client submitted or aborted it): SUBMITTED -> the confirms in reverse
 //   registration order -> SUCCEEDED; ABORTING -> the cancels, every registered branch, in
 //   reverse order -> FAILED. One at a time: each after the later one durably succeeded.
+// - Xa: as a tcc, with commit for confirm and rollback for cancel.
 // - Msg (once submitted): the actions in order, each after the one before durably
 //   succeeded, or all at once when concurrent -> SUCCEEDED. A message never fails.
 // - Compensations, confirms, cancels and msg actions must eventually succeed: FAILURE there is

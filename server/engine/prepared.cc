@@ -222,6 +222,7 @@ void PreparedProtocol::OnDue(Transaction txn) {
       BackCheck(std::move(txn));
       return;
     case TransType::kTcc:
+    case TransType::kXa:
       Apply(txn, OnPreparedTccDue(txn, clock_->Now()));
       return;
     default:

@@ -2,6 +2,12 @@
 // registration order. The coordinator cannot know whether a branch's Try ran (the client
 // calls it), so an aborted tcc cancels every registered branch; branch services make a
 // cancel without a Try harmless (the barrier, DTM's "null compensation").
+//
+// Xa is the same machine with other ops: commit (SUBMITTED) or roll back (ABORTING) every
+// registered branch's prepared local transaction. A branch registers itself before it
+// prepares, so a registered branch may never have prepared (it failed, or died): its
+// rollback of an unknown xid is a success, like a cancel without a Try. Its local work is
+// prepared, so a commit cannot be refused: it is retried until the branch says done.
 #include "absl/strings/str_cat.h"
 #include "server/engine/machine_internal.h"
 

@@ -22,17 +22,17 @@ BranchResult Failure() { return {CallOutcome::kFailure, "ABORTED: no"}; }
 BranchResult Ongoing() { return {CallOutcome::kOngoing, "FAILED_PRECONDITION: later"}; }
 BranchResult Error() { return {CallOutcome::kError, "UNAVAILABLE"}; }
 
-// A tcc in `status` with `n` registered branches "01".."0n".
-Transaction MakeTcc(GlobalStatus status, int n) {
+// A tcc (or an xa) in `status` with `n` registered branches "01".."0n".
+Transaction MakeTcc(GlobalStatus status, int n, TransType type = TransType::kTcc) {
   Transaction t;
   t.gid = "t";
-  t.trans_type = TransType::kTcc;
+  t.trans_type = type;
   t.status = status;
   t.create_time = kStart;
   t.options.retry_interval = absl::Seconds(1);
   t.options.max_retry_interval = absl::Seconds(4);
   for (int i = 0; i < n; ++i) {
-    for (BranchOp op : {BranchOp::kConfirm, BranchOp::kCancel}) {
+    for (BranchOp op : {CommitOp(type), RollbackOp(type)}) {
       Branch b;
       b.branch_id = SagaBranchId(i);
       b.op = op;
@@ -117,6 +117,28 @@ TEST(TccTest, AbortingCancelsEveryRegisteredBranchInReverse) {
   d.Run();
   EXPECT_THAT(d.calls, ElementsAre("cancel03", "cancel02", "cancel01"));
   EXPECT_EQ(d.s.txn.status, GlobalStatus::kFailed);
+}
+
+TEST(XaTest, SubmittedCommitsAndAbortingRollsBackEveryRegisteredBranch) {
+  Driver commit(NewTransState(MakeTcc(GlobalStatus::kSubmitted, 2, TransType::kXa)));
+  commit.Run();
+  EXPECT_THAT(commit.calls, ElementsAre("commit02", "commit01"));
+  EXPECT_EQ(commit.s.txn.status, GlobalStatus::kSucceeded);
+
+  Driver rollback(NewTransState(MakeTcc(GlobalStatus::kAborting, 2, TransType::kXa)));
+  rollback.Run();
+  EXPECT_THAT(rollback.calls, ElementsAre("rollback02", "rollback01"));
+  EXPECT_EQ(rollback.s.txn.status, GlobalStatus::kFailed);
+}
+
+TEST(XaTest, ARefusedCommitIsRetriedNeverFailed) {
+  // A prepared local transaction cannot be refused: FAILURE there is a branch bug, retried.
+  Driver d(NewTransState(MakeTcc(GlobalStatus::kSubmitted, 1, TransType::kXa)));
+  int refusals = 2;
+  d.answer = [&](const std::string&) { return refusals-- > 0 ? Failure() : Success(); };
+  d.Run();
+  EXPECT_THAT(d.calls, ElementsAre("commit01", "commit01", "commit01"));
+  EXPECT_EQ(d.s.txn.status, GlobalStatus::kSucceeded);
 }
 
 TEST(TccTest, NoBranchesEndsAtOnce) {
@@ -249,6 +271,13 @@ TEST(PreparedTest, TccPastItsTimeoutIsAbortedSayingWhy) {
   EXPECT_THAT(step.reason, ::testing::HasSubstr("timeout_to_fail of 35s passed while PREPARED"));
 }
 
+TEST(PreparedTest, XaPastItsTimeoutIsAbortedLikeATcc) {
+  Transaction xa = Prepared(MakeTcc(GlobalStatus::kPrepared, 1, TransType::kXa));
+  EXPECT_FALSE(OnPreparedTccDue(xa, kStart + absl::Seconds(10)).leaves());
+  PreparedStep step = OnPreparedTccDue(xa, kStart + absl::Seconds(35));
+  EXPECT_EQ(step.to, GlobalStatus::kAborting);  // its rollbacks run
+}
+
 TEST(PreparedTest, BackCheckSuccessDeliversTheMessage) {
   PreparedStep step = OnBackCheckResult(Prepared(MakeMsg(1)), Success(), 0, kStart, 0.5);
   EXPECT_EQ(step.to, GlobalStatus::kSubmitted);
@@ -286,6 +315,7 @@ TEST(PreparedTest, BackCheckErrorsBackOffFromRetryIntervalUpToTheMaximum) {
 TEST(PreparedTest, AbortCancelsATccAndDropsAMsg) {
   EXPECT_EQ(AbortedStatus(TransType::kTcc), GlobalStatus::kAborting);
   EXPECT_EQ(AbortedStatus(TransType::kMsg), GlobalStatus::kFailed);
+  EXPECT_EQ(AbortedStatus(TransType::kXa), GlobalStatus::kAborting);
 }
 
 TEST(PreparedTest, AbortAgainIsFineOnlyForAnAbortedOne) {
@@ -299,6 +329,10 @@ TEST(PreparedTest, AbortAgainIsFineOnlyForAnAbortedOne) {
   EXPECT_THAT(std::string(late.message()), ::testing::HasSubstr("already SUCCEEDED"));
   tcc.status = GlobalStatus::kSubmitted;  // confirming: too late to abort
   EXPECT_EQ(CheckAbortAgain(tcc, TransType::kTcc).code(), absl::StatusCode::kFailedPrecondition);
+
+  Transaction xa = MakeTcc(GlobalStatus::kAborting, 1, TransType::kXa);
+  EXPECT_TRUE(CheckAbortAgain(xa, TransType::kXa).ok());  // still rolling back
+  EXPECT_EQ(CheckAbortAgain(xa, TransType::kTcc).code(), absl::StatusCode::kFailedPrecondition);
 
   Transaction msg = MakeMsg(1);
   msg.status = GlobalStatus::kFailed;

@@ -117,8 +117,6 @@ struct Transaction {
 // payload both calls carry.
 struct BranchRegistration {
   std::string gid;
-  // kTcc or kXa: the type of the global transaction, and so the ops of the two branch rows.
-  TransType trans_type = TransType::kTcc;
   std::string branch_id;
   std::string confirm;  // xa: called with op commit
   std::string cancel;   // xa: called with op rollback
@@ -130,6 +128,8 @@ struct BranchRegistration {
   // Who registers it: non-empty, only into a tcc this identity created (checked where the
   // branch is written, so that no check-then-act window lets another client in); "": anyone.
   std::string actor{};
+  // kTcc or kXa: the type of the global transaction, and so the ops of the two branch rows.
+  TransType trans_type{TransType::kTcc};
 };
 
 // What a branch service said, made fit to store and show: valid UTF-8 (an invalid byte

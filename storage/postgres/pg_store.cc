@@ -64,13 +64,14 @@ std::vector<std::pair<std::string, std::string>> Statements() {
                              SqlRunning(), " OR ", SqlPrepared(TransType::kMsg), ")")},
       {"touch_all", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE ",
                                  SqlRunning(), " AND next_retry_time > $1")},
-      // RegisterOp: lock the PREPARED tcc's row (concurrent registrations of one gid queue
-      // here, so each sees the rows of the one before), append both rows unless the branch id
-      // is taken, then read what the branch id holds.
-      // ($3: the registering identity, '' for anyone.)
+      // RegisterOp: lock the PREPARED tcc's (or xa's) row (concurrent registrations of one
+      // gid queue here, so each sees the rows of the one before), append both rows unless the
+      // branch id is taken, then read what the branch id holds.
+      // ($3: the registering identity, '' for anyone; $4: the type registered into.)
       {"register_lock",
-       absl::StrCat("UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND ",
-                    SqlPrepared(TransType::kTcc), " AND ($3::text = '' OR creator = $3::text)")},
+       absl::StrCat("UPDATE trans_global SET update_time = $2 WHERE gid = $1 AND status = ",
+                    SqlValue(GlobalStatus::kPrepared),
+                    " AND trans_type = $4::int AND ($3::text = '' OR creator = $3::text)")},
       {"type_status", "SELECT trans_type, status, creator FROM trans_global WHERE gid = $1"},
       {"register_insert",
        absl::StrCat("INSERT INTO trans_branch (gid, idx, ", kBranchColumns,
@@ -78,9 +79,8 @@ std::vector<std::pair<std::string, std::string>> Statements() {
                     SqlValue(BranchStatus::kPrepared),
                     ", 0, '', NULL, '' FROM (SELECT COALESCE(MAX(idx) + 1, 0) AS n, "
                     "COALESCE(SUM(octet_length(payload) + octet_length(target)), 0) AS b FROM "
-                    "trans_branch WHERE gid = $1::text) m, (VALUES (0, ",
-                    SqlValue(BranchOp::kConfirm), ", $4::text), (1, ", SqlValue(BranchOp::kCancel),
-                    ", $5::text)) AS v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM "
+                    "trans_branch WHERE gid = $1::text) m, (VALUES (0, $9::int, $4::text), "
+                    "(1, $10::int, $5::text)) AS v(k, op, target) WHERE NOT EXISTS (SELECT 1 FROM "
                     "trans_branch WHERE gid = $1::text AND branch_id = $2::text) AND "
                     // the bounds (RegisterLimitRefusal says which one refused)
                     "m.n < 2 * $6::bigint AND m.b + $7::bigint <= $8::bigint")},
@@ -504,7 +504,10 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
             p.AddTime(op.now);
             return c.SendPrepared("touch_all", p);
           } else if constexpr (std::is_same_v<T, RegisterOp>) {
-            p.Add(op.gid).AddTime(op.update_time).Add(op.actor);
+            p.Add(op.gid)
+                .AddTime(op.update_time)
+                .Add(op.actor)
+                .Add(static_cast<int64_t>(op.trans_type));
             return c.SendPrepared("register_lock", p);
           } else if constexpr (std::is_same_v<T, ClaimOp>) {
             p.Add(op.owner).AddTime(op.now + op.lease).AddTime(op.now).Add(op.limit);
@@ -594,7 +597,9 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
             ins.Add(op.gid).Add(op.branch_id).AddBytes(op.payload).Add(op.confirm).Add(op.cancel);
             ins.Add(op.max_registrations > 0 ? op.max_registrations : kNone)
                 .Add(RegisteredBytes(op))
-                .Add(op.max_transaction_bytes > 0 ? op.max_transaction_bytes : kNone);
+                .Add(op.max_transaction_bytes > 0 ? op.max_transaction_bytes : kNone)
+                .Add(static_cast<int64_t>(CommitOp(op.trans_type)))
+                .Add(static_cast<int64_t>(RollbackOp(op.trans_type)));
             RETURN_IF_ERROR(c.SendPrepared("register_insert", ins));
             p.Add(op.gid).Add(op.branch_id);
             RETURN_IF_ERROR(c.SendPrepared("branch_targets", p));

@@ -73,12 +73,19 @@ void FuzzRegister(const uint8_t* data, size_t size) {
   Note("RegisterBranch", r.status());
   if (!r.ok()) return;
   CheckAcceptedRegistration(*r, Limits());
-  FUZZ_CHECK(req.trans_type() == v1::TCC, "RegisterBranch accepted for trans_type ",
-             static_cast<int>(req.trans_type()));
+  FUZZ_CHECK(req.trans_type() == v1::TCC || req.trans_type() == v1::XA,
+             "RegisterBranch accepted for trans_type ", static_cast<int>(req.trans_type()));
+  FUZZ_CHECK(static_cast<int>(r->trans_type) == req.trans_type(),
+             "RegisterBranch changed the type");
+  // An xa branch's one phase-2 target is both its commit and its rollback.
+  const bool xa = req.trans_type() == v1::XA;
   FUZZ_CHECK(r->gid == req.gid() && r->branch_id == req.branch_id() &&
-                 r->confirm == req.confirm() && r->cancel == req.cancel() &&
+                 r->confirm == (xa ? req.phase2_target() : req.confirm()) &&
+                 r->cancel == (xa ? req.phase2_target() : req.cancel()) &&
                  r->payload == req.payload(),
              "RegisterBranch changed a field");
+  FUZZ_CHECK(xa ? req.confirm().empty() && req.cancel().empty() : req.phase2_target().empty(),
+             "RegisterBranch accepted the other type's targets");
 }
 
 void FuzzList(const uint8_t* data, size_t size) {

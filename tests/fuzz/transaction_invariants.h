@@ -63,7 +63,8 @@ inline bool Acyclic(const std::vector<std::vector<int32_t>>& after) {
 inline void CheckAcceptedTransaction(const Transaction& t, bool prepare, const ApiLimits& limits) {
   FUZZ_CHECK(ValidateGid(t.gid).ok(), "accepted gid ", Q(t.gid));
   const TransType type = t.trans_type;
-  FUZZ_CHECK(type == TransType::kSaga || type == TransType::kTcc || type == TransType::kMsg,
+  FUZZ_CHECK(type == TransType::kSaga || type == TransType::kTcc || type == TransType::kMsg ||
+                 type == TransType::kXa,
              "trans_type ", static_cast<int>(type));
   FUZZ_CHECK(t.status == (prepare ? GlobalStatus::kPrepared : GlobalStatus::kSubmitted), "status ",
              GlobalStatusName(t.status), " after ", prepare ? "Prepare" : "Submit");
@@ -105,14 +106,15 @@ inline void CheckAcceptedTransaction(const Transaction& t, bool prepare, const A
   absl::Status headers = CheckBranchHeaders(o.branch_headers, "branch_headers", limits);
   FUZZ_CHECK(headers.ok(), "accepted branch_headers: ", headers.ToString());
 
-  // Branches: a saga has an action and a compensation per step, a msg an action, a tcc none
+  // Branches: a saga has an action and a compensation per step, a msg an action, a tcc or xa none
   // (registered later); within every limit.
   const size_t per_step = type == TransType::kSaga ? 2 : 1;
   FUZZ_CHECK(t.branches.size() % per_step == 0, "a saga with ", t.branches.size(), " branches");
   const size_t steps = t.branches.size() / per_step;
   FUZZ_CHECK(steps <= static_cast<size_t>(limits.max_steps), steps, " steps accepted, limit ",
              limits.max_steps);
-  FUZZ_CHECK(type != TransType::kTcc || steps == 0, "a tcc with ", steps, " steps");
+  FUZZ_CHECK(!HasRegisteredBranches(type) || steps == 0, "a ", TransTypeName(type), " with ", steps,
+             " steps");
   FUZZ_CHECK(type != TransType::kSaga || steps >= 1, "a saga without steps");
   FUZZ_CHECK(!(type == TransType::kMsg && prepare) || steps >= 1, "a prepared msg without steps");
   size_t bytes = 0;
@@ -151,12 +153,16 @@ inline void CheckAcceptedTransaction(const Transaction& t, bool prepare, const A
   FUZZ_CHECK(Acyclic(after), "a saga whose after edges form a cycle was accepted");
 }
 
-// A tcc branch registration as RegisterBranch accepted it.
+// A tcc or xa branch registration as RegisterBranch accepted it.
 inline void CheckAcceptedRegistration(const BranchRegistration& r, const ApiLimits& limits) {
   FUZZ_CHECK(ValidateGid(r.gid).ok(), "accepted gid ", Q(r.gid));
   FUZZ_CHECK(ValidateBranchId(r.branch_id).ok(), "accepted branch_id ", Q(r.branch_id));
   CheckTargetField(r.confirm, "confirm");
   CheckTargetField(r.cancel, "cancel");
+  FUZZ_CHECK(HasRegisteredBranches(r.trans_type), "a registration into a ",
+             TransTypeName(r.trans_type));
+  FUZZ_CHECK(r.trans_type != TransType::kXa || r.confirm == r.cancel,
+             "an xa branch with two phase-2 targets");
   FUZZ_CHECK(r.payload.size() <= limits.max_payload_bytes, "payload of ", r.payload.size(),
              " bytes");
   FUZZ_CHECK(r.max_registrations == limits.max_steps, "max_registrations ", r.max_registrations);

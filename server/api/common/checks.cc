@@ -142,7 +142,7 @@ absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& header
 absl::Status CheckAdmission(const Transaction* submitted, size_t active, const ApiLimits& limits) {
   if (active < limits.max_active_transactions) return absl::OkStatus();
   if (submitted != nullptr &&
-      (submitted->trans_type == TransType::kTcc ||
+      (HasRegisteredBranches(submitted->trans_type) ||
        (submitted->trans_type == TransType::kMsg && submitted->branches.empty()))) {
     return absl::OkStatus();
   }

@@ -89,7 +89,7 @@ absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& header
                                 const std::string& field, const ApiLimits& limits);
 // OK while `active` (the transactions dtmd holds in progress) is below
 // limits.max_active_transactions, or when `submitted` only commits a PREPARED transaction
-// (a tcc's, or a msg's without steps: refusing it would turn overload into rollbacks);
+// (a tcc's or an xa's, or a msg's without steps: refusing it would turn overload into rollbacks);
 // RESOURCE_EXHAUSTED naming the flag otherwise. `submitted` null: a Prepare.
 absl::Status CheckAdmission(const Transaction* submitted, size_t active, const ApiLimits& limits);
 // A reason (rollback_reason of an Abort, of a ForceStop) of at most kMaxReasonLength.
