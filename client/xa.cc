@@ -1,5 +1,7 @@
 #include "client/xa.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <exception>
 
 #include "absl/strings/str_cat.h"
@@ -9,10 +11,12 @@
 namespace dtm {
 namespace {
 
+// The coordinator's default for a branch call, when the options name none.
 absl::Duration CallTimeout(const v1::TransOptions& o) {
-  if (!o.has_request_timeout()) return absl::Seconds(3);
-  return absl::Seconds(o.request_timeout().seconds()) +
-         absl::Nanoseconds(o.request_timeout().nanos());
+  using google::protobuf::util::TimeUtil;
+  return o.has_request_timeout()
+             ? absl::Nanoseconds(TimeUtil::DurationToNanoseconds(o.request_timeout()))
+             : absl::Seconds(3);
 }
 
 }  // namespace

@@ -53,32 +53,23 @@ XaBranch::XaBranch(BranchContext branch)
     : branch_(std::move(branch)), xid_(absl::StrCat(branch_.gid, "-", branch_.branch_id)) {}
 
 absl::StatusOr<XaBranch> XaBranch::From(const BranchContext& b) {
-  const std::pair<const char*, const std::string*> required[] = {
-      {"dtm-gid", &b.gid}, {"dtm-branch_id", &b.branch_id}, {"dtm-op", &b.op}};
-  for (const auto& [key, value] : required) {
-    if (value->empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("xa: metadata ", key, " is missing; is this a call from dtmd?"));
-    }
+  // The barrier's own checks (gid and branch_id present and within its columns), for the
+  // row this branch writes: the action's.
+  BranchContext action_row = b;
+  action_row.op = kActionOp;
+  if (absl::Status barrier = Barrier::From(action_row).status(); !barrier.ok()) return barrier;
+  if (b.op != kActionOp && b.op != "commit" && b.op != "rollback") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("xa: metadata dtm-op \"", b.op, "\" is not one of action, commit, rollback"));
   }
   if (b.trans_type != kTransType) {
     return absl::InvalidArgumentError(absl::StrCat(
         "xa: metadata dtm-trans_type is \"", b.trans_type, "\", not \"xa\": an xa branch method"));
   }
-  if (b.op != kActionOp && b.op != "commit" && b.op != "rollback") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("xa: metadata dtm-op \"", b.op, "\" is not one of action, commit, rollback"));
-  }
   if (b.op == kActionOp && b.phase2_url.empty()) {
     return absl::InvalidArgumentError(
         "xa: metadata dtm-phase2_url is missing: an xa action registers it as the target of its "
         "commit and rollback");
-  }
-  // The barrier table's varchar(128) columns, and PostgreSQL's limit on an xid.
-  if (b.gid.size() > 128 || b.branch_id.size() > 128) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("xa: metadata dtm-gid/dtm-branch_id longer than 128 bytes (gid ", b.gid.size(),
-                     " bytes, branch_id ", b.branch_id.size(), " bytes)"));
   }
   XaBranch xa(b);
   if (xa.xid_.size() > kMaxXidBytes) {

@@ -20,13 +20,6 @@ namespace {
 using ::testing::HasSubstr;
 using Conn = pg::Conn;
 
-Conn Connect() {
-  const char* info = std::getenv("DTM_TEST_PG");
-  Conn c(PQconnectdb(info ? info : ""));
-  EXPECT_EQ(PQstatus(c.get()), CONNECTION_OK) << PQerrorMessage(c.get());
-  return c;
-}
-
 // Runs `sql` with text parameters; EXPECTs success and returns the first value, or "".
 std::string Query(PGconn* c, const std::string& sql, const std::vector<std::string>& params = {}) {
   absl::StatusOr<pg::Result> r = pg::Exec(c, "test", sql, params);
@@ -39,8 +32,10 @@ class XaBranchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (std::getenv("DTM_TEST_PG") == nullptr) GTEST_SKIP() << "needs DTM_TEST_PG (ctest sets it)";
-    conn_ = Connect();
-    other_ = Connect();
+    for (Conn* c : {&conn_, &other_}) {
+      c->reset(PQconnectdb(std::getenv("DTM_TEST_PG")));
+      ASSERT_EQ(PQstatus(c->get()), CONNECTION_OK) << PQerrorMessage(c->get());
+    }
     ASSERT_TRUE(CreateBarrierTable(conn_.get()).ok());
     Query(conn_.get(), "CREATE TABLE IF NOT EXISTS xa_test_work (gid text, branch_id text)");
     gid_ = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
@@ -95,6 +90,16 @@ class XaBranchTest : public ::testing::Test {
     XaBranch xa = Make(op);
     xa.set_rollback_wait(wait);
     return xa.Handle(conn ? conn : conn_.get(), Registrar(), nullptr);
+  }
+
+  // An action during whose registration the coordinator, already aborting, sends the
+  // rollback (on the other connection, with a short wait); the registration answers
+  // `registration`. Returns the action's status; `*rollback` is the rollback's.
+  absl::Status ActionRacingItsRollback(absl::Status registration, absl::Status* rollback) {
+    return Action(conn_.get(), [&](const v1::RegisterBranchRequest&) {
+      *rollback = Phase2("rollback", other_.get(), absl::Milliseconds(200));
+      return registration;
+    });
   }
 
   int Prepared(const std::string& xid) {
@@ -179,10 +184,8 @@ TEST_F(XaBranchTest, RollbackWaitsForTheActionInFlightThatIsThenRefused) {
   // While the action's local transaction is open (it is registering), the coordinator has
   // already aborted and sends the rollback: the rollback cannot record its marker yet.
   absl::Status rollback_during_action;
-  absl::Status action = Action(conn_.get(), [&](const v1::RegisterBranchRequest&) {
-    rollback_during_action = Phase2("rollback", other_.get(), absl::Milliseconds(200));
-    return absl::FailedPreconditionError("xa is ABORTING, not PREPARED");
-  });
+  absl::Status action = ActionRacingItsRollback(
+      absl::FailedPreconditionError("xa is ABORTING, not PREPARED"), &rollback_during_action);
   EXPECT_TRUE(absl::IsUnavailable(rollback_during_action)) << rollback_during_action;
   EXPECT_TRUE(absl::IsAborted(action)) << action;
   EXPECT_THAT(action.message(), HasSubstr("no more branches"));
@@ -201,10 +204,7 @@ TEST_F(XaBranchTest, RollbackBetweenRegistrationAndPrepareIsAskedAgain) {
   // Registered, so the coordinator's rollback comes for it, before PREPARE: ROLLBACK
   // PREPARED finds nothing, and the marker must wait: the rollback fails and is retried.
   absl::Status rollback_during_action;
-  ASSERT_TRUE(Action(conn_.get(), [&](const v1::RegisterBranchRequest&) {
-                rollback_during_action = Phase2("rollback", other_.get(), absl::Milliseconds(200));
-                return absl::OkStatus();
-              }).ok());
+  ASSERT_TRUE(ActionRacingItsRollback(absl::OkStatus(), &rollback_during_action).ok());
   EXPECT_TRUE(absl::IsUnavailable(rollback_during_action)) << rollback_during_action;
   EXPECT_EQ(Prepared(Xid()), 1);
   ASSERT_TRUE(Phase2("rollback", other_.get()).ok());
@@ -303,7 +303,7 @@ TEST(XaBranchFromTest, NamesTheMissingOrBadMetadata) {
   EXPECT_THAT(from({"", "xa", "01", "action", "", url}).message(), HasSubstr("dtm-gid"));
   EXPECT_THAT(from({"g", "xa", "", "action", "", url}).message(), HasSubstr("dtm-branch_id"));
   EXPECT_THAT(from({"g", "xa", "01", "", "", url}).message(), HasSubstr("dtm-op"));
-  EXPECT_THAT(from({"g", "tcc", "01", "try", "", url}).message(), HasSubstr("dtm-trans_type"));
+  EXPECT_THAT(from({"g", "tcc", "01", "action", "", url}).message(), HasSubstr("dtm-trans_type"));
   EXPECT_THAT(from({"g", "xa", "01", "cancel", "", url}).message(), HasSubstr("\"cancel\""));
   EXPECT_THAT(from({"g", "xa", "01", "action", "", ""}).message(), HasSubstr("dtm-phase2_url"));
   EXPECT_THAT(from({std::string(129, 'g'), "xa", "01", "action", "", url}).message(),
