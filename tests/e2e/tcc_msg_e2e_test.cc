@@ -221,6 +221,77 @@ TEST_F(TccMsgE2ETest, ATccWhoseClientDiedIsAbortedWhenItsTimeoutPasses) {
   EXPECT_EQ(late->status(), v1::FAILED);
 }
 
+// ---- XA: the same protocol, each branch registered by its phase-2 target ----
+
+TEST_F(TccMsgE2ETest, XaCommitsOrRollsBackEveryRegisteredBranchThroughItsPhase2Target) {
+  auto prepare_xa = [&](const std::string& gid, v1::TransOptions o) {
+    v1::PrepareRequest req;
+    req.set_gid(gid);
+    req.set_trans_type(v1::XA);
+    *req.mutable_options() = std::move(o);
+    return client_->Prepare(req);
+  };
+  auto register_xa = [&](const std::string& gid, const std::string& id) {
+    v1::RegisterBranchRequest req;
+    req.set_gid(gid);
+    req.set_trans_type(v1::XA);
+    req.set_branch_id(id);
+    req.set_phase2_target(branches_->Target(absl::StrCat("Xa", id)));
+    return client_->RegisterBranch(req);
+  };
+  const std::string committed = Gid();
+  ASSERT_TRUE(prepare_xa(committed, FastRetries()).ok());
+  ASSERT_TRUE(register_xa(committed, "01").ok());
+  ASSERT_TRUE(register_xa(committed, "02").ok());
+  // An xa's branch does not register into a tcc, nor a tcc's into an xa.
+  absl::Status as_tcc = Register(committed, "03", branches_->Target("C"), branches_->Target("X"));
+  EXPECT_EQ(as_tcc.code(), absl::StatusCode::kAlreadyExists) << as_tcc;
+  v1::SubmitRequest submit;
+  submit.set_gid(committed);
+  submit.set_trans_type(v1::XA);
+  submit.mutable_options()->set_wait_result(true);
+  auto r = client_->Submit(submit);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status(), v1::SUCCEEDED);
+  std::vector<BranchCallRecord> calls = branches_->CallsFor(committed);
+  ASSERT_EQ(calls.size(), 2u);
+  for (const BranchCallRecord& c : calls) {
+    EXPECT_EQ(c.op(), "commit");
+    EXPECT_EQ(c.Meta("dtm-trans_type"), "xa");
+    EXPECT_EQ(c.name(), absl::StrCat("Xa", c.branch_id()));
+  }
+  v1::Transaction t = QueryOk(committed);
+  EXPECT_EQ(t.trans_type(), v1::XA);
+  ASSERT_EQ(t.branches_size(), 4);
+  EXPECT_EQ(t.branches(0).op(), v1::COMMIT);
+  EXPECT_EQ(t.branches(1).op(), v1::ROLLBACK);
+  EXPECT_EQ(t.branches(1).status(), v1::BRANCH_PREPARED);  // never called
+
+  // Aborted by its client: every registered branch is rolled back.
+  const std::string aborted = Gid();
+  ASSERT_TRUE(prepare_xa(aborted, FastRetries()).ok());
+  ASSERT_TRUE(register_xa(aborted, "01").ok());
+  v1::AbortRequest abort;
+  abort.set_gid(aborted);
+  abort.set_trans_type(v1::XA);
+  ASSERT_TRUE(client_->Abort(abort).ok());
+  ASSERT_TRUE(WaitStatus(aborted, v1::FAILED));
+  ASSERT_EQ(branches_->CallsFor(aborted).size(), 1u);
+  EXPECT_EQ(branches_->CallsFor(aborted)[0].op(), "rollback");
+  EXPECT_EQ(register_xa(aborted, "02").code(), absl::StatusCode::kFailedPrecondition);
+
+  // Its client died: timeout_to_fail rolls it back.
+  const std::string abandoned = Gid();
+  v1::TransOptions o = FastRetries();
+  *o.mutable_timeout_to_fail() = Millis(300);
+  ASSERT_TRUE(prepare_xa(abandoned, o).ok());
+  ASSERT_TRUE(register_xa(abandoned, "01").ok());
+  ASSERT_TRUE(WaitStatus(abandoned, v1::FAILED));
+  ASSERT_EQ(branches_->CallsFor(abandoned).size(), 1u);
+  EXPECT_EQ(branches_->CallsFor(abandoned)[0].op(), "rollback");
+  EXPECT_THAT(QueryOk(abandoned).rollback_reason(), HasSubstr("timeout_to_fail of 300ms"));
+}
+
 TEST_F(TccMsgE2ETest, RegisterAfterAbortIsRefusedAndAbortIsIdempotent) {
   std::string gid = Gid();
   ASSERT_TRUE(PrepareTcc(gid).ok());
