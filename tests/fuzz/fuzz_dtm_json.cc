@@ -143,7 +143,7 @@ void FuzzTransaction(absl::string_view body) {
         stopped.ok() && stopped->gid == t->gid && stopped->rollback_reason == t->rollback_reason,
         RouteName(route), " accepts what forceStop does not, or reads it differently");
     if (route == DtmRoute::kAbort) {
-      FUZZ_CHECK(t->trans_type == TransType::kTcc || t->trans_type == TransType::kMsg,
+      FUZZ_CHECK(HasRegisteredBranches(t->trans_type) || t->trans_type == TransType::kMsg,
                  "abort accepted a ", TransTypeName(t->trans_type));
       FUZZ_CHECK(t->branches.empty(), "abort read steps");
       continue;
@@ -162,8 +162,8 @@ void FuzzRegistration(absl::string_view body) {
   if (!r.ok()) return;
   CheckAcceptedRegistration(*r, Limits());
   json j = ParseAnswer(std::string(body), "an accepted registerBranch body");
-  FUZZ_CHECK(j.value("trans_type", "") == "tcc", "registerBranch accepted trans_type ",
-             Q(j.value("trans_type", "")));
+  FUZZ_CHECK(j.value("trans_type", "") == TransTypeName(r->trans_type),
+             "registerBranch accepted trans_type ", Q(j.value("trans_type", "")));
 }
 
 }  // namespace

@@ -127,25 +127,11 @@ void DtmHttpApi::Submit(const HttpRequest& req, const Caller& caller, HttpRespon
       *std::move(t),
       [wait, respond = std::move(respond)](absl::StatusOr<SubmitResult> r) {
         if (!r.ok()) return respond(FromStatus(r.status()));
-        if (!wait && IsTerminal(r->status)) {
-          // Answered without waiting, yet over: it had ended before this submit (DTM refuses
-          // such a submit as well; over gRPC it is an idempotent repeat).
-          return respond(FromStatus(absl::FailedPreconditionError(
-              absl::StrCat("transaction '", r->gid, "' is already ", DtmStatusName(r->status),
-                           ": a finished transaction cannot be submitted again"))));
+        absl::Status outcome = DtmSubmitOutcome(r->gid, r->status, r->rollback_reason, wait);
+        if (absl::IsFailedPrecondition(outcome)) {
+          return respond(Json(DtmResultJson("ONGOING", std::string(outcome.message())), 425));
         }
-        if (!wait || r->status == GlobalStatus::kSucceeded) return respond(Success());
-        if (r->status == GlobalStatus::kFailed) {
-          return respond(
-              Json(DtmResultJson("FAILURE", r->rollback_reason.empty() ? "the transaction failed"
-                                                                       : r->rollback_reason),
-                   409));
-        }
-        // Still running (its first round stalled): neither a success nor a failure.
-        respond(Json(DtmResultJson("ONGOING", absl::StrCat("transaction '", r->gid, "' is still ",
-                                                           DtmStatusName(r->status),
-                                                           ": GET query?gid= says when it ends")),
-                     425));
+        respond(FromStatus(outcome));
       },
       caller.actor());
 }
@@ -247,7 +233,7 @@ void DtmHttpApi::All(const HttpRequest& req, const Caller& caller, HttpResponder
     q.trans_type = ParseDtmTransType(type);
     if (q.trans_type == TransType::kUnspecified) {
       valid = absl::InvalidArgumentError(
-          absl::StrCat("transType '", type, "' is not saga, tcc or msg"));
+          absl::StrCat("transType '", type, "' is not saga, tcc, msg or xa"));
     }
   }
   if (!valid.ok()) return respond(FromStatus(valid));

@@ -5,6 +5,8 @@
 //
 // Routes: GET newGid, version, query?gid=, all; POST prepare, submit, abort, forceStop,
 // registerBranch (and DTM's older names registerTccBranch, registerXaBranch); GET /api/ping.
+// Trans types saga, tcc, msg and xa (an xa registers each branch with one "url", its phase-2
+// target, called with op commit or rollback).
 // Answers follow DTM's convention, which its SDKs read: 200 {"dtm_result":"SUCCESS"}; a state
 // change the transaction refuses (submit of a finished one, abort of a saga, register on an
 // unknown or finished gid) is 409 {"dtm_result":"FAILURE","message":...}; submit with

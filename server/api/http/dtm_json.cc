@@ -1,10 +1,13 @@
 #include "server/api/http/dtm_json.h"
 
+#include <cstdint>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/common/status_macros.h"
@@ -98,19 +101,28 @@ absl::Status GetStringMap(const json& o, const char* key, std::map<std::string, 
   return absl::OkStatus();
 }
 
-std::string Step(size_t i) { return absl::StrCat("steps[", i, "]"); }
+std::string StepName(absl::string_view field, size_t i) { return absl::StrCat(field, "[", i, "]"); }
 
-// steps: [{"action": .., "compensate": .., "data": ..}], payloads: ["..."] (or the legacy
-// steps[i].data).
-absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
+// The member `key` of `o` as Go's encoding/json finds a struct field: the exact key, else one
+// that differs only in case. DTM decodes custom_data into Go structs that way, and its SDKs
+// in other languages have written it in more than one case.
+const json* MemberFold(const json& o, const char* key) {
+  if (const json* v = Member(o, key)) return v;
+  for (const auto& [k, v] : o.items()) {
+    if (!v.is_null() && absl::EqualsIgnoreCase(k, key)) return &v;
+  }
+  return nullptr;
+}
+
+// An array of {"action": .., "compensate": .., "data": ..} (`data`: DTM's legacy HTTP payload),
+// named `field` in messages.
+absl::StatusOr<std::vector<StepSpec>> ReadStepArray(const json& s, absl::string_view field) {
   std::vector<StepSpec> steps;
-  const json* s = Member(o, "steps");
-  if (s == nullptr) return steps;
-  if (!s->is_array()) return Bad("steps", absl::StrCat("must be an array, not a ", TypeOf(*s)));
-  for (size_t i = 0; i < s->size(); ++i) {
-    const json& step = (*s)[i];
+  if (!s.is_array()) return Bad(field, absl::StrCat("must be an array, not a ", TypeOf(s)));
+  for (size_t i = 0; i < s.size(); ++i) {
+    const json& step = s[i];
     if (!step.is_object()) {
-      return Bad(Step(i), absl::StrCat("must be an object, not a ", TypeOf(step)));
+      return Bad(StepName(field, i), absl::StrCat("must be an object, not a ", TypeOf(step)));
     }
     StepSpec spec;
     const char* keys[] = {"action", "compensate", "data"};
@@ -119,13 +131,22 @@ absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
       auto it = step.find(keys[k]);
       if (it == step.end() || it->is_null()) continue;
       if (!it->is_string()) {
-        return Bad(absl::StrCat(Step(i), ".", keys[k]),
+        return Bad(absl::StrCat(StepName(field, i), ".", keys[k]),
                    absl::StrCat("must be a string, not a ", TypeOf(*it)));
       }
       *outs[k] = it->get<std::string>();
     }
     steps.push_back(std::move(spec));
   }
+  return steps;
+}
+
+// steps: [{"action": .., "compensate": .., "data": ..}], payloads: ["..."] (or the legacy
+// steps[i].data).
+absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
+  const json* s = Member(o, "steps");
+  if (s == nullptr) return std::vector<StepSpec>();
+  ASSIGN_OR_RETURN(std::vector<StepSpec> steps, ReadStepArray(*s, "steps"));
   const json* p = Member(o, "payloads");
   if (p == nullptr) return steps;
   if (!p->is_array()) return Bad("payloads", absl::StrCat("must be an array, not a ", TypeOf(*p)));
@@ -145,58 +166,12 @@ absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
   return steps;
 }
 
-// custom_data, a JSON text: a saga's {"concurrent": true, "orders": {"1": [0]}} (step 1 after
-// step 0) or a msg's {"delay": seconds}.
-absl::Status ReadCustomData(const json& o, TransType type, std::vector<StepSpec>& steps,
-                            TransOptions& options) {
-  std::string text;
-  RETURN_IF_ERROR(GetString(o, "custom_data", &text));
-  if (text.empty()) return absl::OkStatus();
-  json c = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (c.is_discarded() || !c.is_object()) {
-    return Bad("custom_data", "must be a JSON object in a string, e.g. \"{\\\"delay\\\":10}\"");
-  }
-  if (type == TransType::kMsg) {
-    int64_t delay = 0;
-    absl::Status st = GetInt(c, "delay", &delay);
-    if (!st.ok()) return Bad("custom_data.delay", "must be a whole number of seconds");
-    options.delay = absl::Seconds(delay);
-    return absl::OkStatus();
-  }
-  if (type != TransType::kSaga) return absl::OkStatus();
-  bool concurrent = false;
-  if (!GetBool(c, "concurrent", &concurrent).ok()) {
-    return Bad("custom_data.concurrent", "must be true or false");
-  }
-  if (!concurrent) return absl::OkStatus();
-  options.concurrent = true;
-  const json* orders = Member(c, "orders");
-  if (orders == nullptr) return absl::OkStatus();
-  if (!orders->is_object()) return Bad("custom_data.orders", "must be an object");
-  for (const auto& [key, before] : orders->items()) {
-    std::string field = absl::StrCat("custom_data.orders['", key, "']");
-    int step = -1;
-    if (!absl::SimpleAtoi(key, &step) || step < 0 || step >= static_cast<int>(steps.size())) {
-      return Bad(field, absl::StrCat("is not a step index in [0, ", steps.size(), ")"));
-    }
-    if (!before.is_array()) return Bad(field, "must be an array of step indexes");
-    for (const json& b : before) {
-      if (!b.is_number_integer()) return Bad(field, "must be an array of step indexes");
-      steps[step].after.push_back(b.get<int32_t>());
-    }
-  }
-  return absl::OkStatus();
-}
+constexpr char kTransTypes[] = "saga, tcc, msg or xa";
 
 absl::StatusOr<TransType> ReadTransType(const json& o) {
   std::string name;
   RETURN_IF_ERROR(GetString(o, "trans_type", &name));
-  if (name.empty()) return absl::InvalidArgumentError("trans_type is missing: saga, tcc or msg");
-  TransType type = ParseDtmTransType(name);
-  if (type == TransType::kUnspecified) {
-    return Bad(absl::StrCat("trans_type '", name, "'"), "is not saga, tcc or msg");
-  }
-  return type;
+  return CheckDtmTransType(name, "trans_type");
 }
 
 absl::Status ReadGid(const json& o, std::string* gid) {
@@ -286,10 +261,173 @@ GlobalStatus ParseDtmStatus(absl::string_view name) {
 }
 
 TransType ParseDtmTransType(absl::string_view name) {
-  for (TransType t : {TransType::kSaga, TransType::kTcc, TransType::kMsg}) {
+  for (TransType t : {TransType::kSaga, TransType::kTcc, TransType::kMsg, TransType::kXa}) {
     if (name == TransTypeName(t)) return t;
   }
   return TransType::kUnspecified;
+}
+
+absl::StatusOr<TransType> CheckDtmTransType(const std::string& name, const std::string& field) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is missing: ", kTransTypes));
+  }
+  TransType type = ParseDtmTransType(name);
+  if (type == TransType::kUnspecified) {
+    // Worded so that "is not saga, tcc or msg", what dtmd said before it ran xa, still matches.
+    return Bad(absl::StrCat(field, " '", name, "'"), "is not saga, tcc or msg, nor xa");
+  }
+  return type;
+}
+
+absl::Status CheckDtmRoute(TransType type, DtmRoute route) {
+  if (type != TransType::kSaga) return absl::OkStatus();
+  if (route == DtmRoute::kAbort) {
+    return absl::FailedPreconditionError(
+        "abort is for a prepared tcc, xa or msg; a saga rolls back on its own when an action "
+        "fails (forceStop ends one without compensation)");
+  }
+  if (route == DtmRoute::kPrepare) {
+    return absl::FailedPreconditionError(
+        "prepare is for tcc, xa and msg; a saga is submitted whole with submit");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StepSpec>> ParseDtmSteps(absl::string_view text,
+                                                    absl::string_view field) {
+  if (text.empty()) return std::vector<StepSpec>();
+  json s = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (s.is_discarded()) {
+    return Bad(field,
+               "is not valid JSON: it must be a JSON array of {\"action\", \"compensate\"} "
+               "objects, or null");
+  }
+  if (s.is_null()) return std::vector<StepSpec>();
+  return ReadStepArray(s, field);
+}
+
+absl::Status ApplyDtmCustomData(absl::string_view text, absl::string_view field, TransType type,
+                                std::vector<StepSpec>& steps, TransOptions& options) {
+  if (text.empty()) return absl::OkStatus();
+  json c = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (c.is_discarded() || !c.is_object()) {
+    return Bad(field, "must be a JSON object in a string, e.g. \"{\\\"delay\\\":10}\"");
+  }
+  if (type == TransType::kMsg) {
+    const json* d = MemberFold(c, "delay");
+    if (d == nullptr) return absl::OkStatus();
+    if (!d->is_number_integer() || d->get<int64_t>() < 0) {
+      return Bad(absl::StrCat(field, ".delay"), "must be a whole number of seconds");
+    }
+    options.delay = absl::Seconds(d->get<int64_t>());
+    return absl::OkStatus();
+  }
+  if (type != TransType::kSaga) return absl::OkStatus();
+  const json* concurrent = MemberFold(c, "concurrent");
+  if (concurrent != nullptr && !concurrent->is_boolean()) {
+    return Bad(absl::StrCat(field, ".concurrent"), "must be true or false");
+  }
+  if (concurrent == nullptr || !concurrent->get<bool>()) return absl::OkStatus();
+  options.concurrent = true;
+  const json* orders = MemberFold(c, "orders");
+  if (orders == nullptr) return absl::OkStatus();
+  if (!orders->is_object()) return Bad(absl::StrCat(field, ".orders"), "must be an object");
+  for (const auto& [key, before] : orders->items()) {
+    std::string name = absl::StrCat(field, ".orders['", key, "']");
+    int step = -1;
+    if (!absl::SimpleAtoi(key, &step) || step < 0 || step >= static_cast<int>(steps.size())) {
+      return Bad(name, absl::StrCat("is not a step index in [0, ", steps.size(), ")"));
+    }
+    if (!before.is_array()) return Bad(name, "must be an array of step indexes");
+    for (const json& b : before) {
+      // An index that does not fit would wrap around into a valid one.
+      if (!b.is_number_integer() || b.get<int64_t>() < INT32_MIN || b.get<int64_t>() > INT32_MAX) {
+        return Bad(name, "must be an array of step indexes");
+      }
+      steps[step].after.push_back(static_cast<int32_t>(b.get<int64_t>()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Transaction> FinishDtmTransaction(Transaction t, std::vector<StepSpec> steps,
+                                                 DtmRoute route, const DtmFieldNames& names,
+                                                 const ApiLimits& limits) {
+  const TransType type = t.trans_type;
+  const bool prepare = route == DtmRoute::kPrepare;
+  t.status = prepare ? GlobalStatus::kPrepared : GlobalStatus::kSubmitted;
+  if (type == TransType::kSaga && steps.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(names.steps, " is empty: a saga needs at least one step"));
+  }
+  if (HasRegisteredBranches(type) && !steps.empty()) {
+    return Bad(names.steps, absl::StrCat("is set, but ", type == TransType::kXa ? "an " : "a ",
+                                         TransTypeName(type),
+                                         "'s branches are registered one by one while it is "
+                                         "prepared, not given as steps"));
+  }
+  if (type == TransType::kMsg && prepare && steps.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(names.steps, " is empty: a msg needs at least one step"));
+  }
+  if (type != TransType::kMsg && !t.query_prepared.empty()) {
+    return Bad(absl::StrCat(names.query_prepared, " '", t.query_prepared, "'"), "is only for msg");
+  }
+  if (type == TransType::kMsg && prepare && t.query_prepared.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        names.query_prepared,
+        " is empty: a prepared msg needs a back-check target that says whether its local "
+        "transaction committed"));
+  }
+  RETURN_IF_ERROR(CheckTarget(t.query_prepared, names.query_prepared, limits));
+  RETURN_IF_ERROR(FinishOptions(type, names.options, t.options, limits));
+  ASSIGN_OR_RETURN(t.branches, BuildBranches(steps, type, limits, names.step_fields));
+  return t;
+}
+
+absl::StatusOr<BranchRegistration> FinishDtmRegistration(BranchRegistration r,
+                                                         const std::string& trans_type,
+                                                         const std::string& url,
+                                                         const DtmFieldNames& names,
+                                                         const ApiLimits& limits) {
+  RETURN_IF_ERROR(ValidateGid(r.gid, names.gid.c_str()));
+  ASSIGN_OR_RETURN(r.trans_type, CheckDtmTransType(trans_type, names.trans_type));
+  if (!HasRegisteredBranches(r.trans_type)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("branches register themselves only into a tcc or an xa, not a ", trans_type));
+  }
+  RETURN_IF_ERROR(ValidateBranchId(r.branch_id, names.branch_id.c_str()));
+  if (r.trans_type == TransType::kXa) {
+    // An xa branch has one phase-2 target, called with op commit or rollback.
+    if (url.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          names.data("url"), " is missing: an xa branch's target for commit and rollback"));
+    }
+    r.confirm = r.cancel = url;
+    RETURN_IF_ERROR(CheckTarget(url, names.data("url"), limits));
+  } else {
+    RETURN_IF_ERROR(CheckTarget(r.confirm, names.data("confirm"), limits));
+    RETURN_IF_ERROR(CheckTarget(r.cancel, names.data("cancel"), limits));
+  }
+  RETURN_IF_ERROR(CheckPayload(r.payload, names.payload, limits));
+  ApplyRegistrationLimits(r, limits);
+  return r;
+}
+
+const DtmFieldNames& HttpDtmNames() {
+  static const DtmFieldNames* names = new DtmFieldNames{
+      "gid",
+      "trans_type",
+      "",
+      "steps",
+      "query_prepared",
+      StepFields{[](int i) { return StepName("steps", i); },
+                 [](int i) { return StepName("payloads", i); }},
+      "branch_id",
+      "data",
+      [](absl::string_view key) { return std::string(key); },
+  };
+  return *names;
 }
 
 absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute route,
@@ -302,20 +440,8 @@ absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute
   if (route == DtmRoute::kForceStop) return t;
   ASSIGN_OR_RETURN(t.trans_type, ReadTransType(o));
   const TransType type = t.trans_type;
-  if (route == DtmRoute::kAbort) {
-    if (type == TransType::kSaga) {
-      return absl::FailedPreconditionError(
-          "abort is for a prepared tcc or msg; a saga rolls back on its own when an action "
-          "fails (forceStop ends one without compensation)");
-    }
-    return t;
-  }
-  const bool prepare = route == DtmRoute::kPrepare;
-  t.status = prepare ? GlobalStatus::kPrepared : GlobalStatus::kSubmitted;
-  if (type == TransType::kSaga && prepare) {
-    return absl::FailedPreconditionError(
-        "prepare is for tcc and msg; a saga is submitted whole with submit");
-  }
+  RETURN_IF_ERROR(CheckDtmRoute(type, route));
+  if (route == DtmRoute::kAbort) return t;
   TransOptions& opts = t.options;
   opts = DefaultOptions(type, limits);
   RETURN_IF_ERROR(GetBool(o, "wait_result", &opts.wait_result));
@@ -330,32 +456,14 @@ absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute
   if (type == TransType::kMsg) RETURN_IF_ERROR(GetBool(o, "concurrent", &opts.concurrent));
   RETURN_IF_ERROR(GetString(o, "query_prepared", &t.query_prepared));
   ASSIGN_OR_RETURN(std::vector<StepSpec> steps, ReadSteps(o));
-  RETURN_IF_ERROR(ReadCustomData(o, type, steps, opts));
-  if (type == TransType::kSaga && steps.empty()) {
-    return absl::InvalidArgumentError("steps is empty: a saga needs at least one step");
+  std::string custom_data;
+  RETURN_IF_ERROR(GetString(o, "custom_data", &custom_data));
+  RETURN_IF_ERROR(ApplyDtmCustomData(custom_data, "custom_data", type, steps, opts));
+  DtmFieldNames names = HttpDtmNames();
+  if (Member(o, "payloads") == nullptr) {
+    names.step_fields.payload = [](int i) { return absl::StrCat(StepName("steps", i), ".data"); };
   }
-  if (type == TransType::kTcc && !steps.empty()) {
-    return Bad("steps", "is set, but a tcc's branches are registered with registerBranch");
-  }
-  if (type == TransType::kMsg && prepare && steps.empty()) {
-    return absl::InvalidArgumentError("steps is empty: a msg needs at least one step");
-  }
-  if (type != TransType::kMsg && !t.query_prepared.empty()) {
-    return Bad(absl::StrCat("query_prepared '", t.query_prepared, "'"), "is only for msg");
-  }
-  if (type == TransType::kMsg && prepare && t.query_prepared.empty()) {
-    return absl::InvalidArgumentError(
-        "query_prepared is empty: a prepared msg needs a back-check URL that says whether its "
-        "local transaction committed");
-  }
-  RETURN_IF_ERROR(CheckTarget(t.query_prepared, "query_prepared", limits));
-  RETURN_IF_ERROR(FinishOptions(type, "", opts, limits));
-  StepFields fields{Step, [&](int i) {
-                      return Member(o, "payloads") ? absl::StrCat("payloads[", i, "]")
-                                                   : absl::StrCat(Step(i), ".data");
-                    }};
-  ASSIGN_OR_RETURN(t.branches, BuildBranches(steps, type, limits, fields));
-  return t;
+  return FinishDtmTransaction(std::move(t), std::move(steps), route, names, limits);
 }
 
 absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,
@@ -369,21 +477,15 @@ absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,
   }
   BranchRegistration r;
   RETURN_IF_ERROR(ReadGid(o, &r.gid));
-  ASSIGN_OR_RETURN(TransType type, ReadTransType(o));
-  if (type != TransType::kTcc) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("registerBranch is for tcc, not ", TransTypeName(type)));
-  }
+  std::string type;
+  std::string url;
+  RETURN_IF_ERROR(GetString(o, "trans_type", &type));
   RETURN_IF_ERROR(GetString(o, "branch_id", &r.branch_id));
-  RETURN_IF_ERROR(ValidateBranchId(r.branch_id));
   RETURN_IF_ERROR(GetString(o, "confirm", &r.confirm));
   RETURN_IF_ERROR(GetString(o, "cancel", &r.cancel));
+  RETURN_IF_ERROR(GetString(o, "url", &url));
   RETURN_IF_ERROR(GetString(o, "data", &r.payload));
-  RETURN_IF_ERROR(CheckTarget(r.confirm, "confirm", limits));
-  RETURN_IF_ERROR(CheckTarget(r.cancel, "cancel", limits));
-  RETURN_IF_ERROR(CheckPayload(r.payload, "data", limits));
-  ApplyRegistrationLimits(r, limits);
-  return r;
+  return FinishDtmRegistration(std::move(r), type, url, HttpDtmNames(), limits);
 }
 
 std::string DtmQueryJson(const Transaction* t) {
@@ -416,6 +518,25 @@ std::string DtmListJson(const ListPage& page) {
   j["transactions"] = json::array();
   for (const Transaction& t : page.transactions) j["transactions"].push_back(GlobalJson(t));
   return Dump(j);
+}
+
+absl::Status DtmSubmitOutcome(const std::string& gid, GlobalStatus status,
+                              const std::string& rollback_reason, bool wait) {
+  if (!wait && IsTerminal(status)) {
+    // Answered without waiting, yet over: it had ended before this submit (DTM refuses such a
+    // submit as well; over dtm.v1 it is an idempotent repeat).
+    return absl::AbortedError(absl::StrCat("transaction '", gid, "' is already ",
+                                           DtmStatusName(status),
+                                           ": a finished transaction cannot be submitted again"));
+  }
+  if (!wait || status == GlobalStatus::kSucceeded) return absl::OkStatus();
+  if (status == GlobalStatus::kFailed) {
+    return absl::AbortedError(rollback_reason.empty() ? "the transaction failed" : rollback_reason);
+  }
+  // Still running (its first round stalled): neither a success nor a failure.
+  return absl::FailedPreconditionError(absl::StrCat("transaction '", gid, "' is still ",
+                                                    DtmStatusName(status),
+                                                    ": query it to see when it ends"));
 }
 
 std::string DtmSuccessJson(const std::string& extra_key, const std::string& extra_value) {

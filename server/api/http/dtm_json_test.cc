@@ -98,7 +98,9 @@ TEST(DtmJsonTest, RefusesBadInputNamingTheField) {
       {R"({"trans_type":"saga"})", "gid is missing"},
       {R"({"gid":"a/b","trans_type":"saga"})", "gid 'a/b'"},
       {R"({"gid":"g"})", "trans_type is missing"},
-      {R"({"gid":"g","trans_type":"xa"})", "trans_type 'xa' is not saga, tcc or msg"},
+      {R"({"gid":"g","trans_type":"workflow"})", "trans_type 'workflow' is not saga, tcc or msg"},
+      {R"({"gid":"g","trans_type":"xa","steps":[{"action":"http://b/a"}]})",
+       "steps is set, but an xa's branches are registered one by one"},
       {R"({"gid":"g","trans_type":7})", "trans_type must be a string, not a number"},
       {R"({"gid":"g","trans_type":"saga"})", "steps is empty"},
       {R"({"gid":"g","trans_type":"saga","timeout_to_fail":"10","steps":[{"action":"http://b/a"}]})",
@@ -179,6 +181,69 @@ TEST(DtmJsonTest, ReadsRegistrationsAsDtmsSdksSendThem) {
   EXPECT_THAT(std::string(number.status().message()), HasSubstr("branch_id must be a string"));
   auto saga = ParseDtmRegistration(R"({"gid":"g","trans_type":"saga","branch_id":"01"})", kLimits);
   EXPECT_EQ(saga.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(DtmJsonTest, ReadsXaAsDtmsSdksSendIt) {
+  // dtmcli.XaGlobalTransaction2: prepare, then submit or abort, with no steps.
+  for (DtmRoute route : {DtmRoute::kPrepare, DtmRoute::kSubmit, DtmRoute::kAbort}) {
+    auto t = ParseDtmTransaction(
+        R"({"gid":"xaG1","trans_type":"xa","protocol":"","concurrent":false})", route, kLimits);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(t->trans_type, TransType::kXa);
+    EXPECT_TRUE(t->branches.empty());
+  }
+  // The resource manager registers its branch with one url: its commit and rollback target.
+  auto r = ParseDtmRegistration(R"({"gid":"xaG1","trans_type":"xa",
+      "url":"http://busi/api/xa/TransOut","branch_id":"01"})",
+                                kLimits);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->trans_type, TransType::kXa);
+  EXPECT_EQ(r->branch_id, "01");
+  EXPECT_EQ(r->confirm, "http://busi/api/xa/TransOut");
+  EXPECT_EQ(r->cancel, "http://busi/api/xa/TransOut");
+  EXPECT_TRUE(r->payload.empty());
+  auto no_url =
+      ParseDtmRegistration(R"({"gid":"xaG1","trans_type":"xa","branch_id":"01"})", kLimits);
+  EXPECT_EQ(no_url.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_url.status().message()), HasSubstr("url is missing"));
+  auto bad_url = ParseDtmRegistration(
+      R"({"gid":"xaG1","trans_type":"xa","branch_id":"01","url":"ftp://x/y"})", kLimits);
+  EXPECT_EQ(bad_url.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad_url.status().message()), HasSubstr("url"));
+  EXPECT_EQ(ParseDtmTransType("xa"), TransType::kXa);
+}
+
+TEST(DtmJsonTest, StepsAndCustomDataAsJsonTextForTheGrpcFace) {
+  EXPECT_TRUE(ParseDtmSteps("", "Steps")->empty());
+  EXPECT_TRUE(ParseDtmSteps("null", "Steps")->empty());
+  auto steps =
+      ParseDtmSteps(R"([{"action":"h:1/a.B/A","compensate":"h:1/a.B/C"},{"action":""}])", "Steps");
+  ASSERT_TRUE(steps.ok()) << steps.status();
+  ASSERT_EQ(steps->size(), 2u);
+  EXPECT_EQ((*steps)[0].compensate, "h:1/a.B/C");
+  EXPECT_THAT(std::string(ParseDtmSteps("[1]", "Steps").status().message()),
+              HasSubstr("Steps[0] must be an object"));
+  EXPECT_THAT(std::string(ParseDtmSteps("[", "Steps").status().message()),
+              HasSubstr("Steps is not valid JSON"));
+
+  TransOptions o;
+  std::vector<StepSpec> none;
+  ASSERT_TRUE(ApplyDtmCustomData(R"({"DELAY":7})", "CustomedData", TransType::kMsg, none, o).ok());
+  EXPECT_EQ(o.delay, absl::Seconds(7));
+  absl::Status negative =
+      ApplyDtmCustomData(R"({"delay":-1})", "CustomedData", TransType::kMsg, none, o);
+  EXPECT_THAT(std::string(negative.message()), HasSubstr("CustomedData.delay"));
+  std::vector<StepSpec> two(2);
+  ASSERT_TRUE(ApplyDtmCustomData(R"({"Concurrent":true,"Orders":{"1":[0]}})", "CustomedData",
+                                 TransType::kSaga, two, o)
+                  .ok());
+  EXPECT_TRUE(o.concurrent);
+  EXPECT_EQ(two[1].after, std::vector<int32_t>({0}));
+  // An index that does not fit 32 bits is refused, not wrapped around to step 0.
+  std::vector<StepSpec> again(2);
+  absl::Status wrapped = ApplyDtmCustomData(R"({"concurrent":true,"orders":{"1":[4294967296]}})",
+                                            "custom_data", TransType::kSaga, again, o);
+  EXPECT_EQ(wrapped.code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DtmJsonTest, WritesQueryAndAllInDtmsShape) {
