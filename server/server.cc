@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/api/coordinator_service.h"
+#include "server/api/dtmgimp/dtmgimp_service.h"
 #include "server/api/http/dtm_http_api.h"
 #include "server/branch/grpc/grpc_branch_caller.h"
 #include "server/branch/http/http_branch_caller.h"
@@ -66,6 +67,7 @@ struct DtmServer::Parts {
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Recovery> recovery;
   std::unique_ptr<CoordinatorService> service;
+  std::unique_ptr<DtmgimpService> dtmgimp_service;  // DTM's gRPC API, on the same port
   std::unique_ptr<DtmHttpApi> http_api;
   std::unique_ptr<grpc::Server> server;
 };
@@ -107,6 +109,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->engine = std::make_unique<Engine>(eo, p->store.get(), p->caller.get(), p->clock.get(),
                                        p->timers.get(), p->pool.get());
   p->service = std::make_unique<CoordinatorService>(p->engine.get(), config.limits);
+  p->dtmgimp_service = std::make_unique<DtmgimpService>(p->engine.get(), config.limits);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -131,6 +134,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   }
   builder.AddListeningPort(config.listen, credentials, &port);
   builder.RegisterService(p->service.get());
+  builder.RegisterService(p->dtmgimp_service.get());
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(
@@ -174,6 +178,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   }
   p->server->GetHealthCheckService()->SetServingStatus(true);
   p->server->GetHealthCheckService()->SetServingStatus("dtm.v1.Coordinator", true);
+  p->server->GetHealthCheckService()->SetServingStatus("dtmgimp.Dtm", true);
 
   p->recovery =
       std::make_unique<Recovery>(config.recovery, p->store.get(), p->engine.get(), p->clock.get());

@@ -1,6 +1,6 @@
-// DtmServer: wires store, runtime, engine, recovery, the branch callers, the gRPC server and
-// the HTTP server together, and takes them down in the right order. main.cc only turns flags
-// into a ServerConfig.
+// DtmServer: wires store, runtime, engine, recovery, the branch callers, the gRPC server (with
+// dtm.v1.Coordinator and DTM's dtmgimp.Dtm) and the HTTP server together, and takes them down in
+// the right order. main.cc only turns flags into a ServerConfig.
 #ifndef DTM_SERVER_SERVER_H_
 #define DTM_SERVER_SERVER_H_
 
