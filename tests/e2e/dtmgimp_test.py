@@ -6,8 +6,9 @@ and real Python gRPC branch services; the same transactions seen through dtm.v1.
 What DTM's Go SDK sends (dtmgimp.GetDtmRequest): TransOptions always present, Steps the JSON of
 the steps ("null" without any), one BinPayload per step, RollbackReason on a tcc's Abort. Saga:
 one Submit. TCC: Prepare, then per branch RegisterBranch{Data confirm/cancel, BusiPayload} and
-the client's own call of its try, then Submit or Abort. Msg: Prepare with QueryPrepared and the
-steps, then Submit with the same request.
+the client's own call of its try, then Submit or Abort. XA: Prepare, each branch's action
+(whose resource manager registers it with Data url, its phase-2 target), then Submit or Abort.
+Msg: Prepare with QueryPrepared and the steps, then Submit with the same request.
 
 Usage: dtmgimp_test.py --dtmd PATH --gen DIR   (DIR holds dtmgimp_pb2 and dtm/v1's stubs)
 """
@@ -245,6 +246,53 @@ def main():
     cancels = [c for c in busi.of(g) if c["method"].startswith("Cancel")]
     check([(c["method"], c["dtm-op"]) for c in cancels] ==
           [("Cancel2", "cancel"), ("Cancel1", "cancel")], "cancels ran last first")
+
+    # XA as dtmgrpc.XaGlobalTransaction does it: Prepare (Steps "null"); each branch's action
+    # is called by the client with dtm-phase2_url, and the resource manager registers itself
+    # (RegisterBranch{TransType xa, Data url: that phase-2 url, no BusiPayload}) before it
+    # prepares its local transaction; then Submit, or Abort without a reason.
+    def xa(xa_gid, bodies):
+        dtm.Prepare(go_request(xa_gid, "xa"), timeout=TIMEOUT)
+        for i, body in enumerate(bodies, 1):
+            bid, phase2_url = "%02d" % i, url("Xa%d" % i)
+            action = busi_channel.unary_unary("/busi.Busi/Xa%d" % i, request_serializer=identity,
+                                              response_deserializer=identity)
+            try:
+                action(body, timeout=TIMEOUT,
+                       metadata=(("dtm-gid", xa_gid), ("dtm-trans_type", "xa"),
+                                 ("dtm-branch_id", bid), ("dtm-op", "action"),
+                                 ("dtm-dtm", address), ("dtm-phase2_url", phase2_url)))
+            except grpc.RpcError as e:
+                return e.details()
+            dtm.RegisterBranch(gpb.DtmBranchRequest(Gid=xa_gid, TransType="xa", BranchID=bid,
+                                                    Data={"url": phase2_url}), timeout=TIMEOUT)
+        return None
+
+    def phase2(xa_gid):
+        return sorted((c["method"], c["dtm-op"], c["dtm-branch_id"], c["dtm-trans_type"],
+                       c["body"]) for c in busi.of(xa_gid) if c["dtm-op"] != "action")
+
+    g = "xa-ok-" + gid
+    check(xa(g, [b"a", b"b"]) is None, "xa: prepare, actions, registrations")
+    t = query(g)
+    check(t.status == pb.PREPARED and t.trans_type == pb.XA and len(t.branches) == 4,
+          "dtm.v1 sees the prepared xa and its registered branches")
+    dtm.Submit(go_request(g, "xa", options={"WaitResult": True}), timeout=TIMEOUT)
+    check(query(g).status == pb.SUCCEEDED, "xa Submit with WaitResult: SUCCEEDED")
+    check(phase2(g) == [("Xa1", "commit", "01", "xa", b""), ("Xa2", "commit", "02", "xa", b"")],
+          "every branch is committed at its phase-2 url, with op commit and an empty body")
+
+    g = "xa-abort-" + gid
+    reason = xa(g, [b"a", b"FAIL"])
+    check(reason == "insufficient funds", "xa: the second action refuses (and never registers)")
+    dtm.Abort(go_request(g, "xa"), timeout=TIMEOUT)
+    t = wait_status(g, pb.FAILED)
+    check(t.status == pb.FAILED and phase2(g) == [("Xa1", "rollback", "01", "xa", b"")],
+          "xa Abort: the registered branch is rolled back, FAILED")
+    code, details = code_of(lambda: dtm.RegisterBranch(gpb.DtmBranchRequest(
+        Gid=g, TransType="xa", BranchID="02", Data={"url": url("Xa2")}), timeout=TIMEOUT))
+    check(code == grpc.StatusCode.ABORTED,
+          "a late xa registration after Abort: ABORTED, so its resource manager rolls back")
 
     # Msg: Prepare then Submit (MsgGrpc.Prepare + Submit, or DoAndSubmit).
     def msg(msg_gid, timeout_to_fail=0):
