@@ -1,10 +1,11 @@
 // bank-client: moves money from an account of bank A to an account of bank B through dtmd,
-// with a saga, a TCC transaction or a two-phase message, and prints the balances before and
-// after.
+// with a saga, a TCC transaction, a two-phase message or an XA transaction, and prints the
+// balances before and after.
 //
 //   bank-client --mode=saga --amount=3000      # alice (bank A) pays bob (bank B) 30.00
 //   bank-client --mode=tcc  --amount=3000
 //   bank-client --mode=msg  --amount=3000      # debit is a local transaction in bank A's db
+//   bank-client --mode=xa   --amount=3000      # both legs PREPAREd, then committed by dtmd
 //   bank-client --mode=saga --amount=99999999  # refused by bank A: compensated, FAILED
 #include <cstdio>
 #include <string>
@@ -22,7 +23,7 @@ ABSL_FLAG(std::string, bank_b, "127.0.0.1:50062", "address of the bank credited"
 ABSL_FLAG(std::string, from, "alice", "account debited, at bank A");
 ABSL_FLAG(std::string, to, "bob", "account credited, at bank B");
 ABSL_FLAG(int64_t, amount, 3000, "amount in cents");
-ABSL_FLAG(std::string, mode, "saga", "saga, tcc or msg");
+ABSL_FLAG(std::string, mode, "saga", "saga, tcc, msg or xa");
 ABSL_FLAG(std::string, db_a, "host=/tmp/dtm-bank-pg port=5432 user=postgres dbname=postgres",
           "msg: libpq conninfo of bank A's database (the debit is a local transaction there)");
 ABSL_FLAG(std::string, schema_a, "bank_a", "msg: bank A's schema");
@@ -59,8 +60,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("moves money between the example banks through dtmd");
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  if (mode != "saga" && mode != "tcc" && mode != "msg") {
-    return Fail(absl::StrCat("--mode \"", mode, "\" is not saga, tcc or msg"));
+  if (mode != "saga" && mode != "tcc" && mode != "msg" && mode != "xa") {
+    return Fail(absl::StrCat("--mode \"", mode, "\" is not saga, tcc, msg or xa"));
   }
   bank::Transfer t{absl::GetFlag(FLAGS_bank_a), absl::GetFlag(FLAGS_from),
                    absl::GetFlag(FLAGS_bank_b), absl::GetFlag(FLAGS_to),
@@ -83,6 +84,8 @@ int main(int argc, char** argv) {
     submitted = bank::SagaTransfer(client.get(), *gid, t, options);
   } else if (mode == "tcc") {
     submitted = bank::TccTransfer(client.get(), *gid, t, options);
+  } else if (mode == "xa") {
+    submitted = bank::XaTransfer(client.get(), *gid, t, options);
   } else {
     absl::StatusOr<bank::BankStore> store =
         bank::BankStore::ForSchema(absl::GetFlag(FLAGS_schema_a));

@@ -1,5 +1,7 @@
 // bank-server: one bank of the example, a gRPC branch service (bank.v1.Bank) keeping its
-// accounts in PostgreSQL schema --schema, every transfer leg behind the branch barrier.
+// accounts in PostgreSQL schema --schema, every transfer leg behind the branch barrier. Its
+// XA legs register with the coordinator at --dtm (the one configured here, never an address
+// a caller names in its metadata).
 //
 //   bank-server --port=50061 --schema=bank_a --accounts=alice:10000
 //   bank-server --port=50062 --schema=bank_b --accounts=bob:10000
@@ -25,6 +27,8 @@ ABSL_FLAG(int, http_port, -1,
           "one; -1: no HTTP)");
 ABSL_FLAG(std::string, db, "host=/tmp/dtm-bank-pg port=5432 user=postgres dbname=postgres",
           "libpq conninfo of the bank's PostgreSQL database");
+ABSL_FLAG(std::string, dtm, "127.0.0.1:36790",
+          "dtmd address the XA legs register their branches with");
 ABSL_FLAG(std::string, schema, "bank_a", "schema holding this bank's tables");
 ABSL_FLAG(std::string, accounts, "",
           "accounts to open when missing, user:balance[,user:balance...] (balance in cents)");
@@ -43,7 +47,9 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema(absl::GetFlag(FLAGS_schema));
   if (!store.ok()) return Fail(absl::StrCat("--schema: ", store.status().message()));
-  bank::BankService service(*store, absl::GetFlag(FLAGS_db));
+  std::unique_ptr<dtm::CoordinatorClient> coordinator =
+      dtm::CoordinatorClient::Connect(absl::GetFlag(FLAGS_dtm), absl::Seconds(5));
+  bank::BankService service(*store, absl::GetFlag(FLAGS_db), nullptr, coordinator.get());
   {
     absl::StatusOr<bank::ConnPool::Lease> conn = service.pool().Acquire();
     if (!conn.ok()) return Fail(absl::StrCat("--db: ", conn.status().message()));

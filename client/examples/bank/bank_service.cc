@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/pg/xa.h"
 
 namespace bank {
 
@@ -20,8 +22,12 @@ grpc::Status ValidateTransfer(const v1::TransferRequest& req) {
   return grpc::Status::OK;
 }
 
-BankService::BankService(BankStore store, std::string conninfo, FaultHook faults)
-    : store_(std::move(store)), pool_(std::move(conninfo)), faults_(std::move(faults)) {}
+BankService::BankService(BankStore store, std::string conninfo, FaultHook faults,
+                         dtm::CoordinatorClient* coordinator)
+    : store_(std::move(store)),
+      pool_(std::move(conninfo)),
+      faults_(std::move(faults)),
+      coordinator_(coordinator) {}
 
 BankService::~BankService() { DrainReplays(); }
 
@@ -32,8 +38,9 @@ void BankService::DrainReplays() {
 }
 
 BankService::Stats BankService::stats() const {
-  return {ran_.load(),     duplicate_.load(), null_compensation_.load(),
-          hanging_.load(), refused_.load(),   injected_.load()};
+  return {ran_.load(),         duplicate_.load(),    null_compensation_.load(),
+          hanging_.load(),     refused_.load(),      injected_.load(),
+          xa_prepared_.load(), xa_committed_.load(), xa_rolled_back_.load()};
 }
 
 Fault BankService::PickFault(const dtm::BranchContext& branch, const char* op) {
@@ -72,15 +79,62 @@ absl::Status BankService::RunLeg(const dtm::BranchContext& branch, const v1::Tra
   return s;
 }
 
+absl::Status BankService::RunXa(const dtm::BranchContext& branch, const v1::TransferRequest& req,
+                                Op op) {
+  if (coordinator_ == nullptr && branch.op == "action") {
+    return absl::FailedPreconditionError(
+        "this bank has no coordinator to register XA branches with (bank-server --dtm)");
+  }
+  absl::StatusOr<dtm::XaBranch> xa = dtm::XaBranch::From(branch);
+  if (!xa.ok()) return xa.status();
+  // A row lock held by another XA transfer's prepared transaction is released only by its
+  // phase 2; two transfers waiting for each other that way are a deadlock PostgreSQL cannot
+  // see. Give up soon and let the client abort.
+  xa->set_lock_timeout(absl::Seconds(1));
+  absl::StatusOr<ConnPool::Lease> conn = pool_.Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::Status s = xa->Handle(conn->get(), coordinator_, [&](PGconn* tx) {
+    return store_.Apply(tx, op, req.user_id(), req.amount(), branch);
+  });
+  if (absl::IsAborted(s)) ++refused_;
+  if (s.ok() && branch.op == "commit") {
+    ++xa_committed_;
+  } else if (s.ok() && branch.op == "rollback") {
+    ++xa_rolled_back_;
+  } else if (s.ok()) {
+    ++xa_prepared_;
+  }
+  return s;
+}
+
 grpc::Status BankService::Leg(const dtm::BranchContext& branch, const v1::TransferRequest& req,
                               Op op) {
   grpc::Status valid = ValidateTransfer(req);
   if (!valid.ok()) return valid;
-  switch (PickFault(branch, OpName(op))) {
+  return WithFault(branch, OpName(op), MayRefuse(op),
+                   [this, branch, req, op] { return RunLeg(branch, req, op); });
+}
+
+grpc::Status BankService::XaLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req,
+                                Op op) {
+  absl::StatusOr<dtm::XaBranch> xa = dtm::XaBranch::From(branch);
+  if (!xa.ok()) return dtm::ToGrpcStatus(xa.status());
+  const bool action = xa->op() == "action";
+  if (action) {  // phase 2 comes from dtmd with an empty request
+    grpc::Status valid = ValidateTransfer(req);
+    if (!valid.ok()) return valid;
+  }
+  return WithFault(branch, OpName(op), action,
+                   [this, branch, req, op] { return RunXa(branch, req, op); });
+}
+
+grpc::Status BankService::WithFault(const dtm::BranchContext& branch, const char* op,
+                                    bool may_refuse, const std::function<absl::Status()>& run) {
+  switch (PickFault(branch, op)) {
     case Fault::kNone:
       break;
     case Fault::kRefuse:
-      if (MayRefuse(op)) {
+      if (may_refuse) {
         ++refused_;
         return grpc::Status(grpc::StatusCode::ABORTED, "injected: the business refuses");
       }
@@ -90,12 +144,16 @@ grpc::Status BankService::Leg(const dtm::BranchContext& branch, const v1::Transf
     case Fault::kOngoing:
       return dtm::BranchOngoing("injected: ongoing");
     case Fault::kLoseResponse:
-      RunLeg(branch, req, op).IgnoreError();
+      run().IgnoreError();
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "injected: response lost");
+    case Fault::kStall:
+      run().IgnoreError();
+      absl::SleepFor(stall_);
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "injected: answered too late");
     case Fault::kDuplicate: {
       absl::Status twin;
-      std::thread other([&] { twin = RunLeg(branch, req, op); });
-      absl::Status mine = RunLeg(branch, req, op);
+      std::thread other([&] { twin = run(); });
+      absl::Status mine = run();
       other.join();
       return dtm::ToGrpcStatus(mine);
     }
@@ -106,16 +164,16 @@ grpc::Status BankService::Leg(const dtm::BranchContext& branch, const v1::Transf
         absl::MutexLock lock(&mu_);
         ++pending_replays_;
       }
-      std::thread([this, branch, req, op, delay_ms] {
+      std::thread([this, run, delay_ms] {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-        RunLeg(branch, req, op).IgnoreError();
+        run().IgnoreError();
         absl::MutexLock lock(&mu_);
         --pending_replays_;
       }).detach();
       break;
     }
   }
-  return dtm::ToGrpcStatus(RunLeg(branch, req, op));
+  return dtm::ToGrpcStatus(run());
 }
 
 #define BANK_LEG(Method, OpValue)                                                            \
@@ -134,6 +192,15 @@ BANK_LEG(TransInTry, Op::kTransInTry)
 BANK_LEG(TransInConfirm, Op::kTransInConfirm)
 BANK_LEG(TransInCancel, Op::kTransInCancel)
 #undef BANK_LEG
+
+grpc::Status BankService::TransOutXa(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                                     v1::TransferReply*) {
+  return XaLeg(dtm::BranchContext::From(*ctx), *req, Op::kTransOutXa);
+}
+grpc::Status BankService::TransInXa(grpc::ServerContext* ctx, const v1::TransferRequest* req,
+                                    v1::TransferReply*) {
+  return XaLeg(dtm::BranchContext::From(*ctx), *req, Op::kTransInXa);
+}
 
 grpc::Status BankService::QueryPrepared(grpc::ServerContext* ctx, const v1::TransferRequest*,
                                         v1::TransferReply*) {

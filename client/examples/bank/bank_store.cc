@@ -29,9 +29,11 @@ struct Effect {
 Effect EffectOf(Op op) {
   switch (op) {
     case Op::kTransOut:
+    case Op::kTransOutXa:
       return {"balance = balance - $2", "AND balance - frozen >= $2", -1, 0};
     case Op::kTransOutCompensate:  // gives back what kTransOut took
     case Op::kTransIn:
+    case Op::kTransInXa:
       return {"balance = balance + $2", "", 1, 0};
     case Op::kTransInCompensate:
       return {"balance = balance - $2", "", -1, 0};
@@ -75,13 +77,17 @@ const char* OpName(Op op) {
       return "TransInConfirm";
     case Op::kTransInCancel:
       return "TransInCancel";
+    case Op::kTransOutXa:
+      return "TransOutXa";
+    case Op::kTransInXa:
+      return "TransInXa";
   }
   return "?";
 }
 
 bool MayRefuse(Op op) {
   return op == Op::kTransOut || op == Op::kTransIn || op == Op::kTransOutTry ||
-         op == Op::kTransInTry;
+         op == Op::kTransInTry || op == Op::kTransOutXa || op == Op::kTransInXa;
 }
 
 ConnPool::Lease::~Lease() {

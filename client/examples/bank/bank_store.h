@@ -31,10 +31,12 @@ enum class Op {
   kTransInTry,
   kTransInConfirm,
   kTransInCancel,
+  kTransOutXa,  // XA: the debit, prepared until the coordinator commits or rolls it back
+  kTransInXa,   // XA: the credit
 };
 const char* OpName(Op op);
-// Actions and tries: the legs a business may refuse. Compensations, confirms and cancels
-// must eventually succeed.
+// Actions, tries and XA legs (their phase 1): the legs a business may refuse. Compensations,
+// confirms and cancels must eventually succeed.
 bool MayRefuse(Op op);
 
 struct Account {

@@ -5,6 +5,7 @@
 #include "client/pg/barrier.h"
 #include "client/saga.h"
 #include "client/tcc.h"
+#include "client/xa.h"
 
 namespace bank {
 namespace {
@@ -14,6 +15,13 @@ v1::TransferRequest Leg(const std::string& user, int64_t amount) {
   r.set_user_id(user);
   r.set_amount(amount);
   return r;
+}
+
+// Both XA legs, debit first.
+absl::Status XaLegs(dtm::Xa& xa, const Transfer& t) {
+  absl::Status out = xa.CallBranch(Leg(t.from_user, t.amount), Target(t.from_bank, "TransOutXa"));
+  if (!out.ok()) return out;
+  return xa.CallBranch(Leg(t.to_user, t.amount), Target(t.to_bank, "TransInXa"));
 }
 
 }  // namespace
@@ -62,6 +70,20 @@ absl::StatusOr<dtm::v1::SubmitResponse> MsgTransfer(dtm::CoordinatorClient* clie
   return dtm::DoAndSubmitDb(msg, Target(t.from_bank, "QueryPrepared"), from_db, [&](PGconn* tx) {
     return from_store.Apply(tx, Op::kTransOut, t.from_user, t.amount, local);
   });
+}
+
+absl::StatusOr<dtm::v1::SubmitResponse> XaTransfer(dtm::CoordinatorClient* client,
+                                                   const std::string& gid, const Transfer& t,
+                                                   const dtm::v1::TransOptions& options) {
+  return dtm::Xa::Run(
+      client, gid, [&](dtm::Xa& xa) { return XaLegs(xa, t); }, options);
+}
+
+absl::Status XaTransferThenVanish(dtm::CoordinatorClient* client, const std::string& gid,
+                                  const Transfer& t, const dtm::v1::TransOptions& options) {
+  absl::StatusOr<dtm::Xa> xa = dtm::Xa::Begin(client, gid, options);
+  if (!xa.ok()) return xa.status();
+  return XaLegs(*xa, t);
 }
 
 }  // namespace bank

@@ -1,5 +1,6 @@
-// Moving money between two example banks with a saga, a TCC transaction or a two-phase
-// message: the client side of the example, shared by bank-client and the invariant test.
+// Moving money between two example banks with a saga, a TCC transaction, a two-phase
+// message or an XA transaction: the client side of the example, shared by bank-client and
+// the invariant test.
 #ifndef DTM_CLIENT_EXAMPLES_BANK_BANK_TRANSFER_H_
 #define DTM_CLIENT_EXAMPLES_BANK_BANK_TRANSFER_H_
 
@@ -40,6 +41,17 @@ absl::StatusOr<dtm::v1::SubmitResponse> MsgTransfer(dtm::CoordinatorClient* clie
                                                     const std::string& gid, const Transfer& t,
                                                     const dtm::v1::TransOptions& options,
                                                     PGconn* from_db, const BankStore& from_store);
+
+// XA: TransOutXa at the debited bank, then TransInXa at the credited one; each prepares its
+// local transaction, and the coordinator commits both or rolls both back.
+absl::StatusOr<dtm::v1::SubmitResponse> XaTransfer(dtm::CoordinatorClient* client,
+                                                   const std::string& gid, const Transfer& t,
+                                                   const dtm::v1::TransOptions& options);
+// XA's phase 1 only, as a client that dies before it submits or aborts: the transaction
+// stays PREPARED, holding both legs' row locks, until the coordinator's timeout_to_fail
+// aborts it. Returns the first error.
+absl::Status XaTransferThenVanish(dtm::CoordinatorClient* client, const std::string& gid,
+                                  const Transfer& t, const dtm::v1::TransOptions& options);
 
 }  // namespace bank
 
