@@ -1,10 +1,12 @@
 // The invariant test: thousands of random transfers between the example banks' accounts,
-// mixing saga, TCC and two-phase messages, while the banks misbehave on purpose (refusals,
-// transient errors, ONGOING, answers lost after the work committed, duplicate and late
-// deliveries), clients "crash" in the middle of messages, and dtmd is killed with kill -9 and
-// restarted several times. At the end: every transaction terminal, money neither created nor
-// destroyed, no balance negative, every succeeded transfer applied exactly once and every
-// failed one not at all.
+// mixing saga, TCC, two-phase messages and XA, while the banks misbehave on purpose
+// (refusals, transient errors, ONGOING, answers lost after the work committed, duplicate and
+// late deliveries, an XA branch that prepares and then answers only after its client gave
+// up), clients "crash" in the middle of messages and between XA's two phases, and dtmd is
+// killed with kill -9 and restarted several times. At the end: every transaction terminal,
+// money neither created nor destroyed, no balance negative, every succeeded transfer applied
+// exactly once and every failed one not at all, and no XA branch left PREPARED in the banks'
+// database.
 //
 // Real components: dtmd as a child process on the test run's PostgreSQL, the banks' gRPC and
 // HTTP services (in this process, so faults can be injected) on a fresh PostgreSQL database.
@@ -18,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -52,8 +55,9 @@ int EnvInt(const char* name, int fallback) {
 
 constexpr int kAccountsPerBank = 4;
 constexpr int64_t kInitialBalance = 5000;  // transfers of up to 3000: some are refused
-constexpr std::array<const char*, 7> kFaultNames = {
-    "none", "refuse", "transient", "ongoing", "lose-response", "duplicate", "replay-later"};
+constexpr std::array<const char*, 8> kFaultNames = {"none",         "refuse",        "transient",
+                                                    "ongoing",      "lose-response", "duplicate",
+                                                    "replay-later", "stall"};
 
 // Picks faults at random and counts them.
 class FaultPlan {
@@ -79,15 +83,21 @@ class FaultPlan {
       f = Fault::kDuplicate;
     else if (roll < 220)
       f = Fault::kReplayLater;
+    const bool xa_action = branch.trans_type == "xa" && branch.op == "action";
     // A message's delivery cannot be refused (it has no rollback), nor can compensations,
-    // confirms, cancels or the back-check: the bank only refuses actions and tries.
+    // confirms, cancels, XA's phase 2 or the back-check: the bank only refuses actions, tries
+    // and XA's phase 1.
     if (f == Fault::kRefuse) {
       const std::string name = op;
-      bool refusable =
-          branch.trans_type != "msg" && (name == "TransOut" || name == "TransIn" ||
-                                         name == "TransOutTry" || name == "TransInTry");
+      bool refusable = xa_action || (branch.trans_type != "msg" &&
+                                     (name == "TransOut" || name == "TransIn" ||
+                                      name == "TransOutTry" || name == "TransInTry"));
       if (!refusable) f = Fault::kNone;
     }
+    // A branch that answers only after its caller gave up costs a client its whole request
+    // timeout, and the prepared transaction it leaves holds its locks as long: XA's phase 1
+    // only, and a few per run rather than a share of the calls.
+    if (xa_action && ++xa_actions_ % 150 == 75) f = Fault::kStall;
     ++counts_[static_cast<int>(f)];
     return f;
   }
@@ -101,19 +111,21 @@ class FaultPlan {
  private:
   absl::Mutex mu_;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> xa_actions_{0};
   std::array<std::atomic<int64_t>, kFaultNames.size()> counts_{};
 };
 
 // One bank: its service with faults, served on an ephemeral port.
 struct Bank {
-  Bank(const std::string& schema, const std::string& conninfo, FaultPlan* plan) {
+  Bank(const std::string& schema, const std::string& conninfo, FaultPlan* plan,
+       dtm::CoordinatorClient* coordinator = nullptr) {
     absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema(schema);
     EXPECT_TRUE(store.ok());
     bank::FaultHook hook;
     if (plan != nullptr) {
       hook = [plan](const dtm::BranchContext& b, const char* op) { return plan->Pick(b, op); };
     }
-    service = std::make_unique<bank::BankService>(*store, conninfo, hook);
+    service = std::make_unique<bank::BankService>(*store, conninfo, hook, coordinator);
     auto started = bank::BankHttp::Start(service.get(), "127.0.0.1:0");
     EXPECT_TRUE(started.ok()) << started.status();
     if (started.ok()) http = *std::move(started);
@@ -141,18 +153,22 @@ enum class Mode {
   kMsg,
   kHttpSaga,   // both legs over HTTP
   kMixedSaga,  // TransOut over gRPC, TransIn over HTTP
+  kXa,
   kMsgCrashAfterCommit,
-  kMsgCrashBeforeCommit
+  kMsgCrashBeforeCommit,
+  kXaClientVanishes,  // both legs prepared, then neither Submit nor Abort
 };
-constexpr std::array<const char*, 7> kModeNames = {"saga",
+constexpr std::array<const char*, 9> kModeNames = {"saga",
                                                    "tcc",
                                                    "msg",
                                                    "http-saga",
                                                    "grpc+http-saga",
+                                                   "xa",
                                                    "msg-crash-after-commit",
-                                                   "msg-crash-before-commit"};
+                                                   "msg-crash-before-commit",
+                                                   "xa-client-vanishes"};
 // The modes where a transfer may succeed or fail; the run must see both.
-constexpr int kModesWithBothOutcomes = 5;
+constexpr int kModesWithBothOutcomes = 6;
 
 struct Planned {
   std::string gid;
@@ -204,16 +220,20 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   std::printf("invariant: seed %llu (DTM_INVARIANT_SEED), %d transfers, %d restarts, %d clients\n",
               static_cast<unsigned long long>(seed), transfers, restarts, threads);
 
-  FaultPlan plan(seed);
-  std::array<std::unique_ptr<Bank>, 2> banks = {std::make_unique<Bank>("bank_a", conninfo_, &plan),
-                                                std::make_unique<Bank>("bank_b", conninfo_, &plan)};
-
   const std::string dir = dtm::test::MakeTempDir();
   DtmdProcess dtmd(dtm::test::TestStore(dir),
                    {"--lease=2s", "--recovery_interval=200ms", "--timeout_to_fail=2s"});
   ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
   auto client = dtm::CoordinatorClient::Connect(dtmd.address(), absl::Seconds(10));
   client->set_wait_for_ready(true);  // calls made while dtmd restarts wait for it
+  // The banks' own client, for their XA branches' registration: it fails at once while dtmd
+  // restarts (the branch then rolls back and its client aborts).
+  auto banks_client = dtm::CoordinatorClient::Connect(dtmd.address(), absl::Seconds(5));
+
+  FaultPlan plan(seed);
+  std::array<std::unique_ptr<Bank>, 2> banks = {
+      std::make_unique<Bank>("bank_a", conninfo_, &plan, banks_client.get()),
+      std::make_unique<Bank>("bank_b", conninfo_, &plan, banks_client.get())};
 
   // The plan of every transfer, drawn up front from the seed.
   std::vector<Planned> planned(transfers);
@@ -223,14 +243,17 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
     for (int i = 0; i < transfers; ++i) {
       Planned& p = planned[i];
       p.gid = absl::StrCat(run, "-", i);
-      int m = std::uniform_int_distribution<int>(0, 99)(rng);
-      p.mode = m < 24   ? Mode::kSaga
-               : m < 52 ? Mode::kTcc
-               : m < 75 ? Mode::kMsg
-               : m < 86 ? Mode::kHttpSaga
-               : m < 93 ? Mode::kMixedSaga
-               : m < 97 ? Mode::kMsgCrashAfterCommit
-                        : Mode::kMsgCrashBeforeCommit;
+      // XA holds its row locks from PREPARE to phase 2, and every other transfer touching
+      // those accounts waits: a small share keeps the round short.
+      int m = std::uniform_int_distribution<int>(0, 999)(rng);
+      p.mode = m < 220   ? Mode::kSaga
+               : m < 470 ? Mode::kTcc
+               : m < 670 ? Mode::kMsg
+               : m < 770 ? Mode::kHttpSaga
+               : m < 840 ? Mode::kMixedSaga
+               : m < 930 ? Mode::kXa
+               : m < 970 ? Mode::kMsgCrashAfterCommit
+                         : Mode::kMsgCrashBeforeCommit;
       p.from_bank = std::uniform_int_distribution<int>(0, 1)(rng);
       p.from_user =
           User(p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
@@ -238,6 +261,10 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
           User(1 - p.from_bank, std::uniform_int_distribution<int>(0, kAccountsPerBank - 1)(rng));
       p.amount = std::uniform_int_distribution<int64_t>(1, 3000)(rng);
     }
+    // A vanished XA client's locks are held until timeout_to_fail, stalling every transfer
+    // that touches those accounts: a few, spread over the run, rather than a share of it.
+    const int every = std::max(1, transfers / 4);
+    for (int i = every / 2; i < transfers; i += every) planned[i].mode = Mode::kXaClientVanishes;
   }
 
   dtm::v1::TransOptions options;
@@ -245,8 +272,15 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   options.mutable_retry_interval()->set_nanos(100 * 1000 * 1000);
   options.mutable_max_retry_interval()->set_seconds(1);
   options.mutable_request_timeout()->set_seconds(3);
-  dtm::v1::TransOptions prepared_options = options;  // tcc and msg: back-check / abort after 2 s
+  // tcc, xa and msg: abort / back-check after 2 s
+  dtm::v1::TransOptions prepared_options = options;
   prepared_options.mutable_timeout_to_fail()->set_seconds(2);
+  // An XA branch that stalls holds its locks until its client gives up; one whose client
+  // vanished, until the coordinator does: both short.
+  dtm::v1::TransOptions xa_options = prepared_options;
+  xa_options.mutable_request_timeout()->set_seconds(2);
+  dtm::v1::TransOptions xa_vanish_options = xa_options;
+  xa_vanish_options.mutable_timeout_to_fail()->set_seconds(1);
 
   std::atomic<int> next{0}, client_errors{0};
   auto work = [&] {
@@ -265,6 +299,12 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
           break;
         case Mode::kTcc:
           s = bank::TccTransfer(client.get(), p.gid, t, prepared_options).status();
+          break;
+        case Mode::kXa:
+          s = bank::XaTransfer(client.get(), p.gid, t, xa_options).status();
+          break;
+        case Mode::kXaClientVanishes:
+          s = bank::XaTransferThenVanish(client.get(), p.gid, t, xa_vanish_options);
           break;
         case Mode::kHttpSaga:
         case Mode::kMixedSaga: {
@@ -385,6 +425,16 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   // The audit, from the banks' own ledgers.
   bank::Conn db(PQconnectdb(conninfo_.c_str()));
   ASSERT_EQ(PQstatus(db.get()), CONNECTION_OK);
+  // Every XA branch was committed or rolled back: a prepared transaction left over would hold
+  // its row locks forever.
+  {
+    PGresult* r =
+        PQexec(db.get(), "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()");
+    ASSERT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+    EXPECT_EQ(PQntuples(r), 0) << "XA branches left PREPARED, e.g. "
+                               << (PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+  }
   // (bank, user) -> net change; per gid as well.
   std::map<std::pair<std::string, std::string>, int64_t> ledger;
   std::map<std::string, std::map<std::string, int64_t>> by_gid;  // gid -> user -> net balance
@@ -478,6 +528,9 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
       s[0].ran + s[1].ran, s[0].duplicate + s[1].duplicate,
       s[0].null_compensation + s[1].null_compensation, s[0].hanging + s[1].hanging,
       s[0].refused + s[1].refused, legs);
+  absl::PrintF("invariant: xa branches: prepared %d, committed %d, rolled back %d\n",
+               s[0].xa_prepared + s[1].xa_prepared, s[0].xa_committed + s[1].xa_committed,
+               s[0].xa_rolled_back + s[1].xa_rolled_back);
   std::printf("invariant: balances%s; total %lld (unchanged)\n", balances.c_str(),
               static_cast<long long>(total));
 
@@ -487,6 +540,8 @@ TEST_F(BankInvariantTest, MoneyIsConservedThroughFaultsAndCoordinatorCrashes) {
   }
   EXPECT_GT(s[0].duplicate + s[1].duplicate, 0);
   EXPECT_GT(s[0].null_compensation + s[1].null_compensation, 0);
+  EXPECT_GT(s[0].xa_committed + s[1].xa_committed, 0);
+  EXPECT_GT(s[0].xa_rolled_back + s[1].xa_rolled_back, 0);
   for (size_t m = 0; m < kModesWithBothOutcomes; ++m) {
     EXPECT_GT(outcome[m][0], 0) << kModeNames[m] << ": none succeeded";
     EXPECT_GT(outcome[m][1], 0) << kModeNames[m] << ": none failed";
@@ -525,6 +580,24 @@ TEST_F(BankInvariantTest, BadCallsGetANamedInvalidArgumentAndChangeNothing) {
   s = call("a0", 10, bad_op);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), ::testing::HasSubstr("\"refund\""));
+  // An XA leg names what its metadata lacks.
+  auto xa_call = [&](const std::vector<std::pair<std::string, std::string>>& md) {
+    grpc::ClientContext ctx;
+    for (const auto& [k, v] : md) ctx.AddMetadata(k, v);
+    bank::v1::TransferRequest req;
+    req.set_user_id("a0");
+    req.set_amount(10);
+    bank::v1::TransferReply reply;
+    return stub->TransOutXa(&ctx, req, &reply);
+  };
+  s = xa_call(md);  // a saga's metadata
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("dtm-trans_type"));
+  auto xa_md = md;
+  xa_md[1].second = "xa";
+  s = xa_call(xa_md);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("dtm-phase2_url"));
   // A refusal is ABORTED with the reason, and nothing moved.
   s = call("a0", kInitialBalance + 1, md);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
