@@ -101,7 +101,7 @@ absl::StatusOr<Transaction> DtmRequestToTransaction(const dtmgimp::DtmRequest& r
   // DTM's gRPC server takes payloads from BinPayloads only, never from a step's "data".
   for (size_t i = 0; i < steps.size(); ++i) steps[i].payload = req.binpayloads(static_cast<int>(i));
   RETURN_IF_ERROR(ApplyDtmCustomData(req.customeddata(), "CustomedData", type, steps, t.options));
-  return FinishDtmTransaction(std::move(t), std::move(steps), route, DtmgimpNames(), limits);
+  return FinishDtmTransaction(std::move(t), steps, route, DtmgimpNames(), limits);
 }
 
 absl::StatusOr<BranchRegistration> DtmBranchRequestToRegistration(

@@ -313,16 +313,16 @@ TEST(DtmgimpConvertTest, RefusesBadRegistrationsNamingDtmsField) {
 }
 
 TEST(DtmgimpConvertTest, RefusedStateChangesAreAbortedAsDtmsSdksRead) {
-  for (absl::Status s :
+  for (const absl::Status& s :
        {absl::FailedPreconditionError("no longer prepared"),
         absl::NotFoundError("no transaction 'g'"), absl::AlreadyExistsError("'g' is a saga")}) {
     absl::Status got = ToDtmgimpStatus(s);
     EXPECT_EQ(got.code(), absl::StatusCode::kAborted);
     EXPECT_EQ(got.message(), s.message());
   }
-  for (absl::Status s : {absl::OkStatus(), absl::InvalidArgumentError("x"),
-                         absl::ResourceExhaustedError("x"), absl::PermissionDeniedError("x"),
-                         absl::UnauthenticatedError("x"), absl::UnavailableError("x")}) {
+  for (const absl::Status& s : {absl::OkStatus(), absl::InvalidArgumentError("x"),
+                                absl::ResourceExhaustedError("x"), absl::PermissionDeniedError("x"),
+                                absl::UnauthenticatedError("x"), absl::UnavailableError("x")}) {
     EXPECT_EQ(ToDtmgimpStatus(s), s);
   }
 }

@@ -350,7 +350,7 @@ absl::Status ApplyDtmCustomData(absl::string_view text, absl::string_view field,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Transaction> FinishDtmTransaction(Transaction t, std::vector<StepSpec> steps,
+absl::StatusOr<Transaction> FinishDtmTransaction(Transaction t, const std::vector<StepSpec>& steps,
                                                  DtmRoute route, const DtmFieldNames& names,
                                                  const ApiLimits& limits) {
   const TransType type = t.trans_type;
@@ -463,7 +463,7 @@ absl::StatusOr<Transaction> ParseDtmTransaction(absl::string_view body, DtmRoute
   if (Member(o, "payloads") == nullptr) {
     names.step_fields.payload = [](int i) { return absl::StrCat(StepName("steps", i), ".data"); };
   }
-  return FinishDtmTransaction(std::move(t), std::move(steps), route, names, limits);
+  return FinishDtmTransaction(std::move(t), steps, route, names, limits);
 }
 
 absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,

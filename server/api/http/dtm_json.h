@@ -83,7 +83,7 @@ absl::Status ApplyDtmCustomData(absl::string_view text, absl::string_view field,
 // over their defaults, query_prepared) and `steps`: sets its status, checks what its trans
 // type needs and allows (a saga's steps, no steps for a tcc or xa, a prepared msg's steps and
 // back-check), then its options and targets, and builds its branches.
-absl::StatusOr<Transaction> FinishDtmTransaction(Transaction t, std::vector<StepSpec> steps,
+absl::StatusOr<Transaction> FinishDtmTransaction(Transaction t, const std::vector<StepSpec>& steps,
                                                  DtmRoute route, const DtmFieldNames& names,
                                                  const ApiLimits& limits);
 // A registration once a face read it into `r` (gid, branch_id, confirm, cancel, payload),
