@@ -135,16 +135,10 @@ absl::Status XaBranch::Prepare(PGconn* conn, const Registrar& registrar,
     if (result.ok() && PQntuples(inserted->get()) == 0) {
       // The row is committed: a rollback came first (this action is late), or this action
       // prepared before and its transaction has since been committed (a duplicate).
-      absl::StatusOr<Result> row =
-          Exec(conn, xid_, "barrier",
-               "SELECT reason FROM dtm_barrier.barrier WHERE gid = $1 AND branch_id = $2 AND "
-               "op = $3 AND barrier_id = $4",
-               {branch_.gid, branch_.branch_id, kActionOp, kBarrierId});
+      absl::StatusOr<std::string> reason = ActionRowReason(conn);
       RollbackOpen(conn);
-      if (!row.ok()) return row.status();
-      if (PQntuples(row->get()) == 1 && PQgetvalue(row->get(), 0, 0) == std::string("action")) {
-        return absl::OkStatus();
-      }
+      if (!reason.ok()) return reason.status();
+      if (*reason == kActionOp) return absl::OkStatus();
       return absl::AbortedError(absl::StrCat(
           "xa ", xid_, ": this branch was rolled back before its action could prepare"));
     }
@@ -187,12 +181,41 @@ absl::Status XaBranch::Prepare(PGconn* conn, const Registrar& registrar,
   return prepared;
 }
 
+absl::StatusOr<std::string> XaBranch::ActionRowReason(PGconn* conn) const {
+  absl::StatusOr<Result> row =
+      Exec(conn, xid_, "barrier",
+           "SELECT reason FROM dtm_barrier.barrier WHERE trans_type = $1 AND gid = $2 AND "
+           "branch_id = $3 AND op = $4 AND barrier_id = $5",
+           {kTransType, branch_.gid, branch_.branch_id, kActionOp, kBarrierId});
+  if (!row.ok()) return row.status();
+  return PQntuples(row->get()) == 1 ? std::string(PQgetvalue(row->get(), 0, 0)) : std::string();
+}
+
 absl::Status XaBranch::Finish(PGconn* conn, bool commit) {
   absl::StatusOr<std::string> xid = Literal(conn, xid_);
   if (!xid.ok()) return xid.status();
   const char* verb = commit ? "COMMIT PREPARED " : "ROLLBACK PREPARED ";
   absl::StatusOr<Result> done = Exec(conn, xid_, verb, absl::StrCat(verb, *xid));
   if (!done.ok() && pg::SqlState(done.status()) != kNoSuchXid) return done.status();
+  if (commit && !done.ok()) {
+    // No such xid: committed by an earlier attempt whose answer was lost (the action's
+    // barrier row is visible, as only a commit makes it), or not prepared yet: the client
+    // submitted although this branch's action had not answered (it ignored an error), and
+    // the action is still working. Committing nothing would leave that work prepared, holding
+    // its locks, with a SUCCEEDED transaction: answer ONGOING and let the coordinator ask
+    // again. A branch rolled back cannot commit: it stays visible as a stuck branch.
+    absl::StatusOr<std::string> reason = ActionRowReason(conn);
+    if (!reason.ok()) return reason.status();
+    if (*reason == kActionOp) return absl::OkStatus();
+    if (*reason == kRollbackReason) {
+      return absl::InternalError(
+          absl::StrCat("xa ", xid_,
+                       ": this branch was rolled back, it cannot commit: its client submitted "
+                       "although this branch had failed"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("xa ", xid_, ": not prepared yet (its action has not finished)"));
+  }
   if (commit) return absl::OkStatus();
 
   // The rollback marker takes the action's row. A local transaction of this branch still in

@@ -17,8 +17,10 @@
 //
 // Ops "commit" and "rollback" (phase 2, called by the coordinator, body empty): COMMIT
 // PREPARED / ROLLBACK PREPARED of that xid, from any session. Both are idempotent: an xid that
-// does not exist was already finished (or, for a rollback, never prepared). A rollback then
-// records a "rollback" marker on the action's barrier row, so that an action still in flight,
+// does not exist was already finished (or, for a rollback, never prepared). A commit tells
+// the two apart by the action's barrier row, which only a commit makes visible: without it
+// the action has not prepared yet, and the commit answers ONGOING (FAILED_PRECONDITION). A rollback
+// then records a "rollback" marker on the action's barrier row, so that an action still in flight,
 // or delivered late, can no longer prepare: it finds the row taken and answers ABORTED.
 //
 // The database needs max_prepared_transactions > 0, and the barrier table
@@ -85,6 +87,9 @@ class XaBranch {
 
   absl::Status Prepare(PGconn* conn, const Registrar& registrar, const Barrier::Business& business);
   absl::Status Finish(PGconn* conn, bool commit);
+  // The reason of the action's barrier row as this session sees it: "action" once the action
+  // committed, "rollback" once a rollback took the row first, "" when there is none (yet).
+  absl::StatusOr<std::string> ActionRowReason(PGconn* conn) const;
 
   BranchContext branch_;
   std::string xid_;

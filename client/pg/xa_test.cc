@@ -166,8 +166,33 @@ TEST_F(XaBranchTest, RollbackUndoesAndBlocksARedeliveredAction) {
   EXPECT_EQ(Prepared(Xid()), 0);
 }
 
-TEST_F(XaBranchTest, PhaseTwoOfAnUnknownXidSucceeds) {
-  EXPECT_TRUE(Phase2("commit").ok());
+TEST_F(XaBranchTest, ACommitBeforeItsActionPreparedIsOngoingNotASuccess) {
+  // The client submitted without waiting for this action (it ignored the call's error): a
+  // commit that found nothing to commit must not answer success, or the action would
+  // prepare afterwards and hold its locks forever under a SUCCEEDED transaction.
+  absl::Status early = Phase2("commit");
+  EXPECT_TRUE(absl::IsFailedPrecondition(early)) << early;
+  EXPECT_THAT(early.message(), HasSubstr("not prepared yet"));
+  // The commit arriving while the action is registering: still ONGOING.
+  absl::Status during;
+  ASSERT_TRUE(Action(conn_.get(), [&](const v1::RegisterBranchRequest&) {
+                during = Phase2("commit", other_.get());
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(during)) << during;
+  ASSERT_TRUE(Phase2("commit").ok());  // asked again once prepared: committed
+  EXPECT_EQ(WorkRows(), 1);
+  EXPECT_EQ(Prepared(Xid()), 0);
+}
+
+TEST_F(XaBranchTest, ABranchRolledBackNeverAnswersACommitWithSuccess) {
+  ASSERT_TRUE(Phase2("rollback").ok());
+  absl::Status commit = Phase2("commit");
+  EXPECT_EQ(commit.code(), absl::StatusCode::kInternal) << commit;
+  EXPECT_THAT(commit.message(), HasSubstr("was rolled back"));
+}
+
+TEST_F(XaBranchTest, RollbackOfAnUnknownXidSucceeds) {
   EXPECT_TRUE(Phase2("rollback").ok());
   // The rollback of an action that never ran leaves its marker: the late action cannot
   // prepare, and never runs its business.
