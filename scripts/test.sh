@@ -203,7 +203,7 @@ variant_tidy() {
   configure build-asan clang clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDTM_SANITIZE=address,undefined -DDTM_WERROR=ON
   # The generated protobuf headers the sources include (nothing to do after the asan variant).
-  cmake --build build-asan --target dtm_proto dtm_bank_proto
+  cmake --build build-asan --target dtm_proto dtm_dtmgimp_proto dtm_bank_proto
   local files fuzz rc=0
   mapfile -t files < <(git ls-files '*.cc' ':(exclude)tests/fuzz/*')
   mapfile -t fuzz < <(git ls-files 'tests/fuzz/*.cc')

@@ -505,7 +505,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dtmd: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  std::fprintf(stderr, "dtmd: serving dtm.v1.Coordinator on port %d (listen %s, store %s)\n",
+  std::fprintf(stderr,
+               "dtmd: serving dtm.v1.Coordinator and DTM's dtmgimp.Dtm on port %d (listen %s, "
+               "store %s)\n",
                (*server)->port(), config.listen.c_str(), dtm::DescribeStore(config.store).c_str());
   if ((*server)->http_port() != 0) {
     std::fprintf(stderr, "dtmd: serving DTM's HTTP API on HTTP port %d (http_listen %s)\n",

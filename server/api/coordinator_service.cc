@@ -5,26 +5,9 @@
 #include "absl/time/clock.h"
 #include "client/common/grpc_status.h"
 #include "server/api/convert.h"
+#include "server/api/grpc_call.h"
 
 namespace dtm {
-namespace {
-
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s) {
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
-}
-
-}  // namespace
-
-absl::StatusOr<Caller> CoordinatorService::CallerOf(grpc::CallbackServerContext* ctx) const {
-  if (limits_.auth_tokens == nullptr) return Caller{};
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  absl::string_view value;
-  if (it != md.end()) value = absl::string_view(it->second.data(), it->second.size());
-  return Authenticate(limits_.auth_tokens.get(), value);
-}
 
 void CoordinatorService::WhenOwner(grpc::ServerUnaryReactor* reactor, const Caller& caller,
                                    const std::string& gid, std::function<void()> op) {
@@ -42,7 +25,7 @@ void CoordinatorService::WhenOwner(grpc::ServerUnaryReactor* reactor, const Call
 grpc::ServerUnaryReactor* CoordinatorService::NewGid(grpc::CallbackServerContext* ctx,
                                                      const v1::NewGidRequest*,
                                                      v1::NewGidResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   resp->set_gid(::dtm::NewGid());
   return FinishNow(ctx, absl::OkStatus());
@@ -51,7 +34,7 @@ grpc::ServerUnaryReactor* CoordinatorService::NewGid(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext* ctx,
                                                      const v1::SubmitRequest* req,
                                                      v1::SubmitResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = SubmitToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
@@ -76,7 +59,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContext* ctx,
                                                       const v1::PrepareRequest* req,
                                                       v1::PrepareResponse*) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> txn = PrepareToTransaction(*req, limits_);
   if (!txn.ok()) return FinishNow(ctx, txn.status());
@@ -93,7 +76,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* CoordinatorService::Abort(grpc::CallbackServerContext* ctx,
                                                     const v1::AbortRequest* req,
                                                     v1::AbortResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateAbort(*req);
   if (!valid.ok()) return FinishNow(ctx, valid);
@@ -111,7 +94,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Abort(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServerContext* ctx,
                                                              const v1::RegisterBranchRequest* req,
                                                              v1::RegisterBranchResponse*) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<BranchRegistration> op = ReadRegistration(*req, limits_);
   if (!op.ok()) return FinishNow(ctx, op.status());
@@ -125,7 +108,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterBranch(grpc::CallbackServe
 grpc::ServerUnaryReactor* CoordinatorService::Query(grpc::CallbackServerContext* ctx,
                                                     const v1::QueryRequest* req,
                                                     v1::QueryResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = ValidateGid(req->gid());
   if (!valid.ok()) return FinishNow(ctx, valid);
@@ -145,7 +128,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Query(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* CoordinatorService::List(grpc::CallbackServerContext* ctx,
                                                    const v1::ListRequest* req,
                                                    v1::ListResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<ListQuery> q = ListToQuery(*req, limits_);
   if (!q.ok()) return FinishNow(ctx, q.status());
@@ -167,7 +150,7 @@ grpc::ServerUnaryReactor* CoordinatorService::List(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* CoordinatorService::ForceStop(grpc::CallbackServerContext* ctx,
                                                         const v1::ForceStopRequest* req,
                                                         v1::ForceStopResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::Status valid = RequireAdmin(*caller, "ForceStop");
   if (valid.ok()) valid = ValidateGid(req->gid());
@@ -184,7 +167,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ForceStop(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CoordinatorService::RetryNow(grpc::CallbackServerContext* ctx,
                                                        const v1::RetryNowRequest* req,
                                                        v1::RetryNowResponse* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   if (req->all_waiting()) {
     absl::Status valid = RequireAdmin(*caller, "RetryNow of all_waiting");

@@ -46,8 +46,6 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                      v1::RetryNowResponse* resp) override;
 
  private:
-  // Who sent the call (its "authorization" metadata); see auth.h.
-  absl::StatusOr<Caller> CallerOf(grpc::CallbackServerContext* ctx) const;
   // Runs `op` once `caller` may act on `gid` (auth.h's CheckOwnership); otherwise finishes
   // `reactor` with the refusal. For RetryNow, which only moves a retry earlier: the operations
   // that change a transaction are held to their caller by the engine, where they touch it.

@@ -391,7 +391,7 @@ TEST_F(HttpE2ETest, BadRequestsAreClear4xxStoreNothingAndDtmdKeepsServing) {
       {"POST", "submit", "{\"gid\":\"" + gid + "\",", 400, "not valid JSON"},
       {"POST", "submit", "{\"trans_type\":\"saga\"}", 400, "gid is missing"},
       {"POST", "submit", "{\"gid\":\"" + gid + "\",\"trans_type\":\"dance\"}", 400,
-       "trans_type 'dance' is not saga, tcc or msg"},
+       "trans_type 'dance' is not saga, tcc, msg or xa"},
       {"POST", "submit",
        "{\"gid\":\"" + gid + "\",\"trans_type\":\"saga\",\"steps\":[{\"action\":\"unix:/x\"}]}",
        400, "steps[0].action"},

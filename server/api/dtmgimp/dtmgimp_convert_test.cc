@@ -165,7 +165,7 @@ TEST(DtmgimpConvertTest, RefusesBadInputNamingDtmsField) {
       {[](auto& r) { r.clear_gid(); }, "Gid is missing"},
       {[](auto& r) { r.set_gid("a/b"); }, "Gid 'a/b'"},
       {[](auto& r) { r.clear_transtype(); }, "TransType is missing"},
-      {[](auto& r) { r.set_transtype("dance"); }, "TransType 'dance' is not saga, tcc or msg"},
+      {[](auto& r) { r.set_transtype("dance"); }, "TransType 'dance' is not saga, tcc, msg or xa"},
       {[](auto& r) { r.set_steps("[{"); }, "Steps is not valid JSON"},
       {[](auto& r) { r.set_steps("{}"); }, "Steps must be an array"},
       {[](auto& r) {

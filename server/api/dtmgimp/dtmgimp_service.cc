@@ -4,16 +4,11 @@
 
 #include "client/common/grpc_status.h"
 #include "server/api/dtmgimp/dtmgimp_convert.h"
+#include "server/api/grpc_call.h"
 #include "server/api/http/dtm_json.h"
 
 namespace dtm {
 namespace {
-
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& s) {
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
-  return reactor;
-}
 
 // Finishes with what the engine answered, in this face's convention.
 void FinishEngine(grpc::ServerUnaryReactor* reactor, const absl::Status& s) {
@@ -27,15 +22,6 @@ grpc::ServerUnaryReactor* NoTopics(grpc::CallbackServerContext* ctx) {
 }
 
 }  // namespace
-
-absl::StatusOr<Caller> DtmgimpService::CallerOf(grpc::CallbackServerContext* ctx) const {
-  if (limits_.auth_tokens == nullptr) return Caller{};
-  const auto& md = ctx->client_metadata();
-  auto it = md.find("authorization");
-  absl::string_view value;
-  if (it != md.end()) value = absl::string_view(it->second.data(), it->second.size());
-  return Authenticate(limits_.auth_tokens.get(), value);
-}
 
 absl::StatusOr<Transaction> DtmgimpService::NewTransaction(const dtmgimp::DtmRequest& req,
                                                            DtmRoute route,
@@ -52,7 +38,7 @@ absl::StatusOr<Transaction> DtmgimpService::NewTransaction(const dtmgimp::DtmReq
 grpc::ServerUnaryReactor* DtmgimpService::NewGid(grpc::CallbackServerContext* ctx,
                                                  const google::protobuf::Empty*,
                                                  dtmgimp::DtmGidReply* resp) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   resp->set_gid(::dtm::NewGid());
   return FinishNow(ctx, absl::OkStatus());
@@ -61,7 +47,7 @@ grpc::ServerUnaryReactor* DtmgimpService::NewGid(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* DtmgimpService::Submit(grpc::CallbackServerContext* ctx,
                                                  const dtmgimp::DtmRequest* req,
                                                  google::protobuf::Empty*) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> t = NewTransaction(*req, DtmRoute::kSubmit, *caller);
   if (!t.ok()) return FinishNow(ctx, t.status());
@@ -81,7 +67,7 @@ grpc::ServerUnaryReactor* DtmgimpService::Submit(grpc::CallbackServerContext* ct
 grpc::ServerUnaryReactor* DtmgimpService::Prepare(grpc::CallbackServerContext* ctx,
                                                   const dtmgimp::DtmRequest* req,
                                                   google::protobuf::Empty*) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> t = NewTransaction(*req, DtmRoute::kPrepare, *caller);
   if (!t.ok()) return FinishNow(ctx, t.status());
@@ -95,7 +81,7 @@ grpc::ServerUnaryReactor* DtmgimpService::Prepare(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* DtmgimpService::Abort(grpc::CallbackServerContext* ctx,
                                                 const dtmgimp::DtmRequest* req,
                                                 google::protobuf::Empty*) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> t = DtmRequestToTransaction(*req, DtmRoute::kAbort, limits_);
   if (!t.ok()) return FinishNow(ctx, ToDtmgimpStatus(t.status()));
@@ -110,7 +96,7 @@ grpc::ServerUnaryReactor* DtmgimpService::Abort(grpc::CallbackServerContext* ctx
 grpc::ServerUnaryReactor* DtmgimpService::RegisterBranch(grpc::CallbackServerContext* ctx,
                                                          const dtmgimp::DtmBranchRequest* req,
                                                          google::protobuf::Empty*) {
-  absl::StatusOr<Caller> caller = CallerOf(ctx);
+  absl::StatusOr<Caller> caller = CallerOfCall(*ctx, limits_.auth_tokens.get());
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<BranchRegistration> r = DtmBranchRequestToRegistration(*req, limits_);
   if (!r.ok()) return FinishNow(ctx, r.status());

@@ -61,8 +61,6 @@ class DtmgimpService final : public dtmgimp::Dtm::CallbackService {
                                         google::protobuf::Empty* resp) override;
 
  private:
-  // Who sent the call (its "authorization" metadata); see auth.h.
-  absl::StatusOr<Caller> CallerOf(grpc::CallbackServerContext* ctx) const;
   // The transaction a Prepare or Submit describes, admitted (CheckAdmission) and stamped with
   // its creator.
   absl::StatusOr<Transaction> NewTransaction(const dtmgimp::DtmRequest& req, DtmRoute route,

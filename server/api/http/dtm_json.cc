@@ -273,8 +273,7 @@ absl::StatusOr<TransType> CheckDtmTransType(const std::string& name, const std::
   }
   TransType type = ParseDtmTransType(name);
   if (type == TransType::kUnspecified) {
-    // Worded so that "is not saga, tcc or msg", what dtmd said before it ran xa, still matches.
-    return Bad(absl::StrCat(field, " '", name, "'"), "is not saga, tcc or msg, nor xa");
+    return Bad(absl::StrCat(field, " '", name, "'"), "is not saga, tcc, msg or xa");
   }
   return type;
 }
