@@ -12,99 +12,32 @@ Msg: Prepare with QueryPrepared and the steps, then Submit with the same request
 
 Usage: dtmgimp_test.py --dtmd PATH --gen DIR   (DIR holds dtmgimp_pb2 and dtm/v1's stubs)
 """
-import argparse
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from concurrent import futures
 
 import grpc
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--dtmd", required=True)
-parser.add_argument("--gen", required=True)
-args = parser.parse_args()
-sys.path.insert(0, args.gen)
+from e2e_support import (TIMEOUT, check, parse_args, raw_unary, run, serve_branches,
+                         start_dtmd, stop, wait_until)
+
+args = parse_args("dtmd", "gen")
 import dtmgimp_pb2 as gpb  # noqa: E402
 import dtmgimp_pb2_grpc as gpb_grpc  # noqa: E402
 from dtm.v1 import coordinator_pb2 as pb  # noqa: E402
 from dtm.v1 import coordinator_pb2_grpc as pb_grpc  # noqa: E402
 from google.protobuf import empty_pb2  # noqa: E402
 
-identity = lambda b: b  # noqa: E731
-TIMEOUT = 30  # seconds: any wait on dtmd or a branch
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(cond, what):
-    if cond:
-        results["passed"] += 1
-        print("ok  ", what)
-    else:
-        results["failed"] += 1
-        print("FAIL", what)
-
-
-class Busi(grpc.GenericRpcHandler):
-    """A business service on any /busi.Busi/<Method>: records every call with its dtm-*
-    metadata and body. An action or try whose body starts with b"FAIL" is refused (ABORTED:
-    DTM's FAILURE; its compensation or cancel, which carries the same body, succeeds);
-    QueryPrepared says "rolled back" for gids starting with "rb-"."""
-
-    def __init__(self):
-        self.calls = []
-        self.lock = threading.Lock()
-
-    def service(self, details):
-        name = details.method.rsplit("/", 1)[-1]
-
-        def handle(request, context):
-            md = dict(context.invocation_metadata())
-            call = {"method": name, "body": request}
-            call.update({k: v for k, v in md.items() if k.startswith("dtm-")})
-            with self.lock:
-                self.calls.append(call)
-            if request.startswith(b"FAIL") and md.get("dtm-op") in ("action", "try"):
-                context.abort(grpc.StatusCode.ABORTED, "insufficient funds")
-            if name == "QueryPrepared" and md.get("dtm-gid", "").startswith("rb-"):
-                context.abort(grpc.StatusCode.ABORTED, "local transaction rolled back")
-            return b""
-
-        return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=identity, response_serializer=identity)
-
-    def of(self, gid):
-        with self.lock:
-            return [c for c in self.calls if c.get("dtm-gid") == gid]
-
-    def methods(self, gid):
-        return [c["method"] for c in self.of(gid)]
-
-
-def start_dtmd(tmp, *flags):
-    log = open(os.path.join(tmp, "dtmd.log"), "w+")
-    dtmd = subprocess.Popen([args.dtmd, "--listen=127.0.0.1:0", "--http_listen=",
-                             "--store=sqlite://%s/dtm.db" % tmp] + list(flags), stderr=log)
-    deadline = time.time() + TIMEOUT
-    while time.time() < deadline:
-        log.seek(0)
-        m = re.search(r"on port (\d+)", log.read())
-        if m:
-            return dtmd, "127.0.0.1:" + m.group(1)
-        if dtmd.poll() is not None:
-            break
-        time.sleep(0.05)
-    log.seek(0)
-    print("dtmd did not start:", log.read())
-    dtmd.kill()
-    sys.exit(1)
+def refuse(method, metadata, body):
+    """The business service on /busi.Busi/<Method> refuses an action or try whose body starts
+    with b"FAIL" (DTM's FAILURE; its compensation or cancel, which carries the same body,
+    succeeds); QueryPrepared says "rolled back" for gids starting with "rb-"."""
+    if body.startswith(b"FAIL") and metadata.get("dtm-op") in ("action", "try"):
+        return "insufficient funds"
+    if method == "QueryPrepared" and metadata.get("dtm-gid", "").startswith("rb-"):
+        return "local transaction rolled back"
+    return None
 
 
 def code_of(fn):
@@ -124,17 +57,13 @@ def go_request(gid, trans_type, steps=None, payloads=(), options=None, **fields)
 
 
 def main():
-    busi = Busi()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((busi,))
-    busi_port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    busi, server, busi_port = serve_branches(refuse)
     # DTM's gRPC targets: host:port/package.Service/Method, no scheme.
     url = lambda m: "127.0.0.1:%d/busi.Busi/%s" % (busi_port, m)  # noqa: E731
     busi_channel = grpc.insecure_channel("127.0.0.1:%d" % busi_port)
 
     tmp = tempfile.mkdtemp(prefix="dtm-gimp-")
-    dtmd, address = start_dtmd(tmp)
+    dtmd, address = start_dtmd(args.dtmd, tmp, http_listen="")
     channel = grpc.insecure_channel(address)
     dtm = gpb_grpc.DtmStub(channel)
     v1 = pb_grpc.CoordinatorStub(channel)
@@ -143,12 +72,7 @@ def main():
         return v1.Query(pb.QueryRequest(gid=gid), timeout=TIMEOUT).transaction
 
     def wait_status(gid, status):
-        deadline = time.time() + TIMEOUT
-        while time.time() < deadline:
-            t = query(gid)
-            if t.status == status:
-                return t
-            time.sleep(0.05)
+        wait_until(lambda: query(gid).status == status)
         return query(gid)
 
     # NewGid on either face; gids work on both.
@@ -207,9 +131,7 @@ def main():
                 Gid=tcc_gid, TransType="tcc", BranchID=bid, BusiPayload=body,
                 Data={"confirm": url("Confirm%d" % i), "cancel": url("Cancel%d" % i)}),
                 timeout=TIMEOUT)
-            try_call = busi_channel.unary_unary("/busi.Busi/Try%d" % i,
-                                                request_serializer=identity,
-                                                response_deserializer=identity)
+            try_call = raw_unary(busi_channel, "/busi.Busi/Try%d" % i)
             try:
                 try_call(body, timeout=TIMEOUT,
                          metadata=(("dtm-gid", tcc_gid), ("dtm-trans_type", "tcc"),
@@ -255,8 +177,7 @@ def main():
         dtm.Prepare(go_request(xa_gid, "xa"), timeout=TIMEOUT)
         for i, body in enumerate(bodies, 1):
             bid, phase2_url = "%02d" % i, url("Xa%d" % i)
-            action = busi_channel.unary_unary("/busi.Busi/Xa%d" % i, request_serializer=identity,
-                                              response_deserializer=identity)
+            action = raw_unary(busi_channel, "/busi.Busi/Xa%d" % i)
             try:
                 action(body, timeout=TIMEOUT,
                        metadata=(("dtm-gid", xa_gid), ("dtm-trans_type", "xa"),
@@ -373,20 +294,19 @@ def main():
         check(code == grpc.StatusCode.UNIMPLEMENTED and details,
               "%s: UNIMPLEMENTED with a reason (%s)" % (name, details))
 
-    health = channel.unary_unary("/grpc.health.v1.Health/Check",
-                                 request_serializer=identity, response_deserializer=identity)
+    health = raw_unary(channel, "/grpc.health.v1.Health/Check")
     # HealthCheckRequest{service: "dtmgimp.Dtm"}: field 1, length 11.
     check(health(b"\x0a\x0bdtmgimp.Dtm", timeout=TIMEOUT) == b"\x08\x01",
           "the health service answers SERVING for dtmgimp.Dtm")
 
-    dtmd.send_signal(signal.SIGTERM)
-    check(dtmd.wait(timeout=TIMEOUT) == 0, "dtmd exits 0 on SIGTERM")
+    check(stop(dtmd) == 0, "dtmd exits 0 on SIGTERM")
 
     # With client tokens: the same authentication and ownership as dtm.v1.
     tmp = tempfile.mkdtemp(prefix="dtm-gimp-auth-")
     with open(os.path.join(tmp, "tokens"), "w") as f:
         f.write("alice-token-0123456789 alice submit\nbob-token-0123456789ab bob submit\n")
-    dtmd, address = start_dtmd(tmp, "--auth_tokens_file=" + os.path.join(tmp, "tokens"))
+    dtmd, address = start_dtmd(args.dtmd, tmp, "--auth_tokens_file=" + os.path.join(tmp, "tokens"),
+                               http_listen="")
     dtm = gpb_grpc.DtmStub(grpc.insecure_channel(address))
     alice = (("authorization", "Bearer alice-token-0123456789"),)
     bob = (("authorization", "Bearer bob-token-0123456789ab"),)
@@ -400,13 +320,10 @@ def main():
           "another client's Abort: PERMISSION_DENIED (%s)" % code)
     code, _ = code_of(lambda: dtm.Abort(go_request(g, "tcc"), timeout=TIMEOUT, metadata=alice))
     check(code == grpc.StatusCode.OK, "the owner's Abort")
-    dtmd.send_signal(signal.SIGTERM)
-    check(dtmd.wait(timeout=TIMEOUT) == 0, "dtmd exits 0 on SIGTERM")
+    check(stop(dtmd) == 0, "dtmd exits 0 on SIGTERM")
 
     server.stop(0)
-    print("%d passed, %d failed" % (results["passed"], results["failed"]))
-    return 0 if results["failed"] == 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -5,45 +5,16 @@ DTM's JSON to DTM's HTTP API with nothing but an HTTP client: one succeeds, one 
 bank B and is compensated in reverse, one is cut by kill -9 of dtmd and finishes after a
 restart. Usage: see tests/e2e/CMakeLists.txt.
 """
-import argparse
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 
-parser = argparse.ArgumentParser()
-for flag in ("dtmd", "busi_a", "busi_b"):
-    parser.add_argument("--" + flag, required=True)
-args = parser.parse_args()
+from e2e_support import check, dtmd_argv, parse_args, procs, run, start, wait_until
 
-results = {"passed": 0, "failed": 0}
-procs = []
-
-
-def check(cond, what):
-    results["passed" if cond else "failed"] += 1
-    print("ok  " if cond else "FAIL", what, flush=True)
-
-
-def start(argv, name, tmp, pattern):
-    """Starts a server; returns the groups of `pattern` once its output shows it."""
-    log = open(os.path.join(tmp, name + ".log"), "a+")
-    procs.append(subprocess.Popen(argv, stdout=log, stderr=log))
-    for _ in range(600):
-        log.seek(0)
-        m = re.search(pattern, log.read())
-        if m:
-            return procs[-1], m.groups()
-        if procs[-1].poll() is not None:
-            break
-        time.sleep(0.05)
-    log.seek(0)
-    raise RuntimeError("%s did not start:\n%s" % (name, log.read()))
+args = parse_args("dtmd", "busi_a", "busi_b")
+HTTP_PORT = r"on HTTP port (\d+)"  # dtmd's line once its HTTP API listens
 
 
 def read(tmp, name):
@@ -67,24 +38,14 @@ def get(url):
         return json.loads(r.read())
 
 
-def wait(cond, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="dtm-http-qs-")
-    dtmd_argv = [args.dtmd, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
-                 "--store=sqlite://%s/dtm.db" % tmp, "--lease=2s", "--recovery_interval=200ms"]
-    dtmd, (http_port,) = start(dtmd_argv, "dtmd", tmp, r"on HTTP port (\d+)")
-    _, (port_a,) = start(["/usr/bin/python3", args.busi_a, "--port", "0"], "bank_a", tmp,
-                         r"listening on port (\d+)")
-    _, (port_b,) = start(["node", args.busi_b, "--port", "0"], "bank_b", tmp,
-                         r"listening on port (\d+)")
+    flags = ("--lease=2s", "--recovery_interval=200ms")
+    dtmd, http_port = start(dtmd_argv(args.dtmd, tmp, *flags), "dtmd", tmp, HTTP_PORT)
+    _, port_a = start(["/usr/bin/python3", args.busi_a, "--port", "0"], "bank_a", tmp,
+                      r"listening on port (\d+)")
+    _, port_b = start(["node", args.busi_b, "--port", "0"], "bank_b", tmp,
+                      r"listening on port (\d+)")
     api = "http://127.0.0.1:%s/api/dtmsvr/" % http_port
 
     def saga(gid, transin_payload, **options):
@@ -114,28 +75,22 @@ def main():
 
     status, _ = saga("qs-killed", {"amount": 30, "sleep_first_call": 5}, request_timeout=30)
     check(status == 200, "a slow saga is accepted")
-    check(wait(lambda: "gid=qs-killed" in read(tmp, "bank_b")), "bank B got TransIn")
+    check(wait_until(lambda: "gid=qs-killed" in read(tmp, "bank_b")), "bank B got TransIn")
     dtmd.send_signal(signal.SIGKILL)
     dtmd.wait()
     check(True, "dtmd killed with -9 while TransIn is in flight")
-    dtmd_argv[2] = "--http_listen=127.0.0.1:%s" % http_port
-    start(dtmd_argv, "dtmd-restarted", tmp, r"on HTTP port (\d+)")
-    check(wait(lambda: get(api + "query?gid=qs-killed")["transaction"]["status"] == "succeed"),
-          "after the restart the saga finishes")
+    start(dtmd_argv(args.dtmd, tmp, *flags, http_listen="127.0.0.1:" + http_port),
+          "dtmd-restarted", tmp, HTTP_PORT)
+    check(wait_until(
+        lambda: get(api + "query?gid=qs-killed")["transaction"]["status"] == "succeed"),
+        "after the restart the saga finishes")
     check(read(tmp, "bank_b").count("gid=qs-killed") == 2, "TransIn was called again")
 
     for p in procs:
         if p.poll() is None:
             p.terminate()
             p.wait()
-    print("%d passed, %d failed" % (results["passed"], results["failed"]))
-    return 0 if results["failed"] == 0 else 1
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    run(main)

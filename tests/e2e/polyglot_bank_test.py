@@ -7,50 +7,25 @@ compensation and hanging calls, and both directions (Python debited, C++ credite
 
 Needs DTM_TEST_PG (ctest sets it). Usage: see tests/e2e/CMakeLists.txt.
 """
-import argparse
 import json
 import os
-import re
 import subprocess
-import sys
 import tempfile
-import time
 
 import grpc
 import psycopg2
 
-parser = argparse.ArgumentParser()
-for flag in ("dtmd", "bank_server", "bank_client", "python_bank", "gen", "node_client",
-             "node_modules"):
-    parser.add_argument("--" + flag, required=True)
-args = parser.parse_args()
-sys.path.insert(0, args.gen)
+from e2e_support import LOOPBACK, check, parse_args, run, start, start_dtmd
+
+args = parse_args("dtmd", "bank_server", "bank_client", "python_bank", "gen", "node_client",
+                  "node_modules")
 from bank.v1 import bank_pb2 as pb  # noqa: E402
 from bank.v1 import bank_pb2_grpc as pb_grpc  # noqa: E402
 
-results = {"passed": 0, "failed": 0}
-procs = []
 
-
-def check(cond, what):
-    results["passed" if cond else "failed"] += 1
-    print("ok  " if cond else "FAIL", what, flush=True)
-
-
-def start(argv, name, tmp):
-    """Starts a server whose stderr says "on port N"; returns 127.0.0.1:N."""
-    log = open(os.path.join(tmp, name + ".log"), "w+")
-    procs.append(subprocess.Popen(argv, stderr=log))
-    for _ in range(600):
-        log.seek(0)
-        m = re.search(r"on port (\d+)", log.read())
-        if m:
-            return "127.0.0.1:" + m.group(1)
-        if procs[-1].poll() is not None:
-            break
-        time.sleep(0.05)
-    log.seek(0)
-    raise RuntimeError("%s did not start:\n%s" % (name, log.read()))
+def start_bank(argv, name, tmp):
+    """Starts a bank server (it says "on port N" once it listens); returns 127.0.0.1:N."""
+    return LOOPBACK + start(argv, name, tmp)[1]
 
 
 def balances(*banks):
@@ -75,13 +50,12 @@ def main():
     db = "%s dbname=%s" % (base, dbname)
     tmp = tempfile.mkdtemp(prefix="dtm-polyglot-")
 
-    dtm = start([args.dtmd, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
-                 "--store=sqlite://%s/dtm.db" % tmp,
-                 "--timeout_to_fail=2s"], "dtmd", tmp)
-    bank_a = start([args.bank_server, "--port=0", "--db=" + db, "--schema=bank_a",
-                    "--accounts=alice:10000"], "bank_a", tmp)
-    bank_b = start(["/usr/bin/python3", args.python_bank, "--gen", args.gen, "--port", "0",
-                    "--db", db, "--schema", "bank_b", "--accounts", "bob:10000"], "bank_b", tmp)
+    _, dtm = start_dtmd(args.dtmd, tmp, "--timeout_to_fail=2s")
+    bank_a = start_bank([args.bank_server, "--port=0", "--db=" + db, "--schema=bank_a",
+                         "--accounts=alice:10000"], "bank_a", tmp)
+    bank_b = start_bank(["/usr/bin/python3", args.python_bank, "--gen", args.gen, "--port", "0",
+                         "--db", db, "--schema", "bank_b", "--accounts", "bob:10000"],
+                        "bank_b", tmp)
     check(balances(bank_a, bank_b) == {"alice": (10000, 0), "bob": (10000, 0)},
           "both banks opened their accounts")
 
@@ -171,15 +145,7 @@ def main():
                 "WHERE branch_id = '00' AND op = 'msg'")
     check(cur.fetchone()[0] == 1, "the C++ msg barrier shares the table")
     conn.close()
-    return 0 if results["failed"] == 0 else 1
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-    print("%d passed, %d failed" % (results["passed"], results["failed"]))
-    sys.exit(code if results["failed"] == 0 else 1)
+    run(main)

@@ -5,95 +5,35 @@ real Python gRPC branch service. Also checks the health service and server refle
 
 Usage: python_client_test.py --dtmd PATH --gen DIR   (DIR holds the generated dtm/v1 stubs)
 """
-import argparse
-import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from concurrent import futures
 
 import grpc
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--dtmd", required=True)
-parser.add_argument("--gen", required=True)
-args = parser.parse_args()
-sys.path.insert(0, args.gen)
+from e2e_support import (check, identity, parse_args, raw_unary, run, serve_branches,
+                         start_dtmd, stop, wait_until)
+
+args = parse_args("dtmd", "gen")
 from dtm.v1 import coordinator_pb2 as pb  # noqa: E402
 from dtm.v1 import coordinator_pb2_grpc as pb_grpc  # noqa: E402
 
-identity = lambda b: b  # noqa: E731
 
-
-class Branches(grpc.GenericRpcHandler):
-    """Any /Service/Method; records (method name, dtm-op, dtm-gid); fails 'Action2' of py-fail*
-    and 'QueryPrepared' of py-msg-rb* (the msg back-check: rolled back)."""
-
-    def __init__(self):
-        self.calls = []
-        self.lock = threading.Lock()
-
-    def service(self, details):
-        name = details.method.rsplit("/", 1)[-1]
-
-        def handle(request, context):
-            md = dict(context.invocation_metadata())
-            with self.lock:
-                self.calls.append((md.get("dtm-gid"), name, md.get("dtm-op")))
-            if name == "Action2" and md.get("dtm-gid", "").startswith("py-fail"):
-                context.abort(grpc.StatusCode.ABORTED, "insufficient funds")
-            if name == "QueryPrepared" and md.get("dtm-gid", "").startswith("py-msg-rb"):
-                context.abort(grpc.StatusCode.ABORTED, "local transaction rolled back")
-            return b""
-
-        return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=identity, response_serializer=identity)
-
-    def names(self, gid):
-        with self.lock:
-            return [n for g, n, _ in self.calls if g == gid]
-
-
-results = {"passed": 0, "failed": 0}
-
-
-def check(cond, what):
-    if cond:
-        results["passed"] += 1
-        print("ok  ", what)
-    else:
-        results["failed"] += 1
-        print("FAIL", what)
+def refuse(method, metadata, body):
+    """The Python branch service fails 'Action2' of py-fail* and 'QueryPrepared' of py-msg-rb*
+    (the msg back-check: rolled back)."""
+    gid = metadata.get("dtm-gid", "")
+    if method == "Action2" and gid.startswith("py-fail"):
+        return "insufficient funds"
+    if method == "QueryPrepared" and gid.startswith("py-msg-rb"):
+        return "local transaction rolled back"
+    return None
 
 
 def main():
-    branches = Branches()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((branches,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    branches, server, port = serve_branches(refuse)
     target = lambda m: "127.0.0.1:%d/demo.Bank/%s" % (port, m)  # noqa: E731
 
     tmp = tempfile.mkdtemp(prefix="dtm-py-")
-    log = open(os.path.join(tmp, "dtmd.log"), "w+")
-    dtmd = subprocess.Popen([args.dtmd, "--listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
-                             "--store=sqlite://%s/dtm.db" % tmp], stderr=log)
-    address = None
-    for _ in range(400):
-        log.seek(0)
-        m = re.search(r"on port (\d+)", log.read())
-        if m:
-            address = "127.0.0.1:" + m.group(1)
-            break
-        time.sleep(0.05)
-    if address is None:
-        log.seek(0)
-        print("dtmd did not start:", log.read())
-        return 1
+    dtmd, address = start_dtmd(args.dtmd, tmp)
     channel = grpc.insecure_channel(address)
     stub = pb_grpc.CoordinatorStub(channel)
     branch_channel = grpc.insecure_channel("127.0.0.1:%d" % port)
@@ -112,13 +52,14 @@ def main():
 
     r = stub.Submit(saga("py-ok-" + gid), timeout=30)
     check(r.status == pb.SUCCEEDED, "saga submitted from Python succeeds")
-    check(branches.names("py-ok-" + gid) == ["Action1", "Action2", "Action3"],
+    check(branches.methods("py-ok-" + gid) == ["Action1", "Action2", "Action3"],
           "actions ran in order on the Python branch service")
 
     r = stub.Submit(saga("py-fail-" + gid), timeout=30)
     check(r.status == pb.FAILED and "insufficient funds" in r.rollback_reason,
           "a refusing step fails the saga with its reason")
-    check(branches.names("py-fail-" + gid) == ["Action1", "Action2", "Compensate2", "Compensate1"],
+    check(branches.methods("py-fail-" + gid) ==
+          ["Action1", "Action2", "Compensate2", "Compensate1"],
           "compensations ran in reverse, none for the unattempted step")
 
     t = stub.Query(pb.QueryRequest(gid="py-fail-" + gid)).transaction
@@ -135,15 +76,13 @@ def main():
         stub.RegisterBranch(pb.RegisterBranchRequest(
             gid=tcc, trans_type=pb.TCC, branch_id=bid, confirm=target("Confirm%d" % i),
             cancel=target("Cancel%d" % i), payload=b"tcc %d" % i), timeout=30)
-        call = branch_channel.unary_unary("/demo.Bank/Try%d" % i,
-                                               request_serializer=identity,
-                                               response_deserializer=identity)
+        call = raw_unary(branch_channel, "/demo.Bank/Try%d" % i)
         call(b"tcc %d" % i, timeout=5, metadata=(("dtm-gid", tcc), ("dtm-trans_type", "tcc"),
                                                  ("dtm-branch_id", bid), ("dtm-op", "try")))
     r = stub.Submit(pb.SubmitRequest(gid=tcc, trans_type=pb.TCC,
                                      options=pb.TransOptions(wait_result=True)), timeout=30)
     check(r.status == pb.SUCCEEDED, "tcc submitted from Python succeeds")
-    check(branches.names(tcc) == ["Try1", "Try2", "Confirm2", "Confirm1"],
+    check(branches.methods(tcc) == ["Try1", "Try2", "Confirm2", "Confirm1"],
           "tcc confirms ran in reverse registration order")
     try:
         stub.RegisterBranch(pb.RegisterBranchRequest(gid=tcc, trans_type=pb.TCC, branch_id="03"))
@@ -164,14 +103,12 @@ def main():
     committed, rolled_back = "py-msg-ok-" + gid, "py-msg-rb-" + gid
     prepared_msg(committed)
     prepared_msg(rolled_back)
-    deadline = time.time() + 20
-    while time.time() < deadline and not (
-            stub.Query(pb.QueryRequest(gid=committed)).transaction.status == pb.SUCCEEDED and
-            stub.Query(pb.QueryRequest(gid=rolled_back)).transaction.status == pb.FAILED):
-        time.sleep(0.05)
-    check(branches.names(committed) == ["QueryPrepared", "Deliver"],
+    wait_until(lambda: (
+        stub.Query(pb.QueryRequest(gid=committed)).transaction.status == pb.SUCCEEDED and
+        stub.Query(pb.QueryRequest(gid=rolled_back)).transaction.status == pb.FAILED), 20)
+    check(branches.methods(committed) == ["QueryPrepared", "Deliver"],
           "a msg whose back-check says committed is delivered")
-    check(branches.names(rolled_back) == ["QueryPrepared"] and
+    check(branches.methods(rolled_back) == ["QueryPrepared"] and
           stub.Query(pb.QueryRequest(gid=rolled_back)).transaction.status == pb.FAILED,
           "a msg whose back-check says rolled back fails without delivery")
 
@@ -188,8 +125,7 @@ def main():
         check(e.code() == grpc.StatusCode.NOT_FOUND and "unknown-gid" in e.details(),
               "unknown gid is NOT_FOUND naming the gid")
 
-    health = channel.unary_unary("/grpc.health.v1.Health/Check",
-                                 request_serializer=identity, response_deserializer=identity)
+    health = raw_unary(channel, "/grpc.health.v1.Health/Check")
     check(health(b"", timeout=5) == b"\x08\x01", "health service answers SERVING")
 
     reflection = channel.stream_stream(
@@ -200,12 +136,9 @@ def main():
     check(replies and b"dtm.v1.Coordinator" in replies[0],
           "server reflection (v1alpha) lists dtm.v1.Coordinator")
 
-    dtmd.send_signal(signal.SIGTERM)
-    check(dtmd.wait(timeout=30) == 0, "dtmd exits 0 on SIGTERM")
+    check(stop(dtmd) == 0, "dtmd exits 0 on SIGTERM")
     server.stop(0)
-    print("%d passed, %d failed" % (results["passed"], results["failed"]))
-    return 0 if results["failed"] == 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)
