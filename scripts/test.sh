@@ -211,13 +211,13 @@ variant_tidy() {
   # The fuzz targets exist only in the fuzz build: checked with its compile commands.
   if [ ${#fuzz[@]} -gt 0 ]; then
     configure_fuzz
-    cmake --build build-fuzz --target dtm_proto
+    cmake --build build-fuzz --target dtm_proto dtm_dtmgimp_proto
     scripts/tidy.py build-fuzz "${fuzz[@]}" || rc=$?
   fi
   return $rc
 }
 
-FUZZ_TARGETS=(${DTM_FUZZ_TARGETS:-fuzz_validation fuzz_target fuzz_codec fuzz_dtm_json})
+FUZZ_TARGETS=(${DTM_FUZZ_TARGETS:-fuzz_validation fuzz_target fuzz_codec fuzz_dtm_json fuzz_dtmgimp})
 FUZZ_SECONDS=${DTM_FUZZ_SECONDS:-45}
 title_fuzz="clang libFuzzer+ASan+UBSan in build-fuzz/: ${FUZZ_TARGETS[*]}, ${FUZZ_SECONDS} s each"
 configure_fuzz() {

@@ -103,7 +103,7 @@ void FuzzList(const uint8_t* data, size_t size) {
   FUZZ_CHECK(q->page_token == req.page_token(), "page_token changed");
   FUZZ_CHECK(static_cast<int>(q->status) >= 0 && static_cast<int>(q->status) <= 5, "status ",
              static_cast<int>(q->status));
-  FUZZ_CHECK(static_cast<int>(q->trans_type) >= 0 && static_cast<int>(q->trans_type) <= 3,
+  FUZZ_CHECK(static_cast<int>(q->trans_type) >= 0 && static_cast<int>(q->trans_type) <= 4,
              "trans_type ", static_cast<int>(q->trans_type));
   FUZZ_CHECK(req.has_created_after() || q->created_after == absl::InfinitePast(),
              "created_after set from nothing");
@@ -118,8 +118,9 @@ void FuzzAbort(const uint8_t* data, size_t size) {
   Note("Abort", st);
   if (!st.ok()) return;
   FUZZ_CHECK(ValidateGid(req.gid()).ok(), "Abort accepted gid ", Q(req.gid()));
-  FUZZ_CHECK(req.trans_type() == v1::TCC || req.trans_type() == v1::MSG,
-             "Abort accepted trans_type ", static_cast<int>(req.trans_type()));
+  FUZZ_CHECK(
+      req.trans_type() == v1::TCC || req.trans_type() == v1::XA || req.trans_type() == v1::MSG,
+      "Abort accepted trans_type ", static_cast<int>(req.trans_type()));
   FUZZ_CHECK(req.reason().size() <= kMaxReasonLength, "Abort accepted a reason of ",
              req.reason().size(), " bytes");
 }

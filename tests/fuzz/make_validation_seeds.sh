@@ -85,4 +85,57 @@ T
 seed abort-msg 4 AbortRequest <<'T'
 gid: "msg-3" trans_type: MSG
 T
+seed prepare-xa 1 PrepareRequest <<'T'
+gid: "xa-1" trans_type: XA options { timeout_to_fail { seconds: 10 } }
+T
+seed register-xa 2 RegisterBranchRequest <<'T'
+gid: "xa-1" trans_type: XA branch_id: "01"
+phase2_target: "127.0.0.1:50061/bank.v1.Bank/TransOutXa"
+T
+seed abort-xa 4 AbortRequest <<'T'
+gid: "xa-1" trans_type: XA reason: "a branch refused"
+T
+echo "wrote $(ls "$out" | wc -l) seeds in $out"
+
+# fuzz_dtmgimp: DTM's gRPC requests, a byte naming the request (0 Submit, 1 Prepare, 2 Abort,
+# 3 RegisterBranch) and the request serialized from the text below, as DTM's Go SDK fills it.
+out=tests/fuzz/corpus/fuzz_dtmgimp
+mkdir -p "$out"
+gimp() {  # NAME KIND MESSAGE, the text format on stdin
+  local name=$1 kind=$2 message=$3
+  {
+    printf "\\x$(printf '%02x' "$kind")"
+    protoc --proto_path=proto/dtmgimp --proto_path=/usr/include --encode="dtmgimp.$message" \
+      dtmgimp.proto
+  } >"$out/$name"
+}
+gimp submit-saga 0 DtmRequest <<'T'
+Gid: "saga-1" TransType: "saga"
+TransOptions { WaitResult: true TimeoutToFail: 1800 RetryInterval: 5 RequestTimeout: 3
+               RetryLimit: 3 BranchHeaders { key: "Test_Header" value: "x" } }
+Steps: "[{\"action\":\"localhost:58081/busi.Busi/TransOut\",\"compensate\":\"localhost:58081/busi.Busi/TransOutRevert\"},{\"action\":\"localhost:58081/busi.Busi/TransIn\",\"compensate\":\"localhost:58081/busi.Busi/TransInRevert\"}]"
+BinPayloads: "\x08\x1e" BinPayloads: "\x08\x1e"
+CustomedData: "{\"orders\":{\"1\":[0]},\"concurrent\":true}"
+T
+gimp prepare-msg 1 DtmRequest <<'T'
+Gid: "msg-1" TransType: "msg" TransOptions { }
+QueryPrepared: "localhost:58081/busi.Busi/QueryPrepared"
+Steps: "[{\"action\":\"localhost:58081/busi.Busi/TransIn\"}]" BinPayloads: "{}"
+CustomedData: "{\"delay\":10}"
+T
+gimp prepare-tcc 1 DtmRequest <<'T'
+Gid: "tcc-1" TransType: "tcc" TransOptions { TimeoutToFail: 60 } Steps: "null"
+T
+gimp abort-tcc 2 DtmRequest <<'T'
+Gid: "tcc-1" TransType: "tcc" TransOptions { } Steps: "null" RollbackReason: "try refused"
+T
+gimp register-tcc 3 DtmBranchRequest <<'T'
+Gid: "tcc-1" TransType: "tcc" BranchID: "01" BusiPayload: "\x08\x1e"
+Data { key: "confirm" value: "localhost:58081/busi.Busi/TransOutConfirm" }
+Data { key: "cancel" value: "localhost:58081/busi.Busi/TransOutRevert" }
+T
+gimp register-xa 3 DtmBranchRequest <<'T'
+Gid: "xa-1" TransType: "xa" BranchID: "01"
+Data { key: "url" value: "localhost:58081/busi.Busi/TransOutXa" }
+T
 echo "wrote $(ls "$out" | wc -l) seeds in $out"
