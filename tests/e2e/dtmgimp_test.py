@@ -215,6 +215,22 @@ def main():
     check(code == grpc.StatusCode.ABORTED,
           "a late xa registration after Abort: ABORTED, so its resource manager rolls back")
 
+    # A client slower than its TimeoutToFail: dtmd is rolling the xa back (its branch's
+    # rollback cannot get through) when the Submit arrives. DTM's SDK must hear a failure,
+    # not a commit, waiting or not.
+    g = "xa-late-" + gid
+    dtm.Prepare(go_request(g, "xa", options={"TimeoutToFail": 1}), timeout=TIMEOUT)
+    dtm.RegisterBranch(gpb.DtmBranchRequest(Gid=g, TransType="xa", BranchID="01",
+                                            Data={"url": "127.0.0.1:1/busi.Busi/Xa1"}),
+                       timeout=TIMEOUT)
+    wait_status(g, pb.ABORTING)
+    for wait in (False, True):
+        code, details = code_of(lambda: dtm.Submit(
+            go_request(g, "xa", options={"WaitResult": wait}), timeout=TIMEOUT))
+        check(code == grpc.StatusCode.ABORTED and "aborting" in details,
+              "Submit of an xa dtmd is rolling back (WaitResult %s): ABORTED, %r" % (wait, details))
+    v1.ForceStop(pb.ForceStopRequest(gid=g, reason="test over"), timeout=TIMEOUT)
+
     # Msg: Prepare then Submit (MsgGrpc.Prepare + Submit, or DoAndSubmit).
     def msg(msg_gid, timeout_to_fail=0):
         return go_request(msg_gid, "msg", steps=[{"action": url("Deliver")}],

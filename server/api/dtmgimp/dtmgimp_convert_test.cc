@@ -338,6 +338,12 @@ TEST(DtmgimpConvertTest, SubmitOutcomeSaysFailureAndOngoingApart) {
   absl::Status again = DtmSubmitOutcome("g", GlobalStatus::kSucceeded, "", false);
   EXPECT_EQ(again.code(), absl::StatusCode::kAborted);
   EXPECT_THAT(std::string(again.message()), HasSubstr("is already succeed"));
+  // Rolling back (an xa's client lost the race with its timeout): a failure, waited for or not.
+  for (bool wait : {false, true}) {
+    absl::Status late = DtmSubmitOutcome("g", GlobalStatus::kAborting, "timeout_to_fail", wait);
+    EXPECT_EQ(late.code(), absl::StatusCode::kAborted) << wait;
+    EXPECT_EQ(late.message(), "transaction 'g' is aborting: timeout_to_fail") << wait;
+  }
 }
 
 }  // namespace

@@ -528,6 +528,14 @@ absl::Status DtmSubmitOutcome(const std::string& gid, GlobalStatus status,
                                            DtmStatusName(status),
                                            ": a finished transaction cannot be submitted again"));
   }
+  if (status == GlobalStatus::kAborting) {
+    // Rolling back (its client aborted it, its timeout passed, or a saga action failed): it
+    // can only end FAILED, so the answer is already known, wait or not. Answering OK here
+    // would tell an xa or tcc client that lost the race with timeout_to_fail that its
+    // transaction commits.
+    return absl::AbortedError(absl::StrCat("transaction '", gid, "' is aborting",
+                                           rollback_reason.empty() ? "" : ": ", rollback_reason));
+  }
   if (!wait || status == GlobalStatus::kSucceeded) return absl::OkStatus();
   if (status == GlobalStatus::kFailed) {
     return absl::AbortedError(rollback_reason.empty() ? "the transaction failed" : rollback_reason);

@@ -106,7 +106,9 @@ TransType ParseDtmTransType(absl::string_view name);
 
 // What a submit answers in DTM's convention once the engine took it, from the status it
 // reached: OK (accepted; with `wait`, succeeded); ABORTED, DTM's FAILURE (with `wait`, the
-// transaction failed: its rollback reason; without, it had ended before); FAILED_PRECONDITION,
+// transaction failed: its rollback reason; without, it had ended before; wait or not, it is
+// ABORTING, which can only end FAILED, e.g. a tcc or xa whose timeout_to_fail passed before
+// its client's submit); FAILED_PRECONDITION,
 // DTM's ONGOING (with `wait`, still running when its first round stalled; DTM answers the
 // same FAILURE for "failed" and "still running", here they differ).
 absl::Status DtmSubmitOutcome(const std::string& gid, GlobalStatus status,
