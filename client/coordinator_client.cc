@@ -126,4 +126,12 @@ absl::StatusOr<int64_t> CoordinatorClient::RetryAllWaiting() {
   return r->count();
 }
 
+absl::StatusOr<v1::SubmitResponse> CommitAnswer(absl::StatusOr<v1::SubmitResponse> submitted) {
+  if (!submitted.ok()) return submitted;
+  if (submitted->status() != v1::ABORTING && submitted->status() != v1::FAILED) return submitted;
+  return absl::AbortedError(absl::StrCat("transaction '", submitted->gid(), "' is ",
+                                         v1::Status_Name(submitted->status()),
+                                         ", not committed: ", submitted->rollback_reason()));
+}
+
 }  // namespace dtm

@@ -76,6 +76,12 @@ class CoordinatorClient {
   std::string auth_token_;
 };
 
+// Submit's answer for the phase-2 commit of a prepared tcc or xa: an ABORTING or FAILED
+// status (its timeout_to_fail passed, or someone aborted it, before this submit) becomes
+// ABORTED with the rollback reason, so that a client checking ok() never takes a rolled-back
+// transaction for a committed one. Other answers are returned unchanged.
+absl::StatusOr<v1::SubmitResponse> CommitAnswer(absl::StatusOr<v1::SubmitResponse> submitted);
+
 }  // namespace dtm
 
 #endif  // DTM_CLIENT_COORDINATOR_CLIENT_H_

@@ -67,7 +67,7 @@ absl::StatusOr<v1::SubmitResponse> Tcc::Run(CoordinatorClient* client, const std
   submit.set_gid(gid);
   submit.set_trans_type(v1::TCC);
   submit.mutable_options()->set_wait_result(options.wait_result());
-  return client->Submit(submit);
+  return CommitAnswer(client->Submit(submit));
 }
 
 absl::StatusOr<Tcc> Tcc::FromBranch(CoordinatorClient* client, const grpc::ServerContextBase& ctx) {

@@ -36,7 +36,8 @@ class Tcc {
   using Body = std::function<absl::Status(Tcc&)>;
 
   // Returns Submit's answer (its status says SUCCEEDED, or SUBMITTED while confirms still
-  // run), or the body's error once the tcc was aborted (an exception is rethrown after it).
+  // run), ABORTED if the tcc was rolled back before the submit reached it (CommitAnswer), or
+  // the body's error once the tcc was aborted (an exception is rethrown after it).
   static absl::StatusOr<v1::SubmitResponse> Run(CoordinatorClient* client, const std::string& gid,
                                                 const Body& body,
                                                 const v1::TransOptions& options = {});

@@ -43,7 +43,7 @@ absl::StatusOr<v1::SubmitResponse> Xa::Submit() {
   submit.set_gid(gid_);
   submit.set_trans_type(v1::XA);
   submit.mutable_options()->set_wait_result(wait_result_);
-  return client_->Submit(submit);
+  return CommitAnswer(client_->Submit(submit));
 }
 
 absl::Status Xa::Abort(const std::string& reason) {

@@ -39,8 +39,9 @@ class Xa {
   using Body = std::function<absl::Status(Xa&)>;
 
   // Returns Submit's answer (its status says SUCCEEDED, or SUBMITTED while commits still
-  // run), or the body's error once the transaction was aborted (an exception is rethrown
-  // after the Abort).
+  // run), ABORTED if it was rolled back before the submit reached it (its timeout_to_fail
+  // passed: CommitAnswer), or the body's error once the transaction was aborted (an exception
+  // is rethrown after the Abort).
   static absl::StatusOr<v1::SubmitResponse> Run(CoordinatorClient* client, const std::string& gid,
                                                 const Body& body,
                                                 const v1::TransOptions& options = {});
@@ -49,7 +50,7 @@ class Xa {
   static absl::StatusOr<Xa> Begin(CoordinatorClient* client, const std::string& gid,
                                   const v1::TransOptions& options = {});
   // The coordinator commits every registered branch (with options.wait_result, after they
-  // did).
+  // did). ABORTED if the transaction was rolled back first (CommitAnswer).
   absl::StatusOr<v1::SubmitResponse> Submit();
   // The coordinator rolls back every registered branch; `reason` is kept as the
   // transaction's rollback_reason.

@@ -303,11 +303,12 @@ ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
           "engine worker threads; 0: one per hardware thread, at least 2 (env DTM_THREADS)");
 ABSL_FLAG(int64_t, max_payload_bytes, EnvInt("DTM_MAX_PAYLOAD_BYTES", 1 << 20),
           "largest step payload accepted (env DTM_MAX_PAYLOAD_BYTES)");
-ABSL_FLAG(int64_t, max_steps, EnvInt("DTM_MAX_STEPS", 1000),
-          "most steps in a saga or msg, and branches registered in a tcc (env DTM_MAX_STEPS)");
+ABSL_FLAG(
+    int64_t, max_steps, EnvInt("DTM_MAX_STEPS", 1000),
+    "most steps in a saga or msg, and branches registered in a tcc or xa (env DTM_MAX_STEPS)");
 ABSL_FLAG(int64_t, max_transaction_bytes, EnvInt("DTM_MAX_TRANSACTION_BYTES", 16 << 20),
-          "most bytes of targets and payloads in one transaction, registered tcc branches "
-          "included (env DTM_MAX_TRANSACTION_BYTES)");
+          "most bytes of targets and payloads in one transaction, registered tcc and xa "
+          "branches included (env DTM_MAX_TRANSACTION_BYTES)");
 ABSL_FLAG(int64_t, max_list_bytes, EnvInt("DTM_MAX_LIST_BYTES", 4 << 20),
           "a List page ends early, with a page token, past this many bytes "
           "(env DTM_MAX_LIST_BYTES)");
@@ -362,8 +363,8 @@ ABSL_FLAG(absl::Duration, listener_check_interval,
           "after 3 failed checks in a row it exits (status 3) for its supervisor to restart it. "
           "0: no check (env DTM_LISTENER_CHECK_INTERVAL)");
 ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
-          "how long a tcc or msg may stay PREPARED when its options do not say: then the tcc is "
-          "aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
+          "how long a tcc, xa or msg may stay PREPARED when its options do not say: then the tcc "
+          "or xa is aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
 ABSL_FLAG(absl::Duration, lease, EnvDuration("DTM_LEASE", absl::Seconds(10)),
           "how long in-flight work is reserved before recovery may take it after a crash "
           "(env DTM_LEASE)");

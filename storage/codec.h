@@ -46,13 +46,15 @@ static_assert(static_cast<int>(GlobalStatus::kPrepared) == 1 &&
                   static_cast<int>(GlobalStatus::kFailed) == 5,
               "GlobalStatus values are stored: renumbering them needs a data migration");
 static_assert(static_cast<int>(TransType::kSaga) == 1 && static_cast<int>(TransType::kTcc) == 2 &&
-                  static_cast<int>(TransType::kMsg) == 3,
+                  static_cast<int>(TransType::kMsg) == 3 && static_cast<int>(TransType::kXa) == 4,
               "TransType values are stored: renumbering them needs a data migration");
 static_assert(static_cast<int>(BranchOp::kAction) == 1 &&
                   static_cast<int>(BranchOp::kCompensate) == 2 &&
                   static_cast<int>(BranchOp::kTry) == 3 &&
                   static_cast<int>(BranchOp::kConfirm) == 4 &&
-                  static_cast<int>(BranchOp::kCancel) == 5,
+                  static_cast<int>(BranchOp::kCancel) == 5 &&
+                  static_cast<int>(BranchOp::kCommit) == 6 &&
+                  static_cast<int>(BranchOp::kRollback) == 7,
               "BranchOp values are stored: renumbering them needs a data migration");
 static_assert(static_cast<int>(BranchStatus::kPrepared) == 1 &&
                   static_cast<int>(BranchStatus::kSucceeded) == 2 &&

@@ -146,6 +146,13 @@ absl::Status XaBranch::Prepare(PGconn* conn, const Registrar& registrar,
     if (result.ok() && PQtransactionStatus(conn) == PQTRANS_INERROR) {
       result = absl::InternalError(
           "xa: the business function returned OK but one of its statements failed");
+    } else if (result.ok() && PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+      // It ended the local transaction itself (COMMIT, ROLLBACK): PREPARE TRANSACTION would
+      // then be a no-op PostgreSQL only warns about, and this branch would answer OK for
+      // work that is not prepared, beyond any rollback's reach.
+      result = absl::InternalError(
+          "xa: the business function ended the local transaction (COMMIT or ROLLBACK inside "
+          "it); an xa branch's work must stay in the transaction the branch prepares");
     }
     if (result.ok()) {
       v1::RegisterBranchRequest reg;
@@ -175,10 +182,17 @@ absl::Status XaBranch::Prepare(PGconn* conn, const Registrar& registrar,
     return result;
   }
   // A failed PREPARE TRANSACTION rolls the transaction back; the session is idle either way.
-  absl::Status prepared =
-      Exec(conn, xid_, "prepare", absl::StrCat("PREPARE TRANSACTION ", *xid)).status();
+  absl::StatusOr<Result> prepared =
+      Exec(conn, xid_, "prepare", absl::StrCat("PREPARE TRANSACTION ", *xid));
   RollbackOpen(conn);
-  return prepared;
+  if (!prepared.ok()) return prepared.status();
+  // PostgreSQL answers ROLLBACK, not PREPARE TRANSACTION, when it did not prepare (e.g. the
+  // transaction had failed): never report work as prepared that is not.
+  if (std::string(PQcmdStatus(prepared->get())) != "PREPARE TRANSACTION") {
+    return absl::InternalError(absl::StrCat("xa ", xid_, ": PREPARE TRANSACTION answered ",
+                                            PQcmdStatus(prepared->get()), "; nothing is prepared"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> XaBranch::ActionRowReason(PGconn* conn) const {

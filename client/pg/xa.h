@@ -76,10 +76,12 @@ class XaBranch {
   // How long a rollback waits for a local transaction still in flight that holds the
   // action's barrier row (1 s): past it the rollback answers UNAVAILABLE and is asked again.
   void set_rollback_wait(absl::Duration d) { rollback_wait_ = d; }
-  // How long a statement of phase 1 waits for a row lock (5 s), e.g. one held by another
+  // How long a statement of phase 1 waits for a row lock (2 s), e.g. one held by another
   // prepared XA transaction until its phase 2. Two XA transactions that lock the same rows in
   // opposite orders wait for each other through their clients, which PostgreSQL's deadlock
   // detector cannot see; past this wait the action answers UNAVAILABLE and its client aborts.
+  // Keep it below the client's deadline for the call (Xa's request_timeout, 3 s by default),
+  // or the client gives up first while the branch still waits.
   void set_lock_timeout(absl::Duration d) { lock_timeout_ = d; }
 
  private:
@@ -94,7 +96,7 @@ class XaBranch {
   BranchContext branch_;
   std::string xid_;
   absl::Duration rollback_wait_ = absl::Seconds(1);
-  absl::Duration lock_timeout_ = absl::Seconds(5);
+  absl::Duration lock_timeout_ = absl::Seconds(2);
 };
 
 }  // namespace dtm

@@ -287,6 +287,17 @@ TEST_F(XaBranchTest, FailedStatementInsideBusinessIsNotPrepared) {
   EXPECT_EQ(Prepared(Xid()), 0);
 }
 
+TEST_F(XaBranchTest, ABusinessThatEndsTheTransactionItselfIsNotReportedPrepared) {
+  absl::Status s = Make("action").Handle(conn_.get(), Registrar(), [&](PGconn* tx) {
+    return pg::Exec(tx, "commit", "COMMIT").status();
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_THAT(s.message(), HasSubstr("ended the local transaction"));
+  EXPECT_TRUE(registered_.empty());  // never registered, so never reported as a branch
+  EXPECT_EQ(Prepared(Xid()), 0);
+  EXPECT_EQ(PQtransactionStatus(conn_.get()), PQTRANS_IDLE);
+}
+
 TEST_F(XaBranchTest, RefusesAConnectionInsideATransaction) {
   Query(conn_.get(), "BEGIN");
   EXPECT_TRUE(absl::IsFailedPrecondition(Action(conn_.get(), Registrar())));
