@@ -165,13 +165,19 @@ absl::Status RegisterRefusal(const RegisterOp& op, TransType type, GlobalStatus 
 }
 
 absl::Status CompareRegistered(const RegisterOp& op,
-                               const std::vector<std::pair<BranchOp, std::string>>& stored) {
+                               const std::vector<std::pair<BranchOp, std::string>>& stored,
+                               bool same_payload) {
   std::string confirm, cancel;
   for (const auto& [o, target] : stored) {
     (o == BranchOp::kConfirm || o == BranchOp::kCommit ? confirm : cancel) = target;
   }
-  if (confirm == op.confirm && cancel == op.cancel) return absl::OkStatus();
   const char* type = TransTypeName(op.trans_type);
+  if (confirm == op.confirm && cancel == op.cancel) {
+    if (same_payload) return absl::OkStatus();
+    return absl::AlreadyExistsError(absl::StrCat("branch_id '", op.branch_id, "' of ", type, " '",
+                                                 op.gid,
+                                                 "' is already registered with another payload"));
+  }
   if (op.trans_type == TransType::kXa) {
     return absl::AlreadyExistsError(absl::StrCat("branch_id '", op.branch_id, "' of xa '", op.gid,
                                                  "' is already registered with phase2_target '",

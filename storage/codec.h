@@ -103,10 +103,12 @@ absl::Status NoChangeError(const std::string& gid, GlobalStatus status,
 // proceed.
 absl::Status RegisterRefusal(const RegisterOp& op, TransType type, GlobalStatus status,
                              const std::string& creator);
-// Whether registering `op` over the rows already stored under its branch id (op, target) is
-// a harmless repeat (OK) or a conflict (ALREADY_EXISTS).
+// Whether registering `op` over the rows already stored under its branch id (op, target;
+// `same_payload`: they all carry op's payload) is a harmless repeat (OK) or a conflict
+// (ALREADY_EXISTS: what was sent again differs, and would otherwise be dropped unseen).
 absl::Status CompareRegistered(const RegisterOp& op,
-                               const std::vector<std::pair<BranchOp, std::string>>& stored);
+                               const std::vector<std::pair<BranchOp, std::string>>& stored,
+                               bool same_payload);
 // RESOURCE_EXHAUSTED if appending op's rows to a tcc that has `rows` branch rows holding
 // `bytes` of targets and payloads would exceed op's bounds; OK otherwise.
 absl::Status RegisterLimitRefusal(const RegisterOp& op, int64_t rows, int64_t bytes);

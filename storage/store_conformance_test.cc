@@ -439,6 +439,12 @@ TEST_P(StoreConformanceTest, RegisterAppendsConfirmAndCancelInOrderAndIsIdempote
   WriteResult other = store_->WriteSync(Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/Other"));
   EXPECT_EQ(other.status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(std::string(other.status.message()), ::testing::HasSubstr("h:1/s.S/Other"));
+  // The same targets with another payload is no repeat: accepting it would drop the payload.
+  RegisterOp repayload = Reg("tcc", "01", "h:1/s.S/C1", "h:1/s.S/X1");
+  repayload.payload = "another";
+  WriteResult payload = store_->WriteSync(repayload);
+  EXPECT_EQ(payload.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(payload.status.message()), ::testing::HasSubstr("another payload"));
 
   auto got = store_->Get("tcc");
   ASSERT_TRUE(got.ok()) << got.status();

@@ -87,7 +87,9 @@ std::vector<std::pair<std::string, std::string>> Statements() {
       {"branch_usage",
        "SELECT COALESCE(MAX(idx) + 1, 0), COALESCE(SUM(octet_length(payload) + "
        "octet_length(target)), 0) FROM trans_branch WHERE gid = $1"},
-      {"branch_targets", "SELECT op, target FROM trans_branch WHERE gid = $1 AND branch_id = $2"},
+      {"branch_targets",
+       "SELECT op, target, (payload = $3::bytea)::int FROM trans_branch WHERE gid = $1 AND "
+       "branch_id = $2"},
       {"claim", absl::StrCat("UPDATE trans_global SET owner = $1, lease_expire = $2 WHERE gid IN "
                              "(SELECT gid FROM trans_global WHERE ",
                              SqlNotTerminal(),
@@ -601,7 +603,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                 .Add(static_cast<int64_t>(CommitOp(op.trans_type)))
                 .Add(static_cast<int64_t>(RollbackOp(op.trans_type)));
             RETURN_IF_ERROR(c.SendPrepared("register_insert", ins));
-            p.Add(op.gid).Add(op.branch_id);
+            p.Add(op.gid).Add(op.branch_id).AddBytes(op.payload);
             RETURN_IF_ERROR(c.SendPrepared("branch_targets", p));
             PgParams usage;
             usage.Add(op.gid);
@@ -674,16 +676,18 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
               }
             } else if (Changed(r) == 0) {  // the branch id was taken, or a bound refused
               std::vector<std::pair<BranchOp, std::string>> stored;
+              bool same_payload = true;
               const PGresult* t = r2[first[i] + 1].get();
               for (int row = 0; row < PQntuples(t); ++row) {
                 PgRow br(t, row);
                 stored.emplace_back(static_cast<BranchOp>(br.Int(0)), br.Text(1));
+                same_payload = same_payload && br.Int(2) == 1;
               }
               if (stored.empty()) {
                 PgRow usage(r2[first[i] + 2].get(), 0);
                 o.status = RegisterLimitRefusal(op, usage.Int(0), usage.Int(1));
               } else {
-                o.status = CompareRegistered(op, stored);
+                o.status = CompareRegistered(op, stored, same_payload);
               }
             }
           } else if constexpr (std::is_same_v<T, ClaimOp>) {

@@ -330,18 +330,22 @@ absl::Status ApplyRegister(SQLiteConn& conn, const RegisterOp& op, WriteResult& 
     if (!out.status.ok()) return absl::OkStatus();
   }
   std::vector<std::pair<BranchOp, std::string>> stored;
+  bool same_payload = true;
   {
-    Stmt q(conn, "SELECT op, target FROM trans_branch WHERE gid = ? AND branch_id = ?");
+    Stmt q(conn,
+           "SELECT op, target, CAST(payload AS BLOB) = CAST(? AS BLOB) FROM trans_branch WHERE "
+           "gid = ? AND branch_id = ?");
     RETURN_IF_ERROR(q.status());
-    q.Bind(1, op.gid).Bind(2, op.branch_id);
+    q.BindBlob(1, op.payload).Bind(2, op.gid).Bind(3, op.branch_id);
     for (;;) {
       ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
       stored.emplace_back(static_cast<BranchOp>(q.Int(0)), q.Text(1));
+      same_payload = same_payload && q.Int(2) == 1;
     }
   }
   if (!stored.empty()) {
-    out.status = CompareRegistered(op, stored);
+    out.status = CompareRegistered(op, stored, same_payload);
     return absl::OkStatus();
   }
   int64_t next = 0;
