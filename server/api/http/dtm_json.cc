@@ -397,7 +397,17 @@ absl::StatusOr<BranchRegistration> FinishDtmRegistration(BranchRegistration r,
   }
   RETURN_IF_ERROR(ValidateBranchId(r.branch_id, names.branch_id.c_str()));
   if (r.trans_type == TransType::kXa) {
-    // An xa branch has one phase-2 target, called with op commit or rollback.
+    // An xa branch has one phase-2 target, called with op commit or rollback; a tcc's
+    // targets sent along would be dropped unseen.
+    for (const auto& [key, value] :
+         {std::pair<const char*, const std::string*>{"confirm", &r.confirm},
+          {"cancel", &r.cancel}}) {
+      if (!value->empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            names.data(key), " '", *value, "' is for a tcc branch; an xa branch gives ",
+            names.data("url"), ", called with op commit or rollback"));
+      }
+    }
     if (url.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           names.data("url"), " is missing: an xa branch's target for commit and rollback"));
@@ -405,6 +415,11 @@ absl::StatusOr<BranchRegistration> FinishDtmRegistration(BranchRegistration r,
     r.confirm = r.cancel = url;
     RETURN_IF_ERROR(CheckTarget(url, names.data("url"), limits));
   } else {
+    if (!url.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(names.data("url"), " '", url, "' is for an xa branch; a tcc branch gives ",
+                       names.data("confirm"), " and ", names.data("cancel")));
+    }
     RETURN_IF_ERROR(CheckTarget(r.confirm, names.data("confirm"), limits));
     RETURN_IF_ERROR(CheckTarget(r.cancel, names.data("cancel"), limits));
   }

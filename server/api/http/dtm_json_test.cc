@@ -212,6 +212,19 @@ TEST(DtmJsonTest, ReadsXaAsDtmsSdksSendIt) {
   EXPECT_EQ(bad_url.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad_url.status().message()), HasSubstr("url"));
   EXPECT_EQ(ParseDtmTransType("xa"), TransType::kXa);
+  // Each type's targets only: what the other type's keys say would be dropped unseen.
+  auto xa_confirm = ParseDtmRegistration(
+      R"({"gid":"xaG1","trans_type":"xa","branch_id":"01","url":"http://b/x",
+          "confirm":"http://b/c"})",
+      kLimits);
+  EXPECT_EQ(xa_confirm.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(xa_confirm.status().message()), HasSubstr("is for a tcc branch"));
+  auto tcc_url = ParseDtmRegistration(
+      R"({"gid":"g","trans_type":"tcc","branch_id":"01","url":"http://b/x",
+          "confirm":"http://b/c"})",
+      kLimits);
+  EXPECT_EQ(tcc_url.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(tcc_url.status().message()), HasSubstr("is for an xa branch"));
 }
 
 TEST(DtmJsonTest, StepsAndCustomDataAsJsonTextForTheGrpcFace) {
