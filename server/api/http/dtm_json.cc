@@ -355,6 +355,9 @@ absl::StatusOr<Transaction> FinishDtmTransaction(Transaction t, const std::vecto
   const TransType type = t.trans_type;
   const bool prepare = route == DtmRoute::kPrepare;
   t.status = prepare ? GlobalStatus::kPrepared : GlobalStatus::kSubmitted;
+  // A rollback reason belongs to an abort; DTM's SDKs send the field with every request, and a
+  // new transaction that showed one would read as rolled back.
+  t.rollback_reason.clear();
   if (type == TransType::kSaga && steps.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(names.steps, " is empty: a saga needs at least one step"));
