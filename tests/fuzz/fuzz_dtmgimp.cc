@@ -8,7 +8,6 @@
 #include <cstdint>
 
 #include "dtmgimp.pb.h"
-#include "google/protobuf/stubs/logging.h"
 #include "server/api/common/checks.h"
 #include "server/api/dtmgimp/dtmgimp_convert.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -82,12 +81,6 @@ void FuzzRegister(const uint8_t* data, size_t size) {
 }  // namespace
 }  // namespace fuzz
 }  // namespace dtm
-
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  // Protobuf logs every string field that is not UTF-8 as it refuses it: noise, and slow.
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

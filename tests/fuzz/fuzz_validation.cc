@@ -9,7 +9,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "dtm/v1/coordinator.pb.h"
-#include "google/protobuf/stubs/logging.h"
 #include "server/api/common/checks.h"
 #include "server/api/validation.h"
 #include "server/model/list_query.h"
@@ -128,12 +127,6 @@ void FuzzAbort(const uint8_t* data, size_t size) {
 }  // namespace
 }  // namespace fuzz
 }  // namespace dtm
-
-extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
-  // Protobuf logs every string field that is not UTF-8 as it refuses it: noise, and slow.
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
