@@ -51,7 +51,8 @@ class XaBranchTest : public ::testing::Test {
     for (int i = 0; i < PQntuples(r->get()); ++i) {
       char* q = PQescapeLiteral(conn_.get(), PQgetvalue(r->get(), i, 0),
                                 std::strlen(PQgetvalue(r->get(), i, 0)));
-      pg::Result(PQexec(conn_.get(), absl::StrCat("ROLLBACK PREPARED ", q).c_str()));
+      const pg::Result rolled_back(
+          PQexec(conn_.get(), absl::StrCat("ROLLBACK PREPARED ", q).c_str()));
       PQfreemem(q);
     }
   }
@@ -67,7 +68,7 @@ class XaBranchTest : public ::testing::Test {
   }
 
   // A registrar that records what it was asked and answers `answer`.
-  XaBranch::Registrar Registrar(absl::Status answer = absl::OkStatus()) {
+  XaBranch::Registrar Registrar(const absl::Status& answer = absl::OkStatus()) {
     return [this, answer](const v1::RegisterBranchRequest& req) {
       registered_.push_back(req);
       return answer;
@@ -79,7 +80,7 @@ class XaBranchTest : public ::testing::Test {
     return pg::Exec(tx, "work", "INSERT INTO xa_test_work VALUES ($1, $2)", {gid_, branch})
         .status();
   }
-  absl::Status Action(PGconn* conn, XaBranch::Registrar registrar,
+  absl::Status Action(PGconn* conn, const XaBranch::Registrar& registrar,
                       const std::string& branch = "01") {
     return Make("action", branch).Handle(conn, registrar, [&](PGconn* tx) {
       return Work(tx, branch);
@@ -279,7 +280,7 @@ TEST_F(XaBranchTest, ExceptionRollsBackAndPropagates) {
 
 TEST_F(XaBranchTest, FailedStatementInsideBusinessIsNotPrepared) {
   absl::Status s = Make("action").Handle(conn_.get(), Registrar(), [](PGconn* tx) {
-    pg::Result(PQexec(tx, "SELECT * FROM no_such_table_here"));
+    const pg::Result failed(PQexec(tx, "SELECT * FROM no_such_table_here"));
     return absl::OkStatus();  // the business forgot to check
   });
   EXPECT_TRUE(absl::IsInternal(s)) << s;
@@ -335,7 +336,7 @@ TEST_F(XaBranchTest, LongestXidPostgresTakes) {
 
 TEST(XaBranchFromTest, NamesTheMissingOrBadMetadata) {
   const std::string url = "bank:1/bank.v1.Bank/TransInXa";
-  auto from = [&](BranchContext b) { return XaBranch::From(b).status(); };
+  auto from = [&](const BranchContext& b) { return XaBranch::From(b).status(); };
   EXPECT_THAT(from({"", "xa", "01", "action", "", url}).message(), HasSubstr("dtm-gid"));
   EXPECT_THAT(from({"g", "xa", "", "action", "", url}).message(), HasSubstr("dtm-branch_id"));
   EXPECT_THAT(from({"g", "xa", "01", "", "", url}).message(), HasSubstr("dtm-op"));
