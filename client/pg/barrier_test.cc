@@ -48,7 +48,11 @@ class BarrierTest : public ::testing::Test {
     if (std::getenv("DTM_TEST_PG") == nullptr) GTEST_SKIP() << "needs DTM_TEST_PG (ctest sets it)";
     conn_ = Connect();
     ASSERT_TRUE(CreateBarrierTable(conn_.get()).ok());
-    Exec(conn_.get(), "CREATE TABLE IF NOT EXISTS barrier_test_work (gid text, op text)");
+    // Test binaries run in parallel on one database, and concurrent CREATE TABLE IF NOT EXISTS
+    // can still collide: serialized by an advisory lock (one statement string, one transaction).
+    Exec(conn_.get(),
+         "BEGIN; SELECT pg_advisory_xact_lock(7310452902); "
+         "CREATE TABLE IF NOT EXISTS barrier_test_work (gid text, op text); COMMIT");
     gid_ = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
                         getpid(), "-", rand());
   }

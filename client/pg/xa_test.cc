@@ -37,7 +37,13 @@ class XaBranchTest : public ::testing::Test {
       ASSERT_EQ(PQstatus(c->get()), CONNECTION_OK) << PQerrorMessage(c->get());
     }
     ASSERT_TRUE(CreateBarrierTable(conn_.get()).ok());
-    Query(conn_.get(), "CREATE TABLE IF NOT EXISTS xa_test_work (gid text, branch_id text)");
+    // Test binaries run in parallel on one database, and concurrent CREATE TABLE IF NOT EXISTS
+    // can still collide: serialized by an advisory lock (one statement string, one transaction).
+    const pg::Result created(
+        PQexec(conn_.get(),
+               "BEGIN; SELECT pg_advisory_xact_lock(7310452903); CREATE TABLE "
+               "IF NOT EXISTS xa_test_work (gid text, branch_id text); COMMIT"));
+    ASSERT_EQ(PQresultStatus(created.get()), PGRES_COMMAND_OK) << PQerrorMessage(conn_.get());
     gid_ = absl::StrCat(::testing::UnitTest::GetInstance()->current_test_info()->name(), "-",
                         getpid(), "-", rand());
   }
