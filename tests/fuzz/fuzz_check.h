@@ -4,8 +4,11 @@
 #ifndef DTM_TESTS_FUZZ_FUZZ_CHECK_H_
 #define DTM_TESTS_FUZZ_FUZZ_CHECK_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include "absl/status/status.h"
@@ -42,6 +45,15 @@ inline void Note(absl::string_view what, const absl::Status& status) {
   if (!Verbose()) return;
   std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(what.size()), what.data(),
                status.ok() ? "accepted" : status.ToString().c_str());
+}
+
+// For a target that reads several kinds of input: the first byte picks one of `targets` (its
+// value modulo their number), which runs on the rest. Returns 0, LLVMFuzzerTestOneInput's.
+using FuzzOne = void (*)(const uint8_t* data, size_t size);
+inline int ByFirstByte(const uint8_t* data, size_t size, std::initializer_list<FuzzOne> targets) {
+  if (size == 0 || targets.size() == 0) return 0;
+  targets.begin()[data[0] % targets.size()](data + 1, size - 1);
+  return 0;
 }
 
 }  // namespace fuzz

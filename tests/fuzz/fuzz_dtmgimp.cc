@@ -83,23 +83,12 @@ void FuzzRegister(const uint8_t* data, size_t size) {
 }  // namespace dtm
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const uint8_t kind = data[0] % 4;
-  ++data;
-  --size;
-  switch (kind) {
-    case 0:
-      dtm::fuzz::FuzzRequest(data, size, dtm::DtmRoute::kSubmit);
-      break;
-    case 1:
-      dtm::fuzz::FuzzRequest(data, size, dtm::DtmRoute::kPrepare);
-      break;
-    case 2:
-      dtm::fuzz::FuzzRequest(data, size, dtm::DtmRoute::kAbort);
-      break;
-    default:
-      dtm::fuzz::FuzzRegister(data, size);
-      break;
-  }
-  return 0;
+  using dtm::DtmRoute;
+  using dtm::fuzz::FuzzRequest;
+  return dtm::fuzz::ByFirstByte(
+      data, size,
+      {[](const uint8_t* d, size_t n) { FuzzRequest(d, n, DtmRoute::kSubmit); },
+       [](const uint8_t* d, size_t n) { FuzzRequest(d, n, DtmRoute::kPrepare); },
+       [](const uint8_t* d, size_t n) { FuzzRequest(d, n, DtmRoute::kAbort); },
+       dtm::fuzz::FuzzRegister});
 }

@@ -129,26 +129,14 @@ void FuzzAbort(const uint8_t* data, size_t size) {
 }  // namespace dtm
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  const uint8_t kind = data[0] % 5;
-  ++data;
-  --size;
-  switch (kind) {
-    case 0:
-      dtm::fuzz::FuzzNewTransaction<dtm::v1::SubmitRequest>(data, size, /*prepare=*/false);
-      break;
-    case 1:
-      dtm::fuzz::FuzzNewTransaction<dtm::v1::PrepareRequest>(data, size, /*prepare=*/true);
-      break;
-    case 2:
-      dtm::fuzz::FuzzRegister(data, size);
-      break;
-    case 3:
-      dtm::fuzz::FuzzList(data, size);
-      break;
-    default:
-      dtm::fuzz::FuzzAbort(data, size);
-      break;
-  }
-  return 0;
+  using dtm::fuzz::FuzzNewTransaction;
+  return dtm::fuzz::ByFirstByte(
+      data, size,
+      {[](const uint8_t* d, size_t n) {
+         FuzzNewTransaction<dtm::v1::SubmitRequest>(d, n, /*prepare=*/false);
+       },
+       [](const uint8_t* d, size_t n) {
+         FuzzNewTransaction<dtm::v1::PrepareRequest>(d, n, /*prepare=*/true);
+       },
+       dtm::fuzz::FuzzRegister, dtm::fuzz::FuzzList, dtm::fuzz::FuzzAbort});
 }
