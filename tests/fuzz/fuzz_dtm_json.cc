@@ -29,11 +29,6 @@ namespace {
 
 using json = nlohmann::json;
 
-const ApiLimits& Limits() {
-  static const ApiLimits* limits = new ApiLimits();
-  return *limits;
-}
-
 const char* RouteName(DtmRoute r) {
   switch (r) {
     case DtmRoute::kPrepare:

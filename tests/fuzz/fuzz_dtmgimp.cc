@@ -17,11 +17,6 @@ namespace dtm {
 namespace fuzz {
 namespace {
 
-const ApiLimits& Limits() {
-  static const ApiLimits* limits = new ApiLimits();
-  return *limits;
-}
-
 void FuzzRequest(const uint8_t* data, size_t size, DtmRoute route) {
   dtmgimp::DtmRequest req;
   if (!req.ParseFromArray(data, static_cast<int>(size))) return;

@@ -20,11 +20,6 @@ namespace dtm {
 namespace fuzz {
 namespace {
 
-const ApiLimits& Limits() {
-  static const ApiLimits* limits = new ApiLimits();
-  return *limits;
-}
-
 absl::StatusOr<Transaction> ToTransaction(const v1::SubmitRequest& req) {
   return SubmitToTransaction(req, Limits());
 }

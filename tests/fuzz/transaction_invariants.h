@@ -19,6 +19,12 @@
 namespace dtm {
 namespace fuzz {
 
+// The limits the fuzz targets check with: dtmd's defaults.
+inline const ApiLimits& Limits() {
+  static const ApiLimits* limits = new ApiLimits();
+  return *limits;
+}
+
 inline void CheckTargetField(const std::string& target, const std::string& field) {
   if (target.empty()) return;
   absl::Status st = ValidateTarget(target, field);
