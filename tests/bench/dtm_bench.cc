@@ -179,10 +179,13 @@ class PgLoop {
     }
     auto us = [] { return absl::StrCat(absl::ToUnixMicros(absl::Now())); };
     std::string now = us();
+    // One value per column of dtmd's schema, in kGlobalColumns' order: a column added there
+    // must be added here too (the insert would fail on every saga otherwise).
+    static_assert(dtm::kGlobalColumnCount == 21, "pgloop's trans_global values: one per column");
     std::string create =
         absl::StrCat("BEGIN; INSERT INTO trans_global (", dtm::kGlobalColumns, ") VALUES ('", gid,
                      "',1,2,1,0,1000000,300000000,3000000,0,0,'',", now, ",", now, ",NULL,", now,
-                     "+10000000,'','','bench',", now, "+10000000);");
+                     "+10000000,'','','bench',", now, "+10000000,0,'');");
     std::string hex = absl::BytesToHexString(payload);
     for (int b = 0; b < 4; ++b) {
       absl::StrAppend(&create,
@@ -202,7 +205,12 @@ class PgLoop {
     };
     for (const std::string& sql : {create, step(2, 0), step(4, 2)}) {
       std::string err = Exec(conns_[c], sql);
-      if (!err.empty()) return err;
+      if (!err.empty()) {
+        // A failed statement leaves its BEGIN open and aborted: end it, so that one error
+        // is reported as itself and not as "current transaction is aborted" on every saga after.
+        Exec(conns_[c], "ROLLBACK");
+        return err;
+      }
     }
     return "";
   }
