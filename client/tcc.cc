@@ -1,22 +1,12 @@
 #include "client/tcc.h"
 
-#include <exception>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/branch.h"
 #include "client/branch_call.h"
+#include "client/two_phase.h"
 
 namespace dtm {
-namespace {
-
-absl::Duration TryTimeout(const v1::TransOptions& o) {
-  if (!o.has_request_timeout()) return absl::Seconds(3);
-  return absl::Seconds(o.request_timeout().seconds()) +
-         absl::Nanoseconds(o.request_timeout().nanos());
-}
-
-}  // namespace
 
 Tcc::Tcc(CoordinatorClient* client, std::string gid, std::string parent, std::string coordinator,
          absl::Duration try_timeout)
@@ -28,46 +18,11 @@ Tcc::Tcc(CoordinatorClient* client, std::string gid, std::string parent, std::st
 
 absl::StatusOr<v1::SubmitResponse> Tcc::Run(CoordinatorClient* client, const std::string& gid,
                                             const Body& body, const v1::TransOptions& options) {
-  v1::PrepareRequest prepare;
-  prepare.set_gid(gid);
-  prepare.set_trans_type(v1::TCC);
-  *prepare.mutable_options() = options;
-  absl::Status prepared = client->Prepare(prepare);
+  absl::Status prepared = two_phase::Prepare(client, gid, v1::TCC, options);
   if (!prepared.ok()) return prepared;
-
-  Tcc tcc(client, gid, "", client->address(), TryTimeout(options));
-  auto abort = [&](const std::string& reason) {
-    v1::AbortRequest req;
-    req.set_gid(gid);
-    req.set_trans_type(v1::TCC);
-    req.set_reason(reason);
-    return client->Abort(req).status();
-  };
-  absl::Status result;
-  try {
-    result = body(tcc);
-  } catch (const std::exception& e) {
-    abort(absl::StrCat("the client's tcc body threw: ", e.what())).IgnoreError();
-    throw;
-  } catch (...) {
-    abort("the client's tcc body threw").IgnoreError();
-    throw;
-  }
-  if (!result.ok()) {
-    absl::Status aborted = abort(std::string(result.message()));
-    if (!aborted.ok()) {
-      // The coordinator aborts it anyway once timeout_to_fail passes.
-      return absl::Status(
-          result.code(),
-          absl::StrCat(result.message(), " (and Abort failed: ", aborted.ToString(), ")"));
-    }
-    return result;
-  }
-  v1::SubmitRequest submit;
-  submit.set_gid(gid);
-  submit.set_trans_type(v1::TCC);
-  submit.mutable_options()->set_wait_result(options.wait_result());
-  return CommitAnswer(client->Submit(submit));
+  Tcc tcc(client, gid, "", client->address(), two_phase::BranchCallTimeout(options));
+  return two_phase::RunThenDecide(client, gid, v1::TCC, options.wait_result(),
+                                  [&] { return body(tcc); });
 }
 
 absl::StatusOr<Tcc> Tcc::FromBranch(CoordinatorClient* client, const grpc::ServerContextBase& ctx) {
