@@ -67,9 +67,11 @@ std::string SqlValue(Enum e) {
   return std::to_string(static_cast<int>(e));
 }
 // Predicates on trans_global.status, built once from GlobalStatus.
-const std::string& SqlNotTerminal();  // "status IN (1,2,3)": PREPARED, SUBMITTED, ABORTING
-const std::string& SqlRunning();      // "status IN (2,3)": SUBMITTED, ABORTING
-const std::string& SqlTerminal();     // "status IN (4,5)": SUCCEEDED, FAILED
+// Ranges ("status BETWEEN 1 AND 3"), never IN lists: see codec.cc. The partial indexes use the
+// same text, so changing it needs a migration that recreates them (both stores).
+const std::string& SqlNotTerminal();  // "status BETWEEN 1 AND 3": PREPARED, SUBMITTED, ABORTING
+const std::string& SqlRunning();      // "status BETWEEN 2 AND 3": SUBMITTED, ABORTING
+const std::string& SqlTerminal();     // "status BETWEEN 4 AND 5": SUCCEEDED, FAILED
 // "(status = 1 AND trans_type = <type>)": a PREPARED transaction of `type`.
 std::string SqlPrepared(TransType type);
 

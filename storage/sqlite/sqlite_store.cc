@@ -532,6 +532,20 @@ absl::Status Migrate(SQLiteConn& conn) {
       INSERT INTO dtm_schema_version VALUES (4);)sql");
     if (!st.ok()) return fail(st);
   }
+  if (version < 5) {
+    // v5: the partial indexes' predicates as ranges (codec.h says why), in step with the
+    // queries' text again.
+    st = ExecSql(conn.db, absl::StrCat(R"sql(
+      DROP INDEX trans_global_due;
+      CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
+                                       SqlNotTerminal(), R"sql(;
+      DROP INDEX trans_global_finished;
+      CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
+                                       SqlTerminal(), R"sql(;
+      INSERT INTO dtm_schema_version VALUES (5);)sql")
+                              .c_str());
+    if (!st.ok()) return fail(st);
+  }
   return ExecSql(conn.db, "COMMIT");
 }
 

@@ -39,7 +39,7 @@ class SQLiteStore final : public Store {
 
   const GroupCommitter& committer() const { return *committer_; }
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   // Ops the database refuses in one batch before the rest of it goes one op per transaction.
   static constexpr int kRefusalsBeforeOneByOne = 4;
 
