@@ -63,10 +63,13 @@ void Engine::Submit(Transaction txn, SubmitDone done, const std::string& actor) 
   txn.owner = options_.owner;
   txn.lease_expire = now + options_.lease;
   CreateOp op{txn};
-  WriteThen(store_, std::move(op), pool_,
-            [this, txn = std::move(txn), done = std::move(done), actor](WriteResult r) mutable {
-              OnCreated(std::move(txn), std::move(r), std::move(done), actor);
-            });
+  // OnCreated runs on the store's writer thread: it only activates the transaction (its first
+  // calls start from there, on its idle strand) or answers, and never blocks, so the hop to
+  // the pool a continuation usually takes would only add a wake-up to every Submit.
+  store_->Write(std::move(op),
+                [this, txn = std::move(txn), done = std::move(done), actor](WriteResult r) mutable {
+                  OnCreated(std::move(txn), std::move(r), std::move(done), actor);
+                });
 }
 
 void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done, const std::string& actor) {

@@ -27,12 +27,13 @@ inline bool PowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
 absl::Status ShuttingDown(absl::string_view what);
 
 // Queues `op` for the group commit and runs `then` with its result on `executor`. The store
-// completes writes on its single writer thread, which must never run engine work: every
-// write's continuation hops to the pool or to its transaction's strand.
+// completes writes on its single writer thread, which must never block: a continuation for
+// the pool hops to it; one for an idle strand runs right there (Executor::Execute), since a
+// strand's work is short and never waits, and the hop would cost a wake-up per write.
 inline void WriteThen(Store* store, WriteOp op, Executor* executor,
                       std::function<void(WriteResult)> then) {
   store->Write(std::move(op), [executor, then = std::move(then)](WriteResult r) mutable {
-    executor->Post([then = std::move(then), r = std::move(r)]() mutable { then(std::move(r)); });
+    executor->Execute([then = std::move(then), r = std::move(r)]() mutable { then(std::move(r)); });
   });
 }
 

@@ -17,6 +17,11 @@ bool ThreadPool::TryPost(std::function<void()> task) {
   return true;
 }
 
+bool ThreadPool::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
 void ThreadPool::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
@@ -52,6 +57,31 @@ void Strand::Post(std::function<void()> task) {
   }
   // A stopped pool never runs this strand again: keeping the tasks would keep what they
   // captured alive for good (a task holding the owner of this strand is a reference cycle).
+  if (!pool_->TryPost([self = shared_from_this()] { self->Drain(); })) DropQueued();
+}
+
+void Strand::Execute(std::function<void()> task) {
+  if (pool_->stopping()) {
+    Post(std::move(task));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_) {
+      tasks_.push_back(std::move(task));
+      return;
+    }
+    running_ = true;
+  }
+  task();
+  // What was posted while `task` ran waits for a worker, as after any Post.
+  {
+    absl::MutexLock lock(&mu_);
+    if (tasks_.empty()) {
+      running_ = false;
+      return;
+    }
+  }
   if (!pool_->TryPost([self = shared_from_this()] { self->Drain(); })) DropQueued();
 }
 

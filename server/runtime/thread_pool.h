@@ -32,11 +32,12 @@ class ThreadPool final : public Executor {
   bool TryPost(std::function<void()> task);
   // Runs every queued task and joins the workers. Later Posts are dropped.
   void Shutdown();
+  bool stopping() const;
 
  private:
   void Work();
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
@@ -49,6 +50,9 @@ class Strand final : public Executor, public std::enable_shared_from_this<Strand
   // Once the pool is shutting down: a strand that is draining finishes its queue, one that is
   // idle drops what is posted to it (like the pool), with everything the tasks captured.
   void Post(std::function<void()> task) override;
+  // An idle strand runs `task` on the calling thread at once (and what is posted meanwhile
+  // goes to the pool after it); a busy one queues it. Once the pool is shutting down, as Post.
+  void Execute(std::function<void()> task) override;
 
  private:
   void Drain();
