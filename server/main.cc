@@ -3,6 +3,7 @@
 #include <grpc/support/log.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -324,8 +325,9 @@ ABSL_FLAG(absl::Duration, min_request_timeout,
           EnvDuration("DTM_MIN_REQUEST_TIMEOUT", absl::Milliseconds(100)),
           "smallest request_timeout a client may ask for (env DTM_MIN_REQUEST_TIMEOUT)");
 ABSL_FLAG(int64_t, max_active_transactions, EnvInt("DTM_MAX_ACTIVE_TRANSACTIONS", 50000),
-          "transactions in progress (running or waiting for a retry, about 13 KB of memory "
-          "each) beyond which new Submits and Prepares are refused with RESOURCE_EXHAUSTED "
+          "transactions in memory (running, or waiting for a retry due within --park_after; "
+          "about 13 KB each) beyond which new Submits and Prepares are refused with "
+          "RESOURCE_EXHAUSTED; transactions waiting longer wait in the store and do not count "
           "(env DTM_MAX_ACTIVE_TRANSACTIONS)");
 ABSL_FLAG(absl::Duration, retry_all_interval,
           EnvDuration("DTM_RETRY_ALL_INTERVAL", absl::Seconds(10)),
@@ -368,6 +370,10 @@ ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", ab
 ABSL_FLAG(absl::Duration, lease, EnvDuration("DTM_LEASE", absl::Seconds(10)),
           "how long in-flight work is reserved before recovery may take it after a crash "
           "(env DTM_LEASE)");
+ABSL_FLAG(absl::Duration, park_after, EnvDuration("DTM_PARK_AFTER", absl::Seconds(30)),
+          "a transaction whose next retry is at least this far ahead leaves memory and waits "
+          "in the store until recovery claims it when due; longer than --lease "
+          "(env DTM_PARK_AFTER)");
 ABSL_FLAG(absl::Duration, recovery_interval, EnvDuration("DTM_RECOVERY_INTERVAL", absl::Seconds(1)),
           "how often due transactions are claimed (env DTM_RECOVERY_INTERVAL)");
 ABSL_FLAG(absl::Duration, retention, EnvDuration("DTM_RETENTION", absl::Hours(24 * 7)),
@@ -385,6 +391,11 @@ int main(int argc, char** argv) {
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   RaiseOpenFileLimit();
+  // glibc gives the top of a thread's heap back to the kernel as soon as 128 KiB of it are
+  // free; with requests allocating and freeing across threads that is an madvise (and, with
+  // two or more cores, a TLB shootdown on all of them) several times per transaction. Keep up
+  // to 64 MiB of freed memory per heap for reuse instead: the working set is bounded anyway.
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   // A peer that resets a connection must not kill dtmd through a write (OpenSSL's socket
   // writes in the listener check do not ask the kernel to spare the signal).
   signal(SIGPIPE, SIG_IGN);
@@ -485,6 +496,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.recovery.lease = config.lease;
+  config.park_after = absl::GetFlag(FLAGS_park_after);
+  if (config.park_after <= config.lease) {
+    std::fprintf(stderr,
+                 "dtmd: --park_after %s must be longer than --lease %s (a transaction leaves "
+                 "memory only for a wait its lease does not outlast)\n",
+                 absl::FormatDuration(config.park_after).c_str(),
+                 absl::FormatDuration(config.lease).c_str());
+    return 2;
+  }
   config.recovery.interval = absl::GetFlag(FLAGS_recovery_interval);
   config.recovery.retention = absl::GetFlag(FLAGS_retention);
   config.recovery.purge_interval = absl::GetFlag(FLAGS_purge_interval);

@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->caller = std::make_unique<ProtocolRouter>(p->grpc_caller.get(), p->http_caller.get());
   EngineOptions eo;
   eo.lease = config.lease;
+  eo.park_after = config.park_after;
   eo.owner = OwnerId();
   eo.self_address = config.advertise.empty() ? config.listen : config.advertise;
   p->engine = std::make_unique<Engine>(eo, p->store.get(), p->caller.get(), p->clock.get(),

@@ -45,6 +45,7 @@ struct ServerConfig {
   absl::Duration idle_connection_timeout = absl::Minutes(10);
   absl::Duration handshake_timeout = absl::Seconds(10);
   absl::Duration lease = absl::Seconds(10);
+  absl::Duration park_after = absl::Seconds(30);  // EngineOptions::park_after
   RecoveryOptions recovery;
 };
 

@@ -378,5 +378,82 @@ TEST_F(EngineTest, TccClaimedBeforeItsTimeoutIsReleasedUntilThen) {
   EXPECT_EQ(stored.next_retry_time, stored.create_time + absl::Seconds(30));
 }
 
+// A saga of one step whose action answers "ongoing", asked again an hour later.
+TEST_F(EngineTest, ATransactionWaitingLongLeavesMemoryAndRecoveryResumesItWhenDue) {
+  Transaction t = Saga("p1", 1);
+  t.options.retry_interval = absl::Hours(1);
+  ASSERT_TRUE(SubmitSync(t).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  absl::Time answered = clock_.Now();
+  caller_.Answer({CallOutcome::kOngoing, "not yet"});
+  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("p1"); }));
+  EXPECT_EQ(engine_->active_count(), 0u);
+  EXPECT_EQ(timers_.pending(), 0u);
+  Transaction stored = *store_->Get("p1");
+  EXPECT_EQ(stored.status, GlobalStatus::kSubmitted);
+  EXPECT_EQ(stored.next_retry_time, answered + absl::Hours(1));
+  EXPECT_EQ(stored.branches[0].attempts, 1);
+  EXPECT_EQ(QuerySync("p1").branches[0].last_error, "not yet");
+  // Not claimable before it is due.
+  ClaimOp early;
+  early.owner = "me";
+  early.now = clock_.Now() + absl::Minutes(59);
+  EXPECT_TRUE(store_->WriteSync(early).claimed.empty());
+  clock_.Advance(absl::Hours(1));
+  EXPECT_TRUE(engine_->Resume(Claim("p1")));
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("p1", GlobalStatus::kSucceeded));
+  EXPECT_EQ(store_->Get("p1")->branches[0].attempts, 2);
+}
+
+TEST_F(EngineTest, AShortWaitStaysInMemory) {
+  Transaction t = Saga("p2", 1);
+  t.options.retry_interval = absl::Seconds(20);  // below park_after (30 s)
+  ASSERT_TRUE(SubmitSync(t).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kOngoing, ""});
+  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  EXPECT_TRUE(engine_->IsActive("p2"));
+}
+
+TEST_F(EngineTest, RetryNowBringsBackAParkedTransactionAtOnce) {
+  Transaction t = Saga("p3", 1);
+  t.options.retry_interval = absl::Hours(1);
+  ASSERT_TRUE(SubmitSync(t).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kOngoing, ""});
+  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("p3"); }));
+  absl::Notification retried;
+  engine_->RetryNow("p3", [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    retried.Notify();
+  });
+  ASSERT_TRUE(retried.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(caller_.Next(), "A1");  // the clock did not move: no claim, no lease run out
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("p3", GlobalStatus::kSucceeded));
+}
+
+TEST_F(EngineTest, ForceStopEndsAParkedTransaction) {
+  Transaction t = Saga("p4", 2);
+  t.options.retry_interval = absl::Hours(1);
+  ASSERT_TRUE(SubmitSync(t).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kOngoing, ""});
+  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("p4"); }));
+  absl::Notification stopped;
+  absl::StatusOr<Transaction> result;
+  engine_->ForceStop("p4", "operator", [&](absl::StatusOr<Transaction> r) {
+    result = std::move(r);
+    stopped.Notify();
+  });
+  ASSERT_TRUE(stopped.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->status, GlobalStatus::kFailed);
+  EXPECT_EQ(store_->Get("p4")->status, GlobalStatus::kFailed);
+  EXPECT_EQ(caller_.pending(), 0u);
+}
+
 }  // namespace
 }  // namespace dtm

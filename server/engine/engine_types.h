@@ -21,6 +21,12 @@ struct EngineOptions {
   std::string owner = "dtmd";
   // Delay before a write that failed (database unavailable) is tried again.
   absl::Duration write_retry = absl::Seconds(1);
+  // A transaction with nothing in flight whose next step is at least this far ahead (a branch
+  // that answered ongoing, a backoff, a timeout) leaves memory; it waits in the store, where
+  // its next_retry_time says when recovery claims it back. Keeps memory bounded by the work
+  // in progress, not by the work waiting. Longer than `lease`, so that the lease it still
+  // holds has run out by then and any replica may claim it.
+  absl::Duration park_after = absl::Seconds(30);
   // The coordinator's address sent to gRPC branches (dtm-dtm metadata) and to HTTP ones (the
   // dtm query parameter: the base URL of DTM's HTTP API, "http://host:36789/api/dtmsvr", so
   // that a branch can call the coordinator back the way it was called).

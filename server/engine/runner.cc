@@ -24,6 +24,9 @@ struct Runner::Active {
   std::optional<TimerQueue::TimerId> timer;
   absl::Time timer_at = absl::InfinitePast();
   bool retired = false;
+  // Left memory to wait in the store (Park); `retired` is set too. Work that found it here
+  // before it left looks it up again (it is no longer active, or active anew).
+  bool parked = false;
   // Whether this coordinator holds the lease (created or claimed it here), and until when.
   // Branches are called only under a lease with time to spare; a transaction loaded for a
   // ForceStop from another replica's hands is not owned and only writes its end, unfenced.
@@ -152,11 +155,11 @@ Runner::ActivePtr Runner::Activate(Transaction txn, bool recovered) {
 }
 
 void Runner::Start(const ActivePtr& a) {
-  a->strand->Post([this, a] { Drive(a); });
+  a->strand->Execute([this, a] { Drive(a); });
 }
 
 void Runner::Attach(const ActivePtr& a, TransType type, bool wait, SubmitDone done) {
-  a->strand->Post([this, a, type, wait, done = std::move(done)]() mutable {
+  a->strand->Execute([this, a, type, wait, done = std::move(done)]() mutable {
     const Transaction& t = a->state.txn;
     if (t.trans_type != type) {
       done(TypeMismatch(t, type));
@@ -203,7 +206,14 @@ void Runner::Query(const std::string& gid, TxnDone done) {
 void Runner::WithActive(const std::string& gid, std::function<void(const ActivePtr&)> on_active,
                         TxnDone on_stored) {
   if (ActivePtr a = Find(gid)) {
-    a->strand->Post([a, on_active = std::move(on_active)] { on_active(a); });
+    a->strand->Post([this, a, gid, on_active = std::move(on_active),
+                     on_stored = std::move(on_stored)]() mutable {
+      if (a->parked) {
+        WithActive(gid, std::move(on_active), std::move(on_stored));
+      } else {
+        on_active(a);
+      }
+    });
     return;
   }
   pool_->Post([this, gid, on_active = std::move(on_active), on_stored = std::move(on_stored)] {
@@ -252,12 +262,20 @@ void Runner::RetryNow(const std::string& gid, StatusDone done) {
   ActivePtr a = Find(gid);
   if (!a) {
     // Not worked on here: make it due in the store. The replica holding its lease sees that
-    // when it renews; if nobody does, recovery claims it.
+    // when it renews; if nobody does, recovery claims it. One this coordinator parked (its
+    // lease is still ours) comes back right away.
     WriteThen(store_, TouchOp{gid, clock_->Now()}, pool_,
-              [done = std::move(done)](const WriteResult& r) { done(r.status); });
+              [this, gid, done = std::move(done)](const WriteResult& r) {
+                if (r.status.ok()) Unpark(gid);
+                done(r.status);
+              });
     return;
   }
-  a->strand->Post([this, a, done = std::move(done)] {
+  a->strand->Post([this, a, gid, done = std::move(done)]() mutable {
+    if (a->parked) {
+      RetryNow(gid, std::move(done));
+      return;
+    }
     if (IsTerminal(a->state.txn.status) || a->retired) {
       done(AlreadyEnded(a->state.txn, ""));
       return;
@@ -451,7 +469,57 @@ void Runner::Drive(const ActivePtr& a) {
     Retire(a, absl::OkStatus());
     return;
   }
+  if (!stop && Parkable(*a, d, now)) {
+    Park(a);
+    return;
+  }
   ArmTimer(a, stop ? std::nullopt : d.wake);
+}
+
+bool Runner::Parkable(const Active& a, const Decision& d, absl::Time now) const {
+  const TransState& s = a.state;
+  if (!a.owned || !d.wake || !d.calls.empty() || s.persist_in_flight || s.global_dirty) {
+    return false;
+  }
+  if (!a.submit_waiters.empty() || !a.stop_waiters.empty() || a.starved) return false;
+  if (s.txn.status != s.durable_status) return false;
+  for (const BranchRuntime& r : s.rt) {
+    if (r.in_flight || r.dirty) return false;
+  }
+  // Recovery claims it when the store says it is due: that must be exactly when it is, and
+  // only after the lease it still holds ran out (claims skip leased rows).
+  return *d.wake - now >= options_.park_after && *d.wake > a.lease_until() &&
+         absl::ToUnixMicros(s.txn.next_retry_time) == absl::ToUnixMicros(*d.wake);
+}
+
+void Runner::Park(const ActivePtr& a) {
+  a->parked = true;
+  a->retired = true;
+  if (a->timer) timers_->Cancel(*a->timer);
+  a->timer.reset();
+  absl::MutexLock lock(&mu_);
+  auto it = active_.find(a->state.txn.gid);
+  if (it != active_.end() && it->second == a) active_.erase(it);
+}
+
+void Runner::Unpark(const std::string& gid) {
+  pool_->Post([this, gid] {
+    if (stopping() || Find(gid)) return;
+    absl::StatusOr<Transaction> t = store_->Get(gid);
+    // Only what this coordinator parked: another owner's work is its business (it notices
+    // the new next_retry_time when it renews), and unowned work goes through a claim.
+    if (!t.ok() || IsTerminal(t->status) || t->status == GlobalStatus::kPrepared ||
+        t->owner != options_.owner) {
+      return;
+    }
+    ActivePtr a = Activate(*std::move(t), /*recovered=*/true);
+    if (!a) return;
+    a->strand->Execute([this, a] {
+      if (a->retired) return;
+      MakeDue(a);
+      Drive(a);
+    });
+  });
 }
 
 void Runner::Retire(const ActivePtr& a, const absl::Status& why) {
@@ -498,7 +566,8 @@ void Runner::Dispatch(const ActivePtr& a, int index) {
   const Transaction& t = a->state.txn;
   const Branch& b = t.branches[index];
   auto on_result = [this, a, index](BranchResult r) {
-    a->strand->Post([this, a, index, r = std::move(r)] {
+    // On the caller's completion thread, which may run a strand's short work.
+    a->strand->Execute([this, a, index, r = std::move(r)] {
       OnBranchResult(a->state, index, r, clock_->Now(), engine_internal::Jitter());
       LogIfStuck(a->state.txn, index, r);
       Drive(a);

@@ -87,6 +87,13 @@ class Runner {
   // On a's strand. Every waiting branch becomes due now, a failed write is retried now.
   void MakeDue(const ActivePtr& a);
   void Drive(const ActivePtr& a);
+  // On a's strand, after a decision: whether a can leave memory and wait in the store
+  // (EngineOptions::park_after); Park makes it leave.
+  bool Parkable(const Active& a, const Decision& d, absl::Time now) const;
+  void Park(const ActivePtr& a);
+  // Brings back the parked `gid` if this coordinator still owns it (after RetryNow made it
+  // due in the store), so it does not wait for its lease to run out and a claim.
+  void Unpark(const std::string& gid);
   void Dispatch(const ActivePtr& a, int index);
   void ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake);
   // On a's strand: answers a's Submit waiters with `submit` and its ForceStop waiters with

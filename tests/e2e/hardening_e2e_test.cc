@@ -210,14 +210,15 @@ class AdmissionE2ETest : public test::LiveDtmdTest<AdmissionE2ETest> {
 };
 
 TEST_F(AdmissionE2ETest, NewTransactionsWaitWhileTooManyAreInProgress) {
-  // Three sagas stuck on a closed port (each waits for its next retry): the bound.
+  // Three sagas stuck on a closed port (each waits for its next retry, in memory: well
+  // within --park_after): the bound.
   const std::string target = absl::StrCat("127.0.0.1:", test::ClosedPort(), "/a.B/C");
   auto stick_three = [&] {
     std::vector<std::string> gids;
     for (int i = 0; i < 3; ++i) {
       gids.push_back(Gid());
       Saga saga(client_, gids.back());
-      saga.Add(target, "").RetryInterval(absl::Seconds(60));
+      saga.Add(target, "").RetryInterval(absl::Seconds(10));
       EXPECT_TRUE(saga.Submit().ok()) << gids.back();
     }
     return gids;
