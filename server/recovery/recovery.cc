@@ -1,5 +1,6 @@
 #include "server/recovery/recovery.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace dtm {
@@ -23,11 +24,18 @@ void Recovery::Stop() {
 
 int Recovery::RunOnce() {
   int handed = 0;
+  backlog_ = false;
   for (;;) {
+    size_t active = engine_->active_count();
+    if (active >= options_.max_active) {
+      backlog_ = true;  // maybe: the next round tells
+      return handed;
+    }
     ClaimOp op;
     op.owner = engine_->owner();
     op.now = clock_->Now();
-    op.limit = options_.batch;
+    op.limit = static_cast<int>(
+        std::min<size_t>(static_cast<size_t>(options_.batch), options_.max_active - active));
     op.lease = options_.lease;
     WriteResult r = store_->WriteSync(op);
     if (!r.status.ok()) {
@@ -42,7 +50,8 @@ int Recovery::RunOnce() {
     for (Transaction& t : r.claimed) {
       if (engine_->Resume(std::move(t))) ++handed;
     }
-    if (static_cast<int>(r.claimed.size()) < options_.batch) return handed;
+    if (static_cast<int>(r.claimed.size()) < op.limit) return handed;
+    backlog_ = true;
   }
 }
 
@@ -78,7 +87,9 @@ void Recovery::Loop() {
     }
     absl::MutexLock lock(&mu_);
     auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-    if (mu_.AwaitWithTimeout(absl::Condition(&stop), options_.interval)) return;
+    absl::Duration pause =
+        backlog_ ? std::min(options_.backlog_pause, options_.interval) : options_.interval;
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop), pause)) return;
   }
 }
 

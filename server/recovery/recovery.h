@@ -1,8 +1,13 @@
 // Recovery: the loop that makes "nothing is lost" true. Every `interval` it renews the leases
 // of the engine's work, then claims the transactions that are due (next_retry_time passed) and
-// unleased (their owner's lease ran out: it crashed or lost the database) and hands them to
-// the engine; every `purge_interval` it deletes finished
+// unleased (their owner's lease ran out: it crashed or lost the database, or it left them in
+// the store to wait) and hands them to the engine; every `purge_interval` it deletes finished
 // transactions older than `retention` (zero retention: keep forever).
+//
+// Claims stop while the engine holds `max_active` transactions in memory, so that a backlog
+// (a restart after an outage, a bulk RetryNow) is worked off at the engine's pace with a
+// bounded working set; while one remains, the loop comes back after `backlog_pause` instead
+// of `interval`.
 //
 // Owns one thread, joined by Stop(). Thread-safe.
 #ifndef DTM_SERVER_RECOVERY_RECOVERY_H_
@@ -23,7 +28,9 @@ namespace dtm {
 struct RecoveryOptions {
   absl::Duration interval = absl::Seconds(1);
   absl::Duration lease = absl::Seconds(10);
-  int batch = 200;
+  int batch = 500;
+  size_t max_active = 50000;
+  absl::Duration backlog_pause = absl::Milliseconds(10);
   absl::Duration retention = absl::Hours(24 * 7);
   absl::Duration purge_interval = absl::Minutes(10);
 };
@@ -50,6 +57,7 @@ class Recovery {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_error_;  // of the last claim; only the loop thread touches it
+  bool backlog_ = false;    // the last round left due work unclaimed; loop thread only
   std::thread thread_;
 };
 

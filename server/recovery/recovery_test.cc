@@ -1,0 +1,83 @@
+// Recovery over a real SQLite store, the real engine, a fake branch caller and a fake clock:
+// a backlog of due transactions is claimed no faster than the engine's working set allows.
+#include "server/recovery/recovery.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/engine/test_transactions.h"
+#include "storage/sqlite/sqlite_store.h"
+#include "tests/fakes/fake_branch_caller.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace dtm {
+namespace {
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/dtm-recovery-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    auto s = SQLiteStore::Open(std::string(dir) + "/r.db");
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+    EngineOptions o;
+    o.owner = "me";
+    engine_ = std::make_unique<Engine>(o, store_.get(), &caller_, &clock_, &timers_, &pool_);
+  }
+  void TearDown() override {
+    engine_->Shutdown();
+    pool_.Shutdown();
+    store_->Close();
+  }
+  // `n` one-step sagas left due by a coordinator that is gone.
+  void Backlog(int n) {
+    for (int i = 0; i < n; ++i) {
+      Transaction t = test::MakeTestSaga(absl::StrCat("r", i), 1);
+      t.create_time = t.next_retry_time = clock_.Now();
+      t.owner = "gone";
+      t.lease_expire = clock_.Now();
+      ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+    }
+  }
+
+  FakeClock clock_;
+  TimerQueue timers_{&clock_, /*manual=*/true};
+  ThreadPool pool_{2};
+  FakeBranchCaller caller_;
+  std::unique_ptr<SQLiteStore> store_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(RecoveryTest, ABacklogIsClaimedNoFasterThanTheWorkingSetAllows) {
+  Backlog(10);
+  RecoveryOptions o;
+  o.batch = 3;
+  o.max_active = 4;
+  Recovery recovery(o, store_.get(), engine_.get(), &clock_);
+  EXPECT_EQ(recovery.RunOnce(), 4);  // 3, then 1 up to the bound
+  EXPECT_EQ(engine_->active_count(), 4u);
+  EXPECT_EQ(recovery.RunOnce(), 0);  // nothing ended: nothing more claimed
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(caller_.Next(), "A1");
+    caller_.Answer({CallOutcome::kSuccess, ""});
+  }
+  for (int i = 0; i < 2000 && engine_->active_count() > 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(engine_->active_count(), 0u);
+  EXPECT_EQ(recovery.RunOnce(), 4);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(caller_.Next(), "A1");
+    caller_.Answer({CallOutcome::kSuccess, ""});
+  }
+  for (int i = 0; i < 2000 && engine_->active_count() > 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(recovery.RunOnce(), 2);  // the rest
+  EXPECT_EQ(recovery.RunOnce(), 0);
+}
+
+}  // namespace
+}  // namespace dtm
