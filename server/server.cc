@@ -140,6 +140,10 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(
           std::min<int64_t>(absl::ToInt64Milliseconds(config.idle_connection_timeout), INT32_MAX)));
+  // gRPC listens with SO_REUSEPORT by default: a second dtmd started on a port in use would
+  // silently share its connections (against another store, or the same one) instead of
+  // failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
                              static_cast<int>(std::min<int64_t>(
                                  absl::ToInt64Milliseconds(config.handshake_timeout), INT32_MAX)));
