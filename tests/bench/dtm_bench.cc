@@ -1,51 +1,97 @@
-// dtm-bench: throughput and latency of 2-branch sagas with wait_result through a real dtmd,
-// beside a baseline measured in the same run: the same three unary gRPC calls (a submit-sized
-// request to a no-op service, then the two no-op branch actions) made directly, without the
-// coordinator. Prints sagas/s, p50/p99 latency, errors and the coordinator/baseline ratio.
+// dtm-bench: throughput and latency of 2-branch transactions with wait_result through a real
+// dtmd, beside a baseline measured in the same run: the same unary gRPC calls made directly,
+// without the coordinator, to no-op services. Prints transactions/s, latency percentiles,
+// errors and the coordinator/baseline ratio.
 //
-// With a PostgreSQL --store, a storage baseline joins the same run: the rows one saga writes
+// --type picks the transaction (default saga):
+//   saga  2 steps; the baseline is a submit-shaped request to a no-op service, then the two
+//         actions (the three calls a saga costs).
+//   tcc   2 branches through dtm::Tcc (Prepare; per branch RegisterBranch, then its Try;
+//         Submit), then dtmd confirms both; the baseline is those eight calls, each
+//         coordinator request sent with its own shape to a no-op service, in the same order.
+//   msg   2 steps submitted at once (no Prepare); the baseline is a submit-shaped request,
+//         then the two actions.
+//
+// With a PostgreSQL --store, a storage baseline joins a saga run: the rows one saga writes
 // (the same tables, the same three transactions) written by a plain libpq loop, one connection
 // per client, each transaction sent in one round trip, so the coordinator's cost over the
 // database shows as a ratio.
 //
 //   dtm-bench --clients=32 --seconds=10                 # spawns dtmd on a fresh SQLite file
+//   dtm-bench --type=tcc --seconds=10                   # the same for TCC (or --type=msg)
 //   dtm-bench --store='host=/tmp/pg port=5432 user=postgres dbname=postgres'
 //   dtm-bench --coordinator=127.0.0.1:36790             # uses a running dtmd
 //   dtm-bench --protocol=http                           # DTM's HTTP API, HTTP branches
+//
+// Open loop (--rate): a closed loop sends the next transaction only when the last one
+// answered, so a slow phase sends less and its slowness hides (coordinated omission). With
+// --rate=N the transactions arrive as a Poisson process of N per second (exponential gaps
+// from --seed), whatever the answers; a pool of max(--clients, 64) workers with blocking
+// calls takes the arrivals in order, each sleeping until its arrival's time, and an arrival
+// that finds every worker busy waits. Latency runs from the scheduled time, so that wait
+// counts. Prints the achieved and offered rates, p50/p90/p99/p99.9, errors and how many
+// arrivals were picked up more than 1 ms late. Works with every --type and --mode.
+// --rate=half first measures the closed-loop maximum of the first mode (a run of at most 3 s)
+// and offers half of it, to that mode and to the later ones of the run, so that their
+// latencies compare at the same load.
+//
+//   dtm-bench --rate=1000 --seconds=10                  # coordinator and baseline at 1000/s
+//   dtm-bench --type=tcc --rate=half --mode=coordinator
+//
+// Waiting transactions (--mode=pending, --mode=recovery): --pending=N sagas without
+// wait_result whose first branch answers ONGOING and whose retry_interval is hours, so each
+// stays SUBMITTED waiting for a retry that does not come during the run; submitted by
+// --clients threads to a spawned dtmd (a fresh SQLite file, or --store).
+//   pending   at every tenth of N (and at 100k, 500k, 1M), once the first branch has been
+//             called for every saga so far: dtmd's RSS (VmRSS) beside the idle process's, the
+//             RSS per waiting transaction, and the submit rate.
+//   recovery  the same, then kill -9, a restart on the same store, RetryNow(all_waiting):
+//             the time until every first branch was called a second time, and the rate of
+//             those resumed calls counted from the first one (so that the wait for the killed
+//             process's leases to run out does not dominate) and from the restart, beside
+//             the rate they were first called at; and dtmd's largest RSS meanwhile. Both
+//             processes get --lease (default 3 s) so that the wait stays short.
+//
+//   dtm-bench --mode=pending --pending=100000 --clients=64
+//   dtm-bench --mode=recovery --pending=20000
+//   PG=$(scripts/pg-throwaway.sh fresh /tmp/hpg 55439)
+//   dtm-bench --mode=recovery --pending=20000 --store="$PG"
 //
 // With --secure the spawned dtmd serves TLS and authenticates clients (--tls_cert with a CA
 // made by openssl, --auth_tokens_file with one token of the submit role): the clients connect
 // over TLS and send the token, so the figure includes the handshake-free steady state of TLS
 // and the ownership check a submitter's Submit makes. The baseline stays plaintext.
 //
-// With --protocol=http the clients submit DTM's JSON to the HTTP API and the branches are
-// HTTP services; the baseline is the same three HTTP requests (a submit-sized body to a no-op
-// service, then each branch) with the same client, on keep-alive connections.
+// With --protocol=http (sagas only) the clients submit DTM's JSON to the HTTP API and the
+// branches are HTTP services; the baseline is the same three HTTP requests (a submit-sized body
+// to a no-op service, then each branch) with the same client, on keep-alive connections.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <libpq-fe.h>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdio>
 #include <fstream>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/coordinator_client.h"
+#include "client/msg.h"
 #include "client/saga.h"
+#include "client/tcc.h"
 #include "storage/codec.h"
 #include "storage/open/open_store.h"
 #include "storage/postgres/pg_store.h"
 #include "storage/store.h"
+#include "tests/bench/bench_driver.h"
+#include "tests/bench/waiting_bench.h"
 #include "tests/support/branch_server.h"
 #include "tests/support/dtmd_process.h"
 #include "tests/support/http_branch_server.h"
@@ -59,8 +105,19 @@ ABSL_FLAG(std::string, coordinator, "", "address of a running dtmd; empty: spawn
 ABSL_FLAG(std::string, store, "", "--store for the spawned dtmd; empty: a fresh SQLite file");
 ABSL_FLAG(std::string, mode, "both",
           "both (coordinator + baseline, + pgloop with a PostgreSQL store), coordinator, "
-          "baseline, store (the writes of each saga straight to the store, no gRPC), or pgloop "
-          "(the same rows by a plain libpq loop)");
+          "baseline, store (the writes of each saga straight to the store, no gRPC), pgloop "
+          "(the same rows by a plain libpq loop), pending (dtmd's memory with --pending "
+          "waiting sagas) or recovery (resuming them after kill -9 and a restart)");
+ABSL_FLAG(std::string, type, "saga", "saga, tcc or msg: the transaction measured");
+ABSL_FLAG(std::string, rate, "",
+          "open loop: Poisson arrivals of this many transactions per second, or 'half' (half "
+          "the closed-loop maximum, measured first); empty: closed loop");
+ABSL_FLAG(uint64_t, seed, 1, "open loop: seed of the inter-arrival times");
+ABSL_FLAG(int64_t, pending, 100000, "pending and recovery: waiting sagas to create");
+ABSL_FLAG(absl::Duration, lease, absl::Seconds(3),
+          "recovery: dtmd's --lease, for the killed process and its successor");
+ABSL_FLAG(absl::Duration, resume_timeout, absl::Minutes(2),
+          "recovery: how long to wait for every waiting saga to be resumed");
 ABSL_FLAG(int, payload, 64, "payload bytes per step");
 ABSL_FLAG(bool, secure, false,
           "spawn dtmd with TLS and client tokens; clients use both (see the top of the file)");
@@ -70,83 +127,77 @@ ABSL_FLAG(std::string, protocol, "grpc",
 namespace {
 
 constexpr char kBenchToken[] = "bench-token-0123456789";
+// The gid of a baseline's requests: as long as the coordinator runs' gids.
+constexpr char kShapeGid[] = "bench-0000000000000-00-0000000";
 
-struct Result {
-  std::string name;
-  int64_t ok = 0;
-  int64_t errors = 0;
-  double seconds = 0;
-  absl::Duration p50, p99;
-  std::string first_error;
-  double rate() const { return ok / seconds; }
-};
+using dtm::bench::Op;
+using dtm::bench::Result;
+using dtm::bench::RunId;
 
-// Distinguishes this run's rows and schemas from earlier runs'.
-std::string RunId() {
-  static const std::string id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
-  return id;
-}
-
-absl::Duration Percentile(std::vector<absl::Duration>& v, double p) {
-  if (v.empty()) return absl::ZeroDuration();
-  size_t i = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i];
-}
-
-// Runs `op` from `clients` threads: warm-up, then measures for `seconds`.
-Result Drive(const std::string& name, int clients, double warmup, double seconds,
-             const std::function<std::string(int, int64_t)>& op) {
-  std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stop
-  std::vector<std::vector<absl::Duration>> lat(clients);
-  std::vector<int64_t> errors(clients, 0);
-  std::vector<std::string> first_error(clients);
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      for (int64_t i = 0; phase.load() < 2; ++i) {
-        bool measuring = phase.load() == 1;
-        absl::Time start = absl::Now();
-        std::string err = op(c, i);
-        absl::Duration d = absl::Now() - start;
-        if (!measuring || phase.load() != 1) continue;
-        if (err.empty()) {
-          lat[c].push_back(d);
-        } else {
-          if (errors[c]++ == 0) first_error[c] = err;
-        }
-      }
-    });
+// A coordinator's answer to a transaction with wait_result: "" if it SUCCEEDED.
+std::string Finished(const absl::StatusOr<dtm::v1::SubmitResponse>& r) {
+  if (!r.ok()) return r.status().ToString();
+  if (r->status() != dtm::v1::SUCCEEDED) {
+    return absl::StrCat("status ", dtm::v1::Status_Name(r->status()));
   }
-  absl::SleepFor(absl::Seconds(warmup));
-  phase = 1;
-  absl::Time start = absl::Now();
-  absl::SleepFor(absl::Seconds(seconds));
-  phase = 2;
-  double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
-  for (auto& t : threads) t.join();
-  Result r;
-  r.name = name;
-  r.seconds = elapsed;
-  std::vector<absl::Duration> all;
-  for (int c = 0; c < clients; ++c) {
-    all.insert(all.end(), lat[c].begin(), lat[c].end());
-    r.errors += errors[c];
-    if (r.first_error.empty()) r.first_error = first_error[c];
-  }
-  r.ok = static_cast<int64_t>(all.size());
-  r.p50 = Percentile(all, 0.50);
-  r.p99 = Percentile(all, 0.99);
-  return r;
+  return "";
 }
 
-void Print(const Result& r) {
-  std::printf("%-12s sagas/s %9.0f   p50 %7.2f ms   p99 %7.2f ms   ok %8lld   errors %lld%s%s\n",
-              r.name.c_str(), r.rate(), absl::ToDoubleMilliseconds(r.p50),
-              absl::ToDoubleMilliseconds(r.p99), static_cast<long long>(r.ok),
-              static_cast<long long>(r.errors),
-              r.first_error.empty() ? "" : "   first: ", r.first_error.c_str());
-  std::fflush(stdout);
+// The baseline of one `type` transaction: the unary calls its coordinator run makes, in the
+// same order and with requests of the same shape. `coordinator` stands in for dtmd (a no-op
+// service); `b1` and `b2` are the branch services.
+std::vector<dtm::bench::UnaryStep> BaselineCalls(const std::string& type,
+                                                 grpc::GenericStub* coordinator,
+                                                 grpc::GenericStub* b1, grpc::GenericStub* b2,
+                                                 const dtm::test::TestBranchServer& branch1,
+                                                 const dtm::test::TestBranchServer& branch2,
+                                                 const std::string& payload) {
+  const std::string service = "/dtm.v1.Coordinator/";
+  if (type == "tcc") {
+    dtm::v1::PrepareRequest prepare;
+    prepare.set_gid(kShapeGid);
+    prepare.set_trans_type(dtm::v1::TCC);
+    prepare.mutable_options()->set_wait_result(true);
+    auto reg = [&](const char* id, const dtm::test::TestBranchServer& b, const std::string& op) {
+      dtm::v1::RegisterBranchRequest r;
+      r.set_gid(kShapeGid);
+      r.set_trans_type(dtm::v1::TCC);
+      r.set_branch_id(id);
+      r.set_confirm(b.Target(op + "Confirm"));
+      r.set_cancel(b.Target(op + "Cancel"));
+      r.set_payload(payload);
+      return r.SerializeAsString();
+    };
+    dtm::v1::SubmitRequest submit;
+    submit.set_gid(kShapeGid);
+    submit.set_trans_type(dtm::v1::TCC);
+    submit.mutable_options()->set_wait_result(true);
+    // The client: prepare, then per branch its registration and its Try, then submit; dtmd:
+    // the confirms, last registered first.
+    return {{coordinator, service + "Prepare", prepare.SerializeAsString()},
+            {coordinator, service + "RegisterBranch", reg("01", branch1, "TransOut")},
+            {b1, "/test.Branch/TransOutTry", payload},
+            {coordinator, service + "RegisterBranch", reg("02", branch2, "TransIn")},
+            {b2, "/test.Branch/TransInTry", payload},
+            {coordinator, service + "Submit", submit.SerializeAsString()},
+            {b2, "/test.Branch/TransInConfirm", payload},
+            {b1, "/test.Branch/TransOutConfirm", payload}};
+  }
+  // A saga or a msg: submit, then the two actions dtmd calls.
+  dtm::v1::SubmitRequest submit;
+  submit.set_gid(kShapeGid);
+  submit.set_trans_type(type == "msg" ? dtm::v1::MSG : dtm::v1::SAGA);
+  submit.mutable_options()->set_wait_result(true);
+  for (const auto& [b, name] : {std::make_pair(&branch1, std::string("TransOut")),
+                                std::make_pair(&branch2, std::string("TransIn"))}) {
+    dtm::v1::Step* s = submit.add_steps();
+    s->set_action(b->Target(name));
+    if (type == "saga") s->set_compensate(b->Target(name + "Revert"));
+    s->set_payload(payload);
+  }
+  return {{coordinator, service + "Submit", submit.SerializeAsString()},
+          {b1, "/test.Branch/TransOut", payload},
+          {b2, "/test.Branch/TransIn", payload}};
 }
 
 }  // namespace
@@ -228,36 +279,83 @@ class PgLoop {
   std::vector<PGconn*> conns_;  // one per client thread
 };
 
-bool IsPostgresUrl(const std::string& url) {
-  return !url.empty() && url.rfind("sqlite://", 0) != 0 && url.find(".db") == std::string::npos;
-}
-
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const int clients = absl::GetFlag(FLAGS_clients);
   const double seconds = absl::GetFlag(FLAGS_seconds);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const std::string mode = absl::GetFlag(FLAGS_mode);
+  const std::string type = absl::GetFlag(FLAGS_type);
   const std::string payload(absl::GetFlag(FLAGS_payload), 'p');
-
-  dtm::test::TestBranchServer branch1(/*record=*/false), branch2(/*record=*/false);
   const bool http = absl::GetFlag(FLAGS_protocol) == "http";
+  const bool secure = absl::GetFlag(FLAGS_secure);
   if (!http && absl::GetFlag(FLAGS_protocol) != "grpc") {
     std::fprintf(stderr, "--protocol '%s' is not grpc or http\n",
                  absl::GetFlag(FLAGS_protocol).c_str());
     return 2;
   }
+  if (type != "saga" && type != "tcc" && type != "msg") {
+    std::fprintf(stderr, "--type '%s' is not saga, tcc or msg\n", type.c_str());
+    return 2;
+  }
+
+  if (mode == "pending" || mode == "recovery") {
+    if (!absl::GetFlag(FLAGS_coordinator).empty() || secure || http || type != "saga") {
+      std::fprintf(stderr,
+                   "--mode=%s spawns its own dtmd over plaintext gRPC and creates sagas: no "
+                   "--coordinator, --secure, --protocol=http or --type\n",
+                   mode.c_str());
+      return 2;
+    }
+    if (absl::GetFlag(FLAGS_pending) <= 0) {
+      std::fprintf(stderr, "--pending must be positive\n");
+      return 2;
+    }
+    dtm::bench::WaitingOptions o;
+    o.store = absl::GetFlag(FLAGS_store);
+    o.count = absl::GetFlag(FLAGS_pending);
+    o.clients = clients;
+    o.payload = payload;
+    if (mode == "pending") return dtm::bench::RunPending(o);
+    o.lease = absl::GetFlag(FLAGS_lease);
+    o.resume_timeout = absl::GetFlag(FLAGS_resume_timeout);
+    return dtm::bench::RunRecovery(o);
+  }
+  if (mode != "both" && mode != "coordinator" && mode != "baseline" && mode != "store" &&
+      mode != "pgloop") {
+    std::fprintf(stderr, "--mode '%s' is not one of those --help lists\n", mode.c_str());
+    return 2;
+  }
+  if (type != "saga" && (http || mode == "store" || mode == "pgloop")) {
+    std::fprintf(stderr,
+                 "--type=%s is measured over gRPC, as coordinator and baseline (the HTTP, store "
+                 "and pgloop modes run sagas)\n",
+                 type.c_str());
+    return 2;
+  }
+
+  // Open loop: a rate asked for, or half the closed-loop maximum measured first.
+  const std::string rate_flag = absl::GetFlag(FLAGS_rate);
+  const bool open = !rate_flag.empty();
+  double offered = 0;  // per second; 0 with --rate=half until measured
+  if (open && rate_flag != "half" && (!absl::SimpleAtod(rate_flag, &offered) || offered <= 0)) {
+    std::fprintf(stderr, "--rate '%s' is not a positive number or 'half'\n", rate_flag.c_str());
+    return 2;
+  }
+  // Open loop: enough workers that a burst of arrivals rarely finds them all busy.
+  const int workers = open ? std::max(clients, 64) : clients;
+
+  dtm::test::TestBranchServer branch1(/*record=*/false), branch2(/*record=*/false);
   std::unique_ptr<dtm::test::TestHttpBranchServer> http1, http2;
   // One keep-alive HTTP client per client thread.
   std::vector<std::unique_ptr<dtm::test::HttpClient>> http_clients;
   if (http) {
     http1 = std::make_unique<dtm::test::TestHttpBranchServer>(/*record=*/false);
     http2 = std::make_unique<dtm::test::TestHttpBranchServer>(/*record=*/false);
-    for (int c = 0; c < clients; ++c) {
+    for (int c = 0; c < workers; ++c) {
       http_clients.push_back(std::make_unique<dtm::test::HttpClient>());
     }
   }
-  const bool secure = absl::GetFlag(FLAGS_secure);
   std::string secure_dir;
   if (secure) {
     if (!absl::GetFlag(FLAGS_coordinator).empty()) {
@@ -285,35 +383,65 @@ int main(int argc, char** argv) {
                         "{\"action\":\"", http2->Target("TransIn"), "\",\"compensate\":\"",
                         http2->Target("TransInRevert"), "\"}],\"payloads\":[", p, ",", p, "]}");
   };
+  const char* what = type == "saga"  ? "2-branch sagas"
+                     : type == "tcc" ? "2-branch TCCs"
+                                     : "2-step msgs";
+  std::string loop;
+  if (open) {
+    loop = absl::StrCat(", open loop: Poisson arrivals at ",
+                        offered > 0 ? absl::StrCat(offered, "/s") : "half the closed-loop maximum",
+                        " (seed ", absl::GetFlag(FLAGS_seed), ", ", workers, " workers)");
+  }
   std::printf(
-      "dtm-bench: %d clients, %.0f s per mode, 2-branch sagas with wait_result over %s%s, "
-      "%zu-byte payloads, %u hardware threads\n",
-      clients, seconds, http ? "HTTP" : "gRPC", secure ? " (TLS and a client token)" : "",
-      payload.size(), std::thread::hardware_concurrency());
+      "dtm-bench: %d clients, %.0f s per mode, %s with wait_result over %s%s, "
+      "%zu-byte payloads, %u hardware threads%s\n",
+      clients, seconds, what, http ? "HTTP" : "gRPC", secure ? " (TLS and a client token)" : "",
+      payload.size(), std::thread::hardware_concurrency(), loop.c_str());
 
+  const std::string unit = type == "saga" ? "sagas/s" : "trans/s";
   std::vector<Result> results;
+  // Measures one mode: closed loop, or open loop at the offered rate (with --rate=half, the
+  // first mode's closed-loop maximum sets it for the whole run).
+  auto measure = [&](const std::string& name, const Op& op) {
+    if (!open) {
+      results.push_back(dtm::bench::Drive(name, clients, warmup, seconds, op));
+      dtm::bench::Print(results.back(), unit);
+      return;
+    }
+    if (offered <= 0) {
+      Result max = dtm::bench::Drive(name, clients, warmup, std::min(seconds, 3.0), op);
+      dtm::bench::Print(max, unit);
+      offered = max.rate() / 2;
+      if (offered <= 0) {
+        std::printf("%-12s no closed-loop maximum to halve: no open loop\n", name.c_str());
+        return;
+      }
+      std::printf("%-12s closed-loop maximum %.0f %s: open loop at half of it, %.0f/s\n",
+                  name.c_str(), max.rate(), unit.c_str(), offered);
+    }
+    results.push_back(dtm::bench::DriveOpen(name, {offered, workers, absl::GetFlag(FLAGS_seed)},
+                                            warmup, seconds, op));
+    dtm::bench::Print(results.back(), unit);
+  };
+  auto gid = [](int c, int64_t i) { return absl::StrCat("bench-", RunId(), "-", c, "-", i); };
+
   std::unique_ptr<dtm::test::DtmdProcess> dtmd;
   if (mode == "both" || mode == "coordinator") {
     std::string address = absl::GetFlag(FLAGS_coordinator);
     if (address.empty()) {
-      std::string store = absl::GetFlag(FLAGS_store);
-      if (store.empty()) store = absl::StrCat("sqlite://", dtm::test::MakeTempDir(), "/bench.db");
       std::vector<std::string> args;
-      if (IsPostgresUrl(store)) args.push_back(absl::StrCat("--schema=bench_", RunId()));
       if (secure) {
         args.push_back(absl::StrCat("--tls_cert=", secure_dir, "/srv.pem"));
         args.push_back(absl::StrCat("--tls_key=", secure_dir, "/srv.key"));
         args.push_back(absl::StrCat("--auth_tokens_file=", secure_dir, "/tokens"));
       }
-      dtmd = std::make_unique<dtm::test::DtmdProcess>(store, args);
-      absl::Status st = dtmd->Start();
-      if (!st.ok()) {
-        std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      auto spawned = dtm::bench::SpawnDtmd(absl::GetFlag(FLAGS_store), args);
+      if (!spawned.ok()) {
+        std::fprintf(stderr, "%s\n", spawned.status().ToString().c_str());
         return 1;
       }
+      dtmd = *std::move(spawned);
       address = dtmd->address();
-      std::printf("spawned dtmd at %s, store %s\n", address.c_str(),
-                  dtm::DescribeStore(store).c_str());
     }
     std::unique_ptr<dtm::CoordinatorClient> client;
     if (secure) {
@@ -328,7 +456,6 @@ int main(int argc, char** argv) {
     } else {
       client = dtm::CoordinatorClient::Connect(address);
     }
-    std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
     if (http) {
       if (!dtmd) {
         std::fprintf(stderr, "--protocol=http needs a spawned dtmd (no --coordinator)\n");
@@ -336,27 +463,44 @@ int main(int argc, char** argv) {
       }
       const std::string submit =
           absl::StrCat(secure ? "https://" : "http://", dtmd->http_address(), "/api/dtmsvr/submit");
-      results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
-        dtm::test::HttpResult r =
-            http_clients[c]->Post(submit, http_saga(absl::StrCat("bench-", run, "-", c, "-", i)));
+      measure("coordinator", [&](int c, int64_t i) {
+        dtm::test::HttpResult r = http_clients[c]->Post(submit, http_saga(gid(c, i)));
         if (r.status != 200) return absl::StrCat("HTTP ", r.status, " ", r.error, r.body);
         return std::string();
-      }));
-    } else {
-      results.push_back(Drive("coordinator", clients, warmup, seconds, [&](int c, int64_t i) {
-        dtm::Saga saga(client.get(), absl::StrCat("bench-", run, "-", c, "-", i));
+      });
+    } else if (type == "saga") {
+      measure("coordinator", [&](int c, int64_t i) {
+        dtm::Saga saga(client.get(), gid(c, i));
         saga.Add(branch1.Target("TransOut"), branch1.Target("TransOutRevert"), payload)
             .Add(branch2.Target("TransIn"), branch2.Target("TransInRevert"), payload)
             .WaitResult();
-        auto r = saga.Submit();
-        if (!r.ok()) return r.status().ToString();
-        if (r->status() != dtm::v1::SUCCEEDED) {
-          return absl::StrCat("status ", dtm::v1::Status_Name(r->status()));
-        }
-        return std::string();
-      }));
+        return Finished(saga.Submit());
+      });
+    } else if (type == "tcc") {
+      dtm::v1::TransOptions options;
+      options.set_wait_result(true);
+      measure("coordinator", [&](int c, int64_t i) {
+        return Finished(dtm::Tcc::Run(
+            client.get(), gid(c, i),
+            [&](dtm::Tcc& tcc) {
+              absl::Status s = tcc.CallBranch(payload, branch1.Target("TransOutTry"),
+                                              branch1.Target("TransOutConfirm"),
+                                              branch1.Target("TransOutCancel"));
+              if (!s.ok()) return s;
+              return tcc.CallBranch(payload, branch2.Target("TransInTry"),
+                                    branch2.Target("TransInConfirm"),
+                                    branch2.Target("TransInCancel"));
+            },
+            options));
+      });
+    } else {
+      measure("coordinator", [&](int c, int64_t i) {
+        dtm::Msg msg(client.get(), gid(c, i));
+        msg.Add(branch1.Target("TransOut"), payload).Add(branch2.Target("TransIn"), payload);
+        msg.options().set_wait_result(true);
+        return Finished(msg.Submit());
+      });
     }
-    Print(results.back());
     if (dtmd) dtmd->Terminate();
   }
   if (mode == "store") {
@@ -365,17 +509,16 @@ int main(int argc, char** argv) {
     std::string url = absl::GetFlag(FLAGS_store);
     if (url.empty()) url = absl::StrCat("sqlite://", dtm::test::MakeTempDir(), "/store.db");
     dtm::StoreOptions so;
-    if (IsPostgresUrl(url)) so.schema = absl::StrCat("bench_store_", RunId());
+    if (dtm::bench::IsPostgresUrl(url)) so.schema = absl::StrCat("bench_store_", RunId());
     auto store = dtm::OpenStore(url, so);
     if (!store.ok()) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
       return 1;
     }
     std::printf("store %s\n", dtm::DescribeStore(url).c_str());
-    std::string run = absl::StrCat(absl::ToUnixMillis(absl::Now()));
-    results.push_back(Drive("store", clients, warmup, seconds, [&](int c, int64_t i) {
+    measure("store", [&](int c, int64_t i) {
       dtm::Transaction t;
-      t.gid = absl::StrCat("sbench-", run, "-", c, "-", i);
+      t.gid = absl::StrCat("s", gid(c, i));
       t.trans_type = dtm::TransType::kSaga;
       t.status = dtm::GlobalStatus::kSubmitted;
       t.create_time = t.update_time = absl::Now();
@@ -413,85 +556,45 @@ int main(int argc, char** argv) {
         if (!r.status.ok()) return r.status.ToString();
       }
       return std::string();
-    }));
-    Print(results.back());
+    });
     (*store)->Close();
   }
   if (http && (mode == "both" || mode == "baseline")) {
     // The same three HTTP requests without the coordinator: a submit-sized body to a no-op
     // service, then each branch, with the same client and keep-alive.
-    const std::string submit_body = http_saga("bench-0000000000000-00-0000000");
+    const std::string submit_body = http_saga(kShapeGid);
     const std::string a = http1->Target("Submit"), b = http1->Target("TransOut"),
                       t = http2->Target("TransIn");
-    results.push_back(Drive("baseline", clients, warmup, seconds, [&](int c, int64_t) {
+    measure("baseline", [&](int c, int64_t) {
       for (const auto& [url, body] : {std::make_pair(&a, &submit_body),
                                       std::make_pair(&b, &payload), std::make_pair(&t, &payload)}) {
         dtm::test::HttpResult r = http_clients[c]->Post(*url, *body);
         if (r.status != 200) return absl::StrCat("HTTP ", r.status, " ", r.error);
       }
       return std::string();
-    }));
-    Print(results.back());
+    });
   } else if (mode == "both" || mode == "baseline") {
-    // The same three unary calls without the coordinator: a submit-sized request to a no-op
-    // service, then each branch action.
-    dtm::v1::SubmitRequest shape;
-    shape.set_gid("bench-0000000000000-00-0000000");
-    for (int i = 0; i < 2; ++i) {
-      dtm::v1::Step* s = shape.add_steps();
-      s->set_action(branch1.Target("TransOut"));
-      s->set_compensate(branch1.Target("TransOutRevert"));
-      s->set_payload(payload);
-    }
-    const std::string submit_bytes = shape.SerializeAsString();
+    // The same unary calls without the coordinator: each request to the coordinator sent
+    // with its shape to a no-op service, and the branch calls.
     auto ch0 = grpc::CreateChannel(branch1.address(), grpc::InsecureChannelCredentials());
     auto ch1 = grpc::CreateChannel(branch1.address(), grpc::InsecureChannelCredentials());
     auto ch2 = grpc::CreateChannel(branch2.address(), grpc::InsecureChannelCredentials());
     grpc::GenericStub s0(ch0), s1(ch1), s2(ch2);
-    auto call = [](grpc::GenericStub& stub, const char* method, const std::string& bytes) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      grpc::Slice slice(bytes);
-      grpc::ByteBuffer req(&slice, 1), resp;
-      std::mutex mu;
-      std::condition_variable cv;
-      bool done = false;
-      grpc::Status status;
-      stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
-        std::lock_guard<std::mutex> lock(mu);
-        status = std::move(s);
-        done = true;
-        cv.notify_one();
-      });
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return done; });
-      return status;
-    };
-    results.push_back(Drive("baseline", clients, warmup, seconds, [&](int, int64_t) {
-      for (auto [stub, method, bytes] :
-           {std::make_tuple(&s0, "/dtm.v1.Coordinator/Submit", &submit_bytes),
-            std::make_tuple(&s1, "/test.Branch/TransOut", &payload),
-            std::make_tuple(&s2, "/test.Branch/TransIn", &payload)}) {
-        grpc::Status s = call(*stub, method, *bytes);
-        if (!s.ok()) return s.error_message();
-      }
-      return std::string();
-    }));
-    Print(results.back());
+    const std::vector<dtm::bench::UnaryStep> calls =
+        BaselineCalls(type, &s0, &s1, &s2, branch1, branch2, payload);
+    measure("baseline", [&](int, int64_t) { return dtm::bench::CallInOrder(calls); });
   }
   const std::string pg_url = absl::GetFlag(FLAGS_store);
-  if ((mode == "both" && IsPostgresUrl(pg_url)) || mode == "pgloop") {
-    PgLoop loop(pg_url, absl::StrCat("bench_pgloop_", RunId()), clients);
+  if ((mode == "both" && type == "saga" && dtm::bench::IsPostgresUrl(pg_url)) || mode == "pgloop") {
+    PgLoop loop(pg_url, absl::StrCat("bench_pgloop_", RunId()), workers);
     absl::Status st = loop.Prepare();
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", st.ToString().c_str());
       return 1;
     }
-    std::string run = RunId();
-    results.push_back(Drive("pgloop", clients, warmup, seconds, [&](int c, int64_t i) {
-      return loop.Saga(c, absl::StrCat("pg-", run, "-", c, "-", i), payload);
-    }));
-    Print(results.back());
+    measure("pgloop", [&](int c, int64_t i) {
+      return loop.Saga(c, absl::StrCat("pg-", RunId(), "-", c, "-", i), payload);
+    });
   }
   auto find = [&](const std::string& name) -> const Result* {
     for (const Result& r : results) {
@@ -503,10 +606,7 @@ int main(int argc, char** argv) {
   for (const char* base : {"baseline", "pgloop"}) {
     const Result* b = find(base);
     if (coordinator == nullptr || b == nullptr) continue;
-    std::printf("ratio        coordinator/%s throughput %.3f   p50 latency x%.2f\n", base,
-                coordinator->rate() / b->rate(),
-                absl::ToDoubleMilliseconds(coordinator->p50) /
-                    std::max(1e-9, absl::ToDoubleMilliseconds(b->p50)));
+    dtm::bench::PrintRatio(*coordinator, *b);
   }
   return 0;
 }

@@ -39,6 +39,8 @@ class DtmdProcess {
   // "127.0.0.1:port" of DTM's HTTP API ("" if started with --http_listen=).
   std::string http_address() const { return http_address_; }
   bool running() const { return pid_ > 0; }
+  // The running process's id (for /proc/<pid>/...), or -1.
+  pid_t pid() const { return pid_; }
   // kill -9 and reap.
   void Kill9();
   // SIGTERM; returns the exit code (or -signal).

@@ -1,0 +1,282 @@
+#include "tests/bench/bench_driver.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "storage/open/open_store.h"
+
+namespace dtm::bench {
+namespace {
+
+int64_t NextSeq() {
+  static std::atomic<int64_t> seq{0};
+  return seq.fetch_add(1);
+}
+
+// What one driver thread measured; merged into a Result at the end.
+struct ThreadStats {
+  std::vector<absl::Duration> latencies;  // of the successful ops
+  int64_t errors = 0;
+  std::string first_error;
+  int64_t scheduled = 0, late = 0, unsent = 0;  // open loop
+  absl::Time last_done = absl::InfinitePast();  // open loop
+
+  void Add(const std::string& err, absl::Duration latency) {
+    if (err.empty()) {
+      latencies.push_back(latency);
+    } else if (errors++ == 0) {
+      first_error = err;
+    }
+  }
+};
+
+Result Merge(const std::string& name, std::vector<ThreadStats>& stats) {
+  Result r;
+  r.name = name;
+  std::vector<absl::Duration> all;
+  for (ThreadStats& s : stats) {
+    all.insert(all.end(), s.latencies.begin(), s.latencies.end());
+    r.errors += s.errors;
+    if (r.first_error.empty()) r.first_error = s.first_error;
+    r.scheduled += s.scheduled;
+    r.late += s.late;
+    r.unsent += s.unsent;
+  }
+  r.ok = static_cast<int64_t>(all.size());
+  std::sort(all.begin(), all.end());
+  auto at = [&](double p) {
+    if (all.empty()) return absl::ZeroDuration();
+    return all[std::min(all.size() - 1, static_cast<size_t>(p * static_cast<double>(all.size())))];
+  };
+  r.p50 = at(0.50);
+  r.p90 = at(0.90);
+  r.p99 = at(0.99);
+  r.p999 = at(0.999);
+  return r;
+}
+
+// The open loop's dispatcher: computes the Poisson schedule (exponential gaps from a fixed
+// seed) and hands the arrivals out in schedule order, one per worker that asks.
+class Arrivals {
+ public:
+  Arrivals(const OpenLoopOptions& o, absl::Time start)
+      : rng_(o.seed), gap_(o.rate), next_(start + Gap()) {}
+  absl::Time Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::Time t = next_;
+    next_ += Gap();
+    return t;
+  }
+
+ private:
+  absl::Duration Gap() { return absl::Seconds(gap_(rng_)); }
+
+  std::mutex mu_;
+  std::mt19937_64 rng_;
+  std::exponential_distribution<double> gap_;
+  absl::Time next_;
+};
+
+double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+double Over(absl::Duration a, absl::Duration b) { return Ms(a) / std::max(1e-9, Ms(b)); }
+
+}  // namespace
+
+Result Drive(const std::string& name, int clients, double warmup, double seconds, const Op& op) {
+  std::atomic<int> phase{0};  // 0 warm-up, 1 measuring, 2 stop
+  std::vector<ThreadStats> stats(clients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      while (phase.load() < 2) {
+        bool measuring = phase.load() == 1;
+        absl::Time start = absl::Now();
+        std::string err = op(c, NextSeq());
+        absl::Duration d = absl::Now() - start;
+        if (measuring && phase.load() == 1) stats[c].Add(err, d);
+      }
+    });
+  }
+  absl::SleepFor(absl::Seconds(warmup));
+  phase = 1;
+  absl::Time start = absl::Now();
+  absl::SleepFor(absl::Seconds(seconds));
+  phase = 2;
+  double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  for (auto& t : threads) t.join();
+  Result r = Merge(name, stats);
+  r.seconds = elapsed;
+  return r;
+}
+
+Result DriveOpen(const std::string& name, const OpenLoopOptions& options, double warmup,
+                 double seconds, const Op& op) {
+  // A little head start, so that every worker is waiting before the first arrival.
+  const absl::Time start = absl::Now() + absl::Milliseconds(20);
+  const absl::Time window_start = start + absl::Seconds(warmup);
+  const absl::Time window_end = window_start + absl::Seconds(seconds);
+  const absl::Time drain_deadline = window_end + std::max(absl::Seconds(2), absl::Seconds(seconds));
+  Arrivals arrivals(options, start);
+  std::vector<ThreadStats> stats(options.workers);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < options.workers; ++w) {
+    threads.emplace_back([&, w] {
+      ThreadStats& s = stats[w];
+      for (;;) {
+        const absl::Time scheduled = arrivals.Take();
+        if (scheduled >= window_end) return;  // the later arrivals all are too
+        const absl::Time picked = absl::Now();
+        const bool measured = scheduled >= window_start;
+        s.scheduled += measured;
+        if (picked >= drain_deadline) {
+          s.unsent += measured;
+          continue;
+        }
+        if (scheduled > picked) {
+          absl::SleepFor(scheduled - picked);
+        } else if (measured && picked - scheduled > absl::Milliseconds(1)) {
+          ++s.late;
+        }
+        std::string err = op(w, NextSeq());
+        const absl::Time done = absl::Now();
+        if (!measured) continue;
+        s.Add(err, done - scheduled);
+        s.last_done = std::max(s.last_done, done);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  Result r = Merge(name, stats);
+  absl::Time last_done = window_end;
+  for (const ThreadStats& s : stats) last_done = std::max(last_done, s.last_done);
+  r.seconds = absl::ToDoubleSeconds(last_done - window_start);
+  r.open_loop = true;
+  r.offered = options.rate;
+  return r;
+}
+
+void Print(const Result& r, const std::string& unit) {
+  const char* sep = r.first_error.empty() ? "" : "   first: ";
+  if (!r.open_loop) {
+    std::printf("%-12s %s %9.0f   p50 %7.2f ms   p99 %7.2f ms   ok %8lld   errors %lld%s%s\n",
+                r.name.c_str(), unit.c_str(), r.rate(), Ms(r.p50), Ms(r.p99),
+                static_cast<long long>(r.ok), static_cast<long long>(r.errors), sep,
+                r.first_error.c_str());
+  } else {
+    std::printf(
+        "%-12s %s %9.0f   offered %7.0f/s (%lld scheduled)   p50 %7.2f ms   p90 %7.2f ms   "
+        "p99 %7.2f ms   p99.9 %7.2f ms   ok %8lld   errors %lld   late>1ms %lld   unsent "
+        "%lld%s%s\n",
+        r.name.c_str(), unit.c_str(), r.rate(), r.offered, static_cast<long long>(r.scheduled),
+        Ms(r.p50), Ms(r.p90), Ms(r.p99), Ms(r.p999), static_cast<long long>(r.ok),
+        static_cast<long long>(r.errors), static_cast<long long>(r.late),
+        static_cast<long long>(r.unsent), sep, r.first_error.c_str());
+  }
+  std::fflush(stdout);
+}
+
+void PrintRatio(const Result& coordinator, const Result& base) {
+  if (!coordinator.open_loop || !base.open_loop) {
+    std::printf("ratio        coordinator/%s throughput %.3f   p50 latency x%.2f\n",
+                base.name.c_str(), coordinator.rate() / base.rate(),
+                Over(coordinator.p50, base.p50));
+  } else {
+    std::printf(
+        "ratio        coordinator/%s achieved %.3f   p50 latency x%.2f   p99 latency x%.2f   "
+        "p99.9 latency x%.2f\n",
+        base.name.c_str(), coordinator.rate() / base.rate(), Over(coordinator.p50, base.p50),
+        Over(coordinator.p99, base.p99), Over(coordinator.p999, base.p999));
+  }
+  std::fflush(stdout);
+}
+
+grpc::Status UnaryCall(grpc::GenericStub& stub, const std::string& method,
+                       const std::string& bytes) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = std::move(s);
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  return status;
+}
+
+std::string CallInOrder(const std::vector<UnaryStep>& steps) {
+  for (const UnaryStep& s : steps) {
+    grpc::Status st = UnaryCall(*s.stub, s.method, s.bytes);
+    if (!st.ok()) return absl::StrCat(s.method, ": ", st.error_message());
+  }
+  return "";
+}
+
+const std::string& RunId() {
+  static const std::string id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  return id;
+}
+
+bool IsPostgresUrl(const std::string& url) {
+  return !url.empty() && url.rfind("sqlite://", 0) != 0 && url.find(".db") == std::string::npos;
+}
+
+absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
+                                                             std::vector<std::string> args) {
+  if (store.empty()) store = absl::StrCat("sqlite://", test::MakeTempDir(), "/bench.db");
+  if (IsPostgresUrl(store)) args.push_back(absl::StrCat("--schema=bench_", RunId()));
+  auto dtmd = std::make_unique<test::DtmdProcess>(store, args);
+  absl::Status st = dtmd->Start();
+  if (!st.ok()) return st;
+  std::printf("spawned dtmd at %s, store %s\n", dtmd->address().c_str(),
+              DescribeStore(store).c_str());
+  std::fflush(stdout);
+  return dtmd;
+}
+
+bool DtmdHasFlag(const std::string& flag) {
+  static const std::string help = [] {
+    std::string out;
+    FILE* p = popen(absl::StrCat("'", test::DtmdPath(), "' --helpfull 2>&1").c_str(), "r");
+    if (p == nullptr) return out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    pclose(p);
+    return out;
+  }();
+  return help.find(absl::StrCat("--", flag, " ")) != std::string::npos;
+}
+
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    absl::string_view rest = line;
+    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
+    int64_t kb = 0;
+    std::vector<absl::string_view> words = absl::StrSplit(rest, ' ', absl::SkipWhitespace());
+    if (!words.empty() && absl::SimpleAtoi(words[0], &kb)) return kb * 1024;
+  }
+  return 0;
+}
+
+}  // namespace dtm::bench
