@@ -227,7 +227,14 @@ Decision Decide(TransState& s, absl::Time now, absl::Duration lease) {
     }
     for (size_t i = 0; i < s.rt.size(); ++i) {
       if (s.rt[i].dirty) {
-        op.branches.emplace_back(static_cast<int>(i), s.txn.branches[i]);
+        // Only what a write changes (UpdateOp): not the target and payload, which would be
+        // copied for nothing on every result.
+        const Branch& b = s.txn.branches[i];
+        Branch& w = op.branches.emplace_back(static_cast<int>(i), Branch()).second;
+        w.status = b.status;
+        w.attempts = b.attempts;
+        w.last_error = b.last_error;
+        w.finish_time = b.finish_time;
         s.rt[i].dirty = false;
       }
     }
