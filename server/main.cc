@@ -506,7 +506,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.recovery.interval = absl::GetFlag(FLAGS_recovery_interval);
-  config.recovery.max_active = config.limits.max_active_transactions;
+  config.recovery.max_active =
+      std::min(config.recovery.max_active, config.limits.max_active_transactions);
   config.recovery.retention = absl::GetFlag(FLAGS_retention);
   config.recovery.purge_interval = absl::GetFlag(FLAGS_purge_interval);
   if (config.recovery.interval > config.lease / 3) {

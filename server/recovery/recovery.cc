@@ -73,8 +73,12 @@ int64_t Recovery::PurgeOnce() {
 
 void Recovery::Loop() {
   absl::Time next_purge = clock_->Now();
+  absl::Time next_renewal = clock_->Now();
   for (;;) {
-    engine_->RenewLeases();
+    if (clock_->Now() >= next_renewal) {  // once per interval, also while a backlog is worked
+      engine_->RenewLeases();
+      next_renewal = clock_->Now() + options_.interval;
+    }
     int handed = RunOnce();
     if (handed > 0) std::fprintf(stderr, "dtmd: recovery resumed %d transaction(s)\n", handed);
     if (clock_->Now() >= next_purge) {

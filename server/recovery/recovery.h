@@ -29,8 +29,12 @@ struct RecoveryOptions {
   absl::Duration interval = absl::Seconds(1);
   absl::Duration lease = absl::Seconds(10);
   int batch = 500;
-  size_t max_active = 50000;
-  absl::Duration backlog_pause = absl::Milliseconds(10);
+  // dtmd: the smaller of this and --max_active_transactions. Plenty to keep branches busy
+  // (20,000 resumed a second at 10 ms each need 200), and a bound on what a backlog of any
+  // size costs in memory: a transaction being resumed holds its state and, mostly, a branch
+  // call in flight (tens of KB in gRPC's buffers).
+  size_t max_active = 1000;
+  absl::Duration backlog_pause = absl::Milliseconds(1);
   absl::Duration retention = absl::Hours(24 * 7);
   absl::Duration purge_interval = absl::Minutes(10);
 };

@@ -252,20 +252,6 @@ absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
   return dtmd;
 }
 
-bool DtmdHasFlag(const std::string& flag) {
-  static const std::string help = [] {
-    std::string out;
-    FILE* p = popen(absl::StrCat("'", test::DtmdPath(), "' --helpfull 2>&1").c_str(), "r");
-    if (p == nullptr) return out;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    pclose(p);
-    return out;
-  }();
-  return help.find(absl::StrCat("--", flag, " ")) != std::string::npos;
-}
-
 int64_t RssBytes(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;

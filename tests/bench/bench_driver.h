@@ -90,9 +90,6 @@ bool IsPostgresUrl(const std::string& url);
 // `args`, and prints where.
 absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
                                                              std::vector<std::string> args);
-// Whether the dtmd under test knows `--<flag>` (from its --helpfull), for flags that a
-// version of the coordinator may lack.
-bool DtmdHasFlag(const std::string& flag);
 // Resident memory of process `pid` (VmRSS), in bytes; 0 if it cannot be read.
 int64_t RssBytes(pid_t pid);
 
