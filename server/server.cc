@@ -187,6 +187,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
 
   p->recovery =
       std::make_unique<Recovery>(config.recovery, p->store.get(), p->engine.get(), p->clock.get());
+  p->engine->set_made_due_hook([recovery = p->recovery.get()] { recovery->Nudge(); });
   p->recovery->Start();
   int http_port = p->http ? p->http->port() : 0;
   auto s = std::unique_ptr<DtmServer>(new DtmServer(std::move(p)));
@@ -204,6 +205,7 @@ void DtmServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   Parts& p = *parts_;
   p.server->GetHealthCheckService()->SetServingStatus(false);
+  p.engine->set_made_due_hook(nullptr);
   p.recovery->Stop();
   p.engine->Shutdown();  // answers wait_result callers so their RPCs can finish
   absl::Time deadline = absl::Now() + grace;

@@ -143,6 +143,10 @@ void Engine::RenewLeases() { runner_->RenewLeases(); }
 
 void Engine::Shutdown() { runner_->Shutdown(); }
 
+void Engine::set_made_due_hook(std::function<void()> made_due) {
+  runner_->set_made_due_hook(std::move(made_due));
+}
+
 void Engine::set_self_address(std::string address) {
   runner_->set_self_address(std::move(address));
 }

@@ -89,6 +89,10 @@ class Engine {
   // still flow. Call before shutting down the caller, timers, pool and store.
   void Shutdown();
 
+  // `made_due` runs (on any thread, briefly) when a RetryNow made work due in the store that
+  // recovery is to claim, so that it claims it now rather than at its next tick.
+  void set_made_due_hook(std::function<void()> made_due);
+
   // Sets the addresses sent to branches as dtm (known only once the servers listen).
   void set_self_address(std::string address);
   void set_http_self_address(std::string address);

@@ -112,6 +112,20 @@ void Runner::set_self_address(std::string address) {
   self_address_ = std::move(address);
 }
 
+void Runner::set_made_due_hook(std::function<void()> made_due) {
+  absl::MutexLock lock(&mu_);
+  made_due_ = std::move(made_due);
+}
+
+void Runner::MadeDue() {
+  std::function<void()> hook;
+  {
+    absl::MutexLock lock(&mu_);
+    hook = made_due_;
+  }
+  if (hook) hook();
+}
+
 void Runner::set_http_self_address(std::string address) {
   absl::MutexLock lock(&mu_);
   http_self_address_ = std::move(address);
@@ -266,7 +280,10 @@ void Runner::RetryNow(const std::string& gid, StatusDone done) {
     // lease is still ours) comes back right away.
     WriteThen(store_, TouchOp{gid, clock_->Now()}, pool_,
               [this, gid, done = std::move(done)](const WriteResult& r) {
-                if (r.status.ok()) Unpark(gid);
+                if (r.status.ok()) {
+                  Unpark(gid);
+                  MadeDue();
+                }
                 done(r.status);
               });
     return;
@@ -302,8 +319,9 @@ void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) 
   // The rest, on any replica: their owners notice at their next renewal, recovery claims
   // what nobody owns.
   WriteThen(store_, TouchAllOp{clock_->Now()}, pool_,
-            [done = std::move(done)](const WriteResult& r) {
+            [this, done = std::move(done)](const WriteResult& r) {
               if (r.status.ok()) {
+                if (r.touched > 0) MadeDue();
                 done(r.touched);
               } else {
                 done(r.status);

@@ -74,6 +74,7 @@ class Runner {
   void RenewLeases();
   void Shutdown();
 
+  void set_made_due_hook(std::function<void()> made_due);
   void set_self_address(std::string address);
   void set_http_self_address(std::string address);
   std::string self_address() const;
@@ -94,6 +95,8 @@ class Runner {
   // Brings back the parked `gid` if this coordinator still owns it (after RetryNow made it
   // due in the store), so it does not wait for its lease to run out and a claim.
   void Unpark(const std::string& gid);
+  // Tells recovery (Engine::set_made_due_hook) that work was made due in the store.
+  void MadeDue();
   void Dispatch(const ActivePtr& a, int index);
   void ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake);
   // On a's strand: answers a's Submit waiters with `submit` and its ForceStop waiters with
@@ -119,6 +122,7 @@ class Runner {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string self_address_ ABSL_GUARDED_BY(mu_);
   std::string http_self_address_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> made_due_ ABSL_GUARDED_BY(mu_);
   // Gids retired in the last kRetiredMemory, oldest first (see Activate).
   std::deque<std::pair<absl::Time, std::string>> retired_order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> retired_ ABSL_GUARDED_BY(mu_);

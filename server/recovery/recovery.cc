@@ -22,6 +22,11 @@ void Recovery::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Recovery::Nudge() {
+  absl::MutexLock lock(&mu_);
+  nudged_ = true;
+}
+
 int Recovery::RunOnce() {
   int handed = 0;
   backlog_ = false;
@@ -90,10 +95,12 @@ void Recovery::Loop() {
       next_purge = clock_->Now() + options_.purge_interval;
     }
     absl::MutexLock lock(&mu_);
-    auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+    auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || nudged_; };
     absl::Duration pause =
         backlog_ ? std::min(options_.backlog_pause, options_.interval) : options_.interval;
-    if (mu_.AwaitWithTimeout(absl::Condition(&stop), pause)) return;
+    mu_.AwaitWithTimeout(absl::Condition(&wake), pause);
+    if (stopping_) return;
+    nudged_ = false;
   }
 }
 

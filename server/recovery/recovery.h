@@ -46,6 +46,8 @@ class Recovery {
 
   void Start();
   void Stop();
+  // Claims now rather than at the next tick (work was just made due in the store).
+  void Nudge();
   // One claim round; returns how many transactions were handed to the engine.
   int RunOnce();
   // One purge round; returns how many transactions were deleted.
@@ -60,6 +62,7 @@ class Recovery {
   Clock* const clock_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool nudged_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_error_;  // of the last claim; only the loop thread touches it
   bool backlog_ = false;    // the last round left due work unclaimed; loop thread only
   std::thread thread_;

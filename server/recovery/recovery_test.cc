@@ -31,11 +31,12 @@ class RecoveryTest : public ::testing::Test {
     pool_.Shutdown();
     store_->Close();
   }
-  // `n` one-step sagas left due by a coordinator that is gone.
-  void Backlog(int n) {
+  // `n` one-step sagas left by a coordinator that is gone, due `after` from now.
+  void Backlog(int n, absl::Duration after = absl::ZeroDuration()) {
     for (int i = 0; i < n; ++i) {
       Transaction t = test::MakeTestSaga(absl::StrCat("r", i), 1);
-      t.create_time = t.next_retry_time = clock_.Now();
+      t.create_time = clock_.Now();
+      t.next_retry_time = clock_.Now() + after;
       t.owner = "gone";
       t.lease_expire = clock_.Now();
       ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
@@ -77,6 +78,19 @@ TEST_F(RecoveryTest, ABacklogIsClaimedNoFasterThanTheWorkingSetAllows) {
   }
   EXPECT_EQ(recovery.RunOnce(), 2);  // the rest
   EXPECT_EQ(recovery.RunOnce(), 0);
+}
+
+TEST_F(RecoveryTest, ANudgeClaimsWithoutWaitingForTheNextTick) {
+  RecoveryOptions o;
+  o.interval = absl::Hours(1);
+  Backlog(1, absl::Minutes(1));
+  Recovery recovery(o, store_.get(), engine_.get(), &clock_);
+  recovery.Start();  // its first round finds nothing due, then it would sleep for an hour
+  clock_.Advance(absl::Minutes(1));
+  recovery.Nudge();
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  recovery.Stop();
 }
 
 }  // namespace
