@@ -436,7 +436,12 @@ absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
     return absl::UnavailableError(absl::StrCat("cannot open sqlite database '", path, "': ", msg));
   }
   sqlite3_busy_timeout(db, 10000);
-  absl::Status st = ExecSql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+  // Every commit is fsynced (synchronous=FULL). A checkpoint copies the WAL's pages back into
+  // the database file: every 10,000 pages (about 40 MB of WAL) rather than SQLite's 1,000,
+  // so that a page the workload rewrites all the time (an index's right edge, a busy leaf) is
+  // copied back once per checkpoint instead of ten times as often.
+  absl::Status st = ExecSql(
+      db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=10000;");
   if (!st.ok()) {
     sqlite3_close(db);
     return absl::UnavailableError(
