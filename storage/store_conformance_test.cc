@@ -746,6 +746,33 @@ TEST_P(StoreConformanceTest, CloseFlushesQueuedWrites) {
 // The engine retries a write that failed. If an op the database refuses failed the whole
 // batch it was committed with, it would fail its neighbours again at every retry, forever:
 // only that op may fail, and the others still commit together, in one transaction.
+TEST_P(StoreConformanceTest, ABranchWrittenTwiceInOneBatchKeepsItsLastValues) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("twice", kT0)}).status.ok());
+  auto result = [](int attempts, const std::string& error) {
+    Branch b;
+    b.status = BranchStatus::kPrepared;
+    b.attempts = attempts;
+    b.last_error = error;
+    return b;
+  };
+  UpdateOp first;
+  first.gid = "twice";
+  first.expected_status = first.new_status = GlobalStatus::kSubmitted;
+  first.branches = {{0, result(1, "one")}, {1, result(1, "other")}};
+  UpdateOp second = first;
+  second.new_status = GlobalStatus::kAborting;
+  second.branches = {{0, result(2, "two")}};
+  std::vector<WriteResult> r = WriteOneBatch({first, second});
+  EXPECT_TRUE(r[0].status.ok()) << r[0].status;
+  EXPECT_TRUE(r[1].status.ok()) << r[1].status;
+  Transaction t = *store_->Get("twice");
+  EXPECT_EQ(t.status, GlobalStatus::kAborting);
+  EXPECT_EQ(t.branches[0].attempts, 2);
+  EXPECT_EQ(t.branches[0].last_error, "two");
+  EXPECT_EQ(t.branches[1].last_error, "other");
+  EXPECT_EQ(t.branches[1].target, "h:1/s.S/A0");  // a result leaves the rest of the row alone
+}
+
 TEST_P(StoreConformanceTest, AnOpTheDatabaseRefusesFailsAloneNotItsBatch) {
   ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("old", kT0)}).status.ok());
   GetParam().refuse_bad_rows(where_);
