@@ -24,11 +24,15 @@ std::string PgPlaceholders(int n, int first) {
 
 namespace {
 
-// A range, not an IN list: SQLite evaluates "status IN (...)" through a temporary b-tree built
-// for every evaluation, and a partial index's predicate is evaluated on every write of a row,
-// which made each UPDATE of a transaction allocate and free a b-tree (and the allocator give
-// that memory back to the kernel, a madvise and a TLB shootdown per statement). The stored
-// numbering makes each set a range (static_asserts in codec.h).
+std::string StatusIn(std::initializer_list<GlobalStatus> statuses) {
+  return absl::StrCat("status IN (",
+                      absl::StrJoin(statuses, ",",
+                                    [](std::string* out, GlobalStatus s) {
+                                      absl::StrAppend(out, static_cast<int>(s));
+                                    }),
+                      ")");
+}
+
 std::string StatusBetween(GlobalStatus lo, GlobalStatus hi) {
   return absl::StrCat("status BETWEEN ", SqlValue(lo), " AND ", SqlValue(hi));
 }
@@ -36,18 +40,36 @@ std::string StatusBetween(GlobalStatus lo, GlobalStatus hi) {
 }  // namespace
 
 const std::string& SqlNotTerminal() {
-  static const std::string* sql =
-      new std::string(StatusBetween(GlobalStatus::kPrepared, GlobalStatus::kAborting));
+  static const std::string* sql = new std::string(
+      StatusIn({GlobalStatus::kPrepared, GlobalStatus::kSubmitted, GlobalStatus::kAborting}));
   return *sql;
 }
 
 const std::string& SqlRunning() {
   static const std::string* sql =
-      new std::string(StatusBetween(GlobalStatus::kSubmitted, GlobalStatus::kAborting));
+      new std::string(StatusIn({GlobalStatus::kSubmitted, GlobalStatus::kAborting}));
   return *sql;
 }
 
 const std::string& SqlTerminal() {
+  static const std::string* sql =
+      new std::string(StatusIn({GlobalStatus::kSucceeded, GlobalStatus::kFailed}));
+  return *sql;
+}
+
+const std::string& SqliteNotTerminal() {
+  static const std::string* sql =
+      new std::string(StatusBetween(GlobalStatus::kPrepared, GlobalStatus::kAborting));
+  return *sql;
+}
+
+const std::string& SqliteRunning() {
+  static const std::string* sql =
+      new std::string(StatusBetween(GlobalStatus::kSubmitted, GlobalStatus::kAborting));
+  return *sql;
+}
+
+const std::string& SqliteTerminal() {
   static const std::string* sql =
       new std::string(StatusBetween(GlobalStatus::kSucceeded, GlobalStatus::kFailed));
   return *sql;

