@@ -159,6 +159,8 @@ std::string Engine::self_address() const { return runner_->self_address(); }
 
 size_t Engine::active_count() const { return runner_->active_count(); }
 
+size_t Engine::resumed_count() const { return runner_->resumed_count(); }
+
 bool Engine::IsActive(const std::string& gid) const { return runner_->Find(gid) != nullptr; }
 
 size_t Engine::back_check_errors_tracked() const { return prepared_->back_check_errors().size(); }

@@ -100,6 +100,9 @@ class Engine {
 
   const std::string& owner() const { return options_.owner; }
   size_t active_count() const;
+  // Of active_count, the transactions Resume took in (from recovery's claims) that are still
+  // in memory.
+  size_t resumed_count() const;
   bool IsActive(const std::string& gid) const;
   // How many msg gids have a count of failed back-checks in memory (for tests).
   size_t back_check_errors_tracked() const;

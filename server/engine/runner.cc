@@ -27,6 +27,7 @@ struct Runner::Active {
   // Left memory to wait in the store (Park); `retired` is set too. Work that found it here
   // before it left looks it up again (it is no longer active, or active anew).
   bool parked = false;
+  bool resumed = false;  // added by Resume (counted in resumed_); guarded by Runner::mu_
   // Whether this coordinator holds the lease (created or claimed it here), and until when.
   // Branches are called only under a lease with time to spare; a transaction loaded for a
   // ForceStop from another replica's hands is not owned and only writes its end, unfenced.
@@ -139,6 +140,18 @@ std::string Runner::self_address() const {
 size_t Runner::active_count() const {
   absl::MutexLock lock(&mu_);
   return active_.size();
+}
+
+size_t Runner::resumed_count() const {
+  absl::MutexLock lock(&mu_);
+  return resumed_;
+}
+
+void Runner::EraseLocked(const ActivePtr& a) {
+  auto it = active_.find(a->state.txn.gid);
+  if (it == active_.end() || it->second != a) return;
+  active_.erase(it);
+  if (a->resumed) --resumed_;
 }
 
 Runner::ActivePtr Runner::Find(const std::string& gid) const {
@@ -350,8 +363,17 @@ bool Runner::Resume(Transaction txn) {
     }
     return false;
   }
+  std::string gid = txn.gid;
   ActivePtr a = Activate(std::move(txn), /*recovered=*/true);
   if (!a) return false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(gid);
+    if (it != active_.end() && it->second == a && !a->resumed) {
+      a->resumed = true;
+      ++resumed_;
+    }
+  }
   Start(a);
   return true;
 }
@@ -433,8 +455,7 @@ void Runner::Drop(const ActivePtr& a) {
                 absl::UnavailableError(absl::StrCat("transaction '", a->state.txn.gid,
                                                     "' moved to another coordinator")));
   absl::MutexLock lock(&mu_);
-  auto it = active_.find(a->state.txn.gid);
-  if (it != active_.end() && it->second == a) active_.erase(it);
+  EraseLocked(a);
 }
 
 void Runner::Drive(const ActivePtr& a) {
@@ -516,8 +537,7 @@ void Runner::Park(const ActivePtr& a) {
   if (a->timer) timers_->Cancel(*a->timer);
   a->timer.reset();
   absl::MutexLock lock(&mu_);
-  auto it = active_.find(a->state.txn.gid);
-  if (it != active_.end() && it->second == a) active_.erase(it);
+  EraseLocked(a);
 }
 
 void Runner::Unpark(const std::string& gid) {
@@ -552,8 +572,7 @@ void Runner::Retire(const ActivePtr& a, const absl::Status& why) {
   absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
   const std::string& gid = a->state.txn.gid;
-  auto it = active_.find(gid);
-  if (it != active_.end() && it->second == a) active_.erase(it);
+  EraseLocked(a);
   // Claims read before this point may still carry a non-terminal snapshot of `gid`.
   if (retired_.insert(gid).second) retired_order_.emplace_back(now, gid);
   while (!retired_order_.empty() && retired_order_.front().first < now - kRetiredMemory) {

@@ -79,6 +79,7 @@ class Runner {
   void set_http_self_address(std::string address);
   std::string self_address() const;
   size_t active_count() const;
+  size_t resumed_count() const;
 
  private:
   // Runs `on_active` on the strand of the active entry for `gid`, loading it from the store
@@ -106,6 +107,8 @@ class Runner {
   // On a's strand: a ended (or was taken from us, `why`). Forgets it and remembers the gid for
   // a while (see Activate).
   void Retire(const ActivePtr& a, const absl::Status& why);
+  // Removes `a` from active_ (if it is still there).
+  void EraseLocked(const ActivePtr& a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // On a's strand: this coordinator no longer owns a's transaction. Forgets it without
   // remembering it as ended, so a later claim can bring it back.
   void Drop(const ActivePtr& a);
@@ -119,6 +122,7 @@ class Runner {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, ActivePtr> active_ ABSL_GUARDED_BY(mu_);
+  size_t resumed_ ABSL_GUARDED_BY(mu_) = 0;  // entries of active_ that Resume added
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::string self_address_ ABSL_GUARDED_BY(mu_);
   std::string http_self_address_ ABSL_GUARDED_BY(mu_);

@@ -28,36 +28,36 @@ void Recovery::Nudge() {
 }
 
 int Recovery::RunOnce() {
-  int handed = 0;
   backlog_ = false;
-  for (;;) {
-    size_t active = engine_->active_count();
-    if (active >= options_.max_active) {
-      backlog_ = true;  // maybe: the next round tells
-      return handed;
-    }
-    ClaimOp op;
-    op.owner = engine_->owner();
-    op.now = clock_->Now();
-    op.limit = static_cast<int>(
-        std::min<size_t>(static_cast<size_t>(options_.batch), options_.max_active - active));
-    op.lease = options_.lease;
-    WriteResult r = store_->WriteSync(op);
-    if (!r.status.ok()) {
-      std::string error = r.status.ToString();
-      if (error != last_error_) {  // once per distinct failure, not every tick
-        std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", error.c_str());
-        last_error_ = std::move(error);
-      }
-      return handed;
-    }
-    last_error_.clear();
-    for (Transaction& t : r.claimed) {
-      if (engine_->Resume(std::move(t))) ++handed;
-    }
-    if (static_cast<int>(r.claimed.size()) < op.limit) return handed;
-    backlog_ = true;
+  // Resumed transactions still in memory: work recovery handed over and the engine has not
+  // finished or parked yet. Other work in memory (new Submits, short waits) does not count.
+  size_t resumed = engine_->resumed_count();
+  if (resumed >= options_.max_active) {
+    backlog_ = true;  // maybe: a round after they left tells
+    return 0;
   }
+  ClaimOp op;
+  op.owner = engine_->owner();
+  op.now = clock_->Now();
+  op.limit = static_cast<int>(
+      std::min<size_t>(static_cast<size_t>(options_.batch), options_.max_active - resumed));
+  op.lease = options_.lease;
+  WriteResult r = store_->WriteSync(op);
+  if (!r.status.ok()) {
+    std::string error = r.status.ToString();
+    if (error != last_error_) {  // once per distinct failure, not every tick
+      std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", error.c_str());
+      last_error_ = std::move(error);
+    }
+    return 0;
+  }
+  last_error_.clear();
+  int handed = 0;
+  for (Transaction& t : r.claimed) {
+    if (engine_->Resume(std::move(t))) ++handed;
+  }
+  backlog_ = static_cast<int>(r.claimed.size()) == op.limit;
+  return handed;
 }
 
 int64_t Recovery::PurgeOnce() {
@@ -79,13 +79,18 @@ int64_t Recovery::PurgeOnce() {
 void Recovery::Loop() {
   absl::Time next_purge = clock_->Now();
   absl::Time next_renewal = clock_->Now();
+  int64_t resumed = 0;  // since the last renewal, for one log line per interval
   for (;;) {
     if (clock_->Now() >= next_renewal) {  // once per interval, also while a backlog is worked
       engine_->RenewLeases();
       next_renewal = clock_->Now() + options_.interval;
+      if (resumed > 0) {
+        std::fprintf(stderr, "dtmd: recovery resumed %lld transaction(s)\n",
+                     static_cast<long long>(resumed));
+        resumed = 0;
+      }
     }
-    int handed = RunOnce();
-    if (handed > 0) std::fprintf(stderr, "dtmd: recovery resumed %d transaction(s)\n", handed);
+    resumed += RunOnce();
     if (clock_->Now() >= next_purge) {
       int64_t purged = PurgeOnce();
       if (purged > 0) {

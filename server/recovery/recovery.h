@@ -4,10 +4,10 @@
 // the store to wait) and hands them to the engine; every `purge_interval` it deletes finished
 // transactions older than `retention` (zero retention: keep forever).
 //
-// Claims stop while the engine holds `max_active` transactions in memory, so that a backlog
-// (a restart after an outage, a bulk RetryNow) is worked off at the engine's pace with a
-// bounded working set; while one remains, the loop comes back after `backlog_pause` instead
-// of `interval`.
+// Claims stop while `max_active` transactions recovery resumed are still in memory
+// (Engine::resumed_count), so that a backlog (a restart after an outage, a bulk RetryNow) is
+// worked off at the engine's pace with a bounded working set; while one remains, the loop
+// comes back after `backlog_pause` instead of `interval`.
 //
 // Owns one thread, joined by Stop(). Thread-safe.
 #ifndef DTM_SERVER_RECOVERY_RECOVERY_H_
@@ -48,7 +48,9 @@ class Recovery {
   void Stop();
   // Claims now rather than at the next tick (work was just made due in the store).
   void Nudge();
-  // One claim round; returns how many transactions were handed to the engine.
+  // One claim (of at most `batch`); returns how many transactions were handed to the engine.
+  // The loop comes back after `backlog_pause` while claims come back full, so that lease
+  // renewals (once per `interval`) go on between claims however large the backlog.
   int RunOnce();
   // One purge round; returns how many transactions were deleted.
   int64_t PurgeOnce();

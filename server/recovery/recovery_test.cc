@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "server/engine/test_transactions.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "tests/fakes/fake_branch_caller.h"
@@ -57,9 +58,21 @@ TEST_F(RecoveryTest, ABacklogIsClaimedNoFasterThanTheWorkingSetAllows) {
   o.batch = 3;
   o.max_active = 4;
   Recovery recovery(o, store_.get(), engine_.get(), &clock_);
-  EXPECT_EQ(recovery.RunOnce(), 4);  // 3, then 1 up to the bound
-  EXPECT_EQ(engine_->active_count(), 4u);
-  EXPECT_EQ(recovery.RunOnce(), 0);  // nothing ended: nothing more claimed
+  // Work in memory that recovery did not resume does not count against its bound.
+  Transaction fresh = test::MakeTestSaga("fresh", 1);
+  absl::Notification submitted;
+  engine_->Submit(fresh, [&](absl::StatusOr<SubmitResult> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    submitted.Notify();
+  });
+  submitted.WaitForNotification();
+  EXPECT_EQ(caller_.Next(), "A1");
+  EXPECT_EQ(recovery.RunOnce(), 3);  // a claim of at most `batch`
+  EXPECT_EQ(recovery.RunOnce(), 1);  // up to the bound
+  EXPECT_EQ(engine_->resumed_count(), 4u);
+  EXPECT_EQ(engine_->active_count(), 5u);
+  EXPECT_EQ(recovery.RunOnce(), 0);             // nothing ended: nothing more claimed
+  caller_.Answer({CallOutcome::kSuccess, ""});  // "fresh" ends
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(caller_.Next(), "A1");
     caller_.Answer({CallOutcome::kSuccess, ""});
@@ -68,7 +81,9 @@ TEST_F(RecoveryTest, ABacklogIsClaimedNoFasterThanTheWorkingSetAllows) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   ASSERT_EQ(engine_->active_count(), 0u);
-  EXPECT_EQ(recovery.RunOnce(), 4);
+  EXPECT_EQ(engine_->resumed_count(), 0u);
+  EXPECT_EQ(recovery.RunOnce(), 3);
+  EXPECT_EQ(recovery.RunOnce(), 1);
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(caller_.Next(), "A1");
     caller_.Answer({CallOutcome::kSuccess, ""});
