@@ -61,6 +61,15 @@ TransState NewTransState(Transaction txn) {
 
 TransState RecoveredTransState(Transaction txn) {
   TransState s = NewTransState(std::move(txn));
+  // A branch that kept failing goes on backing off from where it was (its attempts bound how
+  // many errors in a row it had), not from the first wait again: a transaction that left
+  // memory to wait for a long backoff would otherwise come back to short ones each time.
+  for (size_t i = 0; i < s.rt.size(); ++i) {
+    const Branch& b = s.txn.branches[i];
+    if (b.status != BranchStatus::kSucceeded && !b.last_error.empty()) {
+      s.rt[i].consecutive_errors = b.attempts;
+    }
+  }
   if (s.txn.trans_type == TransType::kSaga) machine::MarkSagaRecovered(s);
   return s;
 }

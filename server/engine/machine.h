@@ -72,7 +72,8 @@ struct Decision {
 TransState NewTransState(Transaction txn);
 // Builds the state of a transaction read back from the store after a restart or a claim.
 // Saga actions that may have been called before (their predecessors durably succeeded) are
-// treated as attempted, so they are compensated if the saga rolls back.
+// treated as attempted, so they are compensated if the saga rolls back. A branch with errors
+// backs off as after `attempts` errors in a row.
 TransState RecoveredTransState(Transaction txn);
 // No branch is called before `at` (a msg's delivery delay), unless RetryAllNow.
 void HoldCallsUntil(TransState& s, absl::Time at);

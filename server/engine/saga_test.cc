@@ -157,6 +157,21 @@ TEST(SagaTest, TransientErrorsBackOffExponentiallyWithACap) {
   EXPECT_EQ(d.s_.txn.status, GlobalStatus::kSucceeded);
 }
 
+// Recovered (after a restart, or back from waiting in the store): a branch that had failed
+// three times in a row is called at once, and the next error waits as a fourth would.
+TEST(SagaTest, ARecoveredBranchBacksOffFromWhereItWas) {
+  Transaction t = MakeSaga(1);
+  t.branches[0].attempts = 3;
+  t.branches[0].last_error = "UNAVAILABLE";
+  Driver d(RecoveredTransState(t));
+  int errors = 0;
+  d.answer = [&](const std::string&) { return ++errors <= 1 ? Error() : Success(); };
+  d.Settle();
+  EXPECT_THAT(d.calls, ElementsAre("A1"));
+  ASSERT_TRUE(d.last.wake);
+  EXPECT_EQ(*d.last.wake - d.now, absl::Seconds(4));  // the 4th error: 8 s nominal, jitter 0
+}
+
 TEST(SagaTest, OngoingIsPolledAtRetryIntervalWithoutBackoff) {
   Driver d(NewTransState(MakeSaga(1)));
   int polls = 0;
