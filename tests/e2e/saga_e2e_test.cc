@@ -490,6 +490,63 @@ TEST(SagaCrashTest, Kill9MidSagaThenRestartFinishes) {
   EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
 }
 
+// A saga whose branch answers "ongoing" with an hour to its next retry leaves dtmd's memory
+// (with room for one transaction in memory, another is admitted beside it), survives kill -9
+// in the store, and is called again at once on a RetryNow, before and after a restart.
+TEST(SagaCrashTest, AWaitingSagaLeavesMemoryAndSurvivesKill9) {
+  TestBranchServer branches;
+  std::string dir = test::MakeTempDir();
+  std::string store = test::TestStore(dir);
+  std::vector<std::string> flags = {"--lease=500ms", "--recovery_interval=100ms", "--park_after=2s",
+                                    "--max_active_transactions=1"};
+  std::atomic<bool> ongoing{true};
+  branches.SetBehavior([&](const BranchCallRecord& c) {
+    if (c.name() == "A1" && ongoing.load()) return test::Ongoing();
+    return Ok();
+  });
+  const std::string gid = "parked-1";
+  auto a1_calls = [&] {
+    auto names = branches.NamesFor(gid);
+    return std::count(names.begin(), names.end(), "A1");
+  };
+  {
+    DtmdProcess dtmd(store, flags);
+    ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+    auto client = CoordinatorClient::Connect(dtmd.address());
+    Saga saga(client.get(), gid);
+    saga.Add(branches.Target("A1"), branches.Target("C1")).RetryInterval(absl::Hours(1));
+    ASSERT_TRUE(saga.Submit().ok());
+    ASSERT_TRUE(WaitUntil([&] { return a1_calls() == 1; })) << dtmd.Log();
+    // The bound of one in memory holds the next Submit back until the first one left.
+    ASSERT_TRUE(WaitUntil([&] {
+      Saga other(client.get(), absl::StrCat("parked-other-", absl::ToUnixNanos(absl::Now())));
+      other.Add("", "");
+      return other.Submit().ok();
+    })) << dtmd.Log();
+    ASSERT_TRUE(client->RetryNow(gid).ok());
+    ASSERT_TRUE(WaitUntil([&] { return a1_calls() == 2; })) << dtmd.Log();
+    // Ongoing again: it leaves memory again, then the coordinator dies.
+    ASSERT_TRUE(WaitUntil([&] {
+      Saga other(client.get(), absl::StrCat("parked-other-", absl::ToUnixNanos(absl::Now())));
+      other.Add("", "");
+      return other.Submit().ok();
+    })) << dtmd.Log();
+    dtmd.Kill9();
+  }
+  ongoing = false;
+  DtmdProcess dtmd(store, flags);
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  auto client = CoordinatorClient::Connect(dtmd.address());
+  EXPECT_EQ(client->Query(gid)->status(), v1::SUBMITTED);
+  ASSERT_TRUE(client->RetryNow(gid).ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    auto t = client->Query(gid);
+    return t.ok() && t->status() == v1::SUCCEEDED;
+  })) << dtmd.Log();
+  EXPECT_EQ(a1_calls(), 3);
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+}
+
 // A saga rolling back when dtmd dies: after the restart every attempted step is
 // compensated exactly in reverse order, unattempted steps never.
 TEST(SagaCrashTest, Kill9DuringRollbackThenRestartCompensates) {
