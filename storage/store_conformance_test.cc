@@ -937,6 +937,51 @@ TEST(PgStoreTest, AValuePostgresCannotStoreFailsOnlyItsOwnWrite) {
   store.Close();
 }
 
+// A store of schema v4 (its partial indexes declared with IN lists) is migrated in place:
+// the indexes are rebuilt with the range predicates the queries use, and the rows stay.
+TEST(SQLiteStoreTest, MigratesV4IndexesToRanges) {
+  char dir[] = "/tmp/dtm-store-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/m.db";
+  {
+    auto s = SQLiteStore::Open(path);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->WriteSync(CreateOp{MakeTxn("kept", kT0)}).status.ok());
+  }
+  auto exec = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  exec(
+      "DROP INDEX trans_global_due; CREATE INDEX trans_global_due ON trans_global "
+      "(next_retry_time) WHERE status IN (1,2,3); DROP INDEX trans_global_finished; CREATE "
+      "INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5); DELETE "
+      "FROM dtm_schema_version WHERE version = 5");
+  auto s = SQLiteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->Get("kept")->status, GlobalStatus::kSubmitted);
+  (*s)->Close();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT sql FROM sqlite_master WHERE name IN "
+                               "('trans_global_due', 'trans_global_finished') ORDER BY name",
+                               -1, &q, nullptr),
+            SQLITE_OK);
+  std::vector<std::string> sql;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    sql.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  ASSERT_EQ(sql.size(), 2u);
+  EXPECT_THAT(sql[0], ::testing::HasSubstr("status BETWEEN 1 AND 3"));
+  EXPECT_THAT(sql[1], ::testing::HasSubstr("status BETWEEN 4 AND 5"));
+}
+
 TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
   char dir[] = "/tmp/dtm-store-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
