@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "server/engine/engine_fixture.h"
 #include "server/engine/test_transactions.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "tests/fakes/fake_branch_caller.h"
@@ -18,25 +19,8 @@
 namespace dtm {
 namespace {
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public test::EngineFixture {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/dtm-engine-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    auto s = SQLiteStore::Open(std::string(dir) + "/e.db");
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
-    EngineOptions o;
-    o.self_address = "dtm:36790";
-    o.owner = "me";
-    engine_ = std::make_unique<Engine>(o, store_.get(), &caller_, &clock_, &timers_, &pool_);
-  }
-  void TearDown() override {
-    engine_->Shutdown();
-    pool_.Shutdown();
-    store_->Close();
-  }
-
   Transaction Saga(const std::string& gid, int steps, bool wait = false) {
     Transaction t = test::MakeTestSaga(gid, steps);
     t.options.wait_result = wait;
@@ -108,6 +92,16 @@ class EngineTest : public ::testing::Test {
     t.branches.push_back(b);
     return t;
   }
+  // Submits a saga of `steps` whose first action answers "ongoing", to be asked again in an
+  // hour, and waits until it left memory.
+  void SubmitAndPark(const std::string& gid, int steps) {
+    Transaction t = Saga(gid, steps);
+    t.options.retry_interval = absl::Hours(1);
+    ASSERT_TRUE(SubmitSync(t).ok());
+    EXPECT_EQ(caller_.Next(), "A1");
+    caller_.Answer({CallOutcome::kOngoing, ""});
+    ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive(gid); }));
+  }
   // Waits until the engine has handled everything posted for `gid` so far.
   void Settle(const std::string& gid) { QuerySync(gid); }
   bool WaitUntil(const std::function<bool()>& cond) {
@@ -124,13 +118,6 @@ class EngineTest : public ::testing::Test {
     }
     return false;
   }
-
-  FakeClock clock_;
-  TimerQueue timers_{&clock_, /*manual=*/true};
-  ThreadPool pool_{2};
-  FakeBranchCaller caller_;
-  std::unique_ptr<SQLiteStore> store_;
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(EngineTest, RunsASagaAndAnswersWaitResultWhenDurable) {
@@ -418,12 +405,7 @@ TEST_F(EngineTest, AShortWaitStaysInMemory) {
 }
 
 TEST_F(EngineTest, RetryNowBringsBackAParkedTransactionAtOnce) {
-  Transaction t = Saga("p3", 1);
-  t.options.retry_interval = absl::Hours(1);
-  ASSERT_TRUE(SubmitSync(t).ok());
-  EXPECT_EQ(caller_.Next(), "A1");
-  caller_.Answer({CallOutcome::kOngoing, ""});
-  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("p3"); }));
+  ASSERT_NO_FATAL_FAILURE(SubmitAndPark("p3", 1));
   absl::Notification retried;
   engine_->RetryNow("p3", [&](absl::Status s) {
     EXPECT_TRUE(s.ok()) << s;
@@ -436,12 +418,7 @@ TEST_F(EngineTest, RetryNowBringsBackAParkedTransactionAtOnce) {
 }
 
 TEST_F(EngineTest, ForceStopEndsAParkedTransaction) {
-  Transaction t = Saga("p4", 2);
-  t.options.retry_interval = absl::Hours(1);
-  ASSERT_TRUE(SubmitSync(t).ok());
-  EXPECT_EQ(caller_.Next(), "A1");
-  caller_.Answer({CallOutcome::kOngoing, ""});
-  ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive("p4"); }));
+  ASSERT_NO_FATAL_FAILURE(SubmitAndPark("p4", 2));
   absl::Notification stopped;
   absl::StatusOr<Transaction> result;
   engine_->ForceStop("p4", "operator", [&](absl::StatusOr<Transaction> r) {

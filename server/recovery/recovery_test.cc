@@ -3,35 +3,17 @@
 #include "server/recovery/recovery.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "server/engine/engine_fixture.h"
 #include "server/engine/test_transactions.h"
-#include "storage/sqlite/sqlite_store.h"
-#include "tests/fakes/fake_branch_caller.h"
-#include "tests/fakes/fake_clock.h"
 
 namespace dtm {
 namespace {
 
-class RecoveryTest : public ::testing::Test {
+class RecoveryTest : public test::EngineFixture {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/dtm-recovery-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    auto s = SQLiteStore::Open(std::string(dir) + "/r.db");
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
-    EngineOptions o;
-    o.owner = "me";
-    engine_ = std::make_unique<Engine>(o, store_.get(), &caller_, &clock_, &timers_, &pool_);
-  }
-  void TearDown() override {
-    engine_->Shutdown();
-    pool_.Shutdown();
-    store_->Close();
-  }
   // `n` one-step sagas left by a coordinator that is gone, due `after` from now.
   void Backlog(int n, absl::Duration after = absl::ZeroDuration()) {
     for (int i = 0; i < n; ++i) {
@@ -43,13 +25,6 @@ class RecoveryTest : public ::testing::Test {
       ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
     }
   }
-
-  FakeClock clock_;
-  TimerQueue timers_{&clock_, /*manual=*/true};
-  ThreadPool pool_{2};
-  FakeBranchCaller caller_;
-  std::unique_ptr<SQLiteStore> store_;
-  std::unique_ptr<Engine> engine_;
 };
 
 TEST_F(RecoveryTest, ABacklogIsClaimedNoFasterThanTheWorkingSetAllows) {

@@ -509,6 +509,13 @@ TEST(SagaCrashTest, AWaitingSagaLeavesMemoryAndSurvivesKill9) {
     auto names = branches.NamesFor(gid);
     return std::count(names.begin(), names.end(), "A1");
   };
+  // Whether a new (no-op) saga gets in under the bound of one transaction in memory.
+  int others = 0;
+  auto another_admitted = [&](CoordinatorClient& client) {
+    Saga other(&client, absl::StrCat("parked-other-", ++others));
+    other.Add("", "");
+    return other.Submit().ok();
+  };
   {
     DtmdProcess dtmd(store, flags);
     ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
@@ -518,19 +525,11 @@ TEST(SagaCrashTest, AWaitingSagaLeavesMemoryAndSurvivesKill9) {
     ASSERT_TRUE(saga.Submit().ok());
     ASSERT_TRUE(WaitUntil([&] { return a1_calls() == 1; })) << dtmd.Log();
     // The bound of one in memory holds the next Submit back until the first one left.
-    ASSERT_TRUE(WaitUntil([&] {
-      Saga other(client.get(), absl::StrCat("parked-other-", absl::ToUnixNanos(absl::Now())));
-      other.Add("", "");
-      return other.Submit().ok();
-    })) << dtmd.Log();
+    ASSERT_TRUE(WaitUntil([&] { return another_admitted(*client); })) << dtmd.Log();
     ASSERT_TRUE(client->RetryNow(gid).ok());
     ASSERT_TRUE(WaitUntil([&] { return a1_calls() == 2; })) << dtmd.Log();
     // Ongoing again: it leaves memory again, then the coordinator dies.
-    ASSERT_TRUE(WaitUntil([&] {
-      Saga other(client.get(), absl::StrCat("parked-other-", absl::ToUnixNanos(absl::Now())));
-      other.Add("", "");
-      return other.Submit().ok();
-    })) << dtmd.Log();
+    ASSERT_TRUE(WaitUntil([&] { return another_admitted(*client); })) << dtmd.Log();
     dtmd.Kill9();
   }
   ongoing = false;
