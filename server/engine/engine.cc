@@ -27,7 +27,6 @@ absl::Status ShuttingDown(absl::string_view what) {
 
 using engine_internal::ResultOf;
 using engine_internal::ShuttingDown;
-using engine_internal::WriteThen;
 
 Engine::Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock* clock,
                TimerQueue* timers, ThreadPool* pool)

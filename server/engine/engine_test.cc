@@ -407,7 +407,7 @@ TEST_F(EngineTest, AShortWaitStaysInMemory) {
 TEST_F(EngineTest, RetryNowBringsBackAParkedTransactionAtOnce) {
   ASSERT_NO_FATAL_FAILURE(SubmitAndPark("p3", 1));
   absl::Notification retried;
-  engine_->RetryNow("p3", [&](absl::Status s) {
+  engine_->RetryNow("p3", [&](const absl::Status& s) {
     EXPECT_TRUE(s.ok()) << s;
     retried.Notify();
   });

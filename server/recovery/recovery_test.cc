@@ -36,7 +36,7 @@ TEST_F(RecoveryTest, ABacklogIsClaimedNoFasterThanTheWorkingSetAllows) {
   // Work in memory that recovery did not resume does not count against its bound.
   Transaction fresh = test::MakeTestSaga("fresh", 1);
   absl::Notification submitted;
-  engine_->Submit(fresh, [&](absl::StatusOr<SubmitResult> r) {
+  engine_->Submit(fresh, [&](const absl::StatusOr<SubmitResult>& r) {
     EXPECT_TRUE(r.ok()) << r.status();
     submitted.Notify();
   });
