@@ -78,6 +78,7 @@ class Engine {
   // Continues a transaction claimed by recovery; returns false when it was already active
   // here (its lease is refreshed from the claim). A claimed PREPARED one timed out: a tcc is
   // aborted, a msg back-checked.
+  // Never blocks: recovery calls it on the store's writer thread, in the claim's completion.
   bool Resume(Transaction txn);
   // Extends the leases of the work active here that expire within 2/3 of a lease. Work whose
   // lease another coordinator took over, or that ran out while the store was unreachable, is

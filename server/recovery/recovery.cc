@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/synchronization/notification.h"
+
 namespace dtm {
 
 Recovery::Recovery(RecoveryOptions options, Store* store, Engine* engine, Clock* clock)
@@ -42,9 +44,30 @@ int Recovery::RunOnce() {
   op.limit = static_cast<int>(
       std::min<size_t>(static_cast<size_t>(options_.batch), options_.max_active - resumed));
   op.lease = options_.lease;
-  WriteResult r = store_->WriteSync(op);
-  if (!r.status.ok()) {
-    std::string error = r.status.ToString();
+  // The claimed snapshots go to the engine in the claim's own completion, on the store's
+  // writer thread, before any later write is applied. A transaction this coordinator still
+  // runs (claimable because its lease lapsed) is then either still in memory, and Resume
+  // keeps the running one, or every write it made is in the snapshot. Handed over later, a
+  // snapshot could predate a write the running one made just before it ended or left memory,
+  // and be run again from that older state (a saga's next action called after it had
+  // decided to roll back).
+  absl::Notification claimed;
+  absl::Status status;
+  size_t count = 0;
+  int handed = 0;
+  store_->Write(op, [&](WriteResult r) {
+    status = r.status;
+    count = r.claimed.size();
+    if (status.ok()) {
+      for (Transaction& t : r.claimed) {
+        if (engine_->Resume(std::move(t))) ++handed;
+      }
+    }
+    claimed.Notify();
+  });
+  claimed.WaitForNotification();
+  if (!status.ok()) {
+    std::string error = status.ToString();
     if (error != last_error_) {  // once per distinct failure, not every tick
       std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", error.c_str());
       last_error_ = std::move(error);
@@ -52,11 +75,7 @@ int Recovery::RunOnce() {
     return 0;
   }
   last_error_.clear();
-  int handed = 0;
-  for (Transaction& t : r.claimed) {
-    if (engine_->Resume(std::move(t))) ++handed;
-  }
-  backlog_ = static_cast<int>(r.claimed.size()) == op.limit;
+  backlog_ = static_cast<int>(count) == op.limit;
   return handed;
 }
 
@@ -79,18 +98,20 @@ int64_t Recovery::PurgeOnce() {
 void Recovery::Loop() {
   absl::Time next_purge = clock_->Now();
   absl::Time next_renewal = clock_->Now();
-  int64_t resumed = 0;  // since the last renewal, for one log line per interval
+  absl::Time next_log = clock_->Now();
+  int64_t resumed = 0;  // not logged yet: one line per interval at most, the first at once
   for (;;) {
     if (clock_->Now() >= next_renewal) {  // once per interval, also while a backlog is worked
       engine_->RenewLeases();
       next_renewal = clock_->Now() + options_.interval;
-      if (resumed > 0) {
-        std::fprintf(stderr, "dtmd: recovery resumed %lld transaction(s)\n",
-                     static_cast<long long>(resumed));
-        resumed = 0;
-      }
     }
     resumed += RunOnce();
+    if (resumed > 0 && clock_->Now() >= next_log) {
+      std::fprintf(stderr, "dtmd: recovery resumed %lld transaction(s)\n",
+                   static_cast<long long>(resumed));
+      resumed = 0;
+      next_log = clock_->Now() + options_.interval;
+    }
     if (clock_->Now() >= next_purge) {
       int64_t purged = PurgeOnce();
       if (purged > 0) {
