@@ -819,7 +819,9 @@ TEST_P(StoreConformanceTest, AnOpTheDatabaseRefusesFailsAloneNotItsBatch) {
   EXPECT_EQ(old->next_retry_time, kT0);
   // Group commit still: the batch's good ops are one transaction.
   int transactions = GetParam().transactions_of(where_, {"good-1", "good-2", "old"});
-  if (transactions >= 0) EXPECT_EQ(transactions, 1);
+  if (transactions >= 0) {
+    EXPECT_EQ(transactions, 1);
+  }
 
   // The store carries on, and the bad op alone keeps failing when it comes back.
   EXPECT_EQ(store_->WriteSync(CreateOp{MakeTxn("bad-gid", kT0)}).status.code(),

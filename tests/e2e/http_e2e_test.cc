@@ -141,7 +141,9 @@ TEST_F(HttpE2ETest, AFailureCompensatesInReverseAndWaitResultSays409) {
   EXPECT_THAT(body["message"].get<std::string>(), HasSubstr("refused by test"));
   EXPECT_THAT(http_branches_->NamesFor(gid), ElementsAre("H1", "H2", "H3", "C3", "C2", "C1"));
   for (const BranchCallRecord& c : http_branches_->CallsFor(gid)) {
-    if (c.name()[0] == 'C') EXPECT_EQ(c.Meta("dtm-op"), "compensate");
+    if (c.name()[0] == 'C') {
+      EXPECT_EQ(c.Meta("dtm-op"), "compensate");
+    }
   }
   EXPECT_EQ(Query(gid)["transaction"]["status"], "failed");
 }

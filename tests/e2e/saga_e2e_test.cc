@@ -607,7 +607,9 @@ TEST(DtmdTest, RetentionPurgesOnlyFinishedTransactions) {
     saga.Add(branches.Target("A1"), branches.Target("C1")).RetryInterval(absl::Seconds(10));
     auto r = saga.WaitResult().Submit();
     ASSERT_TRUE(r.ok()) << r.status();
-    if (std::string(gid) == "finished") EXPECT_EQ(r->status(), v1::SUCCEEDED);
+    if (std::string(gid) == "finished") {
+      EXPECT_EQ(r->status(), v1::SUCCEEDED);
+    }
   }
   ASSERT_TRUE(WaitUntil([&] {
     return client->Query("finished").status().code() == absl::StatusCode::kNotFound;

@@ -208,7 +208,9 @@ TEST_F(TccMsgE2ETest, ATccWhoseClientDiedIsAbortedWhenItsTimeoutPasses) {
   // Not aborted before its timeout: only checkable while the timeout cannot have passed yet
   // (a loaded machine or a sanitizer build may take longer than that to get here).
   v1::Status early = StatusOf(gid);
-  if (absl::Now() - before_prepare < absl::Milliseconds(300)) EXPECT_EQ(early, v1::PREPARED);
+  if (absl::Now() - before_prepare < absl::Milliseconds(300)) {
+    EXPECT_EQ(early, v1::PREPARED);
+  }
   ASSERT_TRUE(WaitStatus(gid, v1::FAILED));
   EXPECT_THAT(branches_->NamesFor(gid), ElementsAre("Cancel1"));
   EXPECT_THAT(QueryOk(gid).rollback_reason(), HasSubstr("timeout_to_fail of 300ms"));

@@ -59,7 +59,9 @@ TEST(GrpcBranchCallerTest, ChannelsAreSharedPerNormalisedAuthorityAndBounded) {
   for (int i = 1; i <= 20; ++i) {
     BranchResult r = CallSync(caller, absl::StrCat("127.0.0.", i, ":", port, "/test.Branch/B"));
     EXPECT_LE(caller.channel_count(), 3u) << i;
-    if (i == 1) EXPECT_EQ(r.outcome, CallOutcome::kSuccess);
+    if (i == 1) {
+      EXPECT_EQ(r.outcome, CallOutcome::kSuccess);
+    }
   }
   EXPECT_EQ(caller.channel_count(), 3u);
 }
