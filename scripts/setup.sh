@@ -18,7 +18,17 @@ PACKAGES=(
   # too, for the fuzz variant's -fsanitize=fuzzer), llvm-symbolizer for their stack traces,
   # clang-tidy; dpkg-dev unpacks Debian's Abseil source (scripts/abseil-source.sh).
   clang libclang-rt-14-dev llvm clang-tidy dpkg-dev
+  # Operations: Prometheus metrics (prometheus-cpp's core and text serializer), the deploy
+  # tests (kubectl kustomize renders deploy/k8s, PyYAML reads what it rendered), and the admin
+  # page's test in a real headless browser.
+  prometheus-cpp-dev python3-yaml chromium chromium-driver python3-selenium
 )
+
+# kubectl (for `kubectl kustomize`): Debian's kubernetes-client, unless a kubectl is already
+# installed (Google's or Kubernetes' own kubectl package conflicts with Debian's).
+if ! command -v kubectl >/dev/null; then
+  PACKAGES+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
