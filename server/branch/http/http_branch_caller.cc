@@ -1,14 +1,21 @@
 #include "server/branch/http/http_branch_caller.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace dtm {
 namespace {
@@ -28,6 +35,32 @@ void* NewMulti(const HttpBranchCallerOptions& o) {
   return m;
 }
 
+// An IP literal ("10.0.0.1", "[fd00::1]"): connected to as it is.
+bool IpLiteral(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  if (host.size() > 2 && host.front() == '[') {
+    return inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) == 1;
+  }
+  return inet_pton(AF_INET, host.c_str(), buf) == 1;
+}
+
+// The host (lowercased; IPv6 in brackets) and port libcurl connects to for `url`; host "" if
+// libcurl cannot parse it (the transfer then fails as it would have).
+void HostAndPort(const std::string& url, std::string* host, int* port) {
+  CURLU* u = curl_url();
+  char* h = nullptr;
+  char* p = nullptr;
+  if (u != nullptr && curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+      absl::SimpleAtoi(p, port)) {
+    *host = absl::AsciiStrToLower(h);
+  }
+  curl_free(h);
+  curl_free(p);
+  curl_url_cleanup(u);
+}
+
 std::string Escape(CURL* easy, const std::string& s) {
   char* e = curl_easy_escape(easy, s.data(), static_cast<int>(s.size()));
   std::string out = e ? e : "";
@@ -41,7 +74,21 @@ struct HttpBranchCaller::Request {
   Request() : easy(curl_easy_init()) { error[0] = '\0'; }
   ~Request() {
     curl_slist_free_all(headers);
+    curl_slist_free_all(connect_to);
     curl_easy_cleanup(easy);
+  }
+
+  // Connects this request to `a` (an address of `host`) instead of whatever `host` resolves to
+  // in libcurl; the URL, Host header and TLS checks keep the name.
+  void ConnectTo(std::string a) {
+    address = std::move(a);
+    std::string ip =
+        address.find(':') == std::string::npos ? address : absl::StrCat("[", address, "]");
+    curl_slist* list =
+        curl_slist_append(nullptr, absl::StrCat(host, ":", port, ":", ip, ":", port).c_str());
+    curl_easy_setopt(easy, CURLOPT_CONNECT_TO, list);
+    curl_slist_free_all(connect_to);
+    connect_to = list;
   }
 
   // libcurl's write callback: keeps the start of the body and looks for the markers in all
@@ -77,9 +124,17 @@ struct HttpBranchCaller::Request {
 
   CURL* const easy;
   curl_slist* headers = nullptr;
+  curl_slist* connect_to = nullptr;
   std::string url;
   std::string payload;
   absl::Duration timeout;
+  absl::Time deadline;
+  std::string host;  // what the URL names, lowercased ("": as libcurl likes)
+  int port = 0;
+  std::string address;             // the address of `host` connected to ("": libcurl's choice)
+  std::vector<std::string> tried;  // addresses that refused the connection
+  // Set when the request ends without (another) transfer: the CURLcode to finish with.
+  int finish_code = -1;
   std::function<void(BranchResult)> done;
   size_t max_bytes = 0;
   size_t max_kept = 0;
@@ -92,8 +147,10 @@ struct HttpBranchCaller::Request {
   char error[CURL_ERROR_SIZE];
 };
 
-HttpBranchCaller::HttpBranchCaller(HttpBranchCallerOptions options)
-    : options_(std::move(options)), multi_(NewMulti(options_)) {
+HttpBranchCaller::HttpBranchCaller(HttpBranchCallerOptions options, AddressBook::Resolver resolver)
+    : options_(std::move(options)),
+      multi_(NewMulti(options_)),
+      book_(options_.addresses, std::move(resolver)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -124,8 +181,10 @@ BranchResult HttpBranchCaller::Classify(long status, absl::string_view body,
 void HttpBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> done) {
   auto r = std::make_unique<Request>();
   CURL* e = r->easy;
+  HostAndPort(call.target, &r->host, &r->port);
   r->payload = std::move(call.payload);
   r->timeout = call.timeout;
+  r->deadline = absl::Now() + call.timeout;
   r->done = std::move(done);
   r->max_bytes = options_.max_response_bytes;
   r->verbose_errors = options_.verbose_errors;
@@ -157,13 +216,40 @@ void HttpBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(r->timeout))));
   if (!options_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Request::OnBody);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r.get());
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
   curl_easy_setopt(e, CURLOPT_PRIVATE, r.get());
+  if (r->host.empty() || IpLiteral(r->host)) {
+    Enqueue(std::move(r));
+  } else {
+    Route(std::move(r));
+  }
+}
+
+void HttpBranchCaller::Route(std::unique_ptr<Request> r) {
+  Request* raw = r.release();  // owned by the callback, which runs exactly once
+  const std::string host = raw->host;
+  const int port = raw->port;
+  book_.Pick(host, port, raw->tried, [this, raw](absl::StatusOr<std::string> address) {
+    std::unique_ptr<Request> r(raw);
+    if (address.ok()) {
+      r->ConnectTo(*std::move(address));
+    } else if (absl::IsCancelled(address.status())) {
+      r->finish_code = CURLE_ABORTED_BY_CALLBACK;  // shutting down
+    } else if (!r->tried.empty()) {
+      r->finish_code = CURLE_COULDNT_CONNECT;  // every address refused: the last one's words
+    } else {
+      r->finish_code = CURLE_COULDNT_RESOLVE_HOST;
+      std::snprintf(r->error, sizeof(r->error), "%s",
+                    std::string(address.status().message()).c_str());
+    }
+    Enqueue(std::move(r));
+  });
+}
+
+void HttpBranchCaller::Enqueue(std::unique_ptr<Request> r) {
   {
     absl::MutexLock lock(&mu_);
     if (!shutdown_) {
@@ -177,7 +263,9 @@ void HttpBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
 
 void HttpBranchCaller::Finish(Request* r, int curl_code) {
   BranchResult result;
-  if (r->too_big) {
+  if (curl_code == CURLE_ABORTED_BY_CALLBACK) {
+    result = {CallOutcome::kError, "coordinator is shutting down"};
+  } else if (r->too_big) {
     // The same answer would come back on every retry, and the branch would act each time:
     // the call fails, as for a gRPC answer over the receive limit.
     result = {CallOutcome::kFailure,
@@ -225,6 +313,17 @@ void HttpBranchCaller::Run() {
         r->done(BranchResult{CallOutcome::kError, "coordinator is shutting down"});
         continue;
       }
+      if (r->finish_code >= 0) {
+        Finish(r.get(), r->finish_code);
+        continue;
+      }
+      // The deadline counts from Call: the time a first resolution took is part of it.
+      const int64_t left = absl::ToInt64Milliseconds(r->deadline - absl::Now());
+      if (left <= 0) {
+        Finish(r.get(), CURLE_OPERATION_TIMEDOUT);
+        continue;
+      }
+      curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, static_cast<long>(left));
       curl_multi_add_handle(m, r->easy);
       Request* raw = r.get();
       in_flight.emplace(raw, std::move(r));
@@ -242,6 +341,16 @@ void HttpBranchCaller::Run() {
       auto owned = in_flight.find(r);
       std::unique_ptr<Request> request = std::move(owned->second);
       in_flight.erase(owned);
+      if (code == CURLE_COULDNT_CONNECT && !request->address.empty()) {
+        // Refused before anything was sent: another address of the name may take it.
+        book_.MarkDown(request->host, request->port, request->address);
+        request->tried.push_back(request->address);
+        request->address.clear();
+        if (absl::Now() < request->deadline) {
+          Route(std::move(request));
+          continue;
+        }
+      }
       Finish(request.get(), code);
     }
     curl_multi_poll(m, nullptr, 0, 1000, nullptr);  // woken by Call and Shutdown
@@ -260,6 +369,7 @@ void HttpBranchCaller::Shutdown() {
     curl_multi_wakeup(Multi(multi_));
   }
   thread_.join();
+  book_.Shutdown();  // calls waiting for a name fail (Enqueue sees shutdown_)
 }
 
 }  // namespace dtm

@@ -1,8 +1,16 @@
 // HttpBranchCaller: calls HTTP branches the way DTM does, asynchronously, with libcurl's multi
-// interface on one thread: no thread per call and none blocked while a call is out. Connections
-// are kept alive and reused per host (bounded), names are resolved by libcurl's own resolver
-// threads (never on the calling thread), HTTPS is verified against the system's CAs (or
-// `ca_file`).
+// interface on one thread: no thread per call and none blocked while a call is out. HTTPS is
+// verified against the system's CAs (or `ca_file`).
+//
+// Every address of a name: a target's host name is resolved by an AddressBook (its own
+// threads, never the calling nor the libcurl thread) to all its addresses, re-resolved while
+// in use every `addresses.refresh_interval`, and each call connects to the next address in
+// turn (libcurl's CURLOPT_CONNECT_TO; the URL, the Host header and TLS's name checks keep the
+// name). Connections are kept alive and reused per address (at most `max_host_connections`
+// each), so calls to a Kubernetes headless Service spread over its pods. A call whose
+// connection is refused (nothing was sent) is made again at once on another address of the
+// name, within its timeout, and that address is passed over for a while. IP literals are
+// called as they are.
 //
 // The request (DTM's HTTP branch protocol): POST when the payload is not empty, GET when it is
 // (a msg's back-check; DTM does the same, and services written for it route accordingly), to
@@ -31,11 +39,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/branch/branch_caller.h"
+#include "server/branch/http/address_book.h"
 
 namespace dtm {
 
 struct HttpBranchCallerOptions {
-  long max_host_connections = 64;  // per host:port; more calls queue for a connection
+  long max_host_connections = 64;  // per address and port; more calls queue for a connection
   long max_total_connections = 1024;
   std::string ca_file;  // PEM CAs for https:// branches; empty: the system's
   size_t max_response_bytes = 4 << 20;
@@ -44,11 +53,15 @@ struct HttpBranchCallerOptions {
   // reply from server", ...). Off, every such failure reads the same, so that a client cannot
   // use last_error to learn what listens where.
   bool verbose_errors = false;
+  // How names are resolved and re-resolved (AddressBook).
+  AddressBookOptions addresses{};
 };
 
 class HttpBranchCaller final : public BranchCaller {
  public:
-  explicit HttpBranchCaller(HttpBranchCallerOptions options = {});
+  // `resolver`: how names are resolved (null: getaddrinfo; tests give their own).
+  explicit HttpBranchCaller(HttpBranchCallerOptions options = {},
+                            AddressBook::Resolver resolver = nullptr);
   ~HttpBranchCaller() override;  // Calls Shutdown().
 
   void Call(BranchCall call, std::function<void(BranchResult)> done) override;
@@ -66,9 +79,14 @@ class HttpBranchCaller final : public BranchCaller {
   struct Request;
   void Run();
   void Finish(Request* r, int curl_code);
+  // Asks the book for an address of the request's host, then queues the request.
+  void Route(std::unique_ptr<Request> r);
+  // Hands a request to the libcurl thread (or fails it if shutting down).
+  void Enqueue(std::unique_ptr<Request> r);
 
   const HttpBranchCallerOptions options_;
   void* const multi_;  // CURLM*
+  AddressBook book_;
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Request>> queue_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

@@ -8,17 +8,31 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "server/http/http_server.h"
 
 namespace dtm {
 namespace {
 
 using ::testing::HasSubstr;
+
+// Polls `cond` until it holds; false after 20 s.
+bool WaitFor(const std::function<bool()>& cond) {
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return cond();
+}
 
 class HttpBranchCallerTest : public ::testing::Test {
  protected:
@@ -232,6 +246,170 @@ TEST_F(HttpBranchCallerTest, CallsAfterShutdownFailAtOnce) {
   BranchResult r = CallSync(Call(Url("/busi")));
   EXPECT_EQ(r.outcome, CallOutcome::kError);
   EXPECT_EQ(r.message, "coordinator is shutting down");
+}
+
+// Two real servers on one port at two loopback addresses, behind one name that a scripted
+// resolver answers for (tests/e2e/discovery_test.py does the same through /etc/hosts).
+class HttpBranchCallerDiscoveryTest : public ::testing::Test {
+ protected:
+  struct Server {
+    std::unique_ptr<HttpServer> http;
+    std::atomic<int> calls{0};
+  };
+
+  void SetUp() override {
+    router_[0].Handle("POST", "/busi", [this](const HttpRequest&, const HttpResponder& respond) {
+      ++servers_[0].calls;
+      respond(HttpResponse{});
+    });
+    router_[1].Handle("POST", "/busi", [this](const HttpRequest&, const HttpResponder& respond) {
+      ++servers_[1].calls;
+      respond(HttpResponse{});
+    });
+    ASSERT_TRUE(StartServer(0, "127.0.0.1:0"));
+    port_ = servers_[0].http->port();
+    ASSERT_TRUE(StartServer(1, absl::StrCat("127.0.0.2:", port_)));
+    Answer(std::vector<std::string>{"127.0.0.1", "127.0.0.2"});
+  }
+  void TearDown() override {
+    if (caller_) caller_->Shutdown();
+    for (Server& s : servers_) {
+      if (s.http) s.http->Shutdown(absl::Seconds(1));
+    }
+  }
+
+  bool StartServer(int i, const std::string& listen) {
+    HttpServerOptions o;
+    o.listen = listen;
+    auto s = HttpServer::Start(o, &router_[i]);
+    EXPECT_TRUE(s.ok()) << s.status();
+    if (!s.ok()) return false;
+    servers_[i].http = *std::move(s);
+    return true;
+  }
+  // What "pods.test" resolves to from now on.
+  void Answer(absl::StatusOr<std::vector<std::string>> addresses) {
+    absl::MutexLock lock(&mu_);
+    addresses_ = std::move(addresses);
+  }
+  void MakeCaller(HttpBranchCallerOptions options = {}) {
+    caller_ = std::make_unique<HttpBranchCaller>(
+        options, [this](const std::string& host) -> absl::StatusOr<std::vector<std::string>> {
+          absl::MutexLock lock(&mu_);
+          ++resolutions_;
+          if (host != "pods.test") return absl::NotFoundError("cannot resolve " + host);
+          return addresses_;
+        });
+  }
+  BranchResult CallSync(const std::string& host = "pods.test") {
+    BranchCall c;
+    c.target = absl::StrCat("http://", host, ":", port_, "/busi");
+    c.payload = "{}";
+    c.timeout = absl::Seconds(5);
+    absl::Notification n;
+    BranchResult out;
+    caller_->Call(std::move(c), [&](BranchResult r) {
+      out = std::move(r);
+      n.Notify();
+    });
+    n.WaitForNotification();
+    return out;
+  }
+  // Calls until server `i` got one more call (every call must succeed); false after 20 s.
+  bool CallUntilServerGetsOne(int i) {
+    const int before = servers_[i].calls;
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      BranchResult r = CallSync();
+      EXPECT_EQ(r.outcome, CallOutcome::kSuccess) << r.message;
+      if (r.outcome != CallOutcome::kSuccess) return false;
+      if (servers_[i].calls > before) return true;
+    }
+    return false;
+  }
+
+  HttpRouter router_[2];
+  Server servers_[2];
+  int port_ = 0;
+  std::unique_ptr<HttpBranchCaller> caller_;
+  absl::Mutex mu_;
+  absl::StatusOr<std::vector<std::string>> addresses_ ABSL_GUARDED_BY(mu_);
+  int resolutions_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_F(HttpBranchCallerDiscoveryTest, CallsToANameSpreadOverAllItsAddresses) {
+  MakeCaller();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(CallSync().outcome, CallOutcome::kSuccess);
+  EXPECT_EQ(servers_[0].calls, 10);  // in turn
+  EXPECT_EQ(servers_[1].calls, 10);
+  // Each address keeps its own connection alive.
+  EXPECT_EQ(servers_[0].http->connections(), 1);
+  EXPECT_EQ(servers_[1].http->connections(), 1);
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(resolutions_, 1);
+}
+
+TEST_F(HttpBranchCallerDiscoveryTest, ARefusedConnectionIsMadeAgainOnAnotherAddress) {
+  HttpBranchCallerOptions options;
+  options.addresses.down_for = absl::Milliseconds(200);
+  MakeCaller(options);
+  ASSERT_EQ(CallSync().outcome, CallOutcome::kSuccess);
+  servers_[1].http->Shutdown(absl::Seconds(1));  // a pod went, and DNS does not know yet
+  servers_[1].http.reset();
+  const int first = servers_[0].calls;
+  for (int i = 0; i < 10; ++i) {
+    BranchResult r = CallSync();
+    EXPECT_EQ(r.outcome, CallOutcome::kSuccess) << r.message;  // not one error
+  }
+  EXPECT_EQ(servers_[0].calls, first + 10);
+  // Back on the same address: called again once it is no longer passed over.
+  ASSERT_TRUE(StartServer(1, absl::StrCat("127.0.0.2:", port_)));
+  EXPECT_TRUE(CallUntilServerGetsOne(1));
+}
+
+TEST_F(HttpBranchCallerDiscoveryTest, EveryAddressRefusingIsATransientError) {
+  MakeCaller();
+  for (Server& s : servers_) {
+    s.http->Shutdown(absl::Seconds(1));
+    s.http.reset();
+  }
+  BranchResult r = CallSync();
+  EXPECT_EQ(r.outcome, CallOutcome::kError);
+  EXPECT_EQ(r.message,
+            "HTTP request failed: no HTTP answer from the branch (dtmd --verbose_errors says why)");
+}
+
+TEST_F(HttpBranchCallerDiscoveryTest, ANameIsResolvedAgainWhileInUse) {
+  Answer(std::vector<std::string>{"127.0.0.1"});
+  HttpBranchCallerOptions options;
+  options.addresses.refresh_interval = absl::Milliseconds(100);
+  MakeCaller(options);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(CallSync().outcome, CallOutcome::kSuccess);
+  EXPECT_EQ(servers_[1].calls, 0);
+  Answer(std::vector<std::string>{"127.0.0.1", "127.0.0.2"});  // a pod came
+  EXPECT_TRUE(CallUntilServerGetsOne(1));
+  Answer(std::vector<std::string>{"127.0.0.2"});  // one went
+  // Once the answer is in, every call goes to the one left.
+  ASSERT_TRUE(WaitFor([&] {
+    const int before = servers_[0].calls;
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(CallSync().outcome, CallOutcome::kSuccess);
+    return servers_[0].calls == before;
+  }));
+}
+
+TEST_F(HttpBranchCallerDiscoveryTest, ANameThatDoesNotResolveIsATransientError) {
+  HttpBranchCallerOptions verbose;
+  verbose.verbose_errors = true;
+  MakeCaller(verbose);
+  BranchResult r = CallSync("nowhere.test");
+  EXPECT_EQ(r.outcome, CallOutcome::kError);
+  EXPECT_EQ(r.message,
+            "HTTP request failed: Couldn't resolve host name (cannot resolve nowhere.test)");
+  caller_->Shutdown();
+  MakeCaller();
+  r = CallSync("nowhere.test");
+  EXPECT_EQ(r.message,
+            "HTTP request failed: no HTTP answer from the branch (dtmd --verbose_errors says why)");
 }
 
 }  // namespace
