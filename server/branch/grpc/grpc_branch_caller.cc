@@ -2,6 +2,9 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -11,9 +14,17 @@
 #include "client/common/target.h"
 
 namespace dtm {
+namespace {
+
+// How long a renewed dns:/// channel may take to connect before it is dropped (and renewal
+// tried again an interval later).
+constexpr absl::Duration kRenewalDeadline = absl::Seconds(10);
+
+}  // namespace
 
 struct GrpcBranchCaller::InFlight {
-  Channel* channel = nullptr;  // in channels_, kept open while this call is in flight
+  Channel* channel = nullptr;               // in channels_, kept open while this call is in flight
+  std::shared_ptr<grpc::GenericStub> stub;  // the channel the call went out on
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
@@ -75,12 +86,23 @@ size_t GrpcBranchCaller::channel_count() const {
   return channels_.size();
 }
 
-void GrpcBranchCaller::CloseIdleChannels(absl::Time now) {
+int64_t GrpcBranchCaller::renewals() const {
+  absl::MutexLock lock(&mu_);
+  return renewals_;
+}
+
+void GrpcBranchCaller::CloseIdleChannels(absl::Time now, std::vector<Channel>* released) {
   if (now - last_sweep_ >= absl::Seconds(10)) {
     last_sweep_ = now;
-    absl::erase_if(channels_, [&](const auto& kv) {
-      return kv.second.in_flight == 0 && now - kv.second.last_used >= options_.idle_channel_timeout;
-    });
+    for (auto it = channels_.begin(); it != channels_.end();) {
+      if (it->second.in_flight == 0 &&
+          now - it->second.last_used >= options_.idle_channel_timeout) {
+        released->push_back(std::move(it->second));
+        channels_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
   }
   while (channels_.size() >= options_.max_channels) {  // room for one more
     auto oldest = channels_.end();
@@ -91,36 +113,96 @@ void GrpcBranchCaller::CloseIdleChannels(absl::Time now) {
       }
     }
     if (oldest == channels_.end()) return;  // all busy: go over the bound rather than fail
+    released->push_back(std::move(oldest->second));
     channels_.erase(oldest);
   }
 }
 
-GrpcBranchCaller::Channel* GrpcBranchCaller::ChannelFor(const GrpcTarget& target) {
+std::shared_ptr<grpc::Channel> GrpcBranchCaller::NewChannel(const GrpcTarget& target) const {
+  grpc::ChannelArguments args;
+  // Fail fast on a dead branch service rather than queueing for the whole deadline.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetMaxReceiveMessageSize(options_.max_answer_bytes);
+  // Each channel is its own connection: sharing gRPC's subchannel pool across channels
+  // would keep a closed channel's connection alive (and a renewed channel would reuse the
+  // old one's connections instead of making its own).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  if (target.balanced) {
+    args.SetLoadBalancingPolicyName("round_robin");
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS,
+                static_cast<int>(std::min<int64_t>(
+                    absl::ToInt64Milliseconds(options_.min_time_between_resolutions), INT_MAX)));
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (target.tls) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = options_.ca_pem;  // empty: gRPC's default roots
+    credentials = grpc::SslCredentials(tls);
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  return grpc::CreateCustomChannel(target.ChannelTarget(), credentials, args);
+}
+
+void GrpcBranchCaller::Renew(const GrpcTarget& target, Channel* c, absl::Time now,
+                             std::vector<Channel>* released,
+                             std::shared_ptr<grpc::Channel>* connect) {
+  if (c->renewal != nullptr) {
+    grpc_connectivity_state state = c->renewal->GetState(/*try_to_connect=*/false);
+    if (state == GRPC_CHANNEL_READY) {
+      // New calls go to the renewal; those in flight finish on the old channel.
+      retired_.push_back(std::move(c->stub));
+      Channel old;
+      old.channel = std::move(c->channel);
+      released->push_back(std::move(old));
+      c->channel = std::move(c->renewal);
+      c->stub = std::make_shared<grpc::GenericStub>(c->channel);
+      c->created = c->renewal_created;
+      c->renewal = nullptr;
+      ++renewals_;
+    } else if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN ||
+               now - c->renewal_created >= kRenewalDeadline) {
+      // The name does not resolve now, or nothing it resolves to accepts: keep what works.
+      Channel dropped;
+      dropped.channel = std::move(c->renewal);
+      released->push_back(std::move(dropped));
+      c->renewal = nullptr;
+      c->created = now;
+    }
+    return;
+  }
+  if (now - c->created >= options_.balanced_renew_interval) {
+    c->renewal = NewChannel(target);
+    c->renewal_created = now;
+    *connect = c->renewal;
+  }
+}
+
+GrpcBranchCaller::Channel* GrpcBranchCaller::ChannelFor(const GrpcTarget& target,
+                                                        std::vector<Channel>* released,
+                                                        std::shared_ptr<grpc::Channel>* connect) {
   absl::Time now = absl::Now();
+  // Renewed channels whose last call has ended. (Only this cache hands out references.)
+  for (auto r = retired_.begin(); r != retired_.end();) {
+    if (r->use_count() == 1) {
+      released->emplace_back().stub = std::move(*r);
+      r = retired_.erase(r);
+    } else {
+      ++r;
+    }
+  }
   const std::string key = target.ChannelKey();
   auto it = channels_.find(key);
   if (it == channels_.end()) {
-    CloseIdleChannels(now);
-    grpc::ChannelArguments args;
-    // Fail fast on a dead branch service rather than queueing for the whole deadline.
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-    args.SetMaxReceiveMessageSize(options_.max_answer_bytes);
-    // Each channel is its own connection: sharing gRPC's subchannel pool across channels
-    // would keep a closed channel's connection alive.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    if (target.balanced) args.SetLoadBalancingPolicyName("round_robin");
-    std::shared_ptr<grpc::ChannelCredentials> credentials;
-    if (target.tls) {
-      grpc::SslCredentialsOptions tls;
-      tls.pem_root_certs = options_.ca_pem;  // empty: gRPC's default roots
-      credentials = grpc::SslCredentials(tls);
-    } else {
-      credentials = grpc::InsecureChannelCredentials();
-    }
-    auto channel = grpc::CreateCustomChannel(target.ChannelTarget(), credentials, args);
-    it =
-        channels_.emplace(key, Channel{std::make_unique<grpc::GenericStub>(channel), now, 0}).first;
+    CloseIdleChannels(now, released);
+    Channel c;
+    c.channel = NewChannel(target);
+    c.created = now;
+    c.stub = std::make_shared<grpc::GenericStub>(c.channel);
+    it = channels_.emplace(key, std::move(c)).first;
+  } else if (target.balanced) {
+    Renew(target, &it->second, now, released, connect);
   }
   it->second.last_used = now;
   return &it->second;
@@ -145,15 +227,20 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
   grpc::Slice slice(call.payload);
   f->request = grpc::ByteBuffer(&slice, 1);
   grpc::GenericStub* stub = nullptr;
+  std::vector<Channel> released;
+  std::shared_ptr<grpc::Channel> connect;
   {
     absl::MutexLock lock(&mu_);
     if (!shutdown_) {
-      f->channel = ChannelFor(*target);
+      f->channel = ChannelFor(*target, &released, &connect);
       ++f->channel->in_flight;
-      stub = f->channel->stub.get();
+      f->stub = f->channel->stub;
+      stub = f->stub.get();
       in_flight_.insert(f);
     }
   }
+  released.clear();  // closes what the cache let go of, out of the lock
+  if (connect != nullptr) connect->GetState(/*try_to_connect=*/true);
   if (stub == nullptr) {
     auto cb = std::move(f->done);
     delete f;
@@ -174,11 +261,15 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
 }
 
 void GrpcBranchCaller::Shutdown() {
-  absl::MutexLock lock(&mu_);
-  shutdown_ = true;
-  for (InFlight* f : in_flight_) f->context.TryCancel();
-  auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_.empty(); };
-  mu_.Await(absl::Condition(&drained));
+  std::vector<std::shared_ptr<grpc::GenericStub>> retired;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    for (InFlight* f : in_flight_) f->context.TryCancel();
+    auto drained = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_.empty(); };
+    mu_.Await(absl::Condition(&drained));
+    retired.swap(retired_);
+  }
 }
 
 }  // namespace dtm
