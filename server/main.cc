@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "server/runtime/log.h"
 #include "server/server.h"
 #include "storage/open/open_store.h"
 
@@ -60,8 +61,9 @@ void RaiseOpenFileLimit() {
   rlim_t was = r.rlim_cur;
   r.rlim_cur = r.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &r) == 0) {
-    std::fprintf(stderr, "dtmd: open file limit raised from %llu to %llu\n",
-                 static_cast<unsigned long long>(was), static_cast<unsigned long long>(r.rlim_cur));
+    dtm::Log(dtm::LogLevel::kInfo, "open file limit raised")
+        .Field("from", static_cast<int64_t>(was))
+        .Field("to", static_cast<int64_t>(r.rlim_cur));
   }
 }
 
@@ -89,12 +91,9 @@ class RateLimitedLog {
       before = w.left_out;
       w.left_out = 0;
     }
-    std::fprintf(stderr, "dtmd: %s %s:%d: %s%s\n", source_, file, line, message,
-                 before > 0 ? absl::StrCat(" (", before,
-                                           " similar lines left out in the last "
-                                           "minute)")
-                                  .c_str()
-                            : "");
+    dtm::Log(fatal ? dtm::LogLevel::kError : dtm::LogLevel::kWarning,
+             absl::StrCat(source_, " ", file, ":", line, ": ", message))
+        .Field("left_out_last_minute", before);
   }
 
  private:
@@ -125,7 +124,8 @@ void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* file, 
 
 void RateLimitedGrpcLog(gpr_log_func_args* args) {
   if (args->severity < GPR_LOG_SEVERITY_ERROR) {  // asked for with GRPC_VERBOSITY: all of it
-    std::fprintf(stderr, "dtmd: grpc %s:%d: %s\n", args->file, args->line, args->message);
+    dtm::Log(dtm::LogLevel::kInfo,
+             absl::StrCat("grpc ", args->file, ":", args->line, ": ", args->message));
     return;
   }
   GrpcLog().Write(false, args->file, args->line, args->message);
@@ -383,10 +383,28 @@ ABSL_FLAG(absl::Duration, purge_interval, EnvDuration("DTM_PURGE_INTERVAL", absl
 ABSL_FLAG(absl::Duration, shutdown_grace, EnvDuration("DTM_SHUTDOWN_GRACE", absl::Seconds(5)),
           "how long in-flight RPCs may finish on SIGTERM (env DTM_SHUTDOWN_GRACE)");
 
+ABSL_FLAG(std::string, log_format, EnvOr("DTM_LOG_FORMAT", "text"),
+          "text: 'dtmd: message key=value ...' lines; json: one JSON object per line with ts, "
+          "level, msg and the fields (env DTM_LOG_FORMAT)");
+ABSL_FLAG(std::string, log_level, EnvOr("DTM_LOG_LEVEL", "info"),
+          "debug (every branch answer too), info (every state change of a transaction), "
+          "warning or error (env DTM_LOG_LEVEL)");
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "dtmd: distributed transaction coordinator (gRPC dtm.v1.Coordinator, DTM's HTTP API)");
   absl::ParseCommandLine(argc, argv);
+  {
+    dtm::LogLevel level;
+    dtm::LogFormat format;
+    absl::Status s = dtm::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level);
+    if (s.ok()) s = dtm::ParseLogFormat(absl::GetFlag(FLAGS_log_format), &format);
+    if (!s.ok()) {
+      std::fprintf(stderr, "dtmd: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
+    dtm::ConfigureLog(level, format);
+  }
   // Debian's Abseil checks every lock acquisition for deadlock cycles at run time; it is a
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -528,13 +546,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dtmd: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  std::fprintf(stderr,
-               "dtmd: serving dtm.v1.Coordinator and DTM's dtmgimp.Dtm on port %d (listen %s, "
-               "store %s)\n",
-               (*server)->port(), config.listen.c_str(), dtm::DescribeStore(config.store).c_str());
+  dtm::Log(
+      dtm::LogLevel::kInfo,
+      absl::StrCat("serving dtm.v1.Coordinator and DTM's dtmgimp.Dtm on port ", (*server)->port()))
+      .Field("listen", config.listen)
+      .Field("store", dtm::DescribeStore(config.store));
   if ((*server)->http_port() != 0) {
-    std::fprintf(stderr, "dtmd: serving DTM's HTTP API on HTTP port %d (http_listen %s)\n",
-                 (*server)->http_port(), config.http_listen.c_str());
+    dtm::Log(dtm::LogLevel::kInfo,
+             absl::StrCat("serving DTM's HTTP API, /metrics and the admin page on HTTP port ",
+                          (*server)->http_port()))
+        .Field("http_listen", config.http_listen);
   }
   const bool tls = config.tls.enabled();
   const bool authenticated =
@@ -542,22 +563,23 @@ int main(int argc, char** argv) {
   for (const std::string* listen : {&config.listen, &config.http_listen}) {
     if (listen->empty() || LoopbackOnly(*listen) || (tls && authenticated)) continue;
     if (authenticated) {
-      std::fprintf(stderr,
-                   "dtmd: WARNING: %s accepts connections from other machines without TLS: "
-                   "client tokens and transaction payloads cross the network in clear text. "
-                   "Set --tls_cert and --tls_key.\n",
-                   listen->c_str());
+      dtm::Log(dtm::LogLevel::kWarning,
+               absl::StrCat(*listen,
+                            " accepts connections from other machines without TLS: client "
+                            "tokens and transaction payloads cross the network in clear text. "
+                            "Set --tls_cert and --tls_key."));
       continue;
     }
-    std::fprintf(
-        stderr,
-        "dtmd: WARNING: %s accepts connections from other machines without %s"
-        "client authentication: anyone who reaches it can run, list and stop "
-        "transactions%s. Set --auth_tokens_file (or --tls_client_ca), or keep the port "
-        "private (a firewall, a Kubernetes NetworkPolicy)%s.\n",
-        listen->c_str(), tls ? "" : "TLS or ",
-        config.limits.allowed_targets ? "" : " and make dtmd call any address it can reach",
-        config.limits.allowed_targets ? "" : "; and set --allowed_targets");
+    dtm::Log(
+        dtm::LogLevel::kWarning,
+        absl::StrCat(
+            *listen, " accepts connections from other machines without ", tls ? "" : "TLS or ",
+            "client authentication: anyone who reaches it can run, list and stop "
+            "transactions",
+            config.limits.allowed_targets ? "" : " and make dtmd call any address it can reach",
+            ". Set --auth_tokens_file (or --tls_client_ca), or keep the port private (a "
+            "firewall, a Kubernetes NetworkPolicy)",
+            config.limits.allowed_targets ? "" : "; and set --allowed_targets", "."));
   }
   std::fflush(stderr);
 
@@ -567,9 +589,10 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   watchdog.Stop();
   const bool listener_dead = watchdog.fired();
-  std::fprintf(stderr, "dtmd: %s, shutting down\n",
-               listener_dead ? "listener check failed" : absl::StrCat("signal ", sig).c_str());
+  dtm::Log(dtm::LogLevel::kInfo,
+           absl::StrCat(listener_dead ? "listener check failed" : absl::StrCat("signal ", sig),
+                        ", shutting down"));
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  std::fprintf(stderr, "dtmd: stopped\n");
+  dtm::Log(dtm::LogLevel::kInfo, "stopped");
   return listener_dead ? 3 : 0;
 }

@@ -89,6 +89,12 @@ std::string SqlPrepared(TransType type);
 // branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
 std::string EncodeHeaders(const std::map<std::string, std::string>& h);
 std::map<std::string, std::string> DecodeHeaders(const std::string& s);
+// The branch_headers column: the transaction's branch_headers, and its trace context under
+// the keys ":traceparent" and ":tracestate" (a ':' is never in a branch_headers key), so the
+// trace context needed no new column and rows written before it existed read as having none.
+std::string EncodeHeadersColumn(const Transaction& t);
+// Sets t.options.branch_headers, t.traceparent and t.tracestate from the column's text.
+void DecodeHeadersColumn(const std::string& s, Transaction& t);
 // Saga `after` edges: "0,2".
 std::string EncodeAfter(const std::vector<int32_t>& a);
 std::vector<int32_t> DecodeAfter(const std::string& s);
@@ -145,7 +151,7 @@ Transaction ReadGlobalRow(const Row& r) {
   t.options.request_timeout = absl::Microseconds(r.Int(7));
   t.options.retry_limit = static_cast<int32_t>(r.Int(8));
   t.options.concurrent = r.Int(9) != 0;
-  t.options.branch_headers = DecodeHeaders(r.Text(10));
+  DecodeHeadersColumn(r.Text(10), t);
   t.create_time = r.Time(11);
   t.update_time = r.Time(12);
   t.finish_time = r.Time(13);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/time/clock.h"
+
 namespace dtm {
 
 GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duration idle_interval)
@@ -46,8 +48,14 @@ void GroupCommitter::Complete(std::vector<PendingWrite>& batch, std::vector<Writ
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }
 
+void GroupCommitter::set_observer(Store::CommitObserver observer) {
+  absl::MutexLock lock(&mu_);
+  observer_ = std::move(observer);
+}
+
 void GroupCommitter::Run() {
   std::vector<PendingWrite> batch;
+  Store::CommitObserver observer;
   for (;;) {
     batch.clear();
     {
@@ -64,8 +72,12 @@ void GroupCommitter::Run() {
         ++batches_;
         ops_ += batch.size();
       }
+      if (!observer) observer = observer_;
     }
+    const size_t size = batch.size();
+    const absl::Time start = absl::Now();
     apply_(batch);
+    if (size > 0 && observer) observer(absl::Now() - start, size);
   }
 }
 

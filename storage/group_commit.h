@@ -43,6 +43,8 @@ class GroupCommitter {
   ~GroupCommitter();  // Calls Stop().
 
   void Submit(WriteOp op, Store::Done done);
+  // Runs after each batch (Store::set_commit_observer).
+  void set_observer(Store::CommitObserver observer);
   // Drains the queue and joins the writer. Later Submits fail with UNAVAILABLE.
   void Stop();
 
@@ -61,6 +63,7 @@ class GroupCommitter {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t ops_ ABSL_GUARDED_BY(mu_) = 0;
+  Store::CommitObserver observer_ ABSL_GUARDED_BY(mu_);
   std::thread writer_;
 };
 

@@ -128,6 +128,8 @@ Transaction MakeTxn(const std::string& gid, absl::Time created,
   t.options.branch_headers = {{"x-a", "1"}, {"x-b", "two=2"}};
   t.options.concurrent = true;
   t.options.delay = absl::Milliseconds(700);
+  t.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  t.tracestate = "vendor=a,other=b";
   t.create_time = created;
   t.update_time = created;
   t.next_retry_time = created + absl::Seconds(10);
@@ -191,6 +193,53 @@ TEST_P(StoreConformanceTest, CreateThenGetRoundTripsEveryField) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, t);
   EXPECT_EQ(store_->Get("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, CountUnfinishedCountsByStatus) {
+  auto none = store_->CountUnfinished();
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("c1", kT0)}).status.ok());
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("c2", kT0)}).status.ok());
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("c3", kT0, GlobalStatus::kPrepared)}).status.ok());
+  ASSERT_TRUE(
+      store_->WriteSync(CreateOp{MakeTxn("c4", kT0, GlobalStatus::kSucceeded)}).status.ok());
+  auto counts = store_->CountUnfinished();
+  ASSERT_TRUE(counts.ok()) << counts.status();
+  std::map<GlobalStatus, int64_t> want = {{GlobalStatus::kPrepared, 1},
+                                          {GlobalStatus::kSubmitted, 2}};
+  EXPECT_EQ(*counts, want);
+}
+
+TEST_P(StoreConformanceTest, CommitObserverSeesEveryBatch) {
+  std::atomic<int> batches{0};
+  std::atomic<size_t> writes{0};
+  store_->set_commit_observer([&](absl::Duration took, size_t n) {
+    EXPECT_GE(took, absl::ZeroDuration());
+    batches++;
+    writes += n;
+  });
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("o1", kT0)}).status.ok());
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("o2", kT0)}).status.ok());
+  // The observer runs once the batch's writers were answered: wait for it.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (batches.load() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(batches.load(), 2);
+  EXPECT_EQ(writes.load(), 2u);
+}
+
+TEST_P(StoreConformanceTest, TraceContextIsOptionalAndKeptApartFromBranchHeaders) {
+  Transaction t = MakeTxn("no-trace", kT0);
+  t.traceparent.clear();
+  t.tracestate.clear();
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  auto got = store_->Get("no-trace");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, t);
+  auto listed = store_->List(ListQuery{});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_FALSE(listed->transactions.empty());
+  EXPECT_EQ(listed->transactions[0].options.branch_headers, t.options.branch_headers);
 }
 
 TEST_P(StoreConformanceTest, DuplicateCreateReturnsTheExistingTransaction) {

@@ -41,6 +41,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Submit(grpc::CallbackServerContext
   absl::Status admitted = CheckAdmission(&*txn, engine_->active_count(), limits_);
   if (!admitted.ok()) return FinishNow(ctx, admitted);
   txn->creator = caller->name;
+  TakeTraceContext(*ctx, *txn);
   auto* reactor = ctx->DefaultReactor();
   engine_->Submit(
       *std::move(txn),
@@ -66,6 +67,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Prepare(grpc::CallbackServerContex
   absl::Status admitted = CheckAdmission(nullptr, engine_->active_count(), limits_);
   if (!admitted.ok()) return FinishNow(ctx, admitted);
   txn->creator = caller->name;
+  TakeTraceContext(*ctx, *txn);
   auto* reactor = ctx->DefaultReactor();
   engine_->Prepare(
       *std::move(txn), [reactor](const absl::Status& st) { reactor->Finish(ToGrpcStatus(st)); },

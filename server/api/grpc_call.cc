@@ -5,6 +5,16 @@
 
 namespace dtm {
 
+void TakeTraceContext(const grpc::CallbackServerContext& ctx, Transaction& txn) {
+  const auto& md = ctx.client_metadata();
+  auto value = [&md](const char* key) {
+    auto it = md.find(key);
+    return it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
+  };
+  txn.traceparent = value("traceparent");
+  txn.tracestate = value("tracestate");
+}
+
 absl::StatusOr<Caller> CallerOfCall(const grpc::CallbackServerContext& ctx, AuthTokens* tokens) {
   if (tokens == nullptr) return Caller{};
   const auto& md = ctx.client_metadata();

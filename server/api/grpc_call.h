@@ -9,12 +9,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/api/common/auth.h"
+#include "server/model/transaction.h"
 
 namespace dtm {
 
 // Who sent the call: its "authorization: Bearer <token>" metadata checked against `tokens`
 // (auth.h); an anonymous Caller when `tokens` is null (clients are not authenticated).
 absl::StatusOr<Caller> CallerOfCall(const grpc::CallbackServerContext& ctx, AuthTokens* tokens);
+
+// Copies the call's W3C trace context ("traceparent" and "tracestate" metadata) into a new
+// transaction; the engine checks it (server/model/trace_context.h).
+void TakeTraceContext(const grpc::CallbackServerContext& ctx, Transaction& txn);
 
 // Finishes the call with `s` (client/common/grpc_status.h's mapping) and returns its reactor,
 // for a handler that answers without waiting for the engine.

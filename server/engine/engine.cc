@@ -9,6 +9,8 @@
 #include "server/engine/machine.h"
 #include "server/engine/prepared.h"
 #include "server/engine/runner.h"
+#include "server/model/trace_context.h"
+#include "server/runtime/log.h"
 
 namespace dtm {
 
@@ -23,14 +25,67 @@ absl::Status ShuttingDown(absl::string_view what) {
   return absl::UnavailableError(absl::StrCat(what, ": the coordinator is shutting down"));
 }
 
+const char* OutcomeName(CallOutcome outcome) {
+  switch (outcome) {
+    case CallOutcome::kSuccess:
+      return "success";
+    case CallOutcome::kFailure:
+      return "failure";
+    case CallOutcome::kOngoing:
+      return "ongoing";
+    case CallOutcome::kError:
+      return "transient";
+  }
+  return "transient";
+}
+
+void LogStatusChange(const Transaction& t, GlobalStatus status) {
+  Log(LogLevel::kInfo, "transaction status")
+      .Field("gid", t.gid)
+      .Field("trans_type", TransTypeName(t.trans_type))
+      .Field("status", GlobalStatusName(status))
+      .Field("reason", status == GlobalStatus::kSubmitted ? "" : t.rollback_reason)
+      .Field("trace_id", TraceIdOf(t.traceparent));
+}
+
+void LogBranchChange(const Transaction& t, const Branch& b, BranchStatus status) {
+  Log(LogLevel::kInfo, "branch status")
+      .Field("gid", t.gid)
+      .Field("trans_type", TransTypeName(t.trans_type))
+      .Field("branch_id", b.branch_id)
+      .Field("op", BranchOpName(b.op))
+      .Field("status", BranchStatusName(status))
+      .Field("attempt", b.attempts)
+      .Field("error", b.last_error)
+      .Field("trace_id", TraceIdOf(t.traceparent));
+}
+
 }  // namespace engine_internal
 
 using engine_internal::ResultOf;
 using engine_internal::ShuttingDown;
 
+namespace {
+
+// Settles the trace context a new transaction stores (trace_context.h): the one its client
+// sent (the API put the request's traceparent and tracestate in `t`), else a new trace.
+void AdoptTrace(Transaction& t) {
+  TraceContext c = AdoptTraceContext(t.traceparent, t.tracestate, t.options.branch_headers);
+  t.traceparent = std::move(c.traceparent);
+  t.tracestate = std::move(c.tracestate);
+}
+
+EngineOptions WithMetrics(EngineOptions options, Metrics* own) {
+  if (options.metrics == nullptr) options.metrics = own;
+  return options;
+}
+
+}  // namespace
+
 Engine::Engine(EngineOptions options, Store* store, BranchCaller* caller, Clock* clock,
                TimerQueue* timers, ThreadPool* pool)
-    : options_(std::move(options)),
+    : own_metrics_(options.metrics == nullptr ? std::make_unique<Metrics>() : nullptr),
+      options_(WithMetrics(std::move(options), own_metrics_.get())),
       store_(store),
       clock_(clock),
       pool_(pool),
@@ -57,6 +112,7 @@ void Engine::Submit(Transaction txn, SubmitDone done, const std::string& actor) 
     return;
   }
   absl::Time now = clock_->Now();
+  AdoptTrace(txn);
   txn.create_time = txn.update_time = now;
   txn.next_retry_time = now + std::max(options_.lease, txn.options.delay);
   txn.owner = options_.owner;
@@ -75,6 +131,8 @@ void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done, const st
   bool wait = txn.options.wait_result;
   TransType type = txn.trans_type;
   if (r.status.ok()) {
+    options_.metrics->TransactionStarted(type);
+    engine_internal::LogStatusChange(txn, txn.status);
     runner_->Attach(runner_->Activate(std::move(txn), /*recovered=*/false), type, wait,
                     std::move(done));
     return;
@@ -99,6 +157,7 @@ void Engine::OnCreated(Transaction txn, WriteResult r, SubmitDone done, const st
 }
 
 void Engine::Prepare(Transaction txn, StatusDone done, const std::string& actor) {
+  AdoptTrace(txn);
   prepared_->Prepare(std::move(txn), std::move(done), actor);
 }
 

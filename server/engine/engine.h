@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "server/branch/branch_caller.h"
 #include "server/engine/engine_types.h"
+#include "server/metrics/metrics.h"
 #include "server/model/list_query.h"
 #include "server/runtime/clock.h"
 #include "server/runtime/thread_pool.h"
@@ -100,6 +101,7 @@ class Engine {
   std::string self_address() const;
 
   const std::string& owner() const { return options_.owner; }
+  Metrics* metrics() const { return options_.metrics; }
   size_t active_count() const;
   // Of active_count, the transactions Resume took in (from recovery's claims) that are still
   // in memory.
@@ -111,7 +113,8 @@ class Engine {
  private:
   void OnCreated(Transaction txn, WriteResult result, SubmitDone done, const std::string& actor);
 
-  const EngineOptions options_;
+  std::unique_ptr<Metrics> own_metrics_;  // when options.metrics was null
+  const EngineOptions options_;           // options_.metrics is never null
   Store* const store_;
   Clock* const clock_;
   ThreadPool* const pool_;

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/branch/branch_caller.h"
 #include "server/engine/engine_types.h"
 #include "server/runtime/executor.h"
 #include "storage/store.h"
@@ -22,6 +23,16 @@ double Jitter();
 
 // True for 1, 2, 4, 8, ...: log a repeated problem at these counts, visible without flooding.
 inline bool PowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
+
+// The outcome label of a branch's answer in metrics and logs: "success", "failure",
+// "ongoing", "transient".
+const char* OutcomeName(CallOutcome outcome);
+
+// Logs a durable change of a transaction's global status (once, by the replica that wrote
+// it): gid, trans type, the new status, the rollback reason if any, its trace id.
+void LogStatusChange(const Transaction& t, GlobalStatus status);
+// Logs a durable change of a branch's status: branch id, op, attempts, last error.
+void LogBranchChange(const Transaction& t, const Branch& b, BranchStatus status);
 
 // UNAVAILABLE "<what>: the coordinator is shutting down".
 absl::Status ShuttingDown(absl::string_view what);

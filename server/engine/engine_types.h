@@ -12,6 +12,8 @@
 
 namespace dtm {
 
+class Metrics;
+
 struct EngineOptions {
   // How long this coordinator's claim on a transaction lasts without renewal (RenewLeases),
   // and how far next_retry_time is pushed ahead while a call is in flight: after a crash,
@@ -32,6 +34,9 @@ struct EngineOptions {
   // that a branch can call the coordinator back the way it was called).
   std::string self_address;
   std::string http_self_address;
+  // Where the engine counts transactions, branch calls and leases (not owned; outlives the
+  // engine). Null: the engine keeps counts of its own that nobody reads.
+  Metrics* metrics = nullptr;
 };
 
 // The answer to a Submit or an Abort: the transaction's status once the request is durable

@@ -1,15 +1,19 @@
 #include "server/engine/prepared.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/engine/engine_internal.h"
+#include "server/metrics/metrics.h"
+#include "server/model/trace_context.h"
+#include "server/runtime/log.h"
 
 namespace dtm {
 
 using engine_internal::Jitter;
+using engine_internal::LogStatusChange;
+using engine_internal::OutcomeName;
 using engine_internal::PowerOfTwo;
 using engine_internal::ResultOf;
 using engine_internal::ShuttingDown;
@@ -58,8 +62,14 @@ void PreparedProtocol::Prepare(Transaction txn, StatusDone done, const std::stri
   txn.owner.clear();
   txn.lease_expire = absl::InfinitePast();
   TransType type = txn.trans_type;
+  Transaction logged = txn;
+  logged.branches.clear();  // what the log line needs, without payloads
   WriteThen(store_, CreateOp{std::move(txn)}, pool_,
-            [type, actor, done = std::move(done)](WriteResult r) {
+            [this, type, actor, logged = std::move(logged), done = std::move(done)](WriteResult r) {
+              if (r.status.ok()) {
+                options_.metrics->TransactionStarted(type);
+                LogStatusChange(logged, GlobalStatus::kPrepared);
+              }
               if (absl::IsAlreadyExists(r.status) && r.existing) {
                 absl::Status mine = CheckActor(*r.existing, actor);
                 done(mine.ok() ? CheckPrepareAgain(*r.existing, type) : mine);
@@ -198,22 +208,30 @@ void PreparedProtocol::Leave(const Transaction& prepared, GlobalStatus to,
     op.new_lease_expire = now + options_.lease;
   }
   std::string gid = prepared.gid;
-  WriteThen(store_, std::move(op), pool_,
-            [this, gid, to, then = std::move(then)](const WriteResult& r) {
-              if (!r.status.ok() || IsTerminal(to)) {
-                then(r.status, nullptr);
-                return;
-              }
-              absl::StatusOr<Transaction> t = store_->Get(gid);
-              if (!t.ok()) {
-                // Stored as ours; recovery resumes it once the lease runs out.
-                then(t.status(), nullptr);
-                return;
-              }
-              Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
-              runner_->Start(a);
-              then(absl::OkStatus(), a);
-            });
+  Transaction logged = prepared;
+  logged.branches.clear();
+  logged.rollback_reason = reason;
+  WriteThen(
+      store_, std::move(op), pool_,
+      [this, gid, to, logged = std::move(logged), then = std::move(then)](const WriteResult& r) {
+        if (r.status.ok()) {
+          LogStatusChange(logged, to);
+          if (IsTerminal(to)) options_.metrics->TransactionFinished(logged.trans_type, to);
+        }
+        if (!r.status.ok() || IsTerminal(to)) {
+          then(r.status, nullptr);
+          return;
+        }
+        absl::StatusOr<Transaction> t = store_->Get(gid);
+        if (!t.ok()) {
+          // Stored as ours; recovery resumes it once the lease runs out.
+          then(t.status(), nullptr);
+          return;
+        }
+        Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
+        runner_->Start(a);
+        then(absl::OkStatus(), a);
+      });
 }
 
 void PreparedProtocol::OnDue(Transaction txn) {
@@ -236,16 +254,10 @@ void PreparedProtocol::Apply(const Transaction& txn, const PreparedStep& step) {
     return;
   }
   back_check_errors_.Forget(txn.gid);
-  std::string what;
-  if (step.to == GlobalStatus::kAborting) what = "timed out while PREPARED; aborting";
-  if (step.to == GlobalStatus::kSubmitted) what = "back-check says committed; delivering";
-  if (step.to == GlobalStatus::kFailed) what = "back-check says rolled back; dropped";
-  std::string name = absl::StrCat(TransTypeName(txn.trans_type), " gid=", txn.gid);
+  // Leave logs the change. Not OK: its client decided meanwhile, or another replica took it
+  // over; either way there is nothing left to do here.
   Leave(txn, step.to, step.reason, options_.owner,
-        [name, what](const absl::Status& st, const Runner::ActivePtr&) {
-          // Not OK: its client decided meanwhile, or another replica took it over.
-          if (st.ok()) std::fprintf(stderr, "dtmd: %s %s\n", name.c_str(), what.c_str());
-        });
+        [](const absl::Status&, const Runner::ActivePtr&) {});
 }
 
 void PreparedProtocol::BackCheck(Transaction txn) {
@@ -256,6 +268,7 @@ void PreparedProtocol::BackCheck(Transaction txn) {
   if (txn.owner != options_.owner || now + margin >= txn.lease_expire) return;
   BranchCall call = runner_->NewCall(txn, "00", "msg", txn.query_prepared);
   caller_->Call(std::move(call), [this, txn = std::move(txn)](BranchResult r) mutable {
+    options_.metrics->BackChecked(OutcomeName(r.outcome));
     pool_->Post([this, txn = std::move(txn), r = std::move(r)] {
       absl::Time now = clock_->Now();
       int errors = 0;
@@ -265,8 +278,12 @@ void PreparedProtocol::BackCheck(Transaction txn) {
         absl::Duration forget_after = 2 * txn.options.max_retry_interval + options_.lease;
         errors = back_check_errors_.Failed(txn.gid, now, forget_after);
         if (PowerOfTwo(errors)) {
-          std::fprintf(stderr, "dtmd: back-check of msg gid=%s failed (%d in a row): %s\n",
-                       txn.gid.c_str(), errors, r.message.c_str());
+          Log(LogLevel::kWarning, "back-check failed")
+              .Field("gid", txn.gid)
+              .Field("trans_type", "msg")
+              .Field("failures_in_a_row", errors)
+              .Field("error", r.message)
+              .Field("trace_id", TraceIdOf(txn.traceparent));
         }
       } else {
         back_check_errors_.Forget(txn.gid);

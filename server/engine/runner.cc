@@ -2,15 +2,21 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "client/common/target.h"
 #include "server/engine/engine_internal.h"
+#include "server/metrics/metrics.h"
+#include "server/model/trace_context.h"
+#include "server/runtime/log.h"
 
 namespace dtm {
 
+using engine_internal::LogBranchChange;
+using engine_internal::LogStatusChange;
+using engine_internal::OutcomeName;
 using engine_internal::PowerOfTwo;
 using engine_internal::ResultOf;
 using engine_internal::ShuttingDown;
@@ -78,9 +84,24 @@ void LogIfStuck(const Transaction& t, int index, const BranchResult& r) {
   const Branch& b = t.branches[index];
   if (r.outcome == CallOutcome::kSuccess || !PowerOfTwo(b.attempts)) return;
   if (t.trans_type == TransType::kSaga && b.op == BranchOp::kAction) return;
-  std::fprintf(stderr, "dtmd: %s not done yet gid=%s branch_id=%s target=%s attempts=%d error=%s\n",
-               BranchOpName(b.op), t.gid.c_str(), b.branch_id.c_str(), b.target.c_str(), b.attempts,
-               r.message.c_str());
+  Log(LogLevel::kWarning, "branch not done yet")
+      .Field("gid", t.gid)
+      .Field("trans_type", TransTypeName(t.trans_type))
+      .Field("branch_id", b.branch_id)
+      .Field("op", BranchOpName(b.op))
+      .Field("target", b.target)
+      .Field("attempt", b.attempts)
+      .Field("error", r.message)
+      .Field("trace_id", TraceIdOf(t.traceparent));
+}
+
+// Logs what a write made durable that was not before (called before OnPersisted).
+void LogWritten(const TransState& s, const WrittenState& w) {
+  const Transaction& t = s.txn;
+  for (const auto& [idx, status] : w.branches) {
+    if (s.rt[idx].durable_status != status) LogBranchChange(t, t.branches[idx], status);
+  }
+  if (w.status != s.durable_status) LogStatusChange(t, w.status);
 }
 
 absl::Status AlreadyEnded(const Transaction& t, absl::string_view what) {
@@ -403,6 +424,7 @@ void Runner::RenewLeases() {
     }
     return;
   }
+  options_.metrics->LeasesRenewed(static_cast<int64_t>(r.renewed.size()));
   absl::flat_hash_map<std::string, absl::Time> renewed(r.renewed.begin(), r.renewed.end());
   for (const ActivePtr& a : due) {
     auto it = renewed.find(a->state.txn.gid);
@@ -448,8 +470,11 @@ void Runner::Drop(const ActivePtr& a) {
   a->retired = true;
   if (a->timer) timers_->Cancel(*a->timer);
   a->timer.reset();
-  std::fprintf(stderr, "dtmd: lease of gid=%s lost; left to its new owner or to recovery\n",
-               a->state.txn.gid.c_str());
+  options_.metrics->LeaseLost();
+  Log(LogLevel::kWarning, "lease lost; left to its new owner or to recovery")
+      .Field("gid", a->state.txn.gid)
+      .Field("trans_type", TransTypeName(a->state.txn.trans_type))
+      .Field("trace_id", TraceIdOf(a->state.txn.traceparent));
   // Still running, elsewhere: waiters get the durable status, as at shutdown.
   AnswerWaiters(*a, StillRunning(a->state),
                 absl::UnavailableError(absl::StrCat("transaction '", a->state.txn.gid,
@@ -470,6 +495,7 @@ void Runner::Drive(const ActivePtr& a) {
         store_, std::move(*d.persist), a->strand.get(),
         [this, a, written = std::move(written)](const WriteResult& r) {
           const absl::Status& st = r.status;
+          if (st.ok()) LogWritten(a->state, written);
           OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
           if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
             Drop(a);
@@ -565,6 +591,9 @@ void Runner::Retire(const ActivePtr& a, const absl::Status& why) {
   if (a->timer) timers_->Cancel(*a->timer);
   a->timer.reset();
   if (why.ok()) {
+    if (IsTerminal(a->state.txn.status)) {
+      options_.metrics->TransactionFinished(a->state.txn.trans_type, a->state.txn.status);
+    }
     AnswerWaiters(*a, ResultOf(a->state.txn), a->state.txn);
   } else {
     AnswerWaiters(*a, why, why);
@@ -602,9 +631,25 @@ void Runner::ArmTimer(const ActivePtr& a, std::optional<absl::Time> wake) {
 void Runner::Dispatch(const ActivePtr& a, int index) {
   const Transaction& t = a->state.txn;
   const Branch& b = t.branches[index];
-  auto on_result = [this, a, index](BranchResult r) {
+  const auto start = std::chrono::steady_clock::now();
+  const char* op = b.target.empty() ? nullptr : BranchOpName(b.op);  // null: not called
+  auto on_result = [this, a, index, start, op, type = t.trans_type](BranchResult r) {
+    if (op != nullptr) {
+      options_.metrics->BranchCalled(type, op, OutcomeName(r.outcome),
+                                     absl::FromChrono(std::chrono::steady_clock::now() - start));
+    }
     // On the caller's completion thread, which may run a strand's short work.
     a->strand->Execute([this, a, index, r = std::move(r)] {
+      if (LogEnabled(LogLevel::kDebug)) {
+        const Transaction& t = a->state.txn;
+        Log(LogLevel::kDebug, "branch answered")
+            .Field("gid", t.gid)
+            .Field("branch_id", t.branches[index].branch_id)
+            .Field("op", BranchOpName(t.branches[index].op))
+            .Field("outcome", OutcomeName(r.outcome))
+            .Field("error", r.message)
+            .Field("trace_id", TraceIdOf(t.traceparent));
+      }
       OnBranchResult(a->state, index, r, clock_->Now(), engine_internal::Jitter());
       LogIfStuck(a->state.txn, index, r);
       Drive(a);
@@ -632,6 +677,10 @@ BranchCall Runner::NewCall(const Transaction& t, const std::string& branch_id, c
     call.dtm = IsHttpTarget(target) ? http_self_address_ : self_address_;
   }
   call.headers.assign(t.options.branch_headers.begin(), t.options.branch_headers.end());
+  if (!t.traceparent.empty()) {  // a child span per call, in the transaction's trace
+    call.headers.emplace_back("traceparent", ChildTraceParent(t.traceparent));
+    if (!t.tracestate.empty()) call.headers.emplace_back("tracestate", t.tracestate);
+  }
   call.timeout = t.options.request_timeout;
   return call;
 }

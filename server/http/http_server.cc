@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
+#include "server/runtime/log.h"
 
 namespace dtm {
 
@@ -141,6 +142,11 @@ std::string HttpRequest::Param(const std::string& name) const {
   return it == query.end() ? std::string() : it->second;
 }
 
+std::string HttpRequest::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
 HttpResponse JsonError(int status, const std::string& message) {
   HttpResponse r;
   r.status = status;
@@ -157,18 +163,29 @@ void HttpRouter::HandlePrefix(const std::string& prefix, HttpHandler handler) {
   prefixes_.emplace_back(prefix, std::move(handler));
 }
 
+HttpResponder HttpRouter::Observed(std::string route, HttpResponder respond) const {
+  if (!observer_) return respond;
+  return [observer = &observer_, route = std::move(route),
+          respond = std::move(respond)](HttpResponse r) {
+    (*observer)(route, r.status);
+    respond(std::move(r));
+  };
+}
+
 void HttpRouter::Dispatch(HttpRequest request, HttpResponder respond) const {
   auto route = routes_.find(request.path);
   if (route == routes_.end()) {
     for (const auto& [prefix, handler] : prefixes_) {
       if (absl::StartsWith(request.path, prefix)) {
-        handler(std::move(request), std::move(respond));
+        handler(std::move(request), Observed(prefix + "*", std::move(respond)));
         return;
       }
     }
+    respond = Observed("unmatched", std::move(respond));
     respond(JsonError(404, absl::StrCat("no such path: ", request.path)));
     return;
   }
+  respond = Observed(route->first, std::move(respond));
   auto handler = route->second.find(request.method);
   if (handler == route->second.end()) {
     std::vector<std::string> allowed;
@@ -512,11 +529,11 @@ std::shared_ptr<net::ssl::context> HttpServer::Impl::TlsContext() {
   if (!fresh.ok()) {
     // A certificate and key written one after the other may disagree for a moment: keep
     // serving with the previous pair, and look again after tls_reload_interval.
-    fprintf(stderr, "dtmd: HTTP TLS files not (re)loaded, keeping the previous ones: %s\n",
-            std::string(fresh.status().message()).c_str());
+    Log(LogLevel::kWarning, "HTTP TLS files not (re)loaded, keeping the previous ones")
+        .Field("error", fresh.status().message());
     return tls_;
   }
-  if (tls_ != nullptr) fprintf(stderr, "dtmd: HTTP TLS files reloaded\n");
+  if (tls_ != nullptr) Log(LogLevel::kInfo, "HTTP TLS files reloaded");
   tls_version_ = std::move(version);
   tls_ = *std::move(fresh);
   return tls_;

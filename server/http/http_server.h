@@ -42,6 +42,8 @@ struct HttpRequest {
 
   // The parameter `name` of the query string, or "".
   std::string Param(const std::string& name) const;
+  // The header `name` (lower case), or "".
+  std::string Header(const std::string& name) const;
 };
 
 struct HttpResponse {
@@ -67,8 +69,17 @@ class HttpRouter {
   void HandlePrefix(const std::string& prefix, HttpHandler handler);
   // Calls the handler of the request's route, or answers 404 / 405.
   void Dispatch(HttpRequest request, HttpResponder respond) const;
+  // `observer` learns of every answer: the route that took the request (its exact path, a
+  // prefix followed by "*", or "unmatched": never the raw path, which a client chooses) and
+  // the HTTP status. Set it before serving.
+  using Observer = std::function<void(const std::string& route, int status)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
 
  private:
+  // `respond`, telling the observer first.
+  HttpResponder Observed(std::string route, HttpResponder respond) const;
+
+  Observer observer_;
   std::map<std::string, std::map<std::string, HttpHandler>> routes_;  // path -> method ->
   std::vector<std::pair<std::string, HttpHandler>> prefixes_;
 };

@@ -42,6 +42,19 @@ const char* BranchOpName(BranchOp op) {
   }
 }
 
+const char* BranchStatusName(BranchStatus s) {
+  switch (s) {
+    case BranchStatus::kPrepared:
+      return "PREPARED";
+    case BranchStatus::kSucceeded:
+      return "SUCCEEDED";
+    case BranchStatus::kFailed:
+      return "FAILED";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
 const char* GlobalStatusName(GlobalStatus s) {
   switch (s) {
     case GlobalStatus::kPrepared:
@@ -78,7 +91,7 @@ bool Transaction::operator==(const Transaction& o) const {
          finish_time == o.finish_time && next_retry_time == o.next_retry_time &&
          rollback_reason == o.rollback_reason && query_prepared == o.query_prepared &&
          owner == o.owner && lease_expire == o.lease_expire && creator == o.creator &&
-         branches == o.branches;
+         traceparent == o.traceparent && tracestate == o.tracestate && branches == o.branches;
 }
 
 std::string SagaBranchId(int step) { return absl::StrFormat("%02d", step + 1); }

@@ -39,6 +39,7 @@ enum class BranchStatus : int { kUnspecified = 0, kPrepared = 1, kSucceeded = 2,
 const char* TransTypeName(TransType t);        // "saga", "tcc", "msg", "xa" (DTM's values)
 const char* BranchOpName(BranchOp op);         // "action", "compensate", ...
 const char* GlobalStatusName(GlobalStatus s);  // "SUBMITTED", ...
+const char* BranchStatusName(BranchStatus s);  // "PREPARED", "SUCCEEDED", "FAILED"
 // Tcc and xa: the client prepares the global transaction, branches register themselves while
 // it is PREPARED, and the client's Submit or Abort decides phase 2 (confirm/commit or
 // cancel/rollback of every registered branch).
@@ -104,6 +105,10 @@ struct Transaction {
   // The name of the client identity that created it (dtmd's --auth_tokens_file); "" when
   // clients are not authenticated. Clients without the admin role act only on their own.
   std::string creator{};
+  // Its W3C trace context (trace_context.h): a valid traceparent, or "" for a transaction
+  // stored before the coordinator kept one; the tracestate to forward with it.
+  std::string traceparent{};
+  std::string tracestate{};
   // Saga: step i has its action at 2*i and its compensation at 2*i+1. Tcc: registered branch
   // i has its confirm at 2*i and its cancel at 2*i+1 (xa: its commit and its rollback). Msg:
   // step i's action at i.

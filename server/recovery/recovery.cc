@@ -1,9 +1,9 @@
 #include "server/recovery/recovery.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "absl/synchronization/notification.h"
+#include "server/runtime/log.h"
 
 namespace dtm {
 
@@ -69,12 +69,13 @@ int Recovery::RunOnce() {
   if (!status.ok()) {
     std::string error = status.ToString();
     if (error != last_error_) {  // once per distinct failure, not every tick
-      std::fprintf(stderr, "dtmd: recovery claim failed: %s\n", error.c_str());
+      Log(LogLevel::kWarning, "recovery claim failed").Field("error", error);
       last_error_ = std::move(error);
     }
     return 0;
   }
   last_error_.clear();
+  engine_->metrics()->RecoveryClaimed(handed);
   backlog_ = static_cast<int>(count) == op.limit;
   return handed;
 }
@@ -87,7 +88,7 @@ int64_t Recovery::PurgeOnce() {
     op.finished_before = clock_->Now() - options_.retention;
     WriteResult r = store_->WriteSync(op);
     if (!r.status.ok()) {
-      std::fprintf(stderr, "dtmd: purge failed: %s\n", r.status.ToString().c_str());
+      Log(LogLevel::kWarning, "purge failed").Field("error", r.status.ToString());
       return total;
     }
     total += r.purged;
@@ -107,16 +108,14 @@ void Recovery::Loop() {
     }
     resumed += RunOnce();
     if (resumed > 0 && clock_->Now() >= next_log) {
-      std::fprintf(stderr, "dtmd: recovery resumed %lld transaction(s)\n",
-                   static_cast<long long>(resumed));
+      Log(LogLevel::kInfo, "recovery resumed transactions").Field("count", resumed);
       resumed = 0;
       next_log = clock_->Now() + options_.interval;
     }
     if (clock_->Now() >= next_purge) {
       int64_t purged = PurgeOnce();
       if (purged > 0) {
-        std::fprintf(stderr, "dtmd: purged %lld finished transaction(s)\n",
-                     static_cast<long long>(purged));
+        Log(LogLevel::kInfo, "purged finished transactions").Field("count", purged);
       }
       next_purge = clock_->Now() + options_.purge_interval;
     }

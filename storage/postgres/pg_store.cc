@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/common/status_macros.h"
+#include "server/runtime/log.h"
 #include "storage/codec.h"
 #include "storage/libpq/pg_conn.h"
 
@@ -127,7 +128,7 @@ PgParams GlobalParams(const Transaction& t) {
       .Add(Micros(t.options.request_timeout))
       .Add(static_cast<int64_t>(t.options.retry_limit))
       .Add(t.options.concurrent ? 1 : 0)
-      .Add(EncodeHeaders(t.options.branch_headers))
+      .Add(EncodeHeadersColumn(t))
       .AddTime(t.create_time)
       .AddTime(t.update_time)
       .AddTime(t.finish_time)
@@ -353,7 +354,7 @@ bool PgStore::EnsureWriter() {
   if (writer_ && !writer_->broken()) return true;
   if (writer_) {
     writer_.reset();
-    std::fprintf(stderr, "dtmd: lost the PostgreSQL connection; reconnecting\n");
+    Log(LogLevel::kWarning, "lost the PostgreSQL connection; reconnecting");
   }
   absl::Time now = absl::Now();
   if (now < next_connect_) return false;
@@ -364,12 +365,12 @@ bool PgStore::EnsureWriter() {
     next_connect_ = now + backoff_;
     if (last_error_ != c.status().message()) {
       last_error_ = std::string(c.status().message());
-      std::fprintf(stderr, "dtmd: PostgreSQL unavailable: %s\n", last_error_.c_str());
+      Log(LogLevel::kWarning, "PostgreSQL unavailable").Field("error", last_error_);
     }
     return false;
   }
   writer_ = std::move(*c);
-  if (!last_error_.empty()) std::fprintf(stderr, "dtmd: PostgreSQL connection restored\n");
+  if (!last_error_.empty()) Log(LogLevel::kInfo, "PostgreSQL connection restored");
   last_error_.clear();
   backoff_ = absl::ZeroDuration();
   MeasureClockOffset(*writer_);
@@ -393,8 +394,9 @@ void PgStore::ResolveUnknownCommits() {
       continue;
     }
     unknown_commits_resolved_.fetch_add(1);
-    std::fprintf(stderr, "dtmd: commit of transaction %lld with unknown outcome: %s\n",
-                 static_cast<long long>(u.xid), status.empty() ? "unknown" : status.c_str());
+    Log(LogLevel::kWarning, "commit with unknown outcome resolved")
+        .Field("xid", static_cast<int64_t>(u.xid))
+        .Field("outcome", status.empty() ? "unknown" : status);
     if (status != "committed") {
       for (auto& res : u.results) {
         res = WriteResult();
@@ -818,6 +820,26 @@ absl::StatusOr<ListPage> PgStore::List(const ListQuery& q) {
     for (int i = 0; i < PQntuples(r.get()); ++i) rows.push_back(ReadGlobal(PgRow(r.get(), i)));
     return FinishPage(std::move(rows), q);
   });
+}
+
+absl::StatusOr<std::map<GlobalStatus, int64_t>> PgStore::CountUnfinished() {
+  return WithReader<std::map<GlobalStatus, int64_t>>(
+      [](PgConn& c) -> absl::StatusOr<std::map<GlobalStatus, int64_t>> {
+        ASSIGN_OR_RETURN(pg::Result r,
+                         c.Exec(absl::StrCat("SELECT status, count(*) FROM trans_global WHERE ",
+                                             SqlNotTerminal(), " GROUP BY status"),
+                                PgParams()));
+        std::map<GlobalStatus, int64_t> out;
+        for (int i = 0; i < PQntuples(r.get()); ++i) {
+          PgRow row(r.get(), i);
+          out[static_cast<GlobalStatus>(row.Int(0))] = row.Int(1);
+        }
+        return out;
+      });
+}
+
+void PgStore::set_commit_observer(CommitObserver observer) {
+  committer_->set_observer(std::move(observer));
 }
 
 }  // namespace dtm

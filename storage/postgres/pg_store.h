@@ -58,6 +58,8 @@ class PgStore final : public Store {
   absl::StatusOr<Transaction> Get(const std::string& gid) override;
   absl::StatusOr<ListPage> List(const ListQuery& query) override;
   void Close() override;
+  absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() override;
+  void set_commit_observer(CommitObserver observer) override;
   absl::Time Now() override;
 
   // How many commits whose answer was lost have been resolved by asking the database.

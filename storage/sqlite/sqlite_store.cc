@@ -209,7 +209,7 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
       .Bind(8, Micros(t.options.request_timeout))
       .Bind(9, t.options.retry_limit)
       .Bind(10, t.options.concurrent ? 1 : 0)
-      .Bind(11, EncodeHeaders(t.options.branch_headers))
+      .Bind(11, EncodeHeadersColumn(t))
       .BindTime(12, t.create_time)
       .BindTime(13, t.update_time)
       .BindTime(14, t.finish_time)
@@ -737,6 +737,24 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
     rows.push_back(ReadGlobal(s));
   }
   return FinishPage(std::move(rows), q);
+}
+
+absl::StatusOr<std::map<GlobalStatus, int64_t>> SQLiteStore::CountUnfinished() {
+  absl::MutexLock lock(&reader_mu_);
+  Stmt s(*reader_, absl::StrCat("SELECT status, count(*) FROM trans_global WHERE ",
+                                SqliteNotTerminal(), " GROUP BY status"));
+  RETURN_IF_ERROR(s.status());
+  std::map<GlobalStatus, int64_t> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[static_cast<GlobalStatus>(s.Int(0))] = s.Int(1);
+  }
+  return out;
+}
+
+void SQLiteStore::set_commit_observer(CommitObserver observer) {
+  committer_->set_observer(std::move(observer));
 }
 
 }  // namespace dtm

@@ -36,6 +36,8 @@ class SQLiteStore final : public Store {
   absl::StatusOr<Transaction> Get(const std::string& gid) override;
   absl::StatusOr<ListPage> List(const ListQuery& query) override;
   void Close() override;
+  absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() override;
+  void set_commit_observer(CommitObserver observer) override;
 
   const GroupCommitter& committer() const { return *committer_; }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/runtime/log.h"
 
 namespace dtm {
 namespace {
@@ -128,7 +129,7 @@ void AuthTokens::MaybeReload() {
   }
   absl::Status s = ReloadIfChanged();
   if (!s.ok()) {
-    fprintf(stderr, "dtmd: keeping the tokens read before: %s\n", std::string(s.message()).c_str());
+    Log(LogLevel::kWarning, "keeping the tokens read before").Field("error", s.message());
   }
 }
 
@@ -146,7 +147,9 @@ absl::Status AuthTokens::ReloadIfChanged() {
   if (!entries.ok()) return entries.status();
   absl::MutexLock lock(&mu_);
   entries_ = *std::move(entries);
-  fprintf(stderr, "dtmd: read %zu tokens from %s\n", entries_.size(), path_.c_str());
+  Log(LogLevel::kInfo, "read tokens")
+      .Field("count", static_cast<int64_t>(entries_.size()))
+      .Field("file", path_);
   return absl::OkStatus();
 }
 

@@ -51,6 +51,7 @@ grpc::ServerUnaryReactor* DtmgimpService::Submit(grpc::CallbackServerContext* ct
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> t = NewTransaction(*req, DtmRoute::kSubmit, *caller);
   if (!t.ok()) return FinishNow(ctx, t.status());
+  TakeTraceContext(*ctx, *t);
   const bool wait = t->options.wait_result;
   auto* reactor = ctx->DefaultReactor();
   engine_->Submit(
@@ -71,6 +72,7 @@ grpc::ServerUnaryReactor* DtmgimpService::Prepare(grpc::CallbackServerContext* c
   if (!caller.ok()) return FinishNow(ctx, caller.status());
   absl::StatusOr<Transaction> t = NewTransaction(*req, DtmRoute::kPrepare, *caller);
   if (!t.ok()) return FinishNow(ctx, t.status());
+  TakeTraceContext(*ctx, *t);
   auto* reactor = ctx->DefaultReactor();
   engine_->Prepare(
       *std::move(t), [reactor](const absl::Status& s) { FinishEngine(reactor, s); },

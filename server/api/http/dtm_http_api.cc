@@ -107,6 +107,8 @@ absl::StatusOr<Transaction> DtmHttpApi::NewTransaction(const HttpRequest& req, D
       CheckAdmission(route == DtmRoute::kSubmit ? &*t : nullptr, engine_->active_count(), limits_);
   if (!admitted.ok()) return admitted;
   t->creator = caller.name;
+  t->traceparent = req.Header("traceparent");  // W3C trace context; the engine checks it
+  t->tracestate = req.Header("tracestate");
   return t;
 }
 

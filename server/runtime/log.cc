@@ -1,0 +1,162 @@
+#include "server/runtime/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+
+namespace dtm {
+
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<int> g_format{static_cast<int>(LogFormat::kText)};
+std::atomic<void (*)(const std::string&)> g_sink{nullptr};
+
+void WriteStderr(const std::string& line) {
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = write(STDERR_FILENO, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+bool NeedsQuotes(absl::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v) {
+    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) return true;
+  }
+  return false;
+}
+
+// A text field value: as is, or quoted with \" \\ and control characters escaped.
+std::string TextValue(absl::string_view v) {
+  if (!NeedsQuotes(v)) return std::string(v);
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
+absl::Status ParseLogLevel(absl::string_view text, LogLevel* level) {
+  std::string t = absl::AsciiStrToLower(text);
+  if (t == "debug") {
+    *level = LogLevel::kDebug;
+  } else if (t == "info") {
+    *level = LogLevel::kInfo;
+  } else if (t == "warning" || t == "warn") {
+    *level = LogLevel::kWarning;
+  } else if (t == "error") {
+    *level = LogLevel::kError;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_level '", text, "' is not debug, info, warning or error"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseLogFormat(absl::string_view text, LogFormat* format) {
+  if (text == "text") {
+    *format = LogFormat::kText;
+  } else if (text == "json") {
+    *format = LogFormat::kJson;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log_format '", text, "' is not text or json"));
+  }
+  return absl::OkStatus();
+}
+
+void ConfigureLog(LogLevel level, LogFormat format) {
+  g_level.store(static_cast<int>(level));
+  g_format.store(static_cast<int>(format));
+}
+
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+
+void SetLogSink(void (*sink)(const std::string& line)) { g_sink.store(sink); }
+
+Log::Log(LogLevel level, absl::string_view message) : level_(level), enabled_(LogEnabled(level)) {
+  if (enabled_) message_ = std::string(message);
+}
+
+Log& Log::Field(absl::string_view key, absl::string_view value) {
+  if (enabled_ && !value.empty()) {
+    fields_.emplace_back(std::string(key), std::make_pair(std::string(value), false));
+  }
+  return *this;
+}
+
+Log& Log::Field(absl::string_view key, int64_t value) {
+  if (enabled_) fields_.emplace_back(std::string(key), std::make_pair(absl::StrCat(value), true));
+  return *this;
+}
+
+Log::~Log() {
+  if (!enabled_) return;
+  std::string line;
+  if (static_cast<LogFormat>(g_format.load()) == LogFormat::kJson) {
+    nlohmann::ordered_json j;
+    j["ts"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone());
+    j["level"] = LevelName(level_);
+    j["msg"] = message_;
+    for (auto& [key, value] : fields_) {
+      if (value.second) {
+        j[key] = std::stoll(value.first);
+      } else {
+        j[key] = value.first;
+      }
+    }
+    // Invalid UTF-8 (an error text from a branch) is replaced, never a reason to lose a line.
+    line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    line = "dtmd: ";
+    if (level_ == LogLevel::kWarning) line += "WARNING: ";
+    if (level_ == LogLevel::kError) line += "ERROR: ";
+    line += message_;
+    for (auto& [key, value] : fields_)
+      absl::StrAppend(&line, " ", key, "=", TextValue(value.first));
+  }
+  line += '\n';
+  auto* sink = g_sink.load();
+  (sink != nullptr ? sink : WriteStderr)(line);
+}
+
+}  // namespace dtm
