@@ -15,6 +15,8 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/admin/admin_page.h"
+#include "server/api/admin/admin_api.h"
 #include "server/api/coordinator_service.h"
 #include "server/api/dtmgimp/dtmgimp_service.h"
 #include "server/api/http/dtm_http_api.h"
@@ -22,6 +24,7 @@
 #include "server/branch/http/http_branch_caller.h"
 #include "server/branch/protocol_router.h"
 #include "server/http/http_server.h"
+#include "server/observability.h"
 #include "server/runtime/clock.h"
 #include "server/runtime/thread_pool.h"
 #include "server/runtime/timer_queue.h"
@@ -55,6 +58,7 @@ std::string OwnerId() {
 // Declared in shutdown order, reversed: members are destroyed bottom-up. The HTTP server comes
 // first: its connections may be referred to by answers still held elsewhere until the end.
 struct DtmServer::Parts {
+  std::unique_ptr<Metrics> metrics = std::make_unique<Metrics>();  // counted into until the end
   HttpRouter http_router;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<Store> store;
@@ -69,6 +73,8 @@ struct DtmServer::Parts {
   std::unique_ptr<CoordinatorService> service;
   std::unique_ptr<DtmgimpService> dtmgimp_service;  // DTM's gRPC API, on the same port
   std::unique_ptr<DtmHttpApi> http_api;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+  std::unique_ptr<AdminApi> admin_api;  // dtm.v1 as JSON under /v1/, for the admin page
   std::unique_ptr<grpc::Server> server;
 };
 
@@ -80,6 +86,9 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   auto store = OpenStore(config.store, so);
   if (!store.ok()) return store.status();
   p->store = std::move(*store);
+  p->store->set_commit_observer([metrics = p->metrics.get()](absl::Duration took, size_t n) {
+    metrics->StoreCommitted(took, n);
+  });
   p->clock = std::make_unique<StoreClock>(p->store.get());
   p->pool = std::make_unique<ThreadPool>(config.threads);
   p->timers = std::make_unique<TimerQueue>(p->clock.get());
@@ -106,6 +115,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   eo.lease = config.lease;
   eo.park_after = config.park_after;
   eo.owner = OwnerId();
+  eo.metrics = p->metrics.get();
   eo.self_address = config.advertise.empty() ? config.listen : config.advertise;
   p->engine = std::make_unique<Engine>(eo, p->store.get(), p->caller.get(), p->clock.get(),
                                        p->timers.get(), p->pool.get());
@@ -136,6 +146,9 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   builder.AddListeningPort(config.listen, credentials, &port);
   builder.RegisterService(p->service.get());
   builder.RegisterService(p->dtmgimp_service.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(NewApiMetricsInterceptor(p->metrics.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(
@@ -163,6 +176,13 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   if (!config.http_listen.empty()) {
     p->http_api = std::make_unique<DtmHttpApi>(p->engine.get(), config.limits);
     p->http_api->Register(&p->http_router);
+    p->metrics_endpoint = std::make_unique<MetricsEndpoint>(p->metrics.get(), p->store.get(),
+                                                            p->engine.get(), p->pool.get());
+    p->metrics_endpoint->Register(&p->http_router);
+    CountHttpRequests(&p->http_router, p->metrics.get());
+    p->admin_api = std::make_unique<AdminApi>(p->engine.get(), config.limits);
+    p->admin_api->Register(&p->http_router);
+    RegisterAdminPage(&p->http_router);
     HttpServerOptions ho;
     ho.listen = config.http_listen;
     ho.tls = config.tls;

@@ -95,13 +95,16 @@ void LogIfStuck(const Transaction& t, int index, const BranchResult& r) {
       .Field("trace_id", TraceIdOf(t.traceparent));
 }
 
-// Logs what a write made durable that was not before (called before OnPersisted).
-void LogWritten(const TransState& s, const WrittenState& w) {
+// Logs and counts what a write made durable that was not before (called before OnPersisted,
+// so before any waiter learns of it).
+void ObserveWritten(const TransState& s, const WrittenState& w, Metrics* metrics) {
   const Transaction& t = s.txn;
   for (const auto& [idx, status] : w.branches) {
     if (s.rt[idx].durable_status != status) LogBranchChange(t, t.branches[idx], status);
   }
-  if (w.status != s.durable_status) LogStatusChange(t, w.status);
+  if (w.status == s.durable_status) return;
+  LogStatusChange(t, w.status);
+  if (IsTerminal(w.status)) metrics->TransactionFinished(t.trans_type, w.status);
 }
 
 absl::Status AlreadyEnded(const Transaction& t, absl::string_view what) {
@@ -495,7 +498,7 @@ void Runner::Drive(const ActivePtr& a) {
         store_, std::move(*d.persist), a->strand.get(),
         [this, a, written = std::move(written)](const WriteResult& r) {
           const absl::Status& st = r.status;
-          if (st.ok()) LogWritten(a->state, written);
+          if (st.ok()) ObserveWritten(a->state, written, options_.metrics);
           OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
           if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
             Drop(a);
@@ -591,9 +594,6 @@ void Runner::Retire(const ActivePtr& a, const absl::Status& why) {
   if (a->timer) timers_->Cancel(*a->timer);
   a->timer.reset();
   if (why.ok()) {
-    if (IsTerminal(a->state.txn.status)) {
-      options_.metrics->TransactionFinished(a->state.txn.trans_type, a->state.txn.status);
-    }
     AnswerWaiters(*a, ResultOf(a->state.txn), a->state.txn);
   } else {
     AnswerWaiters(*a, why, why);

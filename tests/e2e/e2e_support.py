@@ -124,9 +124,10 @@ def raw_unary(channel, method):
 
 class RecordingBranches(grpc.GenericRpcHandler):
     """A gRPC branch service on every /Service/Method that records each call as a dict: its
-    "method" name, its "body" (raw bytes) and its dtm-* metadata (dtm-gid, dtm-op, ...).
-    refuse(method, metadata, body) returns a reason to refuse the call with ABORTED (DTM's
-    FAILURE) or None to answer it with an empty message."""
+    "method" name, its "body" (raw bytes), its dtm-* metadata (dtm-gid, dtm-op, ...) and its
+    W3C trace context (traceparent, tracestate). refuse(method, metadata, body) returns a
+    reason to refuse the call with ABORTED (DTM's FAILURE), a (grpc.StatusCode, reason) pair to
+    refuse it with that code, or None to answer it with an empty message."""
 
     def __init__(self, refuse):
         self.refuse = refuse
@@ -139,10 +140,13 @@ class RecordingBranches(grpc.GenericRpcHandler):
         def handle(request, context):
             md = dict(context.invocation_metadata())
             call = {"method": name, "body": request}
-            call.update({k: v for k, v in md.items() if k.startswith("dtm-")})
+            call.update({k: v for k, v in md.items()
+                         if k.startswith("dtm-") or k in ("traceparent", "tracestate")})
             with self.lock:
                 self.calls.append(call)
             reason = self.refuse(name, md, request)
+            if isinstance(reason, tuple):
+                context.abort(*reason)
             if reason:
                 context.abort(grpc.StatusCode.ABORTED, reason)
             return b""
