@@ -243,6 +243,8 @@ absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
                                                              std::vector<std::string> args) {
   if (store.empty()) store = absl::StrCat("sqlite://", test::MakeTempDir(), "/bench.db");
   if (IsPostgresUrl(store)) args.push_back(absl::StrCat("--schema=bench_", RunId()));
+  // Problems only: at info, dtmd logs every state change (about four lines per saga).
+  args.push_back("--log_level=warning");
   auto dtmd = std::make_unique<test::DtmdProcess>(store, args);
   absl::Status st = dtmd->Start();
   if (!st.ok()) return st;
