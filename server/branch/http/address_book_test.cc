@@ -196,6 +196,22 @@ TEST_F(AddressBookTest, AnAddressThatRefusedIsPassedOverWhileOthersRemain) {
   EXPECT_TRUE(absl::IsOutOfRange(none.status())) << none.status();
 }
 
+// What an allow-list decided about a name holds for every address given for it: only that
+// name's own, never one of another name (nor of the same name on another port, which is
+// resolved and passed over on its own).
+TEST_F(AddressBookTest, ANameIsOnlyEverGivenItsOwnAddresses) {
+  dns_.Set("a.test", std::vector<std::string>{"10.0.0.1"});
+  dns_.Set("b.test", std::vector<std::string>{"10.0.0.2", "fd00::2"});
+  AddressBook book(options_, dns_.resolver(), &clock_);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(*PickSync(book, "a.test"), "10.0.0.1");
+    EXPECT_NE(*PickSync(book, "b.test"), "10.0.0.1");
+  }
+  book.MarkDown("a.test", 80, "10.0.0.2");  // not a.test's: ignored
+  EXPECT_EQ(*PickSync(book, "a.test"), "10.0.0.1");
+  EXPECT_TRUE(absl::IsOutOfRange(PickSync(book, "a.test", {"10.0.0.1"}).status()));
+}
+
 TEST_F(AddressBookTest, TriedAddressesAreSkipped) {
   dns_.Set("pods.test", std::vector<std::string>{"10.0.0.1", "10.0.0.2"});
   AddressBook book(options_, dns_.resolver(), &clock_);
