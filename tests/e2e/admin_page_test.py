@@ -195,8 +195,20 @@ def main():
         Select(driver.find_element(By.ID, "f-status")).select_by_visible_text("SUCCEEDED")
         driver.find_element(By.ID, "f-apply").click()
         check(until(lambda: rows() == [done_gid]), "filtered by SUCCEEDED: only the done one")
+
+        # Paging: one a page, newest first.
+        driver.get(base + "/#/?page_size=1")
+        check(until(lambda: rows() == [wait_gid]), "page 1 of 1-transaction pages: the newest")
+        until(lambda: driver.find_element(By.ID, "page-next").is_enabled())
+        driver.find_element(By.ID, "page-next").click()
+        check(until(lambda: rows() == [done_gid] and
+                    text(driver, "#page-number") == "page 2"), "Next page: the one before")
+        check(until(lambda: not driver.find_element(By.ID, "page-next").is_enabled()),
+              "the last page has no next")
+        driver.find_element(By.ID, "page-prev").click()
+        check(until(lambda: rows() == [wait_gid] and text(driver, "#page-number") == "page 1"),
+              "Previous page goes back")
         driver.find_element(By.ID, "f-gid").send_keys("page-wait-")
-        Select(driver.find_element(By.ID, "f-status")).select_by_visible_text("any")
         driver.find_element(By.ID, "f-apply").click()
         check(until(lambda: rows() == [wait_gid]), "filtered by gid prefix")
 

@@ -221,7 +221,12 @@
     if (current.view === 'list' && before && before.view === 'list') {
       // Paging keeps the stack; anything else starts over.
       const sameFilters = filterKey(before.params) === filterKey(current.params);
-      if (!sameFilters) prevTokens = [];
+      if (!sameFilters) {
+        prevTokens = [];
+      } else if (prevTokens.length &&
+                 prevTokens[prevTokens.length - 1] === (current.params.get('page_token') || '')) {
+        prevTokens.pop();  // the browser's Back to the page before
+      }
     } else {
       prevTokens = [];
     }
@@ -277,7 +282,11 @@
     $('f-gid').value = params.get('gid_prefix') || '';
     $('f-after').value = toLocalInput(params.get('created_after'));
     $('f-before').value = toLocalInput(params.get('created_before'));
-    $('f-size').value = params.get('page_size') || '50';
+    const size = params.get('page_size') || '50';
+    if (![...$('f-size').options].some((o) => o.value === size)) {
+      $('f-size').appendChild(el('option', {text: size}));  // a size typed into the address
+    }
+    $('f-size').value = size;
   }
 
   // The filters as the form has them.
@@ -337,6 +346,7 @@
     }
     const query = q.toString();
     const page = await api('GET', `/v1/transactions${query ? `?${query}` : ''}`);
+    if (!current || current.params !== params) return;  // the filters changed meanwhile
     const text = JSON.stringify(page);
     if (text === lastShown) return;
     lastShown = text;

@@ -8,7 +8,7 @@
 //        &page_size=&page_token=
 //        A dtm.v1.ListResponse, newest first (transactions without branches). status and
 //        trans_type are enum names (SUBMITTED, saga: any case), the times RFC 3339; the same
-//        checks and limits as the gRPC List (page_size 0..--max_page_size, 0: 50).
+//        checks and limits as the gRPC List (page_size 0..1000, 0: 50).
 //   GET  /v1/transactions/{gid}               the dtm.v1.Transaction with its branches
 //   POST /v1/transactions/{gid}:retryNow      {} once the waiting branches are due now
 //   POST /v1/transactions/{gid}:forceStop     body {"reason": "..."} (required, non-empty):
