@@ -405,6 +405,7 @@ int main(int argc, char** argv) {
     }
     dtm::ConfigureLog(level, format);
   }
+
   // Debian's Abseil checks every lock acquisition for deadlock cycles at run time; it is a
   // debugging aid (tests keep it) that costs a graph update per mutex in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -541,8 +542,11 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Logging never waits for stderr's reader from here on (log.h); stopped before returning.
+  dtm::StartAsyncLog();
   auto server = dtm::DtmServer::Start(config);
   if (!server.ok()) {
+    dtm::StopAsyncLog();
     std::fprintf(stderr, "dtmd: %s\n", server.status().ToString().c_str());
     return 1;
   }
@@ -594,5 +598,6 @@ int main(int argc, char** argv) {
                         ", shutting down"));
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   dtm::Log(dtm::LogLevel::kInfo, "stopped");
+  dtm::StopAsyncLog();
   return listener_dead ? 3 : 0;
 }

@@ -4,9 +4,11 @@
 
 #include <atomic>
 #include <cerrno>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -29,6 +31,82 @@ void WriteStderr(const std::string& line) {
     p += n;
     left -= static_cast<size_t>(n);
   }
+}
+
+// The buffer between the threads that log and the one that writes (StartAsyncLog).
+class AsyncLog {
+ public:
+  static constexpr size_t kMaxBytes = 4 << 20;
+
+  // False when no writer thread runs: the caller writes the line itself.
+  bool Append(const std::string& line) {
+    absl::MutexLock lock(&mu_);
+    if (!running_) return false;
+    if (buffer_.size() + line.size() > kMaxBytes) {
+      ++dropped_;
+    } else {
+      buffer_ += line;
+    }
+    return true;
+  }
+
+  void Start() {
+    absl::MutexLock lock(&mu_);
+    if (running_) return;
+    running_ = true;
+    stop_ = false;
+    thread_ = std::thread([this] { Run(); });
+  }
+
+  // Lines logged from here on are written by their own threads; the writer drains what was
+  // buffered before and ends.
+  void Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!running_) return;
+      running_ = false;
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::string out;
+      int64_t dropped = 0;
+      bool stop = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return stop_ || !buffer_.empty() || dropped_ > 0;
+        };
+        mu_.Await(absl::Condition(&ready));
+        out.swap(buffer_);
+        dropped = dropped_;
+        dropped_ = 0;
+        stop = stop_;
+      }
+      WriteStderr(out);
+      if (dropped > 0) {
+        WriteStderr(absl::StrCat("dtmd: WARNING: ", dropped,
+                                 " log line(s) dropped: stderr was not read fast enough\n"));
+      }
+      if (stop) return;  // the buffer was taken with stop_ set: nothing is left
+    }
+  }
+
+  absl::Mutex mu_;
+  std::string buffer_ ABSL_GUARDED_BY(mu_);
+  int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+AsyncLog& Async() {
+  static auto* async = new AsyncLog();  // never destroyed: threads may log until exit
+  return *async;
 }
 
 const char* LevelName(LogLevel level) {
@@ -113,6 +191,10 @@ bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load
 
 void SetLogSink(void (*sink)(const std::string& line)) { g_sink.store(sink); }
 
+void StartAsyncLog() { Async().Start(); }
+
+void StopAsyncLog() { Async().Stop(); }
+
 Log::Log(LogLevel level, absl::string_view message) : level_(level), enabled_(LogEnabled(level)) {
   if (enabled_) message_ = std::string(message);
 }
@@ -156,7 +238,11 @@ Log::~Log() {
   }
   line += '\n';
   auto* sink = g_sink.load();
-  (sink != nullptr ? sink : WriteStderr)(line);
+  if (sink != nullptr) {
+    sink(line);
+  } else if (!Async().Append(line)) {
+    WriteStderr(line);
+  }
 }
 
 }  // namespace dtm

@@ -11,8 +11,13 @@
 // always did, so tools reading them keep working; a field value with a space or a quote is
 // quoted. Payloads are never logged: callers pass identifiers, statuses and error texts only.
 //
-// Thread-safe: a line is formatted apart and written with one write(2), so lines from several
-// threads never interleave. The level and format are process-wide (set once, at start).
+// Thread-safe: a line is formatted apart and written whole, so lines from several threads never
+// interleave. The level and format are process-wide (set once, at start).
+//
+// Between StartAsyncLog and StopAsyncLog (dtmd's main), a line only goes into a buffer that a
+// thread of its own writes out: logging never blocks the thread that logs (the store's writer
+// among them) on a slow stderr reader. If the reader falls 4 MiB behind, lines are dropped and
+// a warning says how many. Otherwise each line is written at once with one write(2).
 #ifndef DTM_SERVER_RUNTIME_LOG_H_
 #define DTM_SERVER_RUNTIME_LOG_H_
 
@@ -40,6 +45,11 @@ bool LogEnabled(LogLevel level);
 
 // Where lines go (default: stderr's file descriptor); for tests.
 void SetLogSink(void (*sink)(const std::string& line));
+
+// Starts the log's writer thread; StopAsyncLog writes what is buffered and joins it. Lines
+// logged outside the two are written synchronously.
+void StartAsyncLog();
+void StopAsyncLog();
 
 // One log line, written when it goes out of scope (if its level is enabled).
 class Log {

@@ -1,5 +1,8 @@
 #include "server/runtime/log.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,29 @@ TEST_F(LogTest, InvalidUtf8DoesNotLoseTheJsonLine) {
   Log(LogLevel::kInfo, "branch answered").Field("error", std::string("bad \xff byte"));
   ASSERT_EQ(lines_.size(), 1u);
   EXPECT_NO_THROW(nlohmann::json::parse(lines_[0]));
+}
+
+TEST(AsyncLogTest, LinesLoggedWhileItRunsAreWrittenByStop) {
+  // stderr is where they go: check through a pipe put in its place.
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  int saved = dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_EQ(dup2(fds[1], STDERR_FILENO), STDERR_FILENO);
+  StartAsyncLog();
+  for (int i = 0; i < 100; ++i) Log(LogLevel::kInfo, "async").Field("i", i);
+  StopAsyncLog();
+  Log(LogLevel::kInfo, "after stop");  // written synchronously
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fds[1]);
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) out.append(buf, n);
+  close(fds[0]);
+  EXPECT_THAT(out, ::testing::StartsWith("dtmd: async i=0\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("dtmd: async i=99\ndtmd: after stop\n"));
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 101);
 }
 
 TEST(LogFlagsTest, ParseNamesTheFlagAndValue) {
