@@ -253,6 +253,9 @@ void GrpcBranchCaller::Call(BranchCall call, std::function<void(BranchResult)> d
                       absl::MutexLock lock(&mu_);
                       --f->channel->in_flight;
                       in_flight_.erase(f);
+                      // Never the last reference (the cache, or retired_, holds one): no
+                      // channel is destroyed on this gRPC thread.
+                      f->stub.reset();
                     }
                     auto cb = std::move(f->done);
                     delete f;
