@@ -18,6 +18,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/http/http_server.h"
+#include "tests/support/dtmd_process.h"
+#include "tests/support/test_ca.h"
 
 namespace dtm {
 namespace {
@@ -278,9 +280,10 @@ class HttpBranchCallerDiscoveryTest : public ::testing::Test {
     }
   }
 
-  bool StartServer(int i, const std::string& listen) {
+  bool StartServer(int i, const std::string& listen, const TlsFiles& tls = {}) {
     HttpServerOptions o;
     o.listen = listen;
+    o.tls = tls;
     auto s = HttpServer::Start(o, &router_[i]);
     EXPECT_TRUE(s.ok()) << s.status();
     if (!s.ok()) return false;
@@ -297,13 +300,15 @@ class HttpBranchCallerDiscoveryTest : public ::testing::Test {
         options, [this](const std::string& host) -> absl::StatusOr<std::vector<std::string>> {
           absl::MutexLock lock(&mu_);
           ++resolutions_;
-          if (host != "pods.test") return absl::NotFoundError("cannot resolve " + host);
+          if (host != "pods.test" && host != "pods.test." && host != "localhost") {
+            return absl::NotFoundError("cannot resolve " + host);
+          }
           return addresses_;
         });
   }
-  BranchResult CallSync(const std::string& host = "pods.test") {
+  BranchResult CallSync(const std::string& host = "pods.test", const std::string& scheme = "http") {
     BranchCall c;
-    c.target = absl::StrCat("http://", host, ":", port_, "/busi");
+    c.target = absl::StrCat(scheme, "://", host, ":", port_, "/busi");
     c.payload = "{}";
     c.timeout = absl::Seconds(5);
     absl::Notification n;
@@ -347,6 +352,39 @@ TEST_F(HttpBranchCallerDiscoveryTest, CallsToANameSpreadOverAllItsAddresses) {
   EXPECT_EQ(servers_[1].http->connections(), 1);
   absl::MutexLock lock(&mu_);
   EXPECT_EQ(resolutions_, 1);
+}
+
+TEST_F(HttpBranchCallerDiscoveryTest, AFullyQualifiedNameSpreadsToo) {
+  MakeCaller();
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(CallSync("pods.test.").outcome, CallOutcome::kSuccess);
+  EXPECT_EQ(servers_[0].calls, 2);
+  EXPECT_EQ(servers_[1].calls, 2);
+}
+
+// The certificate is checked against the target's name, whichever address the call went to.
+TEST_F(HttpBranchCallerDiscoveryTest, HttpsChecksTheNameOnEveryAddress) {
+  const std::string dir = test::MakeTempDir();
+  ASSERT_TRUE(test::MakeTestCa(dir));  // a server certificate for localhost and 127.0.0.1
+  TlsFiles tls{dir + "/srv.pem", dir + "/srv.key"};
+  for (Server& s : servers_) s.http->Shutdown(absl::Seconds(1));
+  ASSERT_TRUE(StartServer(0, absl::StrCat("127.0.0.1:", port_), tls));
+  ASSERT_TRUE(StartServer(1, absl::StrCat("127.0.0.2:", port_), tls));
+  HttpBranchCallerOptions options;
+  options.ca_file = dir + "/ca.pem";
+  MakeCaller(options);
+  for (int i = 0; i < 4; ++i) {
+    BranchResult r = CallSync("localhost", "https");  // resolves to both addresses here
+    ASSERT_EQ(r.outcome, CallOutcome::kSuccess) << r.message;
+  }
+  EXPECT_EQ(servers_[0].calls, 2);
+  EXPECT_EQ(servers_[1].calls, 2);
+  // Same addresses, a name the certificate is not for: refused on either.
+  for (int i = 0; i < 2; ++i) {
+    BranchResult r = CallSync("pods.test", "https");
+    EXPECT_EQ(r.outcome, CallOutcome::kError);
+    EXPECT_THAT(r.message, HasSubstr("certificate could not be verified"));
+  }
+  EXPECT_EQ(servers_[0].calls + servers_[1].calls, 4);
 }
 
 TEST_F(HttpBranchCallerDiscoveryTest, ARefusedConnectionIsMadeAgainOnAnotherAddress) {
