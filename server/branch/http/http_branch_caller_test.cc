@@ -367,7 +367,8 @@ TEST_F(HttpBranchCallerDiscoveryTest, HttpsChecksTheNameOnEveryAddress) {
   ASSERT_TRUE(test::MakeTestCa(dir));  // a server certificate for localhost and 127.0.0.1
   TlsFiles tls{dir + "/srv.pem", dir + "/srv.key"};
   for (Server& s : servers_) s.http->Shutdown(absl::Seconds(1));
-  ASSERT_TRUE(StartServer(0, absl::StrCat("127.0.0.1:", port_), tls));
+  ASSERT_TRUE(StartServer(0, "127.0.0.1:0", tls));
+  port_ = servers_[0].http->port();
   ASSERT_TRUE(StartServer(1, absl::StrCat("127.0.0.2:", port_), tls));
   HttpBranchCallerOptions options;
   options.ca_file = dir + "/ca.pem";
