@@ -15,13 +15,14 @@
 - deploy/systemd: `systemd-analyze verify` when there is one, the unit's flags and settings,
   the example environment file's variables.
 - deploy/grafana: valid JSON, a ${DS_PROMETHEUS} input, only (and all) the metric names dtmd
-  exports; when the running dtmd serves /metrics, each of them is there.
+  exports, each of them in the running replicas' /metrics.
 - Then the rendered dev Deployment is run as its container would run: three replicas of dtmd
   with the manifest's arguments and environment on the test run's PostgreSQL (DTM_TEST_PG in
   place of the Secret's connection string), each as PID 1 of its own PID namespace when
   unshare allows, probed with the probes' own gRPC health checks, a saga through one replica
-  seen from the others, then SIGTERM to each: readiness must turn NOT_SERVING (or the
-  connection be refused) and dtmd exit 0 within terminationGracePeriodSeconds.
+  seen from the others, a two-phase message back-checked by them, then SIGTERM to each:
+  readiness must turn NOT_SERVING (or the connection be refused) and dtmd exit 0 within
+  terminationGracePeriodSeconds.
 
 Usage: see tests/deploy/CMakeLists.txt.
 """
@@ -855,8 +856,21 @@ def check_live(flags, live, health_pb2, health_pb2_grpc, dashboard_used):
             t = stub.Query(pb.QueryRequest(gid=gid), timeout=TIMEOUT).transaction
             check(t.status == pb.SUCCEEDED, "%s reads it from the shared PostgreSQL: %s" % (
                 r.name, pb.Status.Name(t.status)))
+        # A two-phase message whose client goes silent after Prepare (sent to the second
+        # replica): once its timeout_to_fail passed, a replica asks the branch service's
+        # QueryPrepared and, told the message committed, delivers it.
+        msg = gid + "-msg"
+        prepare = pb.PrepareRequest(gid=msg, trans_type=pb.MSG,
+                                    query_prepared=target + "QueryPrepared")
+        prepare.steps.add(action=target + "Ship", payload=b"event")
+        prepare.options.timeout_to_fail.FromMilliseconds(200)
+        stubs[1].Prepare(prepare, timeout=TIMEOUT)
+        delivered = wait_until(lambda: stubs[2].Query(
+            pb.QueryRequest(gid=msg), timeout=TIMEOUT).transaction.status == pb.SUCCEEDED)
+        check(delivered and [x["method"] for x in branches.of(msg)] == ["QueryPrepared", "Ship"],
+              "a prepared msg its client left is back-checked and delivered")
     except grpc.RpcError as e:
-        check(False, "the saga through the replicas: %s %s" % (e.code(), e.details()))
+        check(False, "transactions through the replicas: %s %s" % (e.code(), e.details()))
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/api/dtmsvr/newGid" %
                                     replicas[2].http_port, timeout=TIMEOUT) as resp:
@@ -866,23 +880,19 @@ def check_live(flags, live, health_pb2, health_pb2_grpc, dashboard_used):
     except (OSError, ValueError) as e:
         check(False, "%s answers DTM's HTTP API: %s" % (replicas[2].name, e))
 
-    # The dashboard's metric names against what dtmd serves, once it serves /metrics.
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % replicas[0].http_port,
-                                    timeout=TIMEOUT) as resp:
-            exposition = resp.read().decode()
-        served = set(re.findall(r"^# TYPE (\S+) ", exposition, re.M))
-        missing = sorted(m for m in dashboard_used if m not in served)
-        check(not missing, "dtmd's /metrics has every metric the dashboard uses%s" % (
-            ": missing %s" % missing if missing else ""))
-    except urllib.error.HTTPError as e:
-        if e.code != 404:
-            check(False, "GET /metrics: HTTP %d" % e.code)
-        else:
-            print("note: this dtmd serves no /metrics; the dashboard was checked against the "
-                  "metric names only", flush=True)
-    except OSError as e:
-        check(False, "GET /metrics: %s" % e)
+    # The dashboard's metric names against what the replicas serve (a labelled family shows
+    # once it has a series: the transactions above gave every one of them some).
+    served = set()
+    for r in replicas:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % r.http_port,
+                                        timeout=TIMEOUT) as resp:
+                served |= set(re.findall(r"^# TYPE (\S+) ", resp.read().decode(), re.M))
+        except OSError as e:
+            check(False, "GET /metrics of %s: %s" % (r.name, e))
+    missing = sorted(m for m in dashboard_used if m not in served)
+    check(served and not missing, "the replicas' /metrics have every metric the dashboard "
+          "uses%s" % (": missing %s" % missing if missing else ""))
 
     # SIGTERM, one replica after the other as a rolling update does.
     period = spec.get("terminationGracePeriodSeconds", 30)
