@@ -336,6 +336,14 @@ ABSL_FLAG(absl::Duration, retry_all_interval,
 ABSL_FLAG(int64_t, max_branch_channels, EnvInt("DTM_MAX_BRANCH_CHANNELS", 1000),
           "most open channels to gRPC branch services; the least recently used idle ones "
           "close beyond it (env DTM_MAX_BRANCH_CHANNELS)");
+ABSL_FLAG(absl::Duration, branch_resolve_interval,
+          EnvDuration("DTM_BRANCH_RESOLVE_INTERVAL", absl::Seconds(5)),
+          "how often a name an HTTP branch target uses is resolved again while in use; calls "
+          "go to each of its addresses in turn (env DTM_BRANCH_RESOLVE_INTERVAL)");
+ABSL_FLAG(absl::Duration, branch_channel_renew_interval,
+          EnvDuration("DTM_BRANCH_CHANNEL_RENEW_INTERVAL", absl::Seconds(30)),
+          "how often a dns:/// branch channel is renewed, resolving its name afresh so that new "
+          "addresses (pods) get calls; 0: never (env DTM_BRANCH_CHANNEL_RENEW_INTERVAL)");
 ABSL_FLAG(std::string, allowed_targets, EnvOr("DTM_ALLOWED_TARGETS", ""),
           "comma-separated hosts (busi.example.com), name suffixes (*.svc.cluster.local), IP "
           "literals or networks (10.0.0.0/8), each with an optional :port, that branch targets "
@@ -504,6 +512,21 @@ int main(int argc, char** argv) {
     limits.auth_tokens = std::shared_ptr<dtm::AuthTokens>(*std::move(tokens));
   }
   config.max_branch_channels = static_cast<size_t>(absl::GetFlag(FLAGS_max_branch_channels));
+  config.branch_resolve_interval = absl::GetFlag(FLAGS_branch_resolve_interval);
+  if (config.branch_resolve_interval < absl::Milliseconds(100)) {
+    std::fprintf(stderr, "dtmd: --branch_resolve_interval %s must be at least 100ms\n",
+                 absl::FormatDuration(config.branch_resolve_interval).c_str());
+    return 2;
+  }
+  config.branch_channel_renew_interval = absl::GetFlag(FLAGS_branch_channel_renew_interval);
+  if (config.branch_channel_renew_interval == absl::ZeroDuration()) {
+    config.branch_channel_renew_interval = absl::InfiniteDuration();
+  } else if (config.branch_channel_renew_interval < absl::Seconds(1)) {
+    std::fprintf(stderr,
+                 "dtmd: --branch_channel_renew_interval %s must be 0 (never) or at least 1s\n",
+                 absl::FormatDuration(config.branch_channel_renew_interval).c_str());
+    return 2;
+  }
   config.verbose_errors = absl::GetFlag(FLAGS_verbose_errors);
   config.idle_connection_timeout = absl::GetFlag(FLAGS_idle_connection_timeout);
   config.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);

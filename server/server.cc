@@ -94,6 +94,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->timers = std::make_unique<TimerQueue>(p->clock.get());
   GrpcBranchCallerOptions go;
   go.max_channels = config.max_branch_channels;
+  go.balanced_renew_interval = config.branch_channel_renew_interval;
   go.verbose_errors = config.verbose_errors;
   if (!config.branch_ca_file.empty()) {
     std::ifstream in(config.branch_ca_file);
@@ -108,6 +109,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   p->grpc_caller = std::make_unique<GrpcBranchCaller>(go);
   HttpBranchCallerOptions ho;
   ho.ca_file = config.branch_ca_file;
+  ho.addresses.refresh_interval = config.branch_resolve_interval;
   ho.verbose_errors = config.verbose_errors;
   p->http_caller = std::make_unique<HttpBranchCaller>(ho);
   p->caller = std::make_unique<ProtocolRouter>(p->grpc_caller.get(), p->http_caller.get());

@@ -37,6 +37,11 @@ struct ServerConfig {
   ApiLimits limits;
   // Open channels to gRPC branch services (least recently used idle ones close beyond it).
   size_t max_branch_channels = 1000;
+  // How often a name an HTTP branch target uses is resolved again while in use.
+  absl::Duration branch_resolve_interval = absl::Seconds(5);
+  // How often a dns:/// branch channel is renewed (resolving its name afresh) so that new
+  // addresses get calls; InfiniteDuration: never.
+  absl::Duration branch_channel_renew_interval = absl::Seconds(30);
   // Branch transport errors in last_error as gRPC and libcurl word them (they tell what
   // listens at an address); off: one generic text.
   bool verbose_errors = false;

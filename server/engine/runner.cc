@@ -84,7 +84,7 @@ void LogIfStuck(const Transaction& t, int index, const BranchResult& r) {
   const Branch& b = t.branches[index];
   if (r.outcome == CallOutcome::kSuccess || !PowerOfTwo(b.attempts)) return;
   if (t.trans_type == TransType::kSaga && b.op == BranchOp::kAction) return;
-  Log(LogLevel::kWarning, "branch not done yet")
+  Log(LogLevel::kWarning, absl::StrCat(BranchOpName(b.op), " not done yet"))
       .Field("gid", t.gid)
       .Field("trans_type", TransTypeName(t.trans_type))
       .Field("branch_id", b.branch_id)
