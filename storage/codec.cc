@@ -93,31 +93,6 @@ std::map<std::string, std::string> DecodeHeaders(const std::string& s) {
   return h;
 }
 
-namespace {
-constexpr char kTraceParentKey[] = ":traceparent";
-constexpr char kTraceStateKey[] = ":tracestate";
-}  // namespace
-
-std::string EncodeHeadersColumn(const Transaction& t) {
-  if (t.traceparent.empty() && t.tracestate.empty()) return EncodeHeaders(t.options.branch_headers);
-  std::map<std::string, std::string> h = t.options.branch_headers;
-  if (!t.traceparent.empty()) h[kTraceParentKey] = t.traceparent;
-  if (!t.tracestate.empty()) h[kTraceStateKey] = t.tracestate;
-  return EncodeHeaders(h);
-}
-
-void DecodeHeadersColumn(const std::string& s, Transaction& t) {
-  t.options.branch_headers = DecodeHeaders(s);
-  auto take = [&t](const char* key, std::string& to) {
-    auto it = t.options.branch_headers.find(key);
-    if (it == t.options.branch_headers.end()) return;
-    to = std::move(it->second);
-    t.options.branch_headers.erase(it);
-  };
-  take(kTraceParentKey, t.traceparent);
-  take(kTraceStateKey, t.tracestate);
-}
-
 std::string EncodeAfter(const std::vector<int32_t>& a) { return absl::StrJoin(a, ","); }
 
 std::vector<int32_t> DecodeAfter(const std::string& s) {

@@ -27,7 +27,7 @@ inline constexpr char kGlobalColumns[] =
     "gid, trans_type, status, wait_result, timeout_to_fail_us, retry_interval_us, "
     "max_retry_interval_us, request_timeout_us, retry_limit, concurrent, branch_headers, "
     "create_time, update_time, finish_time, next_retry_time, rollback_reason, query_prepared, "
-    "owner, lease_expire, delay_us, creator";
+    "owner, lease_expire, delay_us, creator, traceparent, tracestate";
 // ReadGlobalRow reads exactly these columns (codec_test checks it).
 inline constexpr int kGlobalColumnCount = CountColumns(kGlobalColumns);
 
@@ -89,12 +89,6 @@ std::string SqlPrepared(TransType type);
 // branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
 std::string EncodeHeaders(const std::map<std::string, std::string>& h);
 std::map<std::string, std::string> DecodeHeaders(const std::string& s);
-// The branch_headers column: the transaction's branch_headers, and its trace context under
-// the keys ":traceparent" and ":tracestate" (a ':' is never in a branch_headers key), so the
-// trace context needed no new column and rows written before it existed read as having none.
-std::string EncodeHeadersColumn(const Transaction& t);
-// Sets t.options.branch_headers, t.traceparent and t.tracestate from the column's text.
-void DecodeHeadersColumn(const std::string& s, Transaction& t);
 // Saga `after` edges: "0,2".
 std::string EncodeAfter(const std::vector<int32_t>& a);
 std::vector<int32_t> DecodeAfter(const std::string& s);
@@ -151,7 +145,7 @@ Transaction ReadGlobalRow(const Row& r) {
   t.options.request_timeout = absl::Microseconds(r.Int(7));
   t.options.retry_limit = static_cast<int32_t>(r.Int(8));
   t.options.concurrent = r.Int(9) != 0;
-  DecodeHeadersColumn(r.Text(10), t);
+  t.options.branch_headers = DecodeHeaders(r.Text(10));
   t.create_time = r.Time(11);
   t.update_time = r.Time(12);
   t.finish_time = r.Time(13);
@@ -162,6 +156,8 @@ Transaction ReadGlobalRow(const Row& r) {
   t.lease_expire = r.Time(18);
   t.options.delay = absl::Microseconds(r.Int(19));
   t.creator = r.Text(20);
+  t.traceparent = r.Text(21);
+  t.tracestate = r.Text(22);
   return t;
 }
 

@@ -129,13 +129,14 @@ class Store {
   // Waits until every queued write is committed and stops the writer. Idempotent.
   virtual void Close() = 0;
   // How many transactions are PREPARED, SUBMITTED and ABORTING (statuses with none are
-  // absent), over every replica's work: for the pending gauge. Reads an index, not the rows.
+  // absent), over every replica's work: for the pending gauge. Reads every unfinished row (the
+  // partial index of unfinished rows finds them), so call it seldom.
   virtual absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() = 0;
   // `observer` runs on the writer thread after each group commit with the time the batch
   // took (applying, committing and completing it) and the number of writes in it. Set it
   // before the first write.
   using CommitObserver = std::function<void(absl::Duration, size_t)>;
-  virtual void set_commit_observer(CommitObserver observer) {}
+  virtual void set_commit_observer(CommitObserver observer) = 0;
   // The database's clock. Every time the coordinator stores or compares (next_retry_time,
   // leases, timeouts) comes from here, so replicas whose own clocks disagree still agree on
   // what is due. SQLite: the local clock. PostgreSQL: the server's clock, estimated as the

@@ -228,7 +228,7 @@ TEST_P(StoreConformanceTest, CommitObserverSeesEveryBatch) {
   EXPECT_EQ(writes.load(), 2u);
 }
 
-TEST_P(StoreConformanceTest, TraceContextIsOptionalAndKeptApartFromBranchHeaders) {
+TEST_P(StoreConformanceTest, TraceContextIsOptional) {
   Transaction t = MakeTxn("no-trace", kT0);
   t.traceparent.clear();
   t.tracestate.clear();
@@ -1003,8 +1003,9 @@ TEST(PgStoreTest, AValuePostgresCannotStoreFailsOnlyItsOwnWrite) {
   store.Close();
 }
 
-// A store of schema v4 (its partial indexes declared with IN lists) is migrated in place:
-// the indexes are rebuilt with the range predicates the queries use, and the rows stay.
+// A store of schema v4 (its partial indexes declared with IN lists, no trace context columns)
+// is migrated in place: the indexes are rebuilt with the range predicates the queries use, the
+// trace context columns are added, and the rows stay.
 TEST(SQLiteStoreTest, MigratesV4IndexesToRanges) {
   char dir[] = "/tmp/dtm-store-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
@@ -1023,11 +1024,16 @@ TEST(SQLiteStoreTest, MigratesV4IndexesToRanges) {
   exec(
       "DROP INDEX trans_global_due; CREATE INDEX trans_global_due ON trans_global "
       "(next_retry_time) WHERE status IN (1,2,3); DROP INDEX trans_global_finished; CREATE "
-      "INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5); DELETE "
-      "FROM dtm_schema_version WHERE version = 5");
+      "INDEX trans_global_finished ON trans_global (finish_time) WHERE status IN (4,5); ALTER "
+      "TABLE trans_global DROP COLUMN traceparent; ALTER TABLE trans_global DROP COLUMN "
+      "tracestate; DELETE FROM dtm_schema_version WHERE version >= 5");
   auto s = SQLiteStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->Get("kept")->status, GlobalStatus::kSubmitted);
+  EXPECT_EQ((*s)->Get("kept")->traceparent, "");
+  Transaction traced = MakeTxn("traced", kT0);
+  ASSERT_TRUE((*s)->WriteSync(CreateOp{traced}).status.ok());
+  EXPECT_EQ((*s)->Get("traced")->traceparent, traced.traceparent);
   (*s)->Close();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);

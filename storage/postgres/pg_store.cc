@@ -128,7 +128,7 @@ PgParams GlobalParams(const Transaction& t) {
       .Add(Micros(t.options.request_timeout))
       .Add(static_cast<int64_t>(t.options.retry_limit))
       .Add(t.options.concurrent ? 1 : 0)
-      .Add(EncodeHeadersColumn(t))
+      .Add(EncodeHeaders(t.options.branch_headers))
       .AddTime(t.create_time)
       .AddTime(t.update_time)
       .AddTime(t.finish_time)
@@ -138,7 +138,9 @@ PgParams GlobalParams(const Transaction& t) {
       .Add(t.owner)
       .AddTime(t.lease_expire)
       .Add(Micros(t.options.delay))
-      .Add(t.creator);
+      .Add(t.creator)
+      .Add(t.traceparent)
+      .Add(t.tracestate);
   return p;
 }
 
@@ -271,6 +273,15 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
         ALTER TABLE trans_global ADD COLUMN creator TEXT NOT NULL DEFAULT '';
         INSERT INTO dtm_schema_version VALUES (3);)sql"));
     }
+    if (version < 4) {
+      // v4: the W3C trace context a transaction's client sent (columns of their own: a dtmd
+      // that predates them, still running during a rolling update, never reads them). Adding
+      // a column with a constant default rewrites no row.
+      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+        ALTER TABLE trans_global ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+        ALTER TABLE trans_global ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
+        INSERT INTO dtm_schema_version VALUES (4);)sql"));
+    }
     ASSIGN_OR_RETURN(unused, c.Exec("COMMIT"));
     return absl::OkStatus();
   };
@@ -354,7 +365,7 @@ bool PgStore::EnsureWriter() {
   if (writer_ && !writer_->broken()) return true;
   if (writer_) {
     writer_.reset();
-    Log(LogLevel::kWarning, "lost the PostgreSQL connection; reconnecting");
+    LogLine(LogLevel::kWarning, "lost the PostgreSQL connection; reconnecting");
   }
   absl::Time now = absl::Now();
   if (now < next_connect_) return false;
@@ -370,7 +381,7 @@ bool PgStore::EnsureWriter() {
     return false;
   }
   writer_ = std::move(*c);
-  if (!last_error_.empty()) Log(LogLevel::kInfo, "PostgreSQL connection restored");
+  if (!last_error_.empty()) LogLine(LogLevel::kInfo, "PostgreSQL connection restored");
   last_error_.clear();
   backoff_ = absl::ZeroDuration();
   MeasureClockOffset(*writer_);

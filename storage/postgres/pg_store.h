@@ -65,7 +65,7 @@ class PgStore final : public Store {
   // How many commits whose answer was lost have been resolved by asking the database.
   int64_t unknown_commits_resolved() const { return unknown_commits_resolved_.load(); }
 
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // Ops the database refuses in one batch before the rest of it goes one op per transaction.
   static constexpr int kRefusalsBeforeOneByOne = 4;
 

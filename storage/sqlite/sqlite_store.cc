@@ -209,7 +209,7 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
       .Bind(8, Micros(t.options.request_timeout))
       .Bind(9, t.options.retry_limit)
       .Bind(10, t.options.concurrent ? 1 : 0)
-      .Bind(11, EncodeHeadersColumn(t))
+      .Bind(11, EncodeHeaders(t.options.branch_headers))
       .BindTime(12, t.create_time)
       .BindTime(13, t.update_time)
       .BindTime(14, t.finish_time)
@@ -219,7 +219,9 @@ absl::Status ApplyCreate(SQLiteConn& conn, const CreateOp& op, WriteResult& out)
       .Bind(18, t.owner)
       .BindTime(19, t.lease_expire)
       .Bind(20, Micros(t.options.delay))
-      .Bind(21, t.creator);
+      .Bind(21, t.creator)
+      .Bind(22, t.traceparent)
+      .Bind(23, t.tracestate);
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
     ASSIGN_OR_RETURN(Transaction existing, LoadTransaction(conn, t.gid));
@@ -551,6 +553,15 @@ absl::Status Migrate(SQLiteConn& conn) {
                               .c_str());
     if (!st.ok()) return fail(st);
   }
+  if (version < 6) {
+    // v6: the W3C trace context a transaction's client sent (columns of their own: a dtmd
+    // that predates them, still running during a rolling update, never reads them).
+    st = ExecSql(conn.db, R"sql(
+      ALTER TABLE trans_global ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+      ALTER TABLE trans_global ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
+      INSERT INTO dtm_schema_version VALUES (6);)sql");
+    if (!st.ok()) return fail(st);
+  }
   return ExecSql(conn.db, "COMMIT");
 }
 
@@ -601,11 +612,12 @@ absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string
   RETURN_IF_ERROR(Migrate(*writer));
   auto reader = std::make_unique<SQLiteConn>();
   ASSIGN_OR_RETURN(reader->db, OpenConnection(path));
-  return std::unique_ptr<SQLiteStore>(new SQLiteStore(std::move(writer), std::move(reader)));
+  return std::unique_ptr<SQLiteStore>(new SQLiteStore(path, std::move(writer), std::move(reader)));
 }
 
-SQLiteStore::SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader)
-    : writer_(std::move(writer)), reader_(std::move(reader)) {
+SQLiteStore::SQLiteStore(std::string path, std::unique_ptr<SQLiteConn> writer,
+                         std::unique_ptr<SQLiteConn> reader)
+    : writer_(std::move(writer)), reader_(std::move(reader)), path_(std::move(path)) {
   committer_ = std::make_unique<GroupCommitter>(
       [this](std::vector<PendingWrite>& batch) {
         if (!batch.empty()) ApplyBatch(batch);
@@ -740,9 +752,14 @@ absl::StatusOr<ListPage> SQLiteStore::List(const ListQuery& q) {
 }
 
 absl::StatusOr<std::map<GlobalStatus, int64_t>> SQLiteStore::CountUnfinished() {
-  absl::MutexLock lock(&reader_mu_);
-  Stmt s(*reader_, absl::StrCat("SELECT status, count(*) FROM trans_global WHERE ",
-                                SqliteNotTerminal(), " GROUP BY status"));
+  absl::MutexLock lock(&counter_mu_);
+  if (counter_ == nullptr) {
+    auto conn = std::make_unique<SQLiteConn>();
+    ASSIGN_OR_RETURN(conn->db, OpenConnection(path_));
+    counter_ = std::move(conn);
+  }
+  Stmt s(*counter_, absl::StrCat("SELECT status, count(*) FROM trans_global WHERE ",
+                                 SqliteNotTerminal(), " GROUP BY status"));
   RETURN_IF_ERROR(s.status());
   std::map<GlobalStatus, int64_t> out;
   for (;;) {

@@ -41,12 +41,13 @@ class SQLiteStore final : public Store {
 
   const GroupCommitter& committer() const { return *committer_; }
 
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   // Ops the database refuses in one batch before the rest of it goes one op per transaction.
   static constexpr int kRefusalsBeforeOneByOne = 4;
 
  private:
-  SQLiteStore(std::unique_ptr<SQLiteConn> writer, std::unique_ptr<SQLiteConn> reader);
+  SQLiteStore(std::string path, std::unique_ptr<SQLiteConn> writer,
+              std::unique_ptr<SQLiteConn> reader);
   // Applies `batch` and completes each op.
   void ApplyBatch(std::vector<PendingWrite>& batch);
   // Applies ops[0, n) in one transaction, filling `results`; on an error, `failed_op` is the
@@ -57,6 +58,11 @@ class SQLiteStore final : public Store {
   const std::unique_ptr<SQLiteConn> writer_;  // used only by the committer thread
   absl::Mutex reader_mu_;
   const std::unique_ptr<SQLiteConn> reader_ ABSL_GUARDED_BY(reader_mu_);
+  // CountUnfinished's own connection: a count over a large backlog takes long enough that it
+  // must not hold up Get and List. Opened on first use.
+  const std::string path_;
+  absl::Mutex counter_mu_;
+  std::unique_ptr<SQLiteConn> counter_ ABSL_GUARDED_BY(counter_mu_);
   std::unique_ptr<GroupCommitter> committer_;
 };
 
