@@ -39,12 +39,13 @@ const char* OutcomeName(CallOutcome outcome) {
   return "transient";
 }
 
-void LogStatusChange(const Transaction& t, GlobalStatus status) {
+void LogStatusChange(const Transaction& t, GlobalStatus status, absl::string_view cause) {
   Log(LogLevel::kInfo, "transaction status")
       .Field("gid", t.gid)
       .Field("trans_type", TransTypeName(t.trans_type))
       .Field("status", GlobalStatusName(status))
       .Field("reason", status == GlobalStatus::kSubmitted ? "" : t.rollback_reason)
+      .Field("cause", cause)
       .Field("trace_id", TraceIdOf(t.traceparent));
 }
 

@@ -29,8 +29,9 @@ inline bool PowerOfTwo(int n) { return n > 0 && (n & (n - 1)) == 0; }
 const char* OutcomeName(CallOutcome outcome);
 
 // Logs a durable change of a transaction's global status (once, by the replica that wrote
-// it): gid, trans type, the new status, the rollback reason if any, its trace id.
-void LogStatusChange(const Transaction& t, GlobalStatus status);
+// it): gid, trans type, the new status, the rollback reason if any, what caused it if the
+// coordinator decided it alone (a timeout, a back-check), its trace id.
+void LogStatusChange(const Transaction& t, GlobalStatus status, absl::string_view cause = "");
 // Logs a durable change of a branch's status: branch id, op, attempts, last error.
 void LogBranchChange(const Transaction& t, const Branch& b, BranchStatus status);
 

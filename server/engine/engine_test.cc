@@ -186,6 +186,40 @@ TEST_F(EngineTest, DuplicateSubmitJoinsTheRunningTransaction) {
   EXPECT_EQ(SubmitSync(other).status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+// A ForceStop through another replica ends a transaction this one runs without taking its
+// lease: at the next renewal this one learns the end from the store and retires it, without
+// counting a lost lease (nobody took the work over).
+TEST_F(EngineTest, AnEndFromAnotherReplicaIsTakenFromTheStoreAtRenewal) {
+  ASSERT_TRUE(SubmitSync(Saga("fs1", 1)).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kOngoing, ""});
+  Settle("fs1");
+  ASSERT_TRUE(engine_->IsActive("fs1"));
+
+  FakeBranchCaller other_caller;
+  EngineOptions o;
+  o.owner = "other";
+  Engine other(o, store_.get(), &other_caller, &clock_, &timers_, &pool_);
+  absl::Notification stopped;
+  other.ForceStop("fs1", "stopped by an operator", [&](absl::StatusOr<Transaction> t) {
+    EXPECT_TRUE(t.ok()) << t.status();
+    stopped.Notify();
+  });
+  ASSERT_TRUE(stopped.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  clock_.Advance(absl::Seconds(5));  // the lease is due for renewal
+  engine_->RenewLeases();
+  EXPECT_TRUE(WaitUntil([&] { return !engine_->IsActive("fs1"); }));
+  Transaction t = QuerySync("fs1");
+  EXPECT_EQ(t.status, GlobalStatus::kFailed);
+  EXPECT_EQ(t.rollback_reason, "stopped by an operator");
+  std::string metrics = engine_->metrics()->Serialize();
+  EXPECT_THAT(metrics, ::testing::HasSubstr("\ndtm_lease_losses_total 0\n"));
+  EXPECT_THAT(metrics, ::testing::HasSubstr("\ndtm_lease_renewals_total 0\n"));
+  EXPECT_EQ(caller_.pending(), 0u);
+  other.Shutdown();
+}
+
 TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   Transaction t = Saga("g4", 2);
   t.branches[0].status = BranchStatus::kSucceeded;

@@ -19,6 +19,20 @@ using engine_internal::ResultOf;
 using engine_internal::ShuttingDown;
 using engine_internal::WriteThen;
 
+namespace {
+
+// What a log line about `t` reads (LogStatusChange), without its branches and their payloads.
+Transaction LogView(const Transaction& t) {
+  Transaction v;
+  v.gid = t.gid;
+  v.trans_type = t.trans_type;
+  v.rollback_reason = t.rollback_reason;
+  v.traceparent = t.traceparent;
+  return v;
+}
+
+}  // namespace
+
 int BackCheckErrors::Failed(const std::string& gid, absl::Time now, absl::Duration forget_after) {
   absl::MutexLock lock(&mu_);
   Entry& e = entries_[gid];
@@ -62,8 +76,7 @@ void PreparedProtocol::Prepare(Transaction txn, StatusDone done, const std::stri
   txn.owner.clear();
   txn.lease_expire = absl::InfinitePast();
   TransType type = txn.trans_type;
-  Transaction logged = txn;
-  logged.branches.clear();  // what the log line needs, without payloads
+  Transaction logged = LogView(txn);
   WriteThen(store_, CreateOp{std::move(txn)}, pool_,
             [this, type, actor, logged = std::move(logged), done = std::move(done)](WriteResult r) {
               if (r.status.ok()) {
@@ -190,7 +203,8 @@ void PreparedProtocol::Submit(const std::string& gid, TransType type, bool wait,
 
 void PreparedProtocol::Leave(const Transaction& prepared, GlobalStatus to,
                              const std::string& reason, const std::string& fence,
-                             std::function<void(absl::Status, Runner::ActivePtr)> then) {
+                             std::function<void(absl::Status, Runner::ActivePtr)> then,
+                             const std::string& cause) {
   absl::Time now = clock_->Now();
   UpdateOp op;
   op.gid = prepared.gid;
@@ -208,30 +222,29 @@ void PreparedProtocol::Leave(const Transaction& prepared, GlobalStatus to,
     op.new_lease_expire = now + options_.lease;
   }
   std::string gid = prepared.gid;
-  Transaction logged = prepared;
-  logged.branches.clear();
+  Transaction logged = LogView(prepared);
   logged.rollback_reason = reason;
-  WriteThen(
-      store_, std::move(op), pool_,
-      [this, gid, to, logged = std::move(logged), then = std::move(then)](const WriteResult& r) {
-        if (r.status.ok()) {
-          LogStatusChange(logged, to);
-          if (IsTerminal(to)) options_.metrics->TransactionFinished(logged.trans_type, to);
-        }
-        if (!r.status.ok() || IsTerminal(to)) {
-          then(r.status, nullptr);
-          return;
-        }
-        absl::StatusOr<Transaction> t = store_->Get(gid);
-        if (!t.ok()) {
-          // Stored as ours; recovery resumes it once the lease runs out.
-          then(t.status(), nullptr);
-          return;
-        }
-        Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
-        runner_->Start(a);
-        then(absl::OkStatus(), a);
-      });
+  WriteThen(store_, std::move(op), pool_,
+            [this, gid, to, logged = std::move(logged), cause,
+             then = std::move(then)](const WriteResult& r) {
+              if (r.status.ok()) {
+                LogStatusChange(logged, to, cause);
+                if (IsTerminal(to)) options_.metrics->TransactionFinished(logged.trans_type, to);
+              }
+              if (!r.status.ok() || IsTerminal(to)) {
+                then(r.status, nullptr);
+                return;
+              }
+              absl::StatusOr<Transaction> t = store_->Get(gid);
+              if (!t.ok()) {
+                // Stored as ours; recovery resumes it once the lease runs out.
+                then(t.status(), nullptr);
+                return;
+              }
+              Runner::ActivePtr a = runner_->Activate(*std::move(t), /*recovered=*/false);
+              runner_->Start(a);
+              then(absl::OkStatus(), a);
+            });
 }
 
 void PreparedProtocol::OnDue(Transaction txn) {
@@ -254,10 +267,15 @@ void PreparedProtocol::Apply(const Transaction& txn, const PreparedStep& step) {
     return;
   }
   back_check_errors_.Forget(txn.gid);
+  std::string cause;
+  if (step.to == GlobalStatus::kAborting) cause = "timed out while PREPARED; aborting";
+  if (step.to == GlobalStatus::kSubmitted) cause = "back-check says committed; delivering";
+  if (step.to == GlobalStatus::kFailed) cause = "back-check says rolled back; dropped";
   // Leave logs the change. Not OK: its client decided meanwhile, or another replica took it
   // over; either way there is nothing left to do here.
-  Leave(txn, step.to, step.reason, options_.owner,
-        [](const absl::Status&, const Runner::ActivePtr&) {});
+  Leave(
+      txn, step.to, step.reason, options_.owner,
+      [](const absl::Status&, const Runner::ActivePtr&) {}, cause);
 }
 
 void PreparedProtocol::BackCheck(Transaction txn) {

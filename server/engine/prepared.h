@@ -78,8 +78,10 @@ class PreparedProtocol {
   // else on whichever replica), taking it over; a non-terminal `to` is then run here from a
   // fresh read, which holds every branch registered before the change. `then` gets the
   // write's status and the active entry (null if `to` is terminal or the write failed).
+  // `cause` goes into the log line: why the coordinator moved it ("" when its client did).
   void Leave(const Transaction& prepared, GlobalStatus to, const std::string& reason,
-             const std::string& fence, std::function<void(absl::Status, Runner::ActivePtr)> then);
+             const std::string& fence, std::function<void(absl::Status, Runner::ActivePtr)> then,
+             const std::string& cause = "");
   // Carries out what the rules decided for the claimed `txn`.
   void Apply(const Transaction& txn, const PreparedStep& step);
   void BackCheck(Transaction txn);

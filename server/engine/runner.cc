@@ -432,7 +432,14 @@ void Runner::RenewLeases() {
   for (const ActivePtr& a : due) {
     auto it = renewed.find(a->state.txn.gid);
     if (it == renewed.end()) {
-      a->strand->Post([this, a] { Drop(a); });
+      // Not renewed: another coordinator claimed it, or someone ended it (a ForceStop on
+      // another replica keeps the owner). The store tells which.
+      absl::StatusOr<Transaction> stored = store_->Get(a->state.txn.gid);
+      if (stored.ok() && IsTerminal(stored->status)) {
+        a->strand->Post([this, a, t = *std::move(stored)]() mutable { EndedElsewhere(a, t); });
+      } else {
+        a->strand->Post([this, a] { Drop(a); });
+      }
       continue;
     }
     a->ExtendLease(now + options_.lease);
@@ -484,6 +491,22 @@ void Runner::Drop(const ActivePtr& a) {
                                                     "' moved to another coordinator")));
   absl::MutexLock lock(&mu_);
   EraseLocked(a);
+}
+
+void Runner::EndedElsewhere(const ActivePtr& a, const Transaction& stored) {
+  // A write in flight learns the same through its status fence.
+  if (a->retired || a->state.persist_in_flight) return;
+  Log(LogLevel::kInfo, "transaction ended by another coordinator")
+      .Field("gid", stored.gid)
+      .Field("trans_type", TransTypeName(stored.trans_type))
+      .Field("status", GlobalStatusName(stored.status))
+      .Field("reason", stored.rollback_reason)
+      .Field("trace_id", TraceIdOf(stored.traceparent));
+  a->state.txn.status = stored.status;
+  a->state.txn.rollback_reason = stored.rollback_reason;
+  a->state.txn.finish_time = stored.finish_time;
+  a->state.durable_status = stored.status;
+  Retire(a, absl::OkStatus());  // waiters get the stored end
 }
 
 void Runner::Drive(const ActivePtr& a) {

@@ -112,6 +112,9 @@ class Runner {
   // On a's strand: this coordinator no longer owns a's transaction. Forgets it without
   // remembering it as ended, so a later claim can bring it back.
   void Drop(const ActivePtr& a);
+  // On a's strand: `stored`, read from the store, shows a's transaction ended by someone else
+  // (a ForceStop through another replica). Retires it with that end.
+  void EndedElsewhere(const ActivePtr& a, const Transaction& stored);
 
   const EngineOptions options_;
   Store* const store_;
