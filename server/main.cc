@@ -124,8 +124,8 @@ void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* file, 
 
 void RateLimitedGrpcLog(gpr_log_func_args* args) {
   if (args->severity < GPR_LOG_SEVERITY_ERROR) {  // asked for with GRPC_VERBOSITY: all of it
-    dtm::Log(dtm::LogLevel::kInfo,
-             absl::StrCat("grpc ", args->file, ":", args->line, ": ", args->message));
+    dtm::LogLine(dtm::LogLevel::kInfo,
+                 absl::StrCat("grpc ", args->file, ":", args->line, ": ", args->message));
     return;
   }
   GrpcLog().Write(false, args->file, args->line, args->message);
@@ -246,10 +246,11 @@ class ListenerWatchdog {
       grpc::Status st = tls_ ? HandshakeOnce(host, port, timeout) : CheckOnce(target, timeout);
       failures = st.ok() ? 0 : failures + 1;
       if (failures < kFailures) continue;
-      std::fprintf(stderr,
-                   "dtmd: the gRPC listener (%s) accepts no new connections: %d checks in a row "
-                   "failed, the last with %s; exiting so that a supervisor restarts dtmd\n",
-                   target.c_str(), failures, st.error_message().c_str());
+      dtm::LogLine(
+          dtm::LogLevel::kError,
+          absl::StrCat("the gRPC listener (", target, ") accepts no new connections: ", failures,
+                       " checks in a row failed, the last with ", st.error_message(),
+                       "; exiting so that a supervisor restarts dtmd"));
       {
         absl::MutexLock lock(&mu_);
         fired_ = true;
@@ -590,11 +591,11 @@ int main(int argc, char** argv) {
   for (const std::string* listen : {&config.listen, &config.http_listen}) {
     if (listen->empty() || LoopbackOnly(*listen) || (tls && authenticated)) continue;
     if (authenticated) {
-      dtm::Log(dtm::LogLevel::kWarning,
-               absl::StrCat(*listen,
-                            " accepts connections from other machines without TLS: client "
-                            "tokens and transaction payloads cross the network in clear text. "
-                            "Set --tls_cert and --tls_key."));
+      dtm::LogLine(dtm::LogLevel::kWarning,
+                   absl::StrCat(*listen,
+                                " accepts connections from other machines without TLS: client "
+                                "tokens and transaction payloads cross the network in clear text. "
+                                "Set --tls_cert and --tls_key."));
       continue;
     }
     dtm::Log(
@@ -616,11 +617,11 @@ int main(int argc, char** argv) {
   sigwait(&signals, &sig);
   watchdog.Stop();
   const bool listener_dead = watchdog.fired();
-  dtm::Log(dtm::LogLevel::kInfo,
-           absl::StrCat(listener_dead ? "listener check failed" : absl::StrCat("signal ", sig),
-                        ", shutting down"));
+  dtm::LogLine(dtm::LogLevel::kInfo,
+               absl::StrCat(listener_dead ? "listener check failed" : absl::StrCat("signal ", sig),
+                            ", shutting down"));
   (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  dtm::Log(dtm::LogLevel::kInfo, "stopped");
+  dtm::LogLine(dtm::LogLevel::kInfo, "stopped");
   dtm::StopAsyncLog();
   return listener_dead ? 3 : 0;
 }

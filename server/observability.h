@@ -27,13 +27,13 @@ void CountHttpRequests(HttpRouter* router, Metrics* metrics);
 
 // Serves the metrics at GET /metrics and at DTM's GET /api/metrics, in Prometheus' text format.
 // Unauthenticated, like DTM's: the metrics hold counts only, never a gid, a payload or a
-// target. A scrape refreshes the pending gauge from the store on `executor` (a count over an
-// index), at most once per `min_refresh` and never two at once; a scrape that comes meanwhile
-// answers with the last counts.
+// target. A scrape refreshes the pending gauge from the store on `executor` (a count of the
+// unfinished rows), at most once per `min_refresh` and never two at once; a scrape that comes
+// meanwhile answers with the last counts.
 class MetricsEndpoint {
  public:
   MetricsEndpoint(Metrics* metrics, Store* store, Engine* engine, Executor* executor,
-                  absl::Duration min_refresh = absl::Seconds(2));
+                  absl::Duration min_refresh = absl::Seconds(10));
   void Register(HttpRouter* router);
 
  private:

@@ -533,7 +533,7 @@ std::shared_ptr<net::ssl::context> HttpServer::Impl::TlsContext() {
         .Field("error", fresh.status().message());
     return tls_;
   }
-  if (tls_ != nullptr) Log(LogLevel::kInfo, "HTTP TLS files reloaded");
+  if (tls_ != nullptr) LogLine(LogLevel::kInfo, "HTTP TLS files reloaded");
   tls_version_ = std::move(version);
   tls_ = *std::move(fresh);
   return tls_;

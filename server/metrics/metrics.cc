@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -44,7 +45,7 @@ class ProcessCollector final : public prometheus::Collectable {
       }
     }
     std::vector<std::string> f = SelfStat();
-    if (f.size() > 21) start_ = boot + std::stod(f[21]) / ticks_;
+    if (f.size() > 21) start_ = boot + Number(f[21]) / ticks_;
   }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
@@ -53,15 +54,15 @@ class ProcessCollector final : public prometheus::Collectable {
     if (f.size() > 23) {
       // Fields (man 5 proc), counted from 0 after the command: utime 13, stime 14,
       // num_threads 19, vsize 22, rss 23 (pages).
-      double cpu = (std::stod(f[13]) + std::stod(f[14])) / ticks_;
+      double cpu = (Number(f[13]) + Number(f[14])) / ticks_;
       out.push_back(One("process_cpu_seconds_total", "User and system CPU time spent, seconds.",
                         prometheus::MetricType::Counter, cpu));
       out.push_back(One("process_virtual_memory_bytes", "Virtual memory size, bytes.",
-                        prometheus::MetricType::Gauge, std::stod(f[22])));
+                        prometheus::MetricType::Gauge, Number(f[22])));
       out.push_back(One("process_resident_memory_bytes", "Resident memory size, bytes.",
-                        prometheus::MetricType::Gauge, std::stod(f[23]) * page_));
+                        prometheus::MetricType::Gauge, Number(f[23]) * page_));
       out.push_back(One("process_threads", "Number of OS threads.", prometheus::MetricType::Gauge,
-                        std::stod(f[19])));
+                        Number(f[19])));
     }
     out.push_back(One("process_start_time_seconds",
                       "Start time of the process since the Unix epoch, seconds.",
@@ -80,7 +81,7 @@ class ProcessCollector final : public prometheus::Collectable {
     ss << in.rdbuf();
     std::string s = ss.str();
     size_t close = s.rfind(')');
-    if (close == std::string::npos) return {};
+    if (close == std::string::npos || close + 2 > s.size()) return {};
     std::vector<std::string> f = absl::StrSplit(s.substr(close + 2), ' ', absl::SkipWhitespace());
     // Re-index so that f[k] is field k+1 of man 5 proc, counted from pid = 1: prepend pid
     // and comm placeholders.
@@ -88,6 +89,12 @@ class ProcessCollector final : public prometheus::Collectable {
     // Now f[0] is pid (field 1), f[13] utime (14), f[14] stime (15), f[19] num_threads (20),
     // f[21] starttime (22), f[22] vsize (23), f[23] rss (24).
     return f;
+  }
+
+  // A /proc field as a number; 0 if it is not one (never throws).
+  static double Number(const std::string& s) {
+    double v = 0;
+    return absl::SimpleAtod(s, &v) ? v : 0;
   }
 
   static double OpenFds() {
@@ -141,6 +148,8 @@ const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
 }  // namespace
 
 struct Metrics::Families {
+  ProcessCollector process;  // reads its boot and start times once
+
   explicit Families(prometheus::Registry& r)
       : started(prometheus::BuildCounter()
                     .Name("dtm_transactions_started_total")
@@ -292,7 +301,7 @@ void Metrics::SetInMemory(int64_t count) { f_->in_memory.Set(static_cast<double>
 
 std::string Metrics::Serialize() const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
-  std::vector<prometheus::MetricFamily> process = ProcessCollector().Collect();
+  std::vector<prometheus::MetricFamily> process = f_->process.Collect();
   families.insert(families.end(), process.begin(), process.end());
   return prometheus::TextSerializer().Serialize(families);
 }

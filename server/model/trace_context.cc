@@ -27,7 +27,8 @@ uint64_t NonZeroRandom(absl::BitGen& gen) {
 
 }  // namespace
 
-bool ValidTraceParent(absl::string_view tp) {
+bool ValidTraceParent(absl::string_view traceparent) {
+  absl::string_view tp = traceparent;
   // version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2 = 55 characters.
   if (tp.size() < 55) return false;
   absl::string_view version = tp.substr(0, 2);
@@ -41,16 +42,16 @@ bool ValidTraceParent(absl::string_view tp) {
   return tp.size() == 55 || tp[55] == '-';  // a later version may append fields
 }
 
-bool ValidTraceState(absl::string_view ts) {
-  if (ts.size() > 512) return false;
-  for (char c : ts) {
+bool ValidTraceState(absl::string_view tracestate) {
+  if (tracestate.size() > 512) return false;
+  for (char c : tracestate) {
     if (c < 0x20 || c > 0x7e) return false;
   }
   return true;
 }
 
-std::string TraceIdOf(absl::string_view tp) {
-  return ValidTraceParent(tp) ? std::string(tp.substr(3, 32)) : std::string();
+std::string TraceIdOf(absl::string_view traceparent) {
+  return ValidTraceParent(traceparent) ? std::string(traceparent.substr(3, 32)) : std::string();
 }
 
 std::string ChildTraceParent(absl::string_view parent) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -37,6 +38,17 @@ void WriteStderr(const std::string& line) {
 class AsyncLog {
  public:
   static constexpr size_t kMaxBytes = 4 << 20;
+
+  // Writes what is buffered and then `line`, before returning: for a line that may be the last
+  // before the process aborts. False when no writer thread runs.
+  bool WriteNow(const std::string& line) {
+    absl::MutexLock lock(&mu_);
+    if (!running_) return false;
+    WriteStderr(buffer_);
+    buffer_.clear();
+    WriteStderr(line);
+    return true;
+  }
 
   // False when no writer thread runs: the caller writes the line itself.
   bool Append(const std::string& line) {
@@ -213,6 +225,13 @@ Log& Log::Field(absl::string_view key, int64_t value) {
 
 Log::~Log() {
   if (!enabled_) return;
+  try {
+    Emit();
+  } catch (...) {  // out of memory, or a JSON error: the line is lost, never the process
+  }
+}
+
+void Log::Emit() const {
   std::string line;
   if (static_cast<LogFormat>(g_format.load()) == LogFormat::kJson) {
     nlohmann::ordered_json j;
@@ -220,8 +239,9 @@ Log::~Log() {
     j["level"] = LevelName(level_);
     j["msg"] = message_;
     for (auto& [key, value] : fields_) {
-      if (value.second) {
-        j[key] = std::stoll(value.first);
+      int64_t n = 0;
+      if (value.second && absl::SimpleAtoi(value.first, &n)) {
+        j[key] = n;
       } else {
         j[key] = value.first;
       }
@@ -232,7 +252,16 @@ Log::~Log() {
     line = "dtmd: ";
     if (level_ == LogLevel::kWarning) line += "WARNING: ";
     if (level_ == LogLevel::kError) line += "ERROR: ";
-    line += message_;
+    // A message may quote another library's text: no line breaks that would forge lines.
+    for (char c : message_) {
+      if (c == '\n') {
+        line += "\\n";
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        line += ' ';
+      } else {
+        line += c;
+      }
+    }
     for (auto& [key, value] : fields_)
       absl::StrAppend(&line, " ", key, "=", TextValue(value.first));
   }
@@ -240,9 +269,11 @@ Log::~Log() {
   auto* sink = g_sink.load();
   if (sink != nullptr) {
     sink(line);
-  } else if (!Async().Append(line)) {
+  } else if (level_ >= LogLevel::kError ? !Async().WriteNow(line) : !Async().Append(line)) {
     WriteStderr(line);
   }
 }
+
+void LogLine(LogLevel level, absl::string_view message) { Log line(level, message); }
 
 }  // namespace dtm

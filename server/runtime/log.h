@@ -12,12 +12,14 @@
 // quoted. Payloads are never logged: callers pass identifiers, statuses and error texts only.
 //
 // Thread-safe: a line is formatted apart and written whole, so lines from several threads never
-// interleave. The level and format are process-wide (set once, at start).
+// interleave (a line break inside a text message is written as "\n"). The level and format are
+// process-wide (set once, at start).
 //
 // Between StartAsyncLog and StopAsyncLog (dtmd's main), a line only goes into a buffer that a
 // thread of its own writes out: logging never blocks the thread that logs (the store's writer
 // among them) on a slow stderr reader. If the reader falls 4 MiB behind, lines are dropped and
-// a warning says how many. Otherwise each line is written at once with one write(2).
+// a warning says how many. An error line is written before Log returns (after what was
+// buffered): it may be the last before the process aborts.
 #ifndef DTM_SERVER_RUNTIME_LOG_H_
 #define DTM_SERVER_RUNTIME_LOG_H_
 
@@ -55,7 +57,7 @@ void StopAsyncLog();
 class Log {
  public:
   Log(LogLevel level, absl::string_view message);
-  ~Log();
+  ~Log();  // writes the line; never throws (a line that cannot be formatted is lost)
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
 
@@ -74,12 +76,17 @@ class Log {
   }
 
  private:
+  void Emit() const;
+
   const LogLevel level_;
   const bool enabled_;
   std::string message_;
   // Each value with whether it is a number (unquoted in JSON).
   std::vector<std::pair<std::string, std::pair<std::string, bool>>> fields_;
 };
+
+// A line without fields.
+void LogLine(LogLevel level, absl::string_view message);
 
 }  // namespace dtm
 

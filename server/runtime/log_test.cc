@@ -38,7 +38,9 @@ TEST_F(LogTest, TextLinesKeepDtmdsPrefixAndQuoteWhatNeedsIt) {
       .Field("attempt", 3)
       .Field("empty", "");
   Log(LogLevel::kWarning, "stuck").Field("gid", "g2");
-  ASSERT_EQ(lines_.size(), 2u);
+  LogLine(LogLevel::kInfo, "grpc said: one\ntwo");
+  ASSERT_EQ(lines_.size(), 3u);
+  EXPECT_EQ(lines_[2], "dtmd: grpc said: one\\ntwo\n");
   EXPECT_EQ(lines_[0],
             "dtmd: transaction status gid=g1 error=\"ABORTED: no \\\"funds\\\"\" attempt=3\n");
   EXPECT_EQ(lines_[1], "dtmd: WARNING: stuck gid=g2\n");
@@ -60,9 +62,9 @@ TEST_F(LogTest, JsonLinesAreOneObjectEach) {
 
 TEST_F(LogTest, LevelFilters) {
   ConfigureLog(LogLevel::kWarning, LogFormat::kText);
-  Log(LogLevel::kInfo, "hidden");
-  Log(LogLevel::kDebug, "hidden too");
-  Log(LogLevel::kError, "shown");
+  LogLine(LogLevel::kInfo, "hidden");
+  LogLine(LogLevel::kDebug, "hidden too");
+  LogLine(LogLevel::kError, "shown");
   ASSERT_EQ(lines_.size(), 1u);
   EXPECT_EQ(lines_[0], "dtmd: ERROR: shown\n");
   EXPECT_FALSE(LogEnabled(LogLevel::kInfo));
@@ -72,7 +74,7 @@ TEST_F(LogTest, InvalidUtf8DoesNotLoseTheJsonLine) {
   ConfigureLog(LogLevel::kInfo, LogFormat::kJson);
   Log(LogLevel::kInfo, "branch answered").Field("error", std::string("bad \xff byte"));
   ASSERT_EQ(lines_.size(), 1u);
-  EXPECT_NO_THROW(nlohmann::json::parse(lines_[0]));
+  EXPECT_TRUE(nlohmann::json::accept(lines_[0])) << lines_[0];
 }
 
 TEST(AsyncLogTest, LinesLoggedWhileItRunsAreWrittenByStop) {
@@ -85,7 +87,7 @@ TEST(AsyncLogTest, LinesLoggedWhileItRunsAreWrittenByStop) {
   StartAsyncLog();
   for (int i = 0; i < 100; ++i) Log(LogLevel::kInfo, "async").Field("i", i);
   StopAsyncLog();
-  Log(LogLevel::kInfo, "after stop");  // written synchronously
+  LogLine(LogLevel::kInfo, "after stop");  // written synchronously
   dup2(saved, STDERR_FILENO);
   close(saved);
   close(fds[1]);
