@@ -29,7 +29,7 @@ HttpResponse AssetResponse(const admin_internal::Asset& a) {
       {"Content-Security-Policy", kCsp},
       {"X-Content-Type-Options", "nosniff"},
       {"X-Frame-Options", "DENY"},
-      {"Referrer-Policy", "no-referrer"},
+      {"Referrer-Policy", "same-origin"},
       // Revalidated on every load: a new dtmd serves its own page, never a cached older one.
       {"Cache-Control", "no-cache"},
   };

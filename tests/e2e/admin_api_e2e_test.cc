@@ -115,8 +115,15 @@ class AdminApiE2ETest : public test::LiveDtmdTest<AdminApiE2ETest> {
         .MaxRetryInterval(absl::Seconds(60));
     auto r = saga.Submit();
     EXPECT_TRUE(r.ok()) << r.status();
-    EXPECT_TRUE(WaitUntil([&] { return Attempts(gid, "01") >= 1; })) << gid;
+    // Answered, not only called: the error of the first attempt is recorded.
+    EXPECT_TRUE(WaitUntil([&] { return !ActionError(gid).empty(); })) << gid;
     return gid;
+  }
+  // last_error of the first action as the JSON API shows it ("" when none yet).
+  std::string ActionError(const std::string& gid) {
+    Answer a = Get("/v1/transactions/" + gid);
+    if (a.status != 200 || !a.j.contains("branches") || a.j["branches"].empty()) return "";
+    return a.j["branches"][0].value("last_error", "");
   }
   // A saga of no-op steps: SUCCEEDED at once.
   void SubmitDoneSaga(const std::string& gid, int steps = 1) {

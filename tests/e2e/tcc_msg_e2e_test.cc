@@ -515,7 +515,10 @@ TEST_F(TccMsgE2ETest, MsgBackCheckCommittedDelivers) {
   EXPECT_EQ(check.op(), "msg");
   EXPECT_EQ(check.branch_id(), "00");
   EXPECT_EQ(check.Meta("dtm-trans_type"), "msg");
-  EXPECT_THAT(dtmd_->Log(), HasSubstr(absl::StrCat("msg gid=", gid, " back-check says committed")));
+  EXPECT_THAT(dtmd_->Log(),
+              HasSubstr(absl::StrCat("transaction status gid=", gid,
+                                     " trans_type=msg status=SUBMITTED cause=\"back-check "
+                                     "says committed")));
 }
 
 TEST_F(TccMsgE2ETest, MsgBackCheckRolledBackFailsWithoutCallingABranch) {

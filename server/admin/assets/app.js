@@ -216,6 +216,8 @@
   }
 
   window.addEventListener('hashchange', () => {
+    const open = $('force-stop-dialog');  // a force stop is about the page it opened on
+    if (open && open.open) open.close();
     const before = current;
     current = route();
     if (current.view === 'list' && before && before.view === 'list') {
@@ -522,11 +524,14 @@
   });
 
   const dialog = $('force-stop-dialog');
+  let stopping = null;  // the gid the open dialog is about, fixed when it opened
   function dialogError(err) {
     $('fs-error').textContent = err ? describe(err) : '';
     $('fs-error').hidden = !err;
   }
   $('force-stop').addEventListener('click', () => {
+    if (!current || current.view !== 'txn') return;
+    stopping = current.gid;
     $('fs-reason').value = '';
     $('fs-confirm').disabled = true;
     dialogError(null);
@@ -541,7 +546,8 @@
     ev.preventDefault();
     const reason = $('fs-reason').value.trim();
     if (!reason) return;
-    const gid = current.gid;
+    const gid = stopping;
+    if (!gid) return;
     $('fs-confirm').disabled = true;
     try {
       const payloads = $('show-payloads').checked;

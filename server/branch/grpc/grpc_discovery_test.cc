@@ -99,7 +99,7 @@ class GrpcDiscoveryTest : public ::testing::Test {
     servers_[i] = *std::move(s);
   }
 
-  BranchResult CallSync(GrpcBranchCaller& caller) {
+  BranchResult CallSync(GrpcBranchCaller& caller) const {
     BranchCall call;
     call.target = absl::StrCat("dns:///", kName, ":", port_, "/test.Branch/A");
     call.gid = "g";

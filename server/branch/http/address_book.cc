@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<std::string>> AddressBook::ResolveSystem(const std::s
 }
 
 AddressBook::AddressBook(AddressBookOptions options, Resolver resolver, Clock* clock)
-    : options_(std::move(options)),
+    : options_(options),
       resolver_(resolver ? std::move(resolver) : Resolver(&ResolveSystem)),
       own_clock_(clock ? nullptr : std::make_unique<RealClock>()),
       clock_(clock ? clock : own_clock_.get()) {

@@ -241,7 +241,7 @@ TEST_F(AddressBookTest, ShutdownFailsWaitingPicksAndLaterOnes) {
   AddressBook book(options_, dns_.resolver(), &clock_);
   absl::Notification done;
   absl::Status status;
-  book.Pick("pods.test", 80, {}, [&](absl::StatusOr<std::string> a) {
+  book.Pick("pods.test", 80, {}, [&](const absl::StatusOr<std::string>& a) {
     status = a.status();
     done.Notify();
   });

@@ -295,7 +295,7 @@ class HttpBranchCallerDiscoveryTest : public ::testing::Test {
     absl::MutexLock lock(&mu_);
     addresses_ = std::move(addresses);
   }
-  void MakeCaller(HttpBranchCallerOptions options = {}) {
+  void MakeCaller(const HttpBranchCallerOptions& options = {}) {
     caller_ = std::make_unique<HttpBranchCaller>(
         options, [this](const std::string& host) -> absl::StatusOr<std::vector<std::string>> {
           absl::MutexLock lock(&mu_);
