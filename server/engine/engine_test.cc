@@ -201,7 +201,7 @@ TEST_F(EngineTest, AnEndFromAnotherReplicaIsTakenFromTheStoreAtRenewal) {
   o.owner = "other";
   Engine other(o, store_.get(), &other_caller, &clock_, &timers_, &pool_);
   absl::Notification stopped;
-  other.ForceStop("fs1", "stopped by an operator", [&](absl::StatusOr<Transaction> t) {
+  other.ForceStop("fs1", "stopped by an operator", [&](const absl::StatusOr<Transaction>& t) {
     EXPECT_TRUE(t.ok()) << t.status();
     stopped.Notify();
   });

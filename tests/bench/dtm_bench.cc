@@ -232,11 +232,11 @@ class PgLoop {
     std::string now = us();
     // One value per column of dtmd's schema, in kGlobalColumns' order: a column added there
     // must be added here too (the insert would fail on every saga otherwise).
-    static_assert(dtm::kGlobalColumnCount == 21, "pgloop's trans_global values: one per column");
+    static_assert(dtm::kGlobalColumnCount == 23, "pgloop's trans_global values: one per column");
     std::string create =
         absl::StrCat("BEGIN; INSERT INTO trans_global (", dtm::kGlobalColumns, ") VALUES ('", gid,
                      "',1,2,1,0,1000000,300000000,3000000,0,0,'',", now, ",", now, ",NULL,", now,
-                     "+10000000,'','','bench',", now, "+10000000,0,'');");
+                     "+10000000,'','','bench',", now, "+10000000,0,'','','');");
     std::string hex = absl::BytesToHexString(payload);
     for (int b = 0; b < 4; ++b) {
       absl::StrAppend(&create,
