@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 
-from e2e_support import (TIMEOUT, RecordingBranches, check, dtmd_argv, parse_args, run, start,
-                         stop, wait_until)
+from e2e_support import (TIMEOUT, RecordingBranches, check, dtmd_argv, parse_args, post_json,
+                         run, start, stop, wait_until)
 
 args = parse_args("dtmd")
 GRPC_NAME = "grpc.discovery.test"
@@ -157,13 +157,7 @@ def main():
         check("discovery.test" not in f.read(), "the machine's /etc/hosts is untouched")
 
     def post(path, body):
-        req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return post_json(api + path, body)
 
     def status_of(gid):
         with urllib.request.urlopen(api + "query?gid=" + gid, timeout=TIMEOUT) as r:

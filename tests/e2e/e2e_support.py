@@ -6,6 +6,7 @@ A test imports it by name: Python puts the directory of the script it runs first
 and ctest runs each test as `/usr/bin/python3 tests/e2e/<test>.py ...`.
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent import futures
 
 import grpc
@@ -108,6 +111,18 @@ def wait_until(cond, seconds=TIMEOUT):
             return True
         time.sleep(0.05)
     return cond()
+
+
+def post_json(url, body, timeout=60):
+    """POSTs `body` as JSON to `url`; returns (HTTP status, the parsed JSON answer), for 4xx
+    and 5xx answers too."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 def identity(b):

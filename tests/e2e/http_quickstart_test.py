@@ -11,7 +11,7 @@ import signal
 import tempfile
 import urllib.request
 
-from e2e_support import check, dtmd_argv, parse_args, procs, run, start, wait_until
+from e2e_support import check, dtmd_argv, parse_args, post_json, procs, run, start, wait_until
 
 args = parse_args("dtmd", "busi_a", "busi_b")
 HTTP_PORT = r"on HTTP port (\d+)"  # dtmd's line once its HTTP API listens
@@ -24,13 +24,7 @@ def read(tmp, name):
 
 def post(url, body):
     """POSTs JSON; returns (status, parsed answer)."""
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return post_json(url, body)
 
 
 def get(url):
