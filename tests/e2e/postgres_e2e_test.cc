@@ -195,7 +195,9 @@ TEST(ReplicasTest, KillOneOfThreeReplicasMidRunAndEverySagaEndsCorrectly) {
   }
   EXPECT_EQ(failed, kSagas / 5);
   // The survivors took over the victim's work.
-  EXPECT_THAT(replicas[0]->Log() + replicas[2]->Log(), HasSubstr("recovery resumed"));
+  EXPECT_TRUE(WaitUntil([&] {
+    return (replicas[0]->Log() + replicas[2]->Log()).find("recovery resumed") != std::string::npos;
+  }));
   EXPECT_EQ(replicas[0]->Terminate(), 0);
   EXPECT_EQ(replicas[2]->Terminate(), 0);
 }
@@ -336,7 +338,7 @@ TEST(PostgresRestartTest, UnavailableWhileTheDatabaseIsDownThenCarriesOnLosingNo
         << gid;
     EXPECT_EQ(names.back(), "A2") << gid;
   }
-  EXPECT_THAT(dtmd.Log(), HasSubstr("PostgreSQL connection restored"));
+  EXPECT_TRUE(dtmd.LogShows("PostgreSQL connection restored")) << dtmd.Log();
   EXPECT_EQ(dtmd.Terminate(), 0);
 }
 

@@ -114,6 +114,10 @@ std::string DtmdProcess::Log() const {
   return ss.str();
 }
 
+bool DtmdProcess::LogShows(const std::string& text) const {
+  return WaitUntil([&] { return Log().find(text) != std::string::npos; });
+}
+
 absl::Status DtmdProcess::Start() {
   // A restart listens where the previous run did, so clients keep their channels.
   std::vector<std::string> argv = {

@@ -46,6 +46,9 @@ class DtmdProcess {
   // SIGTERM; returns the exit code (or -signal).
   int Terminate();
   std::string Log() const;
+  // Waits (up to 20 s) until the log holds `text`: dtmd writes its log lines from a thread of
+  // its own, a moment after what they tell of happened.
+  bool LogShows(const std::string& text) const;
   // Waits for dtmd to exit by itself: its exit code (or -signal), or nullopt on timeout.
   std::optional<int> WaitForExit(absl::Duration timeout);
   // Starts dtmd with RLIMIT_NOFILE (soft and hard) at `n`.
