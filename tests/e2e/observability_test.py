@@ -56,10 +56,13 @@ def value(text, series):
 
 
 def start_dtmd(tmp, name):
-    proc, port = start(dtmd_argv(args.dtmd, tmp, "--log_format=json", "--lease=2s",
-                                 "--recovery_interval=500ms"), name, tmp)
+    """Starts dtmd (JSON logs, short leases); returns (process, gRPC address, HTTP port). Waits
+    for the HTTP line, the later of the two that dtmd logs once it listens."""
+    proc, http_port = start(dtmd_argv(args.dtmd, tmp, "--log_format=json", "--lease=2s",
+                                      "--recovery_interval=500ms"), name, tmp,
+                            pattern=r"on HTTP port (\d+)")
     log = open(os.path.join(tmp, name + ".log")).read()
-    http_port = re.search(r"on HTTP port (\d+)", log).group(1)
+    port = re.search(r"on port (\d+)", log).group(1)
     return proc, LOOPBACK + port, http_port
 
 
