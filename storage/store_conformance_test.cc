@@ -1003,6 +1003,43 @@ TEST(PgStoreTest, AValuePostgresCannotStoreFailsOnlyItsOwnWrite) {
   store.Close();
 }
 
+// Now() is PostgreSQL's clock carried forward by the monotonic clock, and never the local wall
+// clock, whose steps (NTP, an operator) must not move the times the store writes: with the
+// monotonic clock held still, Now() stands still while real time passes; it moves exactly as
+// far as the monotonic clock does; and the database's clock is read again once 10 s have
+// passed on the monotonic clock.
+TEST(PgStoreTest, NowIsTheDatabaseClockCarriedForwardByTheMonotonicClock) {
+  const char* conninfo = std::getenv("DTM_TEST_PG");
+  ASSERT_NE(conninfo, nullptr) << "run through ctest, which starts PostgreSQL";
+  std::atomic<int64_t> monotonic_us{1000000};
+  PgStoreOptions o;
+  o.schema = absl::StrCat("clock_", getpid());
+  o.monotonic_for_test = [&] { return absl::Microseconds(monotonic_us.load()); };
+  auto s = PgStore::Open(conninfo, o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  Store& store = **s;
+  auto database_now = [] {
+    int64_t us = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(
+        PgSql("SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"), &us));
+    return absl::FromUnixMicros(us);
+  };
+  const absl::Time first = store.Now();
+  EXPECT_LT(absl::AbsDuration(first - database_now()), absl::Seconds(1));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(store.Now(), first);  // the wall clock moved on, the monotonic clock did not
+  monotonic_us += 5000000;
+  EXPECT_EQ(store.Now(), first + absl::Seconds(5));
+  // Batches and idle ticks before 10 s on the monotonic clock do not read the clock again.
+  EXPECT_TRUE(store.WriteSync(CreateOp{MakeTxn("c1", kT0)}).status.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(store.Now(), first + absl::Seconds(5));
+  monotonic_us += 6000000;  // 11 s: the next batch (or idle tick) reads it again
+  EXPECT_TRUE(store.WriteSync(CreateOp{MakeTxn("c2", kT0)}).status.ok());
+  EXPECT_LT(absl::AbsDuration(store.Now() - database_now()), absl::Seconds(1));
+  store.Close();
+}
+
 // A store of schema v4 (its partial indexes declared with IN lists, no trace context columns)
 // is migrated in place: the indexes are rebuilt with the range predicates the queries use, the
 // trace context columns are added, and the rows stay.

@@ -1,6 +1,7 @@
 #include "storage/postgres/pg_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iterator>
 #include <utility>
@@ -313,6 +314,9 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& connin
 
 PgStore::PgStore(std::string conninfo, PgStoreOptions options, std::unique_ptr<PgConn> writer)
     : conninfo_(std::move(conninfo)), options_(std::move(options)), writer_(std::move(writer)) {
+  // Until the database's clock is read (should that fail), the local wall clock stands in.
+  clock_offset_us_.store(absl::ToInt64Microseconds((absl::Now() - absl::UnixEpoch()) - Monotonic()),
+                         std::memory_order_relaxed);
   MeasureClockOffset(*writer_);
   for (int i = 0; i < std::max(1, options_.readers); ++i) {
     readers_.push_back(std::make_unique<Reader>());
@@ -337,8 +341,19 @@ void PgStore::Close() {
   unresolved_.clear();
 }
 
+// The database's clock as last read, carried forward by the monotonic clock. The local wall
+// clock plays no part: "wall clock + the offset last measured" would be wrong by a whole step
+// of it (an hour, say) until the next measurement, long enough to write leases and retry
+// times that far off, and with the next measurement itself due by the wall clock, a backward
+// step would have put that off by as much again.
 absl::Time PgStore::Now() {
-  return absl::Now() + absl::Microseconds(clock_offset_us_.load(std::memory_order_relaxed));
+  return absl::UnixEpoch() + Monotonic() +
+         absl::Microseconds(clock_offset_us_.load(std::memory_order_relaxed));
+}
+
+absl::Duration PgStore::Monotonic() const {
+  if (options_.monotonic_for_test) return options_.monotonic_for_test();
+  return absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
 }
 
 void PgStore::Write(WriteOp op, Done done) { committer_->Submit(std::move(op), std::move(done)); }
@@ -351,13 +366,13 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Connect() {
 }
 
 void PgStore::MeasureClockOffset(PgConn& conn) {
-  absl::Time before = absl::Now();
+  absl::Duration before = Monotonic();
   auto r = conn.ExecPrepared("now_us", {});
-  absl::Time after = absl::Now();
+  absl::Duration after = Monotonic();
   next_clock_check_ = after + kClockCheckEvery;
-  if (!r.ok()) return;
-  absl::Time db = absl::FromUnixMicros(PgRow(r->get(), 0).Int(0));
-  absl::Time local = before + (after - before) / 2;
+  if (!r.ok()) return;  // the last measurement, carried forward, stays as good as it was
+  absl::Duration db = absl::FromUnixMicros(PgRow(r->get(), 0).Int(0)) - absl::UnixEpoch();
+  absl::Duration local = before + (after - before) / 2;
   clock_offset_us_.store(absl::ToInt64Microseconds(db - local), std::memory_order_relaxed);
 }
 
@@ -367,7 +382,7 @@ bool PgStore::EnsureWriter() {
     writer_.reset();
     LogLine(LogLevel::kWarning, "lost the PostgreSQL connection; reconnecting");
   }
-  absl::Time now = absl::Now();
+  absl::Duration now = Monotonic();
   if (now < next_connect_) return false;
   auto c = Connect();
   if (!c.ok()) {
@@ -427,7 +442,7 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
     return;
   }
   if (!unresolved_.empty()) ResolveUnknownCommits();
-  if (absl::Now() >= next_clock_check_) MeasureClockOffset(*writer_);
+  if (Monotonic() >= next_clock_check_) MeasureClockOffset(*writer_);
   if (batch.empty() || !writer_) return;
   // Normally one transaction for the whole batch. An op the database refuses (RefusedOp) fails
   // alone and the others run again without it; after a few such ops, the rest go one per

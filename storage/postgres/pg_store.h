@@ -12,7 +12,9 @@
 // - While the database is unreachable, writes fail fast with UNAVAILABLE; the writer
 //   reconnects with backoff. Reads use a small pool of connections and reconnect on demand.
 // - Schema: versioned migrations applied at Open under an advisory lock, in `schema`.
-// - Now() is the database server's clock: local clock + offset measured over a round trip.
+// - Now() is the database server's clock: read over a round trip at each connect and every
+//   10 s, and carried forward in between by the local monotonic clock, so that a step of the
+//   local wall clock (NTP, an operator, a resumed VM) changes nothing.
 //
 // Thread-safe.
 #ifndef DTM_STORAGE_POSTGRES_PG_STORE_H_
@@ -44,6 +46,9 @@ struct PgStoreOptions {
   // Tests only: runs on the writer thread after a batch's COMMIT went out, before its answer
   // is read (to cut the connection there and make the outcome unknown).
   std::function<void(PGconn*)> after_commit_sent_for_test;
+  // Tests only: the monotonic clock (time since any fixed start) that Now(), the clock's
+  // re-reading and the reconnect backoff count on; empty: std::chrono::steady_clock.
+  std::function<absl::Duration()> monotonic_for_test;
 };
 
 class PgStore final : public Store {
@@ -86,18 +91,21 @@ class PgStore final : public Store {
                                                     size_t& failed_op);
 
   absl::StatusOr<std::unique_ptr<PgConn>> Connect();
+  // The monotonic clock: steady_clock, or options_.monotonic_for_test.
+  absl::Duration Monotonic() const;
   // Runs `fn` on a pooled reader connection, reconnecting once if it was broken.
   template <typename T, typename Fn>
   absl::StatusOr<T> WithReader(Fn fn);
 
   const std::string conninfo_;
   const PgStoreOptions options_;
-  std::unique_ptr<PgConn> writer_;  // null while disconnected
-  absl::Time next_connect_ = absl::InfinitePast();
+  std::unique_ptr<PgConn> writer_;                           // null while disconnected
+  absl::Duration next_connect_ = -absl::InfiniteDuration();  // on the monotonic clock
   absl::Duration backoff_ = absl::ZeroDuration();
   std::string last_error_;
   std::vector<std::unique_ptr<Unresolved>> unresolved_;
-  absl::Time next_clock_check_ = absl::InfinitePast();
+  absl::Duration next_clock_check_ = -absl::InfiniteDuration();  // on the monotonic clock
+  // The database's clock minus the monotonic clock, as last measured (Now()).
   std::atomic<int64_t> clock_offset_us_{0};
   std::atomic<int64_t> unknown_commits_resolved_{0};
 
