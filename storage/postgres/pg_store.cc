@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cstdio>
 #include <iterator>
+#include <random>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client/common/status_macros.h"
 #include "server/runtime/log.h"
@@ -21,12 +23,14 @@ struct PgStore::Reader {
   std::unique_ptr<PgConn> conn ABSL_GUARDED_BY(mu);
 };
 
-// A batch whose COMMIT was sent but whose answer was lost: its writers wait until
-// txid_status() says whether it committed.
+// A batch whose COMMIT was sent but whose answer was lost: its writers wait until the commit
+// marker says whether it committed (see ResolveUnknownCommits).
 struct PgStore::Unresolved {
-  int64_t xid = 0;
+  int64_t batch = 0;  // the number the batch wrote into its writer's commit marker
+  // The session that sent the COMMIT, to end it if it is still running on the same server.
   int backend_pid = 0;
-  std::vector<PendingWrite> batch;
+  std::string backend_start;
+  std::vector<PendingWrite> batch_ops;
   std::vector<WriteResult> results;  // what each op did, if the commit happened
 };
 
@@ -39,7 +43,10 @@ constexpr absl::Duration kClockCheckEvery = absl::Seconds(10);
 
 std::vector<std::pair<std::string, std::string>> Statements() {
   return {
-      {"txid", "SELECT txid_current()"},
+      // Every batch stamps its writer's row with its own number; see ResolveUnknownCommits.
+      {"mark_commit",
+       "INSERT INTO dtm_commit_marker (writer, batch, at) VALUES ($1, $2, now()) "
+       "ON CONFLICT (writer) DO UPDATE SET batch = EXCLUDED.batch, at = EXCLUDED.at"},
       {"now_us", "SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint"},
       {"create_global",
        absl::StrCat("INSERT INTO trans_global (", kGlobalColumns, ") VALUES (",
@@ -193,6 +200,12 @@ void FailAll(std::vector<PendingWrite>& batch, absl::string_view why) {
   batch.clear();
 }
 
+// A writer's name in dtm_commit_marker: random, so that no two processes share one.
+std::string NewWriterId() {
+  std::random_device rd;
+  return absl::StrFormat("%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+}
+
 absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& conninfo) {
   auto step = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(pg::Result unused, c.Exec("BEGIN"));
@@ -283,6 +296,20 @@ absl::Status Migrate(PgConn& c, const std::string& schema, const std::string& co
         ALTER TABLE trans_global ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
         INSERT INTO dtm_schema_version VALUES (4);)sql"));
     }
+    if (version < 5) {
+      // v5: one row per writer (a dtmd process), stamped by each of its commits: how the
+      // outcome of a COMMIT whose answer was lost is read, even on another server after a
+      // failover (see ResolveUnknownCommits).
+      ASSIGN_OR_RETURN(unused, c.Exec(R"sql(
+        CREATE TABLE dtm_commit_marker (
+          writer TEXT PRIMARY KEY,
+          batch BIGINT NOT NULL,
+          at TIMESTAMPTZ NOT NULL);
+        INSERT INTO dtm_schema_version VALUES (5);)sql"));
+    }
+    // The rows of writers gone for a week (each process has its own).
+    ASSIGN_OR_RETURN(unused, c.Exec("DELETE FROM dtm_commit_marker WHERE at < now() - interval "
+                                    "'7 days'"));
     ASSIGN_OR_RETURN(unused, c.Exec("COMMIT"));
     return absl::OkStatus();
   };
@@ -313,7 +340,11 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& connin
 }
 
 PgStore::PgStore(std::string conninfo, PgStoreOptions options, std::unique_ptr<PgConn> writer)
-    : conninfo_(std::move(conninfo)), options_(std::move(options)), writer_(std::move(writer)) {
+    : conninfo_(std::move(conninfo)),
+      options_(std::move(options)),
+      writer_id_(NewWriterId()),
+      writer_(std::move(writer)) {
+  NoteWriterSession();
   // Until the database's clock is read (should that fail), the local wall clock stands in.
   clock_offset_us_.store(absl::ToInt64Microseconds((absl::Now() - absl::UnixEpoch()) - Monotonic()),
                          std::memory_order_relaxed);
@@ -332,11 +363,11 @@ void PgStore::Close() {
   // The writer thread is gone: finish what it left undecided, as far as the database lets us.
   if (!unresolved_.empty() && EnsureWriter()) ResolveUnknownCommits();
   for (auto& u : unresolved_) {
-    std::vector<WriteResult> failed(u->batch.size());
+    std::vector<WriteResult> failed(u->batch_ops.size());
     for (auto& r : failed) {
       r.status = absl::UnavailableError("closed before the commit's outcome could be read");
     }
-    GroupCommitter::Complete(u->batch, std::move(failed));
+    GroupCommitter::Complete(u->batch_ops, std::move(failed));
   }
   unresolved_.clear();
 }
@@ -376,6 +407,13 @@ void PgStore::MeasureClockOffset(PgConn& conn) {
   clock_offset_us_.store(absl::ToInt64Microseconds(db - local), std::memory_order_relaxed);
 }
 
+void PgStore::NoteWriterSession() {
+  writer_pid_ = writer_->backend_pid();
+  auto r = writer_->Exec(
+      "SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+  writer_start_ = r.ok() && PQntuples(r->get()) == 1 ? PgRow(r->get(), 0).Text(0) : "";
+}
+
 bool PgStore::EnsureWriter() {
   if (writer_ && !writer_->broken()) return true;
   if (writer_) {
@@ -396,6 +434,7 @@ bool PgStore::EnsureWriter() {
     return false;
   }
   writer_ = std::move(*c);
+  NoteWriterSession();
   if (!last_error_.empty()) LogLine(LogLevel::kInfo, "PostgreSQL connection restored");
   last_error_.clear();
   backoff_ = absl::ZeroDuration();
@@ -403,35 +442,58 @@ bool PgStore::EnsureWriter() {
   return true;
 }
 
+// Whether a batch whose COMMIT answer was lost committed. Every batch stamps this writer's
+// row of dtm_commit_marker with its number, and no batch runs while an earlier one is
+// unresolved, so the row holds the batch's number if and only if the batch committed. Asking
+// PostgreSQL about the transaction id instead (txid_status) is only sound on the very server
+// that ran it: after a crash or a failover, an id whose records never reached the disk or the
+// standby is handed out again, and its status is some other transaction's.
+//
+// The row is read FOR UPDATE: if the session that sent the COMMIT is still running on the
+// same server (its COMMIT in progress, e.g. waiting for the synchronous standby), the read
+// waits for its outcome, up to a lock timeout; after that the session is ended (only if the
+// server is the same one: pid and start time must both match) and the row read again on the
+// next tick.
 void PgStore::ResolveUnknownCommits() {
   for (auto it = unresolved_.begin(); it != unresolved_.end() && writer_;) {
     Unresolved& u = **it;
     PgParams p;
-    p.Add(u.xid);
-    auto r = writer_->Exec("SELECT txid_status($1::bigint)", p);
-    if (!r.ok()) return;  // try again on the next tick
-    std::string status = PQgetisnull(r->get(), 0, 0) ? "" : PgRow(r->get(), 0).Text(0);
-    if (status == "in progress") {
-      // The session that sent COMMIT is still alive on the server: end it, ask again later.
-      PgParams pid;
-      pid.Add(static_cast<int64_t>(u.backend_pid));
-      writer_->Exec("SELECT pg_terminate_backend($1::int)", pid).status().IgnoreError();
-      ++it;
-      continue;
+    p.Add(writer_id_);
+    absl::StatusOr<pg::Result> r = writer_->Exec("BEGIN");
+    if (r.ok()) r = writer_->Exec("SET LOCAL lock_timeout = '2s'");
+    if (r.ok()) {
+      r = writer_->Exec("SELECT batch FROM dtm_commit_marker WHERE writer = $1 FOR UPDATE", p);
     }
+    if (!r.ok()) {
+      if (writer_->broken()) return;  // try again on the next tick
+      writer_->Exec("ROLLBACK").status().IgnoreError();
+      if (pg::SqlState(r.status()) == "55P03") {  // lock_not_available: the COMMIT still runs
+        PgParams session;
+        session.Add(static_cast<int64_t>(u.backend_pid)).Add(u.backend_start);
+        writer_
+            ->Exec(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid = $1::int AND backend_start::text = $2",
+                session)
+            .status()
+            .IgnoreError();
+      }
+      return;
+    }
+    const bool committed = PQntuples(r->get()) == 1 && PgRow(r->get(), 0).Int(0) == u.batch;
+    writer_->Exec("COMMIT").status().IgnoreError();
     unknown_commits_resolved_.fetch_add(1);
     Log(LogLevel::kWarning, "commit with unknown outcome resolved")
-        .Field("xid", static_cast<int64_t>(u.xid))
-        .Field("outcome", status.empty() ? "unknown" : status);
-    if (status != "committed") {
+        .Field("batch", u.batch)
+        .Field("outcome", committed ? "committed" : "not committed");
+    if (!committed) {
       for (auto& res : u.results) {
         res = WriteResult();
         res.status = absl::UnavailableError(
-            status == "aborted" ? "the database rolled the write back (connection lost)"
-                                : "the outcome of the write cannot be known");
+            "the database did not keep the write (connection lost before its commit)");
       }
     }
-    GroupCommitter::Complete(u.batch, std::move(u.results));
+    GroupCommitter::Complete(u.batch_ops, std::move(u.results));
     it = unresolved_.erase(it);
   }
 }
@@ -442,6 +504,11 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
     return;
   }
   if (!unresolved_.empty()) ResolveUnknownCommits();
+  if (!unresolved_.empty()) {
+    // A later batch would overwrite the commit marker the unresolved one is judged by.
+    FailAll(batch, "the outcome of an earlier commit is not known yet");
+    return;
+  }
   if (Monotonic() >= next_clock_check_) MeasureClockOffset(*writer_);
   if (batch.empty() || !writer_) return;
   // Normally one transaction for the whole batch. An op the database refuses (RefusedOp) fails
@@ -459,9 +526,8 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
       part.push_back(std::move(rest.front()));
       rest.erase(rest.begin());
     }
-    int64_t xid = 0;
     size_t failed_op = part.size();
-    auto results = RunBatch(part, xid, failed_op);
+    auto results = RunBatch(part, failed_op);
     if (results.ok()) {
       GroupCommitter::Complete(part, *std::move(results));
       continue;
@@ -497,16 +563,21 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
 }
 
 absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWrite>& batch,
-                                                           int64_t& xid, size_t& failed_op) {
+                                                           size_t& failed_op) {
   PgConn& c = *writer_;
   const size_t n = batch.size();
   std::vector<WriteResult> out(n);
   failed_op = n;
   RETURN_IF_ERROR(c.BeginPipeline());
 
-  // Round 1: BEGIN, our transaction id, then one statement per op.
+  // Round 1: BEGIN, the commit marker, then one statement per op.
+  const int64_t batch_number = ++batches_;
   RETURN_IF_ERROR(c.SendSql("BEGIN"));
-  RETURN_IF_ERROR(c.SendPrepared("txid", {}));
+  {
+    PgParams mark;
+    mark.Add(writer_id_).Add(batch_number);
+    RETURN_IF_ERROR(c.SendPrepared("mark_commit", mark));
+  }
   for (PendingWrite& w : batch) {
     RETURN_IF_ERROR(std::visit(
         [&](auto& op) -> absl::Status {
@@ -553,14 +624,13 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         },
         w.op));
   }
-  // A statement's error names the op that sent it: round 1's results are BEGIN, txid, then
-  // op i's statement at i + 2.
+  // A statement's error names the op that sent it: round 1's results are BEGIN, the marker,
+  // then op i's statement at i + 2.
   auto r1 = c.Flush();
   if (!r1.ok()) {
     if (c.failed_statement() >= 2) failed_op = c.failed_statement() - 2;
     return r1.status();
   }
-  xid = PgRow((*r1)[1].get(), 0).Int(0);
 
   // Round 2: what depends on round 1's answers. `first[i]`: op i's first result in r2.
   std::vector<size_t> first(n, 0);
@@ -757,9 +827,10 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
     if (c.broken()) {
       // COMMIT was sent and its answer lost: it may or may not have happened.
       auto u = std::make_unique<Unresolved>();
-      u->xid = xid;
-      u->backend_pid = c.backend_pid();
-      u->batch = std::move(batch);
+      u->batch = batch_number;
+      u->backend_pid = writer_pid_;  // libpq forgets it once the connection broke
+      u->backend_start = writer_start_;
+      u->batch_ops = std::move(batch);
       batch.clear();
       u->results = std::move(out);
       unresolved_.push_back(std::move(u));

@@ -6,7 +6,8 @@
 //   sends the statements that depend on them (branch rows of created transactions, rows of
 //   claimed ones), then COMMIT: one database transaction and one durable commit per batch.
 // - A COMMIT whose answer is lost (connection dropped) is not guessed: the batch's writers
-//   wait while the store reconnects and asks txid_status() whether it committed.
+//   wait while the store reconnects and reads whether it committed from the commit marker the
+//   batch stamped (a row per writer), which also answers right on a promoted standby.
 // - An op the database refuses (a constraint, a value it cannot store: see RefusedOp) fails
 //   alone, INTERNAL with its SQLSTATE; the rest of its batch is applied again without it.
 // - While the database is unreachable, writes fail fast with UNAVAILABLE; the writer
@@ -70,7 +71,7 @@ class PgStore final : public Store {
   // How many commits whose answer was lost have been resolved by asking the database.
   int64_t unknown_commits_resolved() const { return unknown_commits_resolved_.load(); }
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   // Ops the database refuses in one batch before the rest of it goes one op per transaction.
   static constexpr int kRefusalsBeforeOneByOne = 4;
 
@@ -83,11 +84,13 @@ class PgStore final : public Store {
   void ApplyBatch(std::vector<PendingWrite>& batch);
   bool EnsureWriter();
   void ResolveUnknownCommits();
+  // Remembers the new writer session's start time (with its pid, it names the session).
+  void NoteWriterSession();
   void MeasureClockOffset(PgConn& conn);
   // Runs a batch in one transaction; returns the per-op results, or the error (and moves the
   // batch to unresolved_ if its COMMIT went out unanswered). `failed_op`: the index of the op
   // whose statement failed, or batch.size() if the error was no op's.
-  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch, int64_t& xid,
+  absl::StatusOr<std::vector<WriteResult>> RunBatch(std::vector<PendingWrite>& batch,
                                                     size_t& failed_op);
 
   absl::StatusOr<std::unique_ptr<PgConn>> Connect();
@@ -99,7 +102,11 @@ class PgStore final : public Store {
 
   const std::string conninfo_;
   const PgStoreOptions options_;
-  std::unique_ptr<PgConn> writer_;                           // null while disconnected
+  const std::string writer_id_;     // this process's row in dtm_commit_marker
+  std::unique_ptr<PgConn> writer_;  // null while disconnected
+  int writer_pid_ = 0;              // the writer session's backend pid ...
+  std::string writer_start_;        // ... and backend_start
+  int64_t batches_ = 0;             // the number of the last batch sent
   absl::Duration next_connect_ = -absl::InfiniteDuration();  // on the monotonic clock
   absl::Duration backoff_ = absl::ZeroDuration();
   std::string last_error_;

@@ -231,7 +231,7 @@ class PrivatePostgres {
 // together and their next writes share a batch again. When the stopping database cuts off a
 // batch's COMMIT, the outcome of its writes is unknown, and the store (rightly: a write it
 // reported failed must not have happened) keeps them waiting until the database is back to
-// ask txid_status() whether it committed. Then all four submitters wait for the restart and
+// read whether it committed. Then all four submitters wait for the restart and
 // none sees UNAVAILABLE: that made this test flaky. So the test itself submits once the
 // database is down: those writes start after the stop, cannot get as far as a COMMIT, and
 // must be refused at once with UNAVAILABLE from the store, leaving nothing stored.
