@@ -22,6 +22,10 @@ PACKAGES=(
   # tests (kubectl kustomize renders deploy/k8s, PyYAML reads what it rendered), and the admin
   # page's test in a real headless browser.
   prometheus-cpp-dev python3-yaml chromium chromium-driver python3-selenium
+  # The infrastructure-fault tests (tests/faults): a Patroni cluster on etcd for PostgreSQL
+  # failover, network namespaces with nftables/iptables rules and a packet-delaying NFQUEUE
+  # program, libfaketime for clock jumps.
+  patroni etcd-server python3-etcd iproute2 nftables iptables libnetfilter-queue-dev faketime
 )
 
 # kubectl (for `kubectl kustomize`): Debian's kubernetes-client, unless a kubectl is already
