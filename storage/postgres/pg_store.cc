@@ -414,6 +414,24 @@ void PgStore::NoteWriterSession() {
   writer_start_ = r.ok() && PQntuples(r->get()) == 1 ? PgRow(r->get(), 0).Text(0) : "";
 }
 
+bool PgStore::EnsureMarkerRow() {
+  // The row exists before any batch stamps it: a batch then updates it, and the resolver's
+  // FOR UPDATE waits for a COMMIT in progress (it would not see, nor wait for, the insert of a
+  // row that does not exist yet). Before the first batch only: later, the insert would wait
+  // for the very COMMIT in progress the resolver is about to ask after.
+  if (!marker_row_) {
+    PgParams me;
+    me.Add(writer_id_);
+    marker_row_ = writer_
+                      ->Exec(
+                          "INSERT INTO dtm_commit_marker (writer, batch, at) VALUES ($1, 0, now()) "
+                          "ON CONFLICT (writer) DO NOTHING",
+                          me)
+                      .ok();
+  }
+  return marker_row_;
+}
+
 bool PgStore::EnsureWriter() {
   if (writer_ && !writer_->broken()) return true;
   if (writer_) {
@@ -452,8 +470,9 @@ bool PgStore::EnsureWriter() {
 // The row is read FOR UPDATE: if the session that sent the COMMIT is still running on the
 // same server (its COMMIT in progress, e.g. waiting for the synchronous standby), the read
 // waits for its outcome, up to a lock timeout; after that the session is ended (only if the
-// server is the same one: pid and start time must both match) and the row read again on the
-// next tick.
+// server is the same one: pid and start time must both match; and never while it waits for
+// the synchronous standby) and the row read again on the next tick. The answer is taken only
+// once the reading transaction itself committed (see below).
 void PgStore::ResolveUnknownCommits() {
   for (auto it = unresolved_.begin(); it != unresolved_.end() && writer_;) {
     Unresolved& u = **it;
@@ -468,12 +487,16 @@ void PgStore::ResolveUnknownCommits() {
       if (writer_->broken()) return;  // try again on the next tick
       writer_->Exec("ROLLBACK").status().IgnoreError();
       if (pg::SqlState(r.status()) == "55P03") {  // lock_not_available: the COMMIT still runs
+        // Never a session waiting for the synchronous standby: its commit is already in the
+        // local WAL, and ending the wait would make it visible (to every replica) before any
+        // standby has it, so a failover could still take it away.
         PgParams session;
         session.Add(static_cast<int64_t>(u.backend_pid)).Add(u.backend_start);
         writer_
             ->Exec(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid = $1::int AND backend_start::text = $2",
+                "WHERE pid = $1::int AND backend_start::text = $2 "
+                "AND wait_event IS DISTINCT FROM 'SyncRep'",
                 session)
             .status()
             .IgnoreError();
@@ -481,7 +504,11 @@ void PgStore::ResolveUnknownCommits() {
       return;
     }
     const bool committed = PQntuples(r->get()) == 1 && PgRow(r->get(), 0).Int(0) == u.batch;
-    writer_->Exec("COMMIT").status().IgnoreError();
+    // The answer stands only once this transaction commits: having locked the row, it has WAL
+    // of its own, later than the batch's commit, so its COMMIT returns only when the
+    // synchronous standby has both. A marker read on a primary that then died before its
+    // standby got the batch would otherwise say "committed" about a write the failover lost.
+    if (!writer_->Exec("COMMIT").ok()) return;  // try again on the next tick
     unknown_commits_resolved_.fetch_add(1);
     Log(LogLevel::kWarning, "commit with unknown outcome resolved")
         .Field("batch", u.batch)
@@ -511,6 +538,10 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
   }
   if (Monotonic() >= next_clock_check_) MeasureClockOffset(*writer_);
   if (batch.empty() || !writer_) return;
+  if (!EnsureMarkerRow()) {
+    FailAll(batch, "cannot create this writer's commit marker");
+    return;
+  }
   // Normally one transaction for the whole batch. An op the database refuses (RefusedOp) fails
   // alone and the others run again without it; after a few such ops, the rest go one per
   // transaction (a bound on re-running a large batch once per bad op).

@@ -86,6 +86,8 @@ class PgStore final : public Store {
   void ResolveUnknownCommits();
   // Remembers the new writer session's start time (with its pid, it names the session).
   void NoteWriterSession();
+  // Creates this writer's row of dtm_commit_marker unless it exists; false if it cannot.
+  bool EnsureMarkerRow();
   void MeasureClockOffset(PgConn& conn);
   // Runs a batch in one transaction; returns the per-op results, or the error (and moves the
   // batch to unresolved_ if its COMMIT went out unanswered). `failed_op`: the index of the op
@@ -107,6 +109,7 @@ class PgStore final : public Store {
   int writer_pid_ = 0;              // the writer session's backend pid ...
   std::string writer_start_;        // ... and backend_start
   int64_t batches_ = 0;             // the number of the last batch sent
+  bool marker_row_ = false;         // this writer's row of dtm_commit_marker exists
   absl::Duration next_connect_ = -absl::InfiniteDuration();  // on the monotonic clock
   absl::Duration backoff_ = absl::ZeroDuration();
   std::string last_error_;
