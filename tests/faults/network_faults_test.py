@@ -278,8 +278,12 @@ def workload_phase(topo, tmp, pg_unix, phase, description, apply_fault, fault_se
         for line in load.text().splitlines():
             if "VIOLATION" in line or "error" in line.lower():
                 print("   ", line)
-    check(result is not None and result.get("violations") == 0 and result.get("unknown") == 0,
-          "%s: no violation and no transfer left unknown" % phase)
+    # ("unknown" transfers never reached dtmd, which a fault between the clients and dtmd
+    # may well cause: the audit checks they moved no money.)
+    check(result is not None and result.get("violations") == 0 and
+          result.get("not_terminal") == 0,
+          "%s: no violation, no transaction left unfinished (%s never reached dtmd)" % (
+              phase, result and result.get("unknown")))
     check(result is not None and result.get("succeeded", 0) > 0,
           "%s: transfers succeeded (%s)" % (phase, result and result.get("succeeded")))
     for kind, st in zip(kinds, stats):
@@ -296,7 +300,8 @@ def workload_phase(topo, tmp, pg_unix, phase, description, apply_fault, fault_se
         "packets": {k: st["acted"] for k, st in zip(kinds, stats)},
         "reordered": sum(st.get("reordered", 0) for st in stats),
         "transfers": r.get("transfers"), "succeeded": r.get("succeeded"),
-        "failed": r.get("failed"), "violations": r.get("violations"),
+        "failed": r.get("failed"), "never_reached_dtmd": r.get("unknown"),
+        "violations": r.get("violations"),
         "during_fault": {k: int(at_clear.get(k, 0) - at_apply.get(k, 0))
                          for k in ("submitted", "ok", "unavailable", "other")},
         "throughput": r.get("throughput"),
