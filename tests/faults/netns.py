@@ -371,7 +371,9 @@ class Topology:
     def delay(self, ms, jitter_ms=0, nodes=None, name="delay"):
         """Holds each packet that each of `nodes` (default all) sends for ms +- jitter_ms
         (uniform) before it leaves: netdelay fed by an NFQUEUE rule on eth0. A jitter at
-        least as long as the gap between packets reorders them too."""
+        least as long as the gap between packets reorders them too. Delays do not add up: a
+        packet netdelay lets go leaves the iptables chain, so of two delay faults on one node
+        only the first acts (the other faults, in nftables tables of their own, still do)."""
         if not self.netdelay:
             raise RuntimeError("a delay fault needs the netdelay binary (Topology(netdelay=))")
         f = self._new_fault(name, "delay", "%d+-%d ms delay on the packets sent by %s" %
