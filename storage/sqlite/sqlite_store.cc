@@ -666,7 +666,21 @@ void SQLiteStore::ApplyBatch(std::vector<PendingWrite>& batch) {
       }
       continue;
     }
-    // The database itself: every op still here fails.
+    // The database itself: every op still here fails. Of a failed COMMIT that means "not
+    // known to be durable", not "not written". In WAL mode SQLite appends the transaction's
+    // frames to the -wal file, then syncs it; when the sync fails (SQLITE_IOERR_FSYNC) it
+    // leaves the wal-index as it was, so this connection and the readers go on without the
+    // transaction, and the next one writes its frames over the same place in the file. But
+    // should the process die before anything overwrites them, the frames are still in the
+    // file (a failed fsync does not take back what write() put in the page cache), and the
+    // next open, which rebuilds the wal-index from the file, finds a complete commit there
+    // and keeps it: after a restart the store may hold the last write it reported failed.
+    // That is the outcome of a COMMIT whose answer is lost on PostgreSQL, which callers
+    // treat as unknown already (a client submits the same gid again; the engine writes the
+    // same state again). The reverse cannot happen: SQLite reports no commit done whose sync
+    // failed. The ROLLBACK above ends the transaction, SQLite leaves its error state when
+    // the pager is next unlocked, and the same connection serves the next batch as soon as
+    // the disk does (tests/faults/disk_faults_test.py runs all of this).
     for (PendingWrite& w : rest) {
       WriteResult r;
       r.status = absl::UnavailableError(absl::StrCat("database unavailable: ", st.message()));

@@ -4,7 +4,8 @@
 //
 // Each batch of writes is one transaction. An op the database refuses (a constraint, a value
 // too big) fails alone, INTERNAL; the rest of its batch is applied again without it. Any other
-// failure fails the batch, UNAVAILABLE.
+// failure fails the batch, UNAVAILABLE; a COMMIT that failed at its sync may still be found
+// after a crash and restart (ApplyBatch says why).
 #ifndef DTM_STORAGE_SQLITE_SQLITE_STORE_H_
 #define DTM_STORAGE_SQLITE_SQLITE_STORE_H_
 
