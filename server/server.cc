@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
   StoreOptions so;
   so.schema = config.schema;
   so.init = config.init_store;
+  so.lease = config.lease;
   auto store = OpenStore(config.store, so);
   if (!store.ok()) return store.status();
   p->store = std::move(*store);

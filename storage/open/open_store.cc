@@ -1,5 +1,6 @@
 #include "storage/open/open_store.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -34,6 +35,9 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url,
   } else if (IsPostgres(url)) {
     PgStoreOptions o;
     o.schema = options.schema;
+    if (options.lease > absl::ZeroDuration()) {
+      o.idle_in_transaction_timeout = std::max(options.lease / 2, absl::Seconds(1));
+    }
     auto store = PgStore::Open(url, o);
     if (!store.ok()) return store.status();
     return std::unique_ptr<Store>(std::move(*store));

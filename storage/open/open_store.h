@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "storage/store.h"
 
 namespace dtm {
@@ -17,6 +18,10 @@ struct StoreOptions {
   std::string schema;
   // SQLite: create a new store in an existing file that holds none (SQLiteStore::Open).
   bool init = false;
+  // PostgreSQL: dtmd's --lease. The server ends a store session idle inside a transaction for
+  // half of it (at least 1 s), so a replica cut off mid-batch does not hold row locks past its
+  // lease (PgStoreOptions::idle_in_transaction_timeout). Zero: the server's setting.
+  absl::Duration lease = absl::ZeroDuration();
 };
 
 // Opens the store named by a URL: "sqlite:///path/to/file.db", "sqlite://relative.db", a

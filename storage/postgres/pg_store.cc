@@ -200,6 +200,13 @@ void FailAll(std::vector<PendingWrite>& batch, absl::string_view why) {
   batch.clear();
 }
 
+// Session settings every connection of the store starts with.
+absl::Status ConfigureSession(PgConn& c, const PgStoreOptions& o) {
+  if (o.idle_in_transaction_timeout <= absl::ZeroDuration()) return absl::OkStatus();
+  const int64_t ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(o.idle_in_transaction_timeout));
+  return c.Exec(absl::StrCat("SET idle_in_transaction_session_timeout = ", ms)).status();
+}
+
 // A writer's name in dtm_commit_marker: random, so that no two processes share one.
 std::string NewWriterId() {
   std::random_device rd;
@@ -334,6 +341,7 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const std::string& connin
   PgStoreOptions o = options;
   if (o.schema.empty()) o.schema = "public";
   ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c, PgConn::Connect(conninfo, o.schema, o.io_timeout));
+  RETURN_IF_ERROR(ConfigureSession(*c, o));
   RETURN_IF_ERROR(Migrate(*c, o.schema, conninfo));
   RETURN_IF_ERROR(PrepareAll(*c));
   return std::unique_ptr<PgStore>(new PgStore(conninfo, o, std::move(c)));
@@ -392,6 +400,7 @@ void PgStore::Write(WriteOp op, Done done) { committer_->Submit(std::move(op), s
 absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Connect() {
   ASSIGN_OR_RETURN(std::unique_ptr<PgConn> c,
                    PgConn::Connect(conninfo_, options_.schema, options_.io_timeout));
+  RETURN_IF_ERROR(ConfigureSession(*c, options_));
   RETURN_IF_ERROR(PrepareAll(*c));
   return c;
 }

@@ -44,6 +44,12 @@ struct PgStoreOptions {
   int readers = 2;                               // connections for Get/List
   absl::Duration io_timeout = absl::Seconds(5);  // connect and each wait for an answer
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  // The server ends a session of this store that sits idle inside a transaction this long
+  // (idle_in_transaction_session_timeout); zero leaves the server's setting. A dtmd cut off
+  // from the database in the middle of a batch leaves its session open on the server, holding
+  // row locks that keep the other replicas from the work for as long as the server keeps it
+  // (TCP keepalive: hours); dtmd sets this below its lease.
+  absl::Duration idle_in_transaction_timeout = absl::ZeroDuration();
   // Tests only: runs on the writer thread after a batch's COMMIT went out, before its answer
   // is read (to cut the connection there and make the outcome unknown).
   std::function<void(PGconn*)> after_commit_sent_for_test;

@@ -97,9 +97,7 @@ def parse():
                    default=float(os.environ.get("DTM_NETFAULT_SECONDS", "12")),
                    help="how long each workload phase's fault lasts (and transfers are sent)")
     p.add_argument("--threads", type=int, default=6, help="dtm-faultload's client threads")
-    # http is left out by default: the banks' HTTP branch targets name 127.0.0.1 whatever
-    # --listen_host says, an address that, seen from dtmd's namespace, is dtmd's own.
-    p.add_argument("--modes", default="saga,tcc,msg,xa,msgcrash,xavanish",
+    p.add_argument("--modes", default="saga,tcc,msg,xa,http,msgcrash,xavanish",
                    help="dtm-faultload's transfer kinds")
     p.add_argument("--loss", type=int, default=15, help="percent of packets dropped")
     p.add_argument("--delay_ms", type=int, default=275)

@@ -80,6 +80,12 @@ absl::StatusOr<std::unique_ptr<BankHttp>> BankHttp::Start(BankService* service,
       dtm::HttpServer::Start(o, &bank->router_);
   if (!server.ok()) return server.status();
   bank->server_ = *std::move(server);
+  // Targets name the address listened on (a wildcard one names this machine's loopback).
+  const size_t colon = listen.rfind(':');
+  bank->host_ = colon == std::string::npos ? listen : listen.substr(0, colon);
+  if (bank->host_.empty() || bank->host_ == "0.0.0.0" || bank->host_ == "[::]") {
+    bank->host_ = "127.0.0.1";
+  }
   return bank;
 }
 
@@ -91,7 +97,7 @@ BankHttp::~BankHttp() {
 }
 
 std::string BankHttp::Target(const char* method) const {
-  return absl::StrCat("http://127.0.0.1:", port(), "/api/", method);
+  return absl::StrCat("http://", host_, ":", port(), "/api/", method);
 }
 
 void BankHttp::Serve(dtm::HttpRequest req, dtm::HttpResponder respond, const char* method) {

@@ -29,7 +29,7 @@ class BankHttp {
   ~BankHttp();  // Stops serving and waits for the calls in flight.
 
   int port() const { return server_->port(); }
-  // "http://127.0.0.1:port/api/<method>": a branch target.
+  // "http://<listen host>:port/api/<method>": a branch target (127.0.0.1 for a wildcard).
   std::string Target(const char* method) const;
 
  private:
@@ -39,6 +39,7 @@ class BankHttp {
   BankService* const service_;
   dtm::HttpRouter router_;
   std::unique_ptr<dtm::HttpServer> server_;
+  std::string host_;  // what Target() names
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
