@@ -26,7 +26,7 @@ Usage: disk_faults_test.py --dtmd PATH --faultload PATH --gen DIR [--shim LIB] [
          [--threads 4] [--seed N] [--keep]
 (--gen: the generated Python stubs of proto/dtm/v1; --shim: the built fsync_shim, compiled
 from fsync_shim.c next to this file with gcc when not given. More --rounds repeat slow, fail,
-recover and full for a longer run.) The default run takes about 75 s.
+recover and full for a longer run.) The default run takes about 65 s.
 """
 import argparse
 import collections
