@@ -4,7 +4,7 @@
 # here from fsync_shim.c: this kernel has no device-mapper to make a disk slow or failing),
 # while dtm-faultload moves money between the banks (ledgers on the suite's PostgreSQL):
 # fsync 200-1000 ms, fsync failing with EIO, writes failing with ENOSPC, and a kill -9 while
-# fsync fails. About 75 s; longer: --rounds N (each round about 35 s more), --slow_seconds,
+# fsync fails. About 65 s; longer: --rounds N (each round about 36 s more), --slow_seconds,
 # --fail_seconds, --full_seconds.
 #
 # clock_jump_test: two replicas on the suite's PostgreSQL, one of them under libfaketime
