@@ -30,6 +30,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/runtime/log.h"
+#include "server/runtime/monotonic_wait.h"
 #include "server/server.h"
 #include "storage/open/open_store.h"
 
@@ -164,6 +165,7 @@ class ListenerWatchdog {
       absl::MutexLock lock(&mu_);
       stop_ = true;
     }
+    wait_.Notify();
     if (thread_.joinable()) thread_.join();
   }
   bool fired() {
@@ -239,7 +241,9 @@ class ListenerWatchdog {
     for (;;) {
       {
         absl::MutexLock lock(&mu_);
-        if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) return;
+        if (wait_.For(mu_, interval, [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; })) {
+          return;
+        }
       }
       // Generous, so that a loaded machine is not taken for a dead listener.
       const absl::Duration timeout = std::clamp(interval, absl::Seconds(2), absl::Seconds(10));
@@ -263,6 +267,7 @@ class ListenerWatchdog {
   const bool tls_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  dtm::MonotonicWait wait_;  // between checks
   bool fired_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

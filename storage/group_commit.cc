@@ -18,6 +18,8 @@ void GroupCommitter::Submit(WriteOp op, Store::Done done) {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       queue_.push_back(PendingWrite{std::move(op), std::move(done)});
+      // The writer sleeps only on an empty queue: one wakeup per batch, not per write.
+      if (queue_.size() == 1) wait_.Notify();
       return;
     }
   }
@@ -31,6 +33,7 @@ void GroupCommitter::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  wait_.Notify();
   if (writer_.joinable()) writer_.join();
 }
 
@@ -62,7 +65,7 @@ void GroupCommitter::Run() {
       absl::MutexLock lock(&mu_);
       auto ready = [this]()
                        ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), idle_interval_);
+      wait_.For(mu_, idle_interval_, ready);
       if (queue_.empty() && stopping_) return;  // drained
       while (!queue_.empty() && batch.size() < max_batch_) {
         batch.push_back(std::move(queue_.front()));

@@ -14,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "server/runtime/monotonic_wait.h"
 #include "storage/store.h"
 
 namespace dtm {
@@ -64,6 +65,7 @@ class GroupCommitter {
   uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t ops_ ABSL_GUARDED_BY(mu_) = 0;
   Store::CommitObserver observer_ ABSL_GUARDED_BY(mu_);
+  MonotonicWait wait_;  // the writer's (notified when queue_ gets its first op or stopping_)
   std::thread writer_;
 };
 

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "server/runtime/log.h"
+#include "server/runtime/monotonic_wait.h"
 
 namespace dtm {
 
@@ -231,7 +232,7 @@ class HttpServer::Impl {
   }
   void RequestAnswered() {
     absl::MutexLock lock(&mu_);
-    --busy_;
+    if (--busy_ == 0) idle_.Notify();
   }
   // The session closed its connection: the server lets go of it.
   void Forget(Session* s) {
@@ -257,6 +258,7 @@ class HttpServer::Impl {
   // reference, so an answer that comes after the connection is gone is dropped.
   absl::flat_hash_map<Session*, std::shared_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  MonotonicWait idle_;  // Shutdown's wait for busy_ to reach 0
   std::shared_ptr<net::ssl::context> tls_ ABSL_GUARDED_BY(mu_);
   std::string tls_version_ ABSL_GUARDED_BY(mu_);
   absl::Time tls_next_check_ ABSL_GUARDED_BY(mu_);
@@ -567,7 +569,7 @@ void HttpServer::Impl::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
     auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return busy_ == 0; };
-    mu_.AwaitWithTimeout(absl::Condition(&idle), grace);
+    idle_.For(mu_, grace, idle);
   }
   work_.reset();
   ioc_.stop();

@@ -21,12 +21,14 @@ void Recovery::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  wait_.Notify();
   if (thread_.joinable()) thread_.join();
 }
 
 void Recovery::Nudge() {
   absl::MutexLock lock(&mu_);
   nudged_ = true;
+  wait_.Notify();
 }
 
 int Recovery::RunOnce() {
@@ -123,7 +125,7 @@ void Recovery::Loop() {
     auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || nudged_; };
     absl::Duration pause =
         backlog_ ? std::min(options_.backlog_pause, options_.interval) : options_.interval;
-    mu_.AwaitWithTimeout(absl::Condition(&wake), pause);
+    wait_.For(mu_, pause, wake);
     if (stopping_) return;
     nudged_ = false;
   }

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "server/engine/engine.h"
 #include "server/runtime/clock.h"
+#include "server/runtime/monotonic_wait.h"
 #include "storage/store.h"
 
 namespace dtm {
@@ -65,6 +66,7 @@ class Recovery {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool nudged_ ABSL_GUARDED_BY(mu_) = false;
+  MonotonicWait wait_;      // the loop's pause (a wall-clock step cannot stretch it)
   std::string last_error_;  // of the last claim; only the loop thread touches it
   bool backlog_ = false;    // the last round left due work unclaimed; loop thread only
   std::thread thread_;

@@ -20,7 +20,10 @@ TimerQueue::~TimerQueue() { Shutdown(); }
 TimerQueue::TimerId TimerQueue::Schedule(absl::Time when, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
   TimerId id = next_id_++;
-  if (timers_.empty() || when < timers_.begin()->first.first) ++generation_;
+  if (timers_.empty() || when < timers_.begin()->first.first) {
+    ++generation_;
+    wait_.Notify();
+  }
   timers_.emplace(std::make_pair(when, id), std::move(fn));
   deadlines_.emplace(id, when);
   return id;
@@ -63,6 +66,7 @@ void TimerQueue::Shutdown() {
     deadlines_.clear();
     ++generation_;
   }
+  wait_.Notify();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -76,7 +80,7 @@ void TimerQueue::Run() {
         return stopping_ || generation_ != gen;
       };
       if (timers_.empty()) {
-        mu_.Await(absl::Condition(&changed));
+        wait_.Until(mu_, changed);
         continue;
       }
       absl::Time next = timers_.begin()->first.first;
@@ -85,7 +89,7 @@ void TimerQueue::Run() {
         // The wait runs on the local clock, the deadline is on `clock_`, which may be the
         // database's (a local estimate re-measured every few seconds): look again at least
         // every kMaxWait so that a correction of that estimate delays a timer by no more.
-        mu_.AwaitWithTimeout(absl::Condition(&changed), std::min(next - now, kMaxWait));
+        wait_.For(mu_, std::min(next - now, kMaxWait), changed);
         continue;
       }
     }

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/runtime/clock.h"
+#include "server/runtime/monotonic_wait.h"
 
 namespace dtm {
 
@@ -47,6 +48,7 @@ class TimerQueue {
   TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumps when an earlier timer arrives
+  MonotonicWait wait_;  // the timer thread's (notified when generation_ or stopping_ change)
   std::thread thread_;
 };
 
