@@ -46,6 +46,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import e2e_support as es  # noqa: E402
 from e2e_support import check, serve_branches, wait_until  # noqa: E402
 
+sys.path.insert(0, HERE)
+from fault_support import Faultload  # noqa: E402
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--dtmd", required=True)
 parser.add_argument("--faultload", required=True)
@@ -174,51 +177,14 @@ class Probe:
         return min(oks, key=lambda c: c.answered) if oks else None
 
 
-class Faultload:
-    """dtm-faultload as a child process; keeps its progress lines and its RESULT."""
-
-    def __init__(self, tmp, address, seconds):
-        self.progress = []  # (time, ok, unavailable, other)
-        self.result = None
-        self.violations = []
-        self.log = open(os.path.join(tmp, "faultload.log"), "w")
-        argv = [args.faultload, "--coordinator=" + address, "--bank_pg=" + args.pg,
-                "--seconds=%ds" % int(seconds), "--transfers=1000000",
-                "--threads=%d" % args.threads, "--settle_seconds=180s"]
-        if args.seed:
-            argv.append("--seed=%d" % args.seed)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        es.procs.append(self.proc)
-        self.reader = threading.Thread(target=self.read, daemon=True)
-        self.reader.start()
-
-    def read(self):
-        for line in self.proc.stdout:
-            self.log.write(line)
-            self.log.flush()
-            m = re.search(r"progress t=\S+ submitted=\d+ ok=(\d+) aborted=\d+ "
-                          r"unavailable=(\d+) other=(\d+)", line)
-            if m:
-                self.progress.append((time.time(),) + tuple(int(g) for g in m.groups()))
-            elif line.startswith("faultload: RESULT "):
-                self.result = json.loads(line[len("faultload: RESULT "):])
-            elif line.startswith("faultload: VIOLATION"):
-                self.violations.append(line.strip())
-
-    def ok_at(self, t):
-        """The workload's count of OK client calls at time t (its last progress line by then)."""
-        before = [p for p in self.progress if p[0] <= t]
-        return before[-1][1] if before else 0
-
-    def wait(self, timeout):
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.reader.join(timeout=10)
-        return code
+def start_workload(tmp, address, seconds):
+    """dtm-faultload through `address` for `seconds`, its banks on --pg (fault_support)."""
+    argv = [args.faultload, "--coordinator=" + address, "--bank_pg=" + args.pg,
+            "--seconds=%ds" % int(seconds), "--transfers=1000000",
+            "--threads=%d" % args.threads, "--settle_seconds=180s"]
+    if args.seed:
+        argv.append("--seed=%d" % args.seed)
+    return Faultload(argv, os.path.join(tmp, "faultload.log"), es.procs)
 
 
 def pause(seconds, alive):
@@ -277,7 +243,7 @@ def scenario(tmp):
           "recover %.0fs), crash; workload submits for %.0fs"
           % (baseline, args.rounds, args.slow_seconds, args.fail_seconds, recover,
              args.full_seconds, recover, submit_seconds), flush=True)
-    load = Faultload(tmp, address, submit_seconds)
+    load = start_workload(tmp, address, submit_seconds)
     probe = Probe(address, branch_port)
     probe.start()
     pause(baseline, dtmd)

@@ -149,6 +149,7 @@ class Topology:
         self.faults = {}
         self.procs = []       # (node, Popen) started by popen()
         self.postgres = []    # (node, data dir)
+        self._pg_start = {}   # data dir -> the command that starts its server
         self.is_up = False
         self._queue = 0
 
@@ -322,11 +323,25 @@ class Topology:
         for s in settings:
             options += ["-c", s]
         self.postgres.append((node, data))
-        self.run(node, _as_postgres(_pg_bin("pg_ctl"), "-D", data, "-l",
-                                    os.path.join(directory, "server.log"), "-w", "-t", "60",
-                                    "-o", " ".join(options), "start"), timeout=90)
+        self._pg_start[data] = self.exec_argv(node, _as_postgres(
+            _pg_bin("pg_ctl"), "-D", data, "-l", os.path.join(directory, "server.log"), "-w",
+            "-t", "60", "-o", " ".join(options), "start"))
+        _sh(self._pg_start[data], timeout=90)
         tail = " port=%d user=postgres dbname=postgres" % port
         return "host=%s%s" % (self.addr(node), tail), "host=%s%s" % (directory, tail)
+
+    def crash_postgres(self, directory):
+        """Stops the server start_postgres() started in `directory` as a crash would (pg_ctl
+        -m immediate: every process killed at once, no checkpoint; the next start recovers
+        from the WAL)."""
+        data = os.path.join(directory, "data")
+        node = next(n for n, d in self.postgres if d == data)
+        _sh(self.exec_argv(node, _as_postgres(_pg_bin("pg_ctl"), "-D", data, "-m",
+                                              "immediate", "-w", "stop")), check=False)
+
+    def restart_postgres(self, directory):
+        """Starts that server again, as start_postgres() did (crash recovery runs first)."""
+        _sh(self._pg_start[os.path.join(directory, "data")], timeout=120)
 
     # --- faults --------------------------------------------------------------------------
 

@@ -7,11 +7,7 @@
 # with libnetfilter_queue (Debian: libnetfilter-queue-dev): the kernel these tests were
 # written on has no netem qdisc, so packets are held in user space through NFQUEUE.
 enable_language(C)
-pkg_check_modules(NETFILTER_QUEUE IMPORTED_TARGET libnetfilter_queue libnfnetlink)
-if(NOT NETFILTER_QUEUE_FOUND)
-  message(WARNING "libnetfilter-queue-dev not found: network_faults_test is not built")
-  return()
-endif()
+pkg_check_modules(NETFILTER_QUEUE REQUIRED IMPORTED_TARGET libnetfilter_queue libnfnetlink)
 add_executable(netdelay netdelay.c)
 target_link_libraries(netdelay PRIVATE PkgConfig::NETFILTER_QUEUE)
 target_compile_options(netdelay PRIVATE -Wall -Wextra)
