@@ -33,20 +33,20 @@ every clock read of every thread opens and parses the file, and in runs that way
 stopped logging right after the jump), and the test waits for the jump to show in A's log.
 
 libfaketime fakes what the process reads from the clock, not the clock the kernel waits on.
-The Abseil dtmd is built with (Debian's 20220623) turns every timed wait
-(absl::Mutex::AwaitWithTimeout: the timer queue, the recovery loop, the store's writer) into
-a futex wait until an absolute CLOCK_REALTIME deadline computed from the faked clock, which
-the kernel compares with the real one: an hour ahead, each such wait would last an hour; an
-hour behind, each would return at once and the loops around them would spin. A real step
-moves both clocks together, so a small shim preloaded after libfaketime (FUTEX_SHIM below,
-compiled at the start with cc) puts those waits on the same footing: it turns each deadline
-into the time left by the faked clock, waited for on the monotonic clock. That is a wait of
-a duration, as later Abseil releases wait for one (a relative futex wait, on the monotonic
-clock), and as a wait begun after a real step sees it. It leaves out a wait already under way
-when a real step comes: with --faithful_waits the shim follows the faked clock through each
-wait, as the kernel follows a real step, and then a backward jump holds every such wait for
-the size of the jump (with --no_workload to wake nothing: A's recovery loop sleeps through
-its lease renewals and B takes A's sagas over while A runs).
+dtmd's own timed waits (the timer queue, the recovery loop, the store's writer) run on the
+monotonic clock (server/runtime/monotonic_wait.h), which neither a real step nor libfaketime
+moves. Any absolute CLOCK_REALTIME futex wait left (Debian's Abseil 20220623 turns its timed
+waits into such waits, with a deadline computed from the faked clock, which the kernel
+compares with the real one) would under plain libfaketime last an hour at +1 h and spin at
+-1 h, where a real step moves both clocks together; a small shim preloaded after libfaketime
+(FUTEX_SHIM below, compiled at the start with cc) puts such waits on the footing of a real
+step: it turns each deadline into the time left by the faked clock, waited for on the
+monotonic clock. With --faithful_waits the shim follows the faked clock through each wait, as
+the kernel follows a real step through a wait under way: then a backward jump holds every
+such wait for the size of the jump. dtmd passes that variant too (clock_jump_faithful_test,
+with --no_workload so that nothing wakes its loops early); before its waits moved to the
+monotonic clock, A's recovery loop slept through its lease renewals there and B took A's
+sagas over while A ran.
 
 Usage: clock_jump_test.py --dtmd PATH --gen DIR [--faultload PATH] [--pg CONNINFO]
          [--jumps +3600,-3600] [--lease 5] [--sagas 6] [--faithful_waits] [--no_workload]

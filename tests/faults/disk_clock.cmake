@@ -33,3 +33,13 @@ add_test(NAME clock_jump_test
     --gen ${CMAKE_BINARY_DIR}/pygen)
 set_tests_properties(clock_jump_test PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE
   ${DTM_PG_TEST_PROPERTIES})
+
+# The same with every absolute wall-clock wait of dtmd following the faked clock through the
+# wait, as a real step is followed (--faithful_waits; see the test's docstring): a backward
+# step must not stall dtmd's timers and loops. Without the workload, so nothing else wakes
+# them. About 75 s.
+add_test(NAME clock_jump_faithful_test
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/clock_jump_test.py
+    --dtmd $<TARGET_FILE:dtmd> --gen ${CMAKE_BINARY_DIR}/pygen --faithful_waits --no_workload)
+set_tests_properties(clock_jump_faithful_test PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE
+  ${DTM_PG_TEST_PROPERTIES})
