@@ -139,8 +139,10 @@ class Store {
   virtual void set_commit_observer(CommitObserver observer) = 0;
   // The database's clock. Every time the coordinator stores or compares (next_retry_time,
   // leases, timeouts) comes from here, so replicas whose own clocks disagree still agree on
-  // what is due. SQLite: the local clock. PostgreSQL: the server's clock, estimated as the
-  // local clock plus an offset measured at each connect and refreshed every few seconds.
+  // what is due. SQLite: the local clock as it read at open, carried forward by the monotonic
+  // clock. PostgreSQL: the server's clock as read at each connect and every few seconds,
+  // carried forward by the monotonic clock in between. So a step of the local wall clock
+  // moves nothing while dtmd runs.
   virtual absl::Time Now() { return absl::Now(); }
 
   // Runs `op` and blocks until it is committed. Not for gRPC or engine threads.

@@ -1114,6 +1114,25 @@ TEST(PgStoreTest, NowIsTheDatabaseClockCarriedForwardByTheMonotonicClock) {
 // A store of schema v4 (its partial indexes declared with IN lists, no trace context columns)
 // is migrated in place: the indexes are rebuilt with the range predicates the queries use, the
 // trace context columns are added, and the rows stay.
+// The store's clock starts at the wall clock and then follows the monotonic clock: it never
+// goes back, and stays with the wall clock while nobody steps it.
+TEST(SQLiteStoreTest, NowStartsAtTheWallClockAndNeverGoesBack) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/now-", getpid(), ".db");
+  std::remove(path.c_str());
+  auto s = SQLiteStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  absl::Time last = (*s)->Now();
+  EXPECT_LT(absl::AbsDuration(last - absl::Now()), absl::Seconds(2));
+  for (int i = 0; i < 1000; ++i) {
+    absl::Time now = (*s)->Now();
+    ASSERT_GE(now, last);
+    last = now;
+  }
+  absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_GE((*s)->Now() - last, absl::Milliseconds(20));
+  (*s)->Close();
+}
+
 TEST(SQLiteStoreTest, MigratesV4IndexesToRanges) {
   char dir[] = "/tmp/dtm-store-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);

@@ -615,6 +615,10 @@ absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string
   return std::unique_ptr<SQLiteStore>(new SQLiteStore(path, std::move(writer), std::move(reader)));
 }
 
+absl::Time SQLiteStore::Now() {
+  return opened_wall_ + absl::FromChrono(std::chrono::steady_clock::now() - opened_steady_);
+}
+
 SQLiteStore::SQLiteStore(std::string path, std::unique_ptr<SQLiteConn> writer,
                          std::unique_ptr<SQLiteConn> reader)
     : writer_(std::move(writer)), reader_(std::move(reader)), path_(std::move(path)) {

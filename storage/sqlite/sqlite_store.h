@@ -9,11 +9,14 @@
 #ifndef DTM_STORAGE_SQLITE_SQLITE_STORE_H_
 #define DTM_STORAGE_SQLITE_SQLITE_STORE_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "storage/group_commit.h"
 #include "storage/store.h"
 
@@ -39,6 +42,10 @@ class SQLiteStore final : public Store {
   void Close() override;
   absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() override;
   void set_commit_observer(CommitObserver observer) override;
+  // The local wall clock as it read when the store opened, carried forward by the monotonic
+  // clock: a step of the wall clock (NTP, an operator) while dtmd runs moves no retry, lease
+  // or timeout. The next start reads the wall clock again.
+  absl::Time Now() override;
 
   const GroupCommitter& committer() const { return *committer_; }
 
@@ -56,6 +63,8 @@ class SQLiteStore final : public Store {
   absl::Status RunBatch(std::vector<PendingWrite>& ops, size_t n, std::vector<WriteResult>& results,
                         size_t& failed_op);
 
+  const absl::Time opened_wall_ = absl::Now();
+  const std::chrono::steady_clock::time_point opened_steady_ = std::chrono::steady_clock::now();
   const std::unique_ptr<SQLiteConn> writer_;  // used only by the committer thread
   absl::Mutex reader_mu_;
   const std::unique_ptr<SQLiteConn> reader_ ABSL_GUARDED_BY(reader_mu_);
