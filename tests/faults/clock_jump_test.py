@@ -72,6 +72,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import e2e_support as es  # noqa: E402
 from e2e_support import check, serve_branches, wait_until  # noqa: E402
 
+sys.path.insert(0, HERE)
+from fault_support import Faultload  # noqa: E402
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--dtmd", required=True)
 parser.add_argument("--faultload", default="")
@@ -371,34 +374,6 @@ class ReplicaA:
         self.proc.wait()
 
 
-class Workload:
-    """dtm-faultload through both replicas as a child process."""
-
-    def __init__(self, tmp, coordinators, seconds):
-        self.result = None
-        self.out = os.path.join(tmp, "faultload.log")
-        self.proc = subprocess.Popen(
-            [args.faultload, "--coordinator=" + coordinators, "--bank_pg=" + args.pg,
-             "--seconds=%ds" % int(seconds), "--transfers=1000000", "--threads=4",
-             "--settle_seconds=180s"],
-            stdout=open(self.out, "w"), stderr=subprocess.STDOUT)
-        es.procs.append(self.proc)
-
-    def wait(self, timeout):
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        with open(self.out) as f:
-            text = f.read()
-        m = re.search(r"^faultload: RESULT (.*)$", text, re.M)
-        self.result = json.loads(m.group(1)) if m else {}
-        for line in re.findall(r"^faultload: VIOLATION.*$", text, re.M)[:20]:
-            print("  " + line)
-        return code
-
-
 def build_futex_shim(tmp):
     src = os.path.join(tmp, "futex_shim.c")
     out = os.path.join(tmp, "futex_shim.so")
@@ -452,8 +427,11 @@ def scenario(tmp, store):
     seconds_per_jump = 16 + 2 * args.lease
     load = None
     if not args.no_workload:
-        load = Workload(tmp, "%s,%s%s" % (a.address, es.LOOPBACK, b_port),
-                        8 + seconds_per_jump * len(jumps))
+        load = Faultload(
+            [args.faultload, "--coordinator=%s,%s%s" % (a.address, es.LOOPBACK, b_port),
+             "--bank_pg=" + args.pg, "--seconds=%ds" % (8 + seconds_per_jump * len(jumps)),
+             "--transfers=1000000", "--threads=4", "--settle_seconds=180s"],
+            os.path.join(tmp, "faultload.log"), es.procs)
 
     stub_a = pb_grpc.CoordinatorStub(grpc.insecure_channel(a.address))
     base, _ = run_sagas(stub_a, target, "retry-base", args.sagas)
@@ -546,8 +524,10 @@ def scenario(tmp, store):
 
     if load:
         code = load.wait(8 + seconds_per_jump * len(jumps) + 300)
-        r = load.result
+        r = load.result or {}
         print("workload: exit %s, RESULT %s" % (code, json.dumps(r)), flush=True)
+        for line in load.violations[:20]:
+            print("  " + line)
         check(code == 0 and r.get("violations") == 0 and r.get("not_terminal", 0) == 0,
               "the bank invariant holds (dtm-faultload exit 0, no violations, all terminal)")
     check(es.stop(b_proc) == 0 and es.stop(a.proc) == 0, "both replicas stop cleanly")

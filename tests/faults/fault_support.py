@@ -49,6 +49,10 @@ class Faultload:
         before = [p for p in self.progress if p[0] <= t]
         return before[-1] if before else (t, 0, 0, 0, 0, 0)
 
+    def submitted_between(self, t1, t2):
+        """How many transfers it started between t1 and t2, by its progress lines."""
+        return self.at(t2)[1] - self.at(t1)[1]
+
     def ok_at(self, t):
         """The count of acknowledged client calls by time t."""
         return self.at(t)[2]

@@ -62,6 +62,7 @@ import grpc  # noqa: E402
 
 import e2e_support  # noqa: E402
 from e2e_support import check, serve_branches, start, wait_until  # noqa: E402
+from fault_support import Faultload  # noqa: E402
 from patroni_cluster import PatroniCluster  # noqa: E402
 
 
@@ -196,57 +197,6 @@ class Probe:
 
     def acks_since(self, t):
         return sum(1 for r in self.snapshot() if r[4] == "OK" and r[2] >= t)
-
-
-class Faultload:
-    """dtm-faultload as a child process; its lines are read as they come, each with the time
-    it was read, so a test can tell whether it was submitting during a fault."""
-
-    def __init__(self, argv, log_path):
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1)
-        e2e_support.procs.append(self.proc)
-        self.lines = []  # (time read, line)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append((time.time(), line.rstrip("\n")))
-            self.log.write(line)
-            self.log.flush()
-
-    def submitted_between(self, t1, t2):
-        """How many transfers its progress lines say it submitted between t1 and t2."""
-        def at(t):
-            n = 0
-            for when, line in self.lines:
-                if when > t:
-                    break
-                m = re.search(r"progress .*submitted=(\d+)", line)
-                if m:
-                    n = int(m.group(1))
-            return n
-        return at(t2) - at(t1)
-
-    def result(self):
-        for _, line in self.lines:
-            if line.startswith("faultload: RESULT "):
-                try:
-                    return json.loads(line[len("faultload: RESULT "):])
-                except ValueError:
-                    return None
-        return None
-
-    def wait(self, timeout):
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.thread.join(10)
-        return code
 
 
 def start_dtmds(tmp, store, n):
@@ -498,9 +448,8 @@ def failover_test(tmp):
                       "--bank_pg=" + bank_pg, "--seconds=%ds" % seconds,
                       "--transfers=100000000", "--threads=%d" % args.threads,
                       "--settle_seconds=240s"],
-                     os.path.join(tmp, "faultload.log"))
-    check(wait_until(lambda: re.search(r"progress .* ok=([1-9]\d{1,})",
-                                       "\n".join(l for _, l in load.lines)) is not None, 60),
+                     os.path.join(tmp, "faultload.log"), e2e_support.procs)
+    check(wait_until(lambda: load.ok_at(time.time()) >= 10, 60),
           "dtm-faultload: transfers succeed before any fault")
 
     faults = []
@@ -525,14 +474,12 @@ def failover_test(tmp):
                   "fault %d: dtm-faultload was submitting through the outage" % r.number)
 
     code = load.wait(seconds + 400)
-    result = load.result()
+    result = load.result
     print("faultload: exit %d, %s" % (code, json.dumps(result)))
     check(code == 0 and result is not None and result.get("violations") == 0,
           "dtm-faultload: the bank invariant holds (exit %d)" % code)
-    if code != 0:
-        for _, line in load.lines:
-            if "VIOLATION" in line or "faultload:" in line and "progress" not in line:
-                print("   " + line)
+    for line in load.violations[:20]:
+        print("   " + line)
 
     probe.stop()
     check_probe(probe, faults, dtmds, cluster)
