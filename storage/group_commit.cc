@@ -14,15 +14,19 @@ GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duratio
 GroupCommitter::~GroupCommitter() { Stop(); }
 
 void GroupCommitter::Submit(WriteOp op, Store::Done done) {
+  bool queued = false, wake = false;
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       queue_.push_back(PendingWrite{std::move(op), std::move(done)});
-      // The writer sleeps only on an empty queue: one wakeup per batch, not per write.
-      if (queue_.size() == 1) wait_.Notify();
-      return;
+      queued = true;
+      wake = queue_.size() == 1;
     }
   }
+  // The writer sleeps only on an empty queue: one wakeup per batch, not per write; after the
+  // unlock, so that it does not wake only to wait for the mutex.
+  if (wake) wait_.Notify();
+  if (queued) return;
   WriteResult r;
   r.status = absl::UnavailableError("store is closed");
   done(std::move(r));

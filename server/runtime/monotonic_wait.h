@@ -33,6 +33,10 @@ class MonotonicWait {
   template <typename Done>
   bool For(absl::Mutex& mu, absl::Duration timeout, Done done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     Lockable lockable{mu};
+    if (timeout > absl::Hours(24 * 365)) {  // steady_clock::now() + that could overflow
+      cv_.wait(lockable, done);
+      return true;
+    }
     return cv_.wait_for(lockable, absl::ToChronoNanoseconds(timeout), done);
   }
   // With `mu` held: waits until `done()` is true, however long.

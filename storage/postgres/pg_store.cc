@@ -1,5 +1,7 @@
 #include "storage/postgres/pg_store.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,9 +29,6 @@ struct PgStore::Reader {
 // marker says whether it committed (see ResolveUnknownCommits).
 struct PgStore::Unresolved {
   int64_t batch = 0;  // the number the batch wrote into its writer's commit marker
-  // The session that sent the COMMIT, to end it if it is still running on the same server.
-  int backend_pid = 0;
-  std::string backend_start;
   std::vector<PendingWrite> batch_ops;
   std::vector<WriteResult> results;  // what each op did, if the commit happened
 };
@@ -392,7 +391,11 @@ absl::Time PgStore::Now() {
 
 absl::Duration PgStore::Monotonic() const {
   if (options_.monotonic_for_test) return options_.monotonic_for_test();
-  return absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+  // CLOCK_BOOTTIME: monotonic like steady_clock, but it also counts the time the machine
+  // was suspended, so a resumed VM's store clock is not behind by the pause.
+  timespec t;
+  clock_gettime(CLOCK_BOOTTIME, &t);
+  return absl::DurationFromTimespec(t);
 }
 
 void PgStore::Write(WriteOp op, Done done) { committer_->Submit(std::move(op), std::move(done)); }
@@ -444,6 +447,10 @@ bool PgStore::EnsureMarkerRow() {
 bool PgStore::EnsureWriter() {
   if (writer_ && !writer_->broken()) return true;
   if (writer_) {
+    // A session that broke while a batch's outcome is unknown may still hold that writer's
+    // commit marker on the server: the resolver may have to end it. By pid and start time,
+    // noted at connect (libpq reports pid 0 once the connection broke).
+    if (!unresolved_.empty()) orphans_.emplace_back(writer_pid_, writer_start_);
     writer_.reset();
     LogLine(LogLevel::kWarning, "lost the PostgreSQL connection; reconnecting");
   }
@@ -490,25 +497,35 @@ void PgStore::ResolveUnknownCommits() {
     absl::StatusOr<pg::Result> r = writer_->Exec("BEGIN");
     if (r.ok()) r = writer_->Exec("SET LOCAL lock_timeout = '2s'");
     if (r.ok()) {
-      r = writer_->Exec("SELECT batch FROM dtm_commit_marker WHERE writer = $1 FOR UPDATE", p);
+      // Locks the row, and waits for a transaction that is writing it (an insert too, should
+      // the row be missing: a SELECT would neither see nor wait for that one).
+      r = writer_->Exec(
+          "INSERT INTO dtm_commit_marker (writer, batch, at) VALUES ($1, 0, now()) "
+          "ON CONFLICT (writer) DO UPDATE SET batch = dtm_commit_marker.batch RETURNING batch",
+          p);
     }
     if (!r.ok()) {
       if (writer_->broken()) return;  // try again on the next tick
       writer_->Exec("ROLLBACK").status().IgnoreError();
-      if (pg::SqlState(r.status()) == "55P03") {  // lock_not_available: the COMMIT still runs
-        // Never a session waiting for the synchronous standby: its commit is already in the
-        // local WAL, and ending the wait would make it visible (to every replica) before any
-        // standby has it, so a failover could still take it away.
-        PgParams session;
-        session.Add(static_cast<int64_t>(u.backend_pid)).Add(u.backend_start);
-        writer_
-            ->Exec(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid = $1::int AND backend_start::text = $2 "
-                "AND wait_event IS DISTINCT FROM 'SyncRep'",
-                session)
-            .status()
-            .IgnoreError();
+      if (pg::SqlState(r.status()) == "55P03") {  // lock_not_available: a session has the row
+        // The row's holder is one of this writer's earlier sessions (the batch's, or an
+        // earlier resolver's), still open on the server. It is ended only if it is idle in
+        // its transaction (its COMMIT never arrived) or waiting for a lock: never in the
+        // middle of a COMMIT (writing or syncing the WAL, or waiting for the synchronous
+        // standby), where ending it would make the commit visible, to every replica, before
+        // any standby has it, so that a failover could still take it away.
+        for (const auto& [pid, start] : orphans_) {
+          PgParams session;
+          session.Add(static_cast<int64_t>(pid)).Add(start);
+          writer_
+              ->Exec(
+                  "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE pid = $1::int AND backend_start::text = $2 "
+                  "AND (state LIKE 'idle in transaction%' OR wait_event_type = 'Lock')",
+                  session)
+              .status()
+              .IgnoreError();
+        }
       }
       return;
     }
@@ -532,6 +549,7 @@ void PgStore::ResolveUnknownCommits() {
     GroupCommitter::Complete(u.batch_ops, std::move(u.results));
     it = unresolved_.erase(it);
   }
+  if (unresolved_.empty()) orphans_.clear();
 }
 
 void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
@@ -610,14 +628,9 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
   failed_op = n;
   RETURN_IF_ERROR(c.BeginPipeline());
 
-  // Round 1: BEGIN, the commit marker, then one statement per op.
+  // Round 1: BEGIN, then one statement per op.
   const int64_t batch_number = ++batches_;
   RETURN_IF_ERROR(c.SendSql("BEGIN"));
-  {
-    PgParams mark;
-    mark.Add(writer_id_).Add(batch_number);
-    RETURN_IF_ERROR(c.SendPrepared("mark_commit", mark));
-  }
   for (PendingWrite& w : batch) {
     RETURN_IF_ERROR(std::visit(
         [&](auto& op) -> absl::Status {
@@ -664,11 +677,11 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         },
         w.op));
   }
-  // A statement's error names the op that sent it: round 1's results are BEGIN, the marker,
-  // then op i's statement at i + 2.
+  // A statement's error names the op that sent it: round 1's results are BEGIN, then op i's
+  // statement at i + 1.
   auto r1 = c.Flush();
   if (!r1.ok()) {
-    if (c.failed_statement() >= 2) failed_op = c.failed_statement() - 2;
+    if (c.failed_statement() >= 1) failed_op = c.failed_statement() - 1;
     return r1.status();
   }
 
@@ -677,7 +690,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
   std::vector<size_t> sent_by;  // round 2's statement j was sent for op sent_by[j]
   size_t sent = 0;
   for (size_t i = 0; i < n; ++i) {
-    const pg::Result& res = (*r1)[i + 2];
+    const pg::Result& res = (*r1)[i + 1];
     first[i] = sent;
     RETURN_IF_ERROR(std::visit(
         [&](auto& op) -> absl::Status {
@@ -776,7 +789,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
 
   // Each op's outcome, as it stands if the transaction commits.
   for (size_t i = 0; i < n; ++i) {
-    const pg::Result& res = (*r1)[i + 2];
+    const pg::Result& res = (*r1)[i + 1];
     WriteResult& o = out[i];
     std::visit(
         [&](auto& op) {
@@ -853,7 +866,14 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         batch[i].op);
   }
 
-  // Round 3: the durable commit.
+  // Round 3: the commit marker, then the durable commit. The marker goes last so that only a
+  // transaction about to commit holds this writer's row: a batch cut off earlier (its session
+  // left idle in its transaction on the server) must not block the next ones.
+  {
+    PgParams mark;
+    mark.Add(writer_id_).Add(batch_number);
+    RETURN_IF_ERROR(c.SendPrepared("mark_commit", mark));
+  }
   RETURN_IF_ERROR(c.SendSql("COMMIT"));
   absl::StatusOr<std::vector<pg::Result>> committed;
   absl::Status commit_sent = c.SendSync();
@@ -868,8 +888,6 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
       // COMMIT was sent and its answer lost: it may or may not have happened.
       auto u = std::make_unique<Unresolved>();
       u->batch = batch_number;
-      u->backend_pid = writer_pid_;  // libpq forgets it once the connection broke
-      u->backend_start = writer_start_;
       u->batch_ops = std::move(batch);
       batch.clear();
       u->results = std::move(out);

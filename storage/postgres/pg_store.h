@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -54,7 +55,7 @@ struct PgStoreOptions {
   // is read (to cut the connection there and make the outcome unknown).
   std::function<void(PGconn*)> after_commit_sent_for_test;
   // Tests only: the monotonic clock (time since any fixed start) that Now(), the clock's
-  // re-reading and the reconnect backoff count on; empty: std::chrono::steady_clock.
+  // re-reading and the reconnect backoff count on; empty: CLOCK_BOOTTIME.
   std::function<absl::Duration()> monotonic_for_test;
 };
 
@@ -102,7 +103,7 @@ class PgStore final : public Store {
                                                     size_t& failed_op);
 
   absl::StatusOr<std::unique_ptr<PgConn>> Connect();
-  // The monotonic clock: steady_clock, or options_.monotonic_for_test.
+  // The monotonic clock: CLOCK_BOOTTIME, or options_.monotonic_for_test.
   absl::Duration Monotonic() const;
   // Runs `fn` on a pooled reader connection, reconnecting once if it was broken.
   template <typename T, typename Fn>
@@ -116,6 +117,8 @@ class PgStore final : public Store {
   std::string writer_start_;        // ... and backend_start
   int64_t batches_ = 0;             // the number of the last batch sent
   bool marker_row_ = false;         // this writer's row of dtm_commit_marker exists
+  // Writer sessions (pid, backend_start) that broke while a batch's outcome was unknown.
+  std::vector<std::pair<int, std::string>> orphans_;
   absl::Duration next_connect_ = -absl::InfiniteDuration();  // on the monotonic clock
   absl::Duration backoff_ = absl::ZeroDuration();
   std::string last_error_;

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <utility>
 
@@ -615,8 +616,12 @@ absl::StatusOr<std::unique_ptr<SQLiteStore>> SQLiteStore::Open(const std::string
   return std::unique_ptr<SQLiteStore>(new SQLiteStore(path, std::move(writer), std::move(reader)));
 }
 
-absl::Time SQLiteStore::Now() {
-  return opened_wall_ + absl::FromChrono(std::chrono::steady_clock::now() - opened_steady_);
+absl::Time SQLiteStore::Now() { return opened_wall_ + (BootTime() - opened_boot_); }
+
+absl::Duration SQLiteStore::BootTime() {
+  timespec t;
+  clock_gettime(CLOCK_BOOTTIME, &t);
+  return absl::DurationFromTimespec(t);
 }
 
 SQLiteStore::SQLiteStore(std::string path, std::unique_ptr<SQLiteConn> writer,

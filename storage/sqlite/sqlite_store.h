@@ -46,6 +46,8 @@ class SQLiteStore final : public Store {
   // clock: a step of the wall clock (NTP, an operator) while dtmd runs moves no retry, lease
   // or timeout. The next start reads the wall clock again.
   absl::Time Now() override;
+  // CLOCK_BOOTTIME: monotonic, and counting the time the machine was suspended.
+  static absl::Duration BootTime();
 
   const GroupCommitter& committer() const { return *committer_; }
 
@@ -64,7 +66,7 @@ class SQLiteStore final : public Store {
                         size_t& failed_op);
 
   const absl::Time opened_wall_ = absl::Now();
-  const std::chrono::steady_clock::time_point opened_steady_ = std::chrono::steady_clock::now();
+  const absl::Duration opened_boot_ = BootTime();
   const std::unique_ptr<SQLiteConn> writer_;  // used only by the committer thread
   absl::Mutex reader_mu_;
   const std::unique_ptr<SQLiteConn> reader_ ABSL_GUARDED_BY(reader_mu_);
