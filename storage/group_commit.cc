@@ -14,22 +14,24 @@ GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duratio
 GroupCommitter::~GroupCommitter() { Stop(); }
 
 void GroupCommitter::Submit(WriteOp op, Store::Done done) {
-  bool queued = false, wake = false;
+  if (Enqueue(op, done)) return;
+  WriteResult r;
+  r.status = absl::UnavailableError("store is closed");
+  done(std::move(r));
+}
+
+bool GroupCommitter::Enqueue(WriteOp& op, Store::Done& done) {
+  bool wake = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      queue_.push_back(PendingWrite{std::move(op), std::move(done)});
-      queued = true;
-      wake = queue_.size() == 1;
-    }
+    if (stopping_) return false;
+    queue_.push_back(PendingWrite{std::move(op), std::move(done)});
+    wake = queue_.size() == 1;
   }
   // The writer sleeps only on an empty queue: one wakeup per batch, not per write; after the
   // unlock, so that it does not wake only to wait for the mutex.
   if (wake) wait_.Notify();
-  if (queued) return;
-  WriteResult r;
-  r.status = absl::UnavailableError("store is closed");
-  done(std::move(r));
+  return true;
 }
 
 void GroupCommitter::Stop() {

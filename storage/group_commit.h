@@ -55,6 +55,9 @@ class GroupCommitter {
 
  private:
   void Run();
+  // Queues the write (taking op and done) and wakes the writer if it may sleep; false, with
+  // both untouched, once the committer stopped.
+  bool Enqueue(WriteOp& op, Store::Done& done);
 
   const ApplyBatch apply_;
   const size_t max_batch_;
