@@ -6,9 +6,15 @@
 #   DTM_TEST_PG=... tests/faults/soak.py --dtmd build/bin/dtmd \
 #     --faultload build/bin/dtm-faultload --netdelay build/tests/faults/netdelay \
 #     --shim build/tests/faults/libfsync_shim.so --minutes 30
+set(soak_faults)
+if(DTM_SANITIZE)
+  # No clock steps in a sanitizer build: libfaketime cannot be preloaded into it (the
+  # sanitizer's runtime reads the clock before libfaketime is ready, and dtmd hangs at start).
+  set(soak_faults --faults=loss,delay,duplicate,cut-calls,cut-d1-db,kill-d2,db-crash,slow-disk,failed-disk,kill-s1)
+endif()
 add_test(NAME soak_test
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/soak.py
     --dtmd $<TARGET_FILE:dtmd> --faultload $<TARGET_FILE:dtm-faultload>
-    --netdelay $<TARGET_FILE:netdelay> --shim $<TARGET_FILE:dtm_fsync_shim>)
+    --netdelay $<TARGET_FILE:netdelay> --shim $<TARGET_FILE:dtm_fsync_shim> ${soak_faults})
 set_tests_properties(soak_test PROPERTIES TIMEOUT 900 RUN_SERIAL TRUE LABELS soak
   ${DTM_PG_TEST_PROPERTIES})

@@ -126,7 +126,7 @@ class Soak:
             argv = [args.dtmd, "--listen=%s:%d" % (self.topo.addr(node), GRPC_PORT),
                     "--http_listen=0.0.0.0:%d" % HTTP_PORT, "--store=" + self.pg_tcp,
                     "--lease=%ds" % LEASE, "--recovery_interval=1s", "--log_level=warning"]
-            if node == "d1":
+            if node == "d1" and any(f.startswith("clock") for f in args.faults.split(",")):
                 # d1's wall clock is whatever the clock file says (DONT_FAKE_MONOTONIC: a
                 # step moves the wall clock only, as NTP's does).
                 argv = ["env", "LD_PRELOAD=" + args.libfaketime,
