@@ -557,6 +557,10 @@ def loss_test(tmp, synchronous):
             pass
     acked_before_kill = {r[0] for r in probe.acked() if r[3] < t_kill}
     acked_while_stopped = {r[0] for r in probe.acked() if r[2] >= t_stop and r[3] < t_kill}
+    # What an asynchronous failover may lose: commits acknowledged after the walsender stopped,
+    # and those acknowledged just before, whose WAL it had not sent yet (1 s is far more than
+    # it takes to send a commit on loopback).
+    acked_near_stop = {r[0] for r in probe.acked() if r[3] >= t_stop - 1.0 and r[3] < t_kill}
     print("%s: with the walsender stopped, %d Submits sent were acknowledged in %.1fs" % (
         name, len(acked_while_stopped), t_kill - t_stop))
     cluster.wait_primary(new, timeout=cluster.ttl + 90)
@@ -587,9 +591,9 @@ def loss_test(tmp, synchronous):
         check(not orphans, "stall-loss: no saga whose branches were called is lost (%d lost)"
               % len(orphans))
     else:
-        check(lost_before_kill and lost_before_kill <= acked_while_stopped,
+        check(lost_before_kill and lost_before_kill <= acked_near_stop,
               "async-loss: acknowledged sagas are lost, only ones acknowledged while the "
-              "standby was cut off (%d lost)" % len(lost_before_kill))
+              "standby was cut off or just before (%d lost)" % len(lost_before_kill))
     check(all(p.poll() is None for p, _ in dtmds), "dtmd did not exit")
     for p, _ in dtmds:
         e2e_support.stop(p)
