@@ -580,12 +580,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   dtm::Log(
-      dtm::LogLevel::kInfo,
+      dtm::Log::Always{}, dtm::LogLevel::kInfo,
       absl::StrCat("serving dtm.v1.Coordinator and DTM's dtmgimp.Dtm on port ", (*server)->port()))
       .Field("listen", config.listen)
       .Field("store", dtm::DescribeStore(config.store));
   if ((*server)->http_port() != 0) {
-    dtm::Log(dtm::LogLevel::kInfo,
+    dtm::Log(dtm::Log::Always{}, dtm::LogLevel::kInfo,
              absl::StrCat("serving DTM's HTTP API, /metrics and the admin page on HTTP port ",
                           (*server)->http_port()))
         .Field("http_listen", config.http_listen);

@@ -211,6 +211,9 @@ Log::Log(LogLevel level, absl::string_view message) : level_(level), enabled_(Lo
   if (enabled_) message_ = std::string(message);
 }
 
+Log::Log(Always, LogLevel level, absl::string_view message)
+    : level_(level), enabled_(true), message_(message) {}
+
 Log& Log::Field(absl::string_view key, absl::string_view value) {
   if (enabled_ && !value.empty()) {
     fields_.emplace_back(std::string(key), std::make_pair(std::string(value), false));

@@ -57,6 +57,10 @@ void StopAsyncLog();
 class Log {
  public:
   Log(LogLevel level, absl::string_view message);
+  // A line written whatever --log_level says: the lines that say where dtmd serves, which
+  // operators and tools (tests, benchmarks, scripts waiting for the port) read at any level.
+  struct Always {};
+  Log(Always, LogLevel level, absl::string_view message);
   ~Log();  // writes the line; never throws (a line that cannot be formatted is lost)
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;

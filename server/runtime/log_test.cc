@@ -71,6 +71,14 @@ TEST_F(LogTest, LevelFilters) {
   EXPECT_FALSE(LogEnabled(LogLevel::kInfo));
 }
 
+TEST_F(LogTest, AlwaysLinesIgnoreTheLevel) {
+  ConfigureLog(LogLevel::kError, LogFormat::kText);
+  Log(Log::Always{}, LogLevel::kInfo, "serving on port 1").Field("listen", "a:1");
+  Log(LogLevel::kInfo, "hidden").Field("listen", "a:1");
+  ASSERT_EQ(lines_.size(), 1u);
+  EXPECT_EQ(lines_[0], "dtmd: serving on port 1 listen=a:1\n");
+}
+
 TEST_F(LogTest, InvalidUtf8DoesNotLoseTheJsonLine) {
   ConfigureLog(LogLevel::kInfo, LogFormat::kJson);
   Log(LogLevel::kInfo, "branch answered").Field("error", std::string("bad \xff byte"));
