@@ -1,6 +1,7 @@
 #include "storage/group_commit.h"
 
 #include <utility>
+#include <variant>
 
 #include "absl/time/clock.h"
 
@@ -8,12 +9,18 @@ namespace dtm {
 
 GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duration idle_interval)
     : apply_(std::move(apply)), max_batch_(max_batch), idle_interval_(idle_interval) {
+  completer_ = std::thread([this] { RunCompletions(); });
   writer_ = std::thread([this] { Run(); });
 }
 
 GroupCommitter::~GroupCommitter() { Stop(); }
 
 void GroupCommitter::Submit(WriteOp op, Store::Done done) {
+  if (!std::holds_alternative<ClaimOp>(op)) {
+    done = [this, done = std::move(done)](WriteResult r) mutable {
+      PostCompletion(std::move(done), std::move(r));
+    };
+  }
   if (Enqueue(op, done)) return;
   WriteResult r;
   r.status = absl::UnavailableError("store is closed");
@@ -41,6 +48,48 @@ void GroupCommitter::Stop() {
   }
   wait_.Notify();
   if (writer_.joinable()) writer_.join();
+  // Every batch is done: the completion thread runs what the writer left it, then ends.
+  {
+    absl::MutexLock lock(&completions_mu_);
+    completions_stopping_ = true;
+  }
+  completions_wait_.Notify();
+  if (completer_.joinable()) completer_.join();
+}
+
+void GroupCommitter::PostCompletion(Store::Done done, WriteResult result) {
+  bool wake = false;
+  {
+    absl::MutexLock lock(&completions_mu_);
+    if (!completer_gone_) {
+      completions_.emplace_back(std::move(done), std::move(result));
+      wake = completions_.size() == 1;
+      done = nullptr;
+    }
+  }
+  if (wake) completions_wait_.Notify();
+  // After Stop (a backend completing what it held back, as PgStore's Close does): right here.
+  if (done) done(std::move(result));
+}
+
+void GroupCommitter::RunCompletions() {
+  std::deque<std::pair<Store::Done, WriteResult>> ready;
+  for (;;) {
+    {
+      absl::MutexLock lock(&completions_mu_);
+      auto some = [this]() ABSL_SHARED_LOCKS_REQUIRED(completions_mu_) {
+        return completions_stopping_ || !completions_.empty();
+      };
+      completions_wait_.For(completions_mu_, absl::InfiniteDuration(), some);
+      if (completions_.empty()) {
+        completer_gone_ = true;  // stopping, and nothing left
+        return;
+      }
+      ready.swap(completions_);
+    }
+    for (auto& [done, result] : ready) done(std::move(result));
+    ready.clear();
+  }
 }
 
 uint64_t GroupCommitter::batches() const {

@@ -3,7 +3,14 @@
 // (up to a batch limit), hands it to the backend's ApplyBatch (one database transaction, one
 // commit) and then completes each writer with its own result.
 //
-// Thread-safe. Callbacks run on the writer thread, never under the queue lock.
+// Callbacks run on a completion thread of the committer's own, in the order of the commits,
+// never under a lock: the writer goes on to the next batch as soon as one is durable, while
+// the callbacks of the last (which start branch calls and answer clients, tens of
+// microseconds each) run beside it. Run on the writer, they held every write queued behind
+// them for the whole batch's callbacks, which made a commit's latency at moderate load about
+// twice the commit itself. A claim's callback is the exception: it runs on the writer, before
+// any later write is applied (recovery hands the claimed snapshots to the engine there; see
+// recovery.cc). Thread-safe.
 #ifndef DTM_STORAGE_GROUP_COMMIT_H_
 #define DTM_STORAGE_GROUP_COMMIT_H_
 
@@ -55,6 +62,10 @@ class GroupCommitter {
 
  private:
   void Run();
+  // The completion thread: runs queued callbacks in order until Stop and the queue is empty.
+  void RunCompletions();
+  // Queues `done` with `result` for the completion thread; runs it here once that stopped.
+  void PostCompletion(Store::Done done, WriteResult result);
   // Queues the write (taking op and done) and wakes the writer if it may sleep; false, with
   // both untouched, once the committer stopped.
   bool Enqueue(WriteOp& op, Store::Done& done);
@@ -69,6 +80,14 @@ class GroupCommitter {
   uint64_t ops_ ABSL_GUARDED_BY(mu_) = 0;
   Store::CommitObserver observer_ ABSL_GUARDED_BY(mu_);
   MonotonicWait wait_;  // the writer's (notified when queue_ gets its first op or stopping_)
+
+  absl::Mutex completions_mu_;
+  std::deque<std::pair<Store::Done, WriteResult>> completions_ ABSL_GUARDED_BY(completions_mu_);
+  bool completions_stopping_ ABSL_GUARDED_BY(completions_mu_) = false;
+  bool completer_gone_ ABSL_GUARDED_BY(completions_mu_) = false;
+  MonotonicWait completions_wait_;  // the completion thread's
+
+  std::thread completer_;
   std::thread writer_;
 };
 

@@ -2,8 +2,9 @@
 //
 // Writes are asynchronous and group-committed: `Write` queues an operation and returns at
 // once; a single writer applies everything pending in one database transaction with one
-// durable commit, then runs every `done` callback (on the writer thread: callbacks must be
-// short and must not block; hand real work to another executor). Reads are synchronous and
+// durable commit, then runs every `done` callback (in commit order, on the committer's
+// completion thread, or for a claim on the writer thread itself: callbacks must be short and
+// must not block; hand real work to another executor). Reads are synchronous and
 // may be called from any thread. All methods are thread-safe.
 #ifndef DTM_STORAGE_STORE_H_
 #define DTM_STORAGE_STORE_H_
@@ -133,8 +134,8 @@ class Store {
   // partial index of unfinished rows finds them), so call it seldom.
   virtual absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() = 0;
   // `observer` runs on the writer thread after each group commit with the time the batch
-  // took (applying, committing and completing it) and the number of writes in it. Set it
-  // before the first write.
+  // took (applying and committing it; its callbacks run after, on the completion thread) and the
+  // number of writes in it. Set it before the first write.
   using CommitObserver = std::function<void(absl::Duration, size_t)>;
   virtual void set_commit_observer(CommitObserver observer) = 0;
   // The database's clock. Every time the coordinator stores or compares (next_retry_time,

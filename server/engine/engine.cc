@@ -119,7 +119,7 @@ void Engine::Submit(Transaction txn, SubmitDone done, const std::string& actor) 
   txn.owner = options_.owner;
   txn.lease_expire = now + options_.lease;
   CreateOp op{txn};
-  // OnCreated runs on the store's writer thread: it only activates the transaction (its first
+  // OnCreated runs on the store's completion thread: it only activates the transaction (its first
   // calls start from there, on its idle strand) or answers, and never blocks, so the hop to
   // the pool a continuation usually takes would only add a wake-up to every Submit.
   store_->Write(std::move(op),

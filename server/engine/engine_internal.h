@@ -39,9 +39,9 @@ void LogBranchChange(const Transaction& t, const Branch& b, BranchStatus status)
 absl::Status ShuttingDown(absl::string_view what);
 
 // Queues `op` for the group commit and runs `then` with its result on `executor`. The store
-// completes writes on its single writer thread, which must never block: a continuation for
-// the pool hops to it; one for an idle strand runs right there (Executor::Execute), since a
-// strand's work is short and never waits, and the hop would cost a wake-up per write.
+// completes writes on its single completion thread, which must never block: a continuation
+// for the pool hops to it; one for an idle strand runs right there (Executor::Execute), since
+// a strand's work is short and never waits, and the hop would cost a wake-up per write.
 inline void WriteThen(Store* store, WriteOp op, Executor* executor,
                       std::function<void(WriteResult)> then) {
   store->Write(std::move(op), [executor, then = std::move(then)](WriteResult r) mutable {
