@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 
@@ -72,6 +76,72 @@ TEST(GroupCommitterTest, IdleTicksRunWithAnEmptyBatch) {
   while (idle.load() < 3) std::this_thread::yield();
   gc.Stop();
   EXPECT_EQ(gc.batches(), 0u);  // ticks are not batches
+}
+
+TEST(GroupCommitterTest, CallbacksRunInOrderOffTheWriterWhichGoesOn) {
+  std::atomic<int> applied{0};
+  std::thread::id writer;
+  GroupCommitter gc(
+      [&](std::vector<PendingWrite>& batch) {
+        writer = std::this_thread::get_id();
+        applied += static_cast<int>(batch.size());
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      /*max_batch=*/1);
+  absl::Notification release;
+  std::vector<int> order;  // written by the completion thread only
+  std::thread::id completer;
+  gc.Submit(PurgeOp{}, [&](const WriteResult&) {
+    completer = std::this_thread::get_id();
+    order.push_back(0);
+    release.WaitForNotification();  // the first callback holds the completion thread
+  });
+  for (int i = 1; i <= 3; ++i) {
+    gc.Submit(PurgeOp{}, [&, i](const WriteResult&) { order.push_back(i); });
+  }
+  // The writer commits all four batches while the first callback still runs.
+  while (applied.load() < 4) std::this_thread::yield();
+  release.Notify();
+  gc.Stop();  // runs what is left of the callbacks before it returns
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_NE(completer, writer);
+}
+
+TEST(GroupCommitterTest, AClaimCompletesOnTheWriterBeforeTheNextBatch) {
+  std::vector<std::string> events;  // written by the writer only, and read after Stop
+  std::thread::id writer;
+  GroupCommitter gc(
+      [&](std::vector<PendingWrite>& batch) {
+        writer = std::this_thread::get_id();
+        for (const PendingWrite& w : batch) {
+          events.push_back(std::holds_alternative<ClaimOp>(w.op) ? "apply claim" : "apply");
+        }
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      /*max_batch=*/1);
+  std::thread::id claim_thread;
+  absl::Notification claimed;
+  gc.Submit(ClaimOp{}, [&](const WriteResult&) {
+    claim_thread = std::this_thread::get_id();
+    events.push_back("claim done");
+    claimed.Notify();
+  });
+  gc.Submit(PurgeOp{}, [](const WriteResult&) {});
+  gc.Stop();
+  ASSERT_TRUE(claimed.HasBeenNotified());
+  EXPECT_EQ(claim_thread, writer);
+  EXPECT_EQ(events, (std::vector<std::string>{"apply claim", "claim done", "apply"}));
+}
+
+TEST(GroupCommitterTest, ACallbackAfterStopRunsAtOnce) {
+  std::vector<PendingWrite> held;  // a backend keeping a write's callback for later
+  GroupCommitter gc([&](std::vector<PendingWrite>& batch) { held.swap(batch); }, 16);
+  bool done = false;
+  gc.Submit(PurgeOp{}, [&](const WriteResult& r) { done = r.status.ok(); });
+  gc.Stop();  // the writer applied the queued batch before it ended
+  ASSERT_EQ(held.size(), 1u);
+  GroupCommitter::Complete(held, std::vector<WriteResult>(1));
+  EXPECT_TRUE(done);
 }
 
 }  // namespace
