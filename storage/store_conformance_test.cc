@@ -161,10 +161,15 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
   }
 
   // Queues `ops` so that they all go into one batch: the writer is held in the done callback
-  // of a write queued first until every op is queued. Returns each op's result.
+  // of a write queued first until every op is queued. That write is a claim (of nothing: no
+  // transaction is due at the epoch), the one write whose callback runs on the writer itself.
+  // Returns each op's result.
   std::vector<WriteResult> WriteOneBatch(std::vector<WriteOp> ops) {
     absl::Notification holding, release;
-    store_->Write(TouchAllOp{kT0}, [&](const WriteResult&) {
+    ClaimOp hold;
+    hold.owner = "holder";
+    hold.now = absl::UnixEpoch();
+    store_->Write(hold, [&](const WriteResult&) {
       holding.Notify();
       release.WaitForNotification();
     });
@@ -1048,8 +1053,11 @@ TEST(PgStoreTest, AValuePostgresCannotStoreFailsOnlyItsOwnWrite) {
   b.last_error = "UNKNOWN: caf\xe9";  // Latin-1, not UTF-8
   bad_text.branches.emplace_back(0, b);
 
-  absl::Notification holding, release;
-  store.Write(TouchAllOp{kT0}, [&](const WriteResult&) {
+  absl::Notification holding, release;  // the writer held, as in WriteOneBatch
+  ClaimOp hold;
+  hold.owner = "holder";
+  hold.now = absl::UnixEpoch();
+  store.Write(hold, [&](const WriteResult&) {
     holding.Notify();
     release.WaitForNotification();
   });
