@@ -184,8 +184,9 @@ Runner::ActivePtr Runner::Find(const std::string& gid) const {
   return it == active_.end() ? nullptr : it->second;
 }
 
-Runner::ActivePtr Runner::Activate(Transaction txn, bool recovered) {
+Runner::ActivePtr Runner::Activate(Transaction txn, bool recovered, bool* created) {
   absl::MutexLock lock(&mu_);
+  if (created) *created = false;
   auto it = active_.find(txn.gid);
   if (it != active_.end()) return it->second;
   if (recovered && retired_.contains(txn.gid)) return nullptr;
@@ -202,6 +203,7 @@ Runner::ActivePtr Runner::Activate(Transaction txn, bool recovered) {
   a->state = recovered ? RecoveredTransState(std::move(txn)) : NewTransState(std::move(txn));
   if (delayed) HoldCallsUntil(a->state, deliver_at);
   active_.emplace(std::move(gid), a);
+  if (created) *created = true;
   return a;
 }
 
@@ -374,22 +376,30 @@ bool Runner::Resume(Transaction txn) {
     auto it = active_.find(txn.gid);
     if (it != active_.end()) existing = it->second;
   }
-  if (existing) {
-    // Our own work whose lease had lapsed (the store was unreachable) and we claimed again.
-    if (existing->owned && txn.owner == options_.owner) {
-      existing->ExtendLease(txn.lease_expire);
-      existing->strand->Post([this, existing] {  // calls held back for want of lease may go
-        if (existing->starved && !existing->retired) {
-          existing->starved = false;
-          Drive(existing);
+  // Our own work whose lease had lapsed (the store was unreachable) and we claimed again.
+  auto keep_running = [this](const ActivePtr& running, const std::string& owner,
+                             absl::Time lease_expire) {
+    if (running->owned && owner == options_.owner) {
+      running->ExtendLease(lease_expire);
+      running->strand->Post([this, running] {  // calls held back for want of lease may go
+        if (running->starved && !running->retired) {
+          running->starved = false;
+          Drive(running);
         }
       });
     }
     return false;
-  }
+  };
+  if (existing) return keep_running(existing, txn.owner, txn.lease_expire);
   std::string gid = txn.gid;
-  ActivePtr a = Activate(std::move(txn), /*recovered=*/true);
+  const std::string owner = txn.owner;
+  const absl::Time lease_expire = txn.lease_expire;
+  bool created = false;
+  ActivePtr a = Activate(std::move(txn), /*recovered=*/true, &created);
   if (!a) return false;
+  // Made active meanwhile by another thread (a Submit's create completes on the store's
+  // completion thread while claims complete on its writer): the running one is kept.
+  if (!created) return keep_running(a, owner, lease_expire);
   {
     absl::MutexLock lock(&mu_);
     auto it = active_.find(gid);

@@ -47,7 +47,8 @@ class Runner {
   // Returns null for a stored snapshot (`recovered`) of a gid that ended here recently: the
   // snapshot may predate its end, and running it again could call a branch after it ended.
   // Nothing runs until Start or Attach.
-  ActivePtr Activate(Transaction txn, bool recovered);
+  // `created`, if set, says whether this call made the entry (false: it was already there).
+  ActivePtr Activate(Transaction txn, bool recovered, bool* created = nullptr);
   // Drives `a`: calls what is due, writes what changed, arms its timer.
   void Start(const ActivePtr& a);
   // Answers a Submit of the active `a` by a client who takes it for a `type`: at once with
