@@ -3,14 +3,15 @@
 // (up to a batch limit), hands it to the backend's ApplyBatch (one database transaction, one
 // commit) and then completes each writer with its own result.
 //
-// Callbacks run on a completion thread of the committer's own, in the order of the commits,
-// never under a lock: the writer goes on to the next batch as soon as one is durable, while
-// the callbacks of the last (which start branch calls and answer clients, tens of
-// microseconds each) run beside it. Run on the writer, they held every write queued behind
+// Callbacks run on a completion thread of the committer's own, in the order of the commits
+// (a claim's excepted, below), never under a lock: the writer goes on to the next batch as soon as
+// one is durable, while the callbacks of the last (which start branch calls and answer clients,
+// tens of microseconds each) run beside it. Run on the writer, they held every write queued behind
 // them for the whole batch's callbacks, which made a commit's latency at moderate load about
 // twice the commit itself. A claim's callback is the exception: it runs on the writer, before
 // any later write is applied (recovery hands the claimed snapshots to the engine there; see
-// recovery.cc). Thread-safe.
+// recovery.cc), so it may run before callbacks of earlier commits still queued for the
+// completion thread. Thread-safe; Stop must not be called from a callback.
 #ifndef DTM_STORAGE_GROUP_COMMIT_H_
 #define DTM_STORAGE_GROUP_COMMIT_H_
 
@@ -53,7 +54,9 @@ class GroupCommitter {
   void Submit(WriteOp op, Store::Done done);
   // Runs after each batch (Store::set_commit_observer).
   void set_observer(Store::CommitObserver observer);
-  // Drains the queue and joins the writer. Later Submits fail with UNAVAILABLE.
+  // Drains the queue, joins the writer, then runs the callbacks still queued and joins the
+  // completion thread. Later Submits fail with UNAVAILABLE (on the completion thread while it
+  // runs, at once after).
   void Stop();
 
   // Number of batches committed so far and ops in them (for tests and metrics).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 
 namespace dtm {
 namespace {
@@ -99,8 +100,11 @@ TEST(GroupCommitterTest, CallbacksRunInOrderOffTheWriterWhichGoesOn) {
   for (int i = 1; i <= 3; ++i) {
     gc.Submit(PurgeOp{}, [&, i](const WriteResult&) { order.push_back(i); });
   }
-  // The writer commits all four batches while the first callback still runs.
-  while (applied.load() < 4) std::this_thread::yield();
+  // The writer commits all four batches while the first callback still runs (had it to run
+  // them itself, it would stop at the first: the test fails at the deadline, not hangs).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (applied.load() < 4 && absl::Now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(applied.load(), 4);
   release.Notify();
   gc.Stop();  // runs what is left of the callbacks before it returns
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
@@ -131,6 +135,22 @@ TEST(GroupCommitterTest, AClaimCompletesOnTheWriterBeforeTheNextBatch) {
   ASSERT_TRUE(claimed.HasBeenNotified());
   EXPECT_EQ(claim_thread, writer);
   EXPECT_EQ(events, (std::vector<std::string>{"apply claim", "claim done", "apply"}));
+}
+
+TEST(GroupCommitterTest, AClaimsCallbackDoesNotWaitForEarlierOnesQueued) {
+  GroupCommitter gc(
+      [](std::vector<PendingWrite>& batch) {
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      /*max_batch=*/1);
+  absl::Notification release;
+  absl::Notification claimed;
+  gc.Submit(PurgeOp{}, [&](const WriteResult&) { release.WaitForNotification(); });
+  gc.Submit(ClaimOp{}, [&](const WriteResult&) { claimed.Notify(); });
+  // The completion thread is held by the first callback; the claim's completes regardless.
+  EXPECT_TRUE(claimed.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  release.Notify();
+  gc.Stop();
 }
 
 TEST(GroupCommitterTest, ACallbackAfterStopRunsAtOnce) {

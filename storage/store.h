@@ -3,8 +3,9 @@
 // Writes are asynchronous and group-committed: `Write` queues an operation and returns at
 // once; a single writer applies everything pending in one database transaction with one
 // durable commit, then runs every `done` callback (in commit order, on the committer's
-// completion thread, or for a claim on the writer thread itself: callbacks must be short and
-// must not block; hand real work to another executor). Reads are synchronous and
+// completion thread; a claim's on the writer thread itself, before the next commit and so
+// possibly before earlier callbacks still queued: callbacks must be short and must not block;
+// hand real work to another executor). Reads are synchronous and
 // may be called from any thread. All methods are thread-safe.
 #ifndef DTM_STORAGE_STORE_H_
 #define DTM_STORAGE_STORE_H_
@@ -134,8 +135,8 @@ class Store {
   // partial index of unfinished rows finds them), so call it seldom.
   virtual absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() = 0;
   // `observer` runs on the writer thread after each group commit with the time the batch
-  // took (applying and committing it; its callbacks run after, on the completion thread) and the
-  // number of writes in it. Set it before the first write.
+  // took (applying and committing it, and a claim's callback; the other callbacks run after,
+  // on the completion thread) and the number of writes in it. Set it before the first write.
   using CommitObserver = std::function<void(absl::Duration, size_t)>;
   virtual void set_commit_observer(CommitObserver observer) = 0;
   // The database's clock. Every time the coordinator stores or compares (next_retry_time,
@@ -146,7 +147,8 @@ class Store {
   // moves nothing while dtmd runs.
   virtual absl::Time Now() { return absl::Now(); }
 
-  // Runs `op` and blocks until it is committed. Not for gRPC or engine threads.
+  // Runs `op` and blocks until it is committed. Not for gRPC or engine threads, nor from a
+  // write's callback (it would wait for the very thread that is to complete it).
   WriteResult WriteSync(WriteOp op);
 };
 

@@ -1,6 +1,6 @@
 // Executor: runs posted tasks later, on some other thread: the ThreadPool (any worker) or a
 // Strand (one task at a time, in order). Code that must hop off a thread it may not block,
-// such as the store's writer, takes an Executor and does not care which.
+// such as the store's writer or completion thread, takes an Executor and does not care which.
 #ifndef DTM_SERVER_RUNTIME_EXECUTOR_H_
 #define DTM_SERVER_RUNTIME_EXECUTOR_H_
 

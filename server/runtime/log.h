@@ -16,10 +16,10 @@
 // process-wide (set once, at start).
 //
 // Between StartAsyncLog and StopAsyncLog (dtmd's main), a line only goes into a buffer that a
-// thread of its own writes out: logging never blocks the thread that logs (the store's writer
-// among them) on a slow stderr reader. If the reader falls 4 MiB behind, lines are dropped and
-// a warning says how many. An error line is written before Log returns (after what was
-// buffered): it may be the last before the process aborts.
+// thread of its own writes out: logging never blocks the thread that logs (the store's writer and
+// completion threads among them) on a slow stderr reader. If the reader falls 4 MiB behind, lines
+// are dropped and a warning says how many. An error line is written before Log returns (after what
+// was buffered): it may be the last before the process aborts.
 #ifndef DTM_SERVER_RUNTIME_LOG_H_
 #define DTM_SERVER_RUNTIME_LOG_H_
 
