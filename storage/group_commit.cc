@@ -58,18 +58,17 @@ void GroupCommitter::Stop() {
 }
 
 void GroupCommitter::PostCompletion(Store::Done done, WriteResult result) {
-  bool wake = false;
-  {
-    absl::MutexLock lock(&completions_mu_);
-    if (!completer_gone_) {
-      completions_.emplace_back(std::move(done), std::move(result));
-      wake = completions_.size() == 1;
-      done = nullptr;
-    }
+  completions_mu_.Lock();
+  if (completer_gone_) {
+    completions_mu_.Unlock();
+    // After Stop (a backend completing what it held back, as PgStore's Close does): here.
+    done(std::move(result));
+    return;
   }
+  completions_.emplace_back(std::move(done), std::move(result));
+  const bool wake = completions_.size() == 1;
+  completions_mu_.Unlock();
   if (wake) completions_wait_.Notify();
-  // After Stop (a backend completing what it held back, as PgStore's Close does): right here.
-  if (done) done(std::move(result));
 }
 
 void GroupCommitter::RunCompletions() {
