@@ -76,7 +76,31 @@ struct DtmServer::Parts {
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
   std::unique_ptr<AdminApi> admin_api;  // dtm.v1 as JSON under /v1/, for the admin page
   std::unique_ptr<grpc::Server> server;
+  bool stopped = false;
+
+  // Stops what is running, in order: nothing is called into once it is gone, and the store
+  // is closed last, once nothing can write to it. Also for parts a failed Start left half
+  // built (the gRPC port may have served for a moment before the HTTP one failed), so it
+  // checks each part; the members' destructors then only free memory.
+  void Stop(absl::Duration grace);
+  ~Parts() { Stop(absl::ZeroDuration()); }
 };
+
+void DtmServer::Parts::Stop(absl::Duration grace) {
+  if (stopped) return;
+  stopped = true;
+  if (server) server->GetHealthCheckService()->SetServingStatus(false);
+  if (engine) engine->set_made_due_hook(nullptr);
+  if (recovery) recovery->Stop();
+  if (engine) engine->Shutdown();  // answers wait_result callers so their RPCs can finish
+  absl::Time deadline = absl::Now() + grace;
+  if (http) http->Shutdown(grace);
+  if (server) server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
+  if (caller) caller->Shutdown();
+  if (timers) timers->Shutdown();
+  if (pool) pool->Shutdown();
+  if (store) store->Close();
+}
 
 absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& config) {
   auto p = std::make_unique<Parts>();
@@ -193,10 +217,7 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
     // Room for the largest allowed transaction, as on the gRPC port.
     ho.max_body_bytes = config.limits.max_payload_bytes * 4 + (1 << 20);
     auto http = HttpServer::Start(ho, &p->http_router);
-    if (!http.ok()) {
-      p->server->Shutdown();
-      return http.status();
-    }
+    if (!http.ok()) return http.status();  // ~Parts stops the gRPC server and the rest
     p->http = *std::move(http);
     std::string host = config.http_listen.substr(0, config.http_listen.rfind(':'));
     std::string advertised =
@@ -223,21 +244,6 @@ DtmServer::DtmServer(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 DtmServer::~DtmServer() { Shutdown(absl::Seconds(5)); }
 
-void DtmServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
-  shut_down_ = true;
-  Parts& p = *parts_;
-  p.server->GetHealthCheckService()->SetServingStatus(false);
-  p.engine->set_made_due_hook(nullptr);
-  p.recovery->Stop();
-  p.engine->Shutdown();  // answers wait_result callers so their RPCs can finish
-  absl::Time deadline = absl::Now() + grace;
-  if (p.http) p.http->Shutdown(grace);
-  p.server->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now())));
-  p.caller->Shutdown();
-  p.timers->Shutdown();
-  p.pool->Shutdown();
-  p.store->Close();
-}
+void DtmServer::Shutdown(absl::Duration grace) { parts_->Stop(grace); }
 
 }  // namespace dtm

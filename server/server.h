@@ -72,7 +72,6 @@ class DtmServer {
   std::unique_ptr<Parts> parts_;
   int port_ = 0;
   int http_port_ = 0;
-  bool shut_down_ = false;
 };
 
 }  // namespace dtm

@@ -349,6 +349,41 @@ TEST(ListenerTest, APublicListenerWithoutProtectionIsWarnedAbout) {
   EXPECT_THAT(local.Log(), Not(HasSubstr("WARNING")));
 }
 
+// An HTTP address already in use fails the start even though the gRPC port was already up:
+// dtmd stops what it had started, in order, closes the store, says which address and exits
+// 1 (not on a signal), and the next dtmd serves on the same store.
+TEST(ListenerTest, AnHttpAddressInUseFailsTheStartCleanlyNamingIt) {
+  int busy = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(busy, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(busy, 4), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(busy, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string taken = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+
+  const std::string store = test::TestStore(test::MakeTempDir());
+  test::DtmdProcess second(store, {absl::StrCat("--http_listen=", taken)});
+  EXPECT_FALSE(second.Start().ok());
+  close(busy);
+  ASSERT_TRUE(second.exit_code().has_value()) << second.Log();
+  EXPECT_EQ(*second.exit_code(), 1) << second.Log();
+  EXPECT_THAT(second.Log(), HasSubstr(absl::StrCat("cannot listen for HTTP on '", taken, "'")));
+
+  test::DtmdProcess next(store, {"--http_listen="});
+  ASSERT_TRUE(next.Start().ok()) << next.Log();
+  test::TestBranchServer branches;
+  auto client = CoordinatorClient::Connect(next.address());
+  Saga saga(client.get(), "after-a-failed-start");
+  saga.Add(branches.Target("A1"), branches.Target("C1"));
+  absl::StatusOr<v1::SubmitResponse> r = saga.WaitResult().Submit();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status(), v1::SUCCEEDED);
+  EXPECT_EQ(next.Terminate(), 0) << next.Log();
+}
+
 // Connections up to dtmd's open-file limit make gRPC's accept4 fail with EMFILE; gRPC then
 // never accepts again, though dtmd looks alive. dtmd notices (its listener check fails over
 // new connections) and exits non-zero, for its supervisor to restart it.

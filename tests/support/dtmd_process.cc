@@ -78,6 +78,11 @@ std::string TestPostgres() {
   return pg ? pg : "";
 }
 
+namespace {
+// A waitpid status as the exit code, or -signal.
+int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status); }
+}  // namespace
+
 std::string TestStore(const std::string& dir) {
   if (TestPostgres().empty()) return absl::StrCat("sqlite://", dir, "/dtm.db");
   std::string schema = "e2e_";
@@ -104,7 +109,8 @@ std::optional<int> DtmdProcess::WaitForExit(absl::Duration timeout) {
   bool exited = WaitUntil([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
   if (!exited) return std::nullopt;
   pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  exit_code_ = ExitCode(status);
+  return exit_code_;
 }
 
 std::string DtmdProcess::Log() const {
@@ -166,7 +172,10 @@ absl::Status DtmdProcess::Start() {
     int http_port = http ? port_after(log, "on HTTP port ") : 0;
     if (port == 0 || (http && http_port == 0)) {
       int status;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_code_ = ExitCode(status);
+      }
       return pid_ < 0;
     }
     address_ = absl::StrCat("127.0.0.1:", port);
@@ -183,9 +192,10 @@ absl::Status DtmdProcess::Start() {
 void DtmdProcess::Kill9() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
-  int status;
+  int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+  exit_code_ = ExitCode(status);
 }
 
 int DtmdProcess::Terminate() {
@@ -194,8 +204,8 @@ int DtmdProcess::Terminate() {
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return -WTERMSIG(status);
+  exit_code_ = ExitCode(status);
+  return *exit_code_;
 }
 
 }  // namespace dtm::test

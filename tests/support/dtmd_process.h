@@ -51,6 +51,9 @@ class DtmdProcess {
   bool LogShows(const std::string& text) const;
   // Waits for dtmd to exit by itself: its exit code (or -signal), or nullopt on timeout.
   std::optional<int> WaitForExit(absl::Duration timeout);
+  // How the last process exited (its code, or -signal), once reaped; nullopt before. A Start
+  // that fails because dtmd exited leaves its code here.
+  std::optional<int> exit_code() const { return exit_code_; }
   // Starts dtmd with RLIMIT_NOFILE (soft and hard) at `n`.
   void set_open_file_limit(int n) { open_file_limit_ = n; }
 
@@ -61,6 +64,7 @@ class DtmdProcess {
   std::string address_;
   std::string http_address_;
   pid_t pid_ = -1;
+  std::optional<int> exit_code_;
   int open_file_limit_ = 0;
 };
 
