@@ -159,6 +159,8 @@ void MetricsEndpoint::Scrape(HttpResponder respond) {
       refreshed_ = absl::Now();
     }
     metrics_->SetInMemory(static_cast<int64_t>(engine_->active_count()));
+    const Store::Backlog backlog = store_->backlog();
+    metrics_->SetStoreBacklog(backlog.writes, backlog.completions);
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics_->Serialize();

@@ -66,6 +66,7 @@ void GroupCommitter::PostCompletion(Store::Done done, WriteResult result) {
     return;
   }
   completions_.emplace_back(std::move(done), std::move(result));
+  completions_waiting_.fetch_add(1, std::memory_order_relaxed);
   const bool wake = completions_.size() == 1;
   completions_mu_.Unlock();
   if (wake) completions_wait_.Notify();
@@ -86,7 +87,10 @@ void GroupCommitter::RunCompletions() {
       }
       ready.swap(completions_);
     }
-    for (auto& [done, result] : ready) done(std::move(result));
+    for (auto& [done, result] : ready) {
+      completions_waiting_.fetch_sub(1, std::memory_order_relaxed);
+      done(std::move(result));
+    }
     ready.clear();
   }
 }
@@ -99,6 +103,16 @@ uint64_t GroupCommitter::batches() const {
 uint64_t GroupCommitter::ops() const {
   absl::MutexLock lock(&mu_);
   return ops_;
+}
+
+Store::Backlog GroupCommitter::backlog() const {
+  Store::Backlog b;
+  {
+    absl::MutexLock lock(&mu_);
+    b.writes = static_cast<int64_t>(queue_.size());
+  }
+  b.completions = completions_waiting_.load(std::memory_order_relaxed);
+  return b;
 }
 
 void GroupCommitter::Complete(std::vector<PendingWrite>& batch, std::vector<WriteResult> results) {

@@ -15,6 +15,7 @@
 #ifndef DTM_STORAGE_GROUP_COMMIT_H_
 #define DTM_STORAGE_GROUP_COMMIT_H_
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <thread>
@@ -62,6 +63,10 @@ class GroupCommitter {
   // Number of batches committed so far and ops in them (for tests and metrics).
   uint64_t batches() const;
   uint64_t ops() const;
+  // How far behind each thread is, for metrics: writes waiting for the writer (the batch it
+  // is applying not counted), and results of committed writes whose callbacks wait for the
+  // completion thread (the one running not counted).
+  Store::Backlog backlog() const;
 
  private:
   void Run();
@@ -89,6 +94,9 @@ class GroupCommitter {
   bool completions_stopping_ ABSL_GUARDED_BY(completions_mu_) = false;
   bool completer_gone_ ABSL_GUARDED_BY(completions_mu_) = false;
   MonotonicWait completions_wait_;  // the completion thread's
+  // Queued callbacks not started yet, those the completion thread took out of completions_
+  // to run included (it takes all that are queued at once).
+  std::atomic<int64_t> completions_waiting_{0};
 
   std::thread completer_;
   std::thread writer_;

@@ -41,6 +41,40 @@ TEST(GroupCommitterTest, BatchesWhatQueuedWhileTheWriterWasBusy) {
   EXPECT_EQ(gc.ops(), 101u);
 }
 
+// What waits for the writer, then what waits for the completion thread, is counted.
+TEST(GroupCommitterTest, TheBacklogCountsWritesAndCallbacksStillWaiting) {
+  absl::Notification writer_held, release_writer, completer_held, release_completer;
+  std::atomic<int> applied{0};
+  GroupCommitter gc(
+      [&](std::vector<PendingWrite>& batch) {
+        if (applied.fetch_add(static_cast<int>(batch.size())) == 0) {
+          writer_held.Notify();
+          release_writer.WaitForNotification();
+        }
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      /*max_batch=*/64);
+  EXPECT_EQ(gc.backlog().writes, 0);
+  EXPECT_EQ(gc.backlog().completions, 0);
+  gc.Submit(PurgeOp{}, [&](const WriteResult&) {
+    completer_held.Notify();
+    release_completer.WaitForNotification();
+  });
+  writer_held.WaitForNotification();
+  for (int i = 0; i < 5; ++i) gc.Submit(PurgeOp{}, [](const WriteResult&) {});
+  EXPECT_EQ(gc.backlog().writes, 5);  // the batch being applied is not counted
+  release_writer.Notify();
+  // The first callback holds the completion thread; the other five come to wait behind it.
+  completer_held.WaitForNotification();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (gc.backlog().completions < 5 && absl::Now() < deadline) std::this_thread::yield();
+  EXPECT_EQ(gc.backlog().completions, 5);
+  EXPECT_EQ(gc.backlog().writes, 0);
+  release_completer.Notify();
+  gc.Stop();
+  EXPECT_EQ(gc.backlog().completions, 0);
+}
+
 TEST(GroupCommitterTest, EachWriterGetsItsOwnResult) {
   GroupCommitter gc(
       [](std::vector<PendingWrite>& batch) {

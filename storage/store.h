@@ -139,6 +139,14 @@ class Store {
   // on the completion thread) and the number of writes in it. Set it before the first write.
   using CommitObserver = std::function<void(absl::Duration, size_t)>;
   virtual void set_commit_observer(CommitObserver observer) = 0;
+  // What waits inside the store at this moment: writes not yet taken into a commit, and
+  // committed writes whose `done` has not run yet (see GroupCommitter). Either growing means
+  // the store's writer, or what runs after each commit, is what transactions wait for.
+  struct Backlog {
+    int64_t writes = 0;
+    int64_t completions = 0;
+  };
+  virtual Backlog backlog() const { return {}; }
   // The database's clock. Every time the coordinator stores or compares (next_retry_time,
   // leases, timeouts) comes from here, so replicas whose own clocks disagree still agree on
   // what is due. SQLite: the local clock as it read at open, carried forward by the monotonic

@@ -188,6 +188,14 @@ struct Metrics::Families {
                       .Help("Transactions this replica is working on in memory.")
                       .Register(r)
                       .Add({})),
+        queued(prometheus::BuildGauge()
+                   .Name("dtm_store_queued")
+                   .Help("What waits inside the store now: writes not yet taken into a commit "
+                         "(stage=commit), committed writes whose next step has not run yet "
+                         "(stage=completion).")
+                   .Register(r)),
+        queued_writes(queued.Add({{"stage", "commit"}})),
+        queued_completions(queued.Add({{"stage", "completion"}})),
         claimed(prometheus::BuildCounter()
                     .Name("dtm_recovery_claimed_total")
                     .Help("Transactions recovery claimed from the store to continue them.")
@@ -227,6 +235,9 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>& commit_batch;
   prometheus::Family<prometheus::Gauge>& pending;
   prometheus::Gauge& in_memory;
+  prometheus::Family<prometheus::Gauge>& queued;
+  prometheus::Gauge& queued_writes;
+  prometheus::Gauge& queued_completions;
   prometheus::Counter& claimed;
   prometheus::Counter& renewals;
   prometheus::Counter& losses;
@@ -298,6 +309,11 @@ void Metrics::SetPending(const std::map<GlobalStatus, int64_t>& counts) {
 }
 
 void Metrics::SetInMemory(int64_t count) { f_->in_memory.Set(static_cast<double>(count)); }
+
+void Metrics::SetStoreBacklog(int64_t writes, int64_t completions) {
+  f_->queued_writes.Set(static_cast<double>(writes));
+  f_->queued_completions.Set(static_cast<double>(completions));
+}
 
 std::string Metrics::Serialize() const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();

@@ -65,6 +65,8 @@ class Metrics {
   // Counts by status of the unfinished transactions in the store.
   void SetPending(const std::map<GlobalStatus, int64_t>& counts);
   void SetInMemory(int64_t count);
+  // What waits inside the store (Store::backlog).
+  void SetStoreBacklog(int64_t writes, int64_t completions);
 
   // Every metric in Prometheus' text format (version 0.0.4).
   std::string Serialize() const;

@@ -997,4 +997,6 @@ void PgStore::set_commit_observer(CommitObserver observer) {
   committer_->set_observer(std::move(observer));
 }
 
+Store::Backlog PgStore::backlog() const { return committer_->backlog(); }
+
 }  // namespace dtm

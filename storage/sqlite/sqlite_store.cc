@@ -797,4 +797,6 @@ void SQLiteStore::set_commit_observer(CommitObserver observer) {
   committer_->set_observer(std::move(observer));
 }
 
+Store::Backlog SQLiteStore::backlog() const { return committer_->backlog(); }
+
 }  // namespace dtm
