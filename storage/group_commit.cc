@@ -11,6 +11,14 @@ GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duratio
     : apply_(std::move(apply)), max_batch_(max_batch), idle_interval_(idle_interval) {
   completer_ = std::thread([this] { RunCompletions(); });
   writer_ = std::thread([this] { Run(); });
+  // Read by the threads themselves only in callbacks, after a Submit that came later.
+  completer_id_ = completer_.get_id();
+  writer_id_ = writer_.get_id();
+}
+
+bool GroupCommitter::OnOwnThread() const {
+  const std::thread::id self = std::this_thread::get_id();
+  return self == writer_id_ || self == completer_id_;
 }
 
 GroupCommitter::~GroupCommitter() { Stop(); }

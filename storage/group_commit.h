@@ -67,6 +67,8 @@ class GroupCommitter {
   // is applying not counted), and results of committed writes whose callbacks wait for the
   // completion thread (the one running not counted).
   Store::Backlog backlog() const;
+  // Whether the calling thread is the writer or the completion thread.
+  bool OnOwnThread() const;
 
  private:
   void Run();
@@ -100,6 +102,7 @@ class GroupCommitter {
 
   std::thread completer_;
   std::thread writer_;
+  std::thread::id completer_id_, writer_id_;  // set once, in the constructor
 };
 
 }  // namespace dtm

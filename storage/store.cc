@@ -5,8 +5,14 @@
 namespace dtm {
 
 WriteResult Store::WriteSync(WriteOp op) {
-  absl::Notification done;
   WriteResult result;
+  if (OnStoreThread()) {
+    result.status = absl::InternalError(
+        "Store::WriteSync called from the store's own thread (a write's callback): it would "
+        "wait for itself; use Write");
+    return result;
+  }
+  absl::Notification done;
   Write(std::move(op), [&](WriteResult r) {
     result = std::move(r);
     done.Notify();

@@ -155,9 +155,13 @@ class Store {
   // moves nothing while dtmd runs.
   virtual absl::Time Now() { return absl::Now(); }
 
-  // Runs `op` and blocks until it is committed. Not for gRPC or engine threads, nor from a
-  // write's callback (it would wait for the very thread that is to complete it).
+  // Runs `op` and blocks until it is committed. Not for gRPC or engine threads. From a write's
+  // callback (the store's own threads) it would wait for the very thread that is to complete
+  // it: there it fails at once with INTERNAL instead, and writes nothing.
   WriteResult WriteSync(WriteOp op);
+  // Whether the calling thread is one of the store's own (its writer, or the thread that runs
+  // the writes' callbacks).
+  virtual bool OnStoreThread() const { return false; }
 };
 
 }  // namespace dtm

@@ -233,6 +233,36 @@ TEST_P(StoreConformanceTest, CommitObserverSeesEveryBatch) {
   EXPECT_EQ(writes.load(), 2u);
 }
 
+// WriteSync from a write's callback, on either of the store's threads, would wait for the
+// thread it runs on: it fails at once, writes nothing, and the store goes on.
+TEST_P(StoreConformanceTest, WriteSyncFromAWritesCallbackFailsInsteadOfWaitingForItself) {
+  absl::Notification created_done, claimed_done;
+  WriteResult from_completion, from_writer;
+  store_->Write(CreateOp{MakeTxn("cb-1", kT0)}, [&](const WriteResult& r) {
+    EXPECT_TRUE(r.status.ok()) << r.status;
+    EXPECT_TRUE(store_->OnStoreThread());
+    from_completion = store_->WriteSync(CreateOp{MakeTxn("cb-2", kT0)});
+    created_done.Notify();
+  });
+  ClaimOp claim;  // completes on the writer itself
+  claim.owner = "claimer";
+  claim.now = absl::UnixEpoch();
+  store_->Write(claim, [&](const WriteResult&) {
+    from_writer = store_->WriteSync(CreateOp{MakeTxn("cb-3", kT0)});
+    claimed_done.Notify();
+  });
+  ASSERT_TRUE(created_done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(claimed_done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(from_completion.status.code(), absl::StatusCode::kInternal) << from_completion.status;
+  EXPECT_THAT(std::string(from_completion.status.message()), ::testing::HasSubstr("WriteSync"));
+  EXPECT_EQ(from_writer.status.code(), absl::StatusCode::kInternal) << from_writer.status;
+  EXPECT_FALSE(store_->OnStoreThread());
+  EXPECT_EQ(store_->Get("cb-2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->Get("cb-3").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->WriteSync(CreateOp{MakeTxn("cb-4", kT0)}).status.ok());
+  EXPECT_TRUE(store_->Get("cb-1").ok());
+}
+
 TEST_P(StoreConformanceTest, TraceContextIsOptional) {
   Transaction t = MakeTxn("no-trace", kT0);
   t.traceparent.clear();

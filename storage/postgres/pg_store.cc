@@ -999,4 +999,6 @@ void PgStore::set_commit_observer(CommitObserver observer) {
 
 Store::Backlog PgStore::backlog() const { return committer_->backlog(); }
 
+bool PgStore::OnStoreThread() const { return committer_->OnOwnThread(); }
+
 }  // namespace dtm

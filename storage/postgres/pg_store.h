@@ -74,6 +74,7 @@ class PgStore final : public Store {
   absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() override;
   void set_commit_observer(CommitObserver observer) override;
   Backlog backlog() const override;
+  bool OnStoreThread() const override;
   absl::Time Now() override;
 
   // How many commits whose answer was lost have been resolved by asking the database.

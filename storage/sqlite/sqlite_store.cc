@@ -799,4 +799,6 @@ void SQLiteStore::set_commit_observer(CommitObserver observer) {
 
 Store::Backlog SQLiteStore::backlog() const { return committer_->backlog(); }
 
+bool SQLiteStore::OnStoreThread() const { return committer_->OnOwnThread(); }
+
 }  // namespace dtm

@@ -43,6 +43,7 @@ class SQLiteStore final : public Store {
   absl::StatusOr<std::map<GlobalStatus, int64_t>> CountUnfinished() override;
   void set_commit_observer(CommitObserver observer) override;
   Backlog backlog() const override;
+  bool OnStoreThread() const override;
   // The local wall clock as it read when the store opened, carried forward by the monotonic
   // clock: a step of the wall clock (NTP, an operator) while dtmd runs moves no retry, lease
   // or timeout. The next start reads the wall clock again.
