@@ -11,15 +11,14 @@ GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duratio
     : apply_(std::move(apply)), max_batch_(max_batch), idle_interval_(idle_interval) {
   completer_ = std::thread([this] { RunCompletions(); });
   writer_ = std::thread([this] { Run(); });
-  // Read by the threads themselves only in callbacks, after a Submit that came later.
-  completer_id_ = completer_.get_id();
-  writer_id_ = writer_.get_id();
 }
 
-bool GroupCommitter::OnOwnThread() const {
-  const std::thread::id self = std::this_thread::get_id();
-  return self == writer_id_ || self == completer_id_;
-}
+namespace {
+// The committer whose writer or completion thread this is (set by each for itself).
+thread_local const GroupCommitter* current_committer = nullptr;
+}  // namespace
+
+bool GroupCommitter::OnOwnThread() const { return current_committer == this; }
 
 GroupCommitter::~GroupCommitter() { Stop(); }
 
@@ -81,6 +80,7 @@ void GroupCommitter::PostCompletion(Store::Done done, WriteResult result) {
 }
 
 void GroupCommitter::RunCompletions() {
+  current_committer = this;
   std::deque<std::pair<Store::Done, WriteResult>> ready;
   for (;;) {
     {
@@ -133,6 +133,7 @@ void GroupCommitter::set_observer(Store::CommitObserver observer) {
 }
 
 void GroupCommitter::Run() {
+  current_committer = this;
   std::vector<PendingWrite> batch;
   Store::CommitObserver observer;
   for (;;) {

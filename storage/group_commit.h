@@ -64,8 +64,8 @@ class GroupCommitter {
   uint64_t batches() const;
   uint64_t ops() const;
   // How far behind each thread is, for metrics: writes waiting for the writer (the batch it
-  // is applying not counted), and results of committed writes whose callbacks wait for the
-  // completion thread (the one running not counted).
+  // is applying not counted), and results of finished writes whose callbacks wait for the
+  // completion thread (the one running not counted; a claim's, run on the writer, never are).
   Store::Backlog backlog() const;
   // Whether the calling thread is the writer or the completion thread.
   bool OnOwnThread() const;
@@ -102,7 +102,6 @@ class GroupCommitter {
 
   std::thread completer_;
   std::thread writer_;
-  std::thread::id completer_id_, writer_id_;  // set once, in the constructor
 };
 
 }  // namespace dtm

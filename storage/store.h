@@ -140,13 +140,14 @@ class Store {
   using CommitObserver = std::function<void(absl::Duration, size_t)>;
   virtual void set_commit_observer(CommitObserver observer) = 0;
   // What waits inside the store at this moment: writes not yet taken into a commit, and
-  // committed writes whose `done` has not run yet (see GroupCommitter). Either growing means
-  // the store's writer, or what runs after each commit, is what transactions wait for.
+  // finished writes (committed or failed) whose `done` has not run yet, a claim's excepted
+  // (see GroupCommitter). Either growing means the store's writer, or what runs after each
+  // commit, is what transactions wait for.
   struct Backlog {
     int64_t writes = 0;
     int64_t completions = 0;
   };
-  virtual Backlog backlog() const { return {}; }
+  virtual Backlog backlog() const = 0;
   // The database's clock. Every time the coordinator stores or compares (next_retry_time,
   // leases, timeouts) comes from here, so replicas whose own clocks disagree still agree on
   // what is due. SQLite: the local clock as it read at open, carried forward by the monotonic
@@ -161,7 +162,7 @@ class Store {
   WriteResult WriteSync(WriteOp op);
   // Whether the calling thread is one of the store's own (its writer, or the thread that runs
   // the writes' callbacks).
-  virtual bool OnStoreThread() const { return false; }
+  virtual bool OnStoreThread() const = 0;
 };
 
 }  // namespace dtm

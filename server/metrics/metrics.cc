@@ -189,10 +189,10 @@ struct Metrics::Families {
                       .Register(r)
                       .Add({})),
         queued(prometheus::BuildGauge()
-                   .Name("dtm_store_queued")
+                   .Name("dtm_store_queue_length")
                    .Help("What waits inside the store now: writes not yet taken into a commit "
-                         "(stage=commit), committed writes whose next step has not run yet "
-                         "(stage=completion).")
+                         "(stage=commit), finished writes (committed or failed) whose next step "
+                         "has not run yet (stage=completion).")
                    .Register(r)),
         queued_writes(queued.Add({{"stage", "commit"}})),
         queued_completions(queued.Add({{"stage", "completion"}})),

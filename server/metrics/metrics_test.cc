@@ -48,8 +48,8 @@ TEST(MetricsTest, CountsWithLowCardinalityLabels) {
   EXPECT_THAT(text, HasSubstr("dtm_transactions_pending{status=\"submitted\"} 7"));
   EXPECT_THAT(text, HasSubstr("dtm_transactions_pending{status=\"aborting\"} 0"));
   EXPECT_THAT(text, HasSubstr("dtm_transactions_in_memory 3"));
-  EXPECT_THAT(text, HasSubstr("dtm_store_queued{stage=\"commit\"} 4"));
-  EXPECT_THAT(text, HasSubstr("dtm_store_queued{stage=\"completion\"} 2"));
+  EXPECT_THAT(text, HasSubstr("dtm_store_queue_length{stage=\"commit\"} 4"));
+  EXPECT_THAT(text, HasSubstr("dtm_store_queue_length{stage=\"completion\"} 2"));
   EXPECT_THAT(text, HasSubstr("dtm_store_commit_batch_size_bucket{le=\"16\"} 1"));
   EXPECT_THAT(text, HasSubstr("dtm_store_commit_batch_size_bucket{le=\"8\"} 0"));
   EXPECT_THAT(text, HasSubstr("dtm_store_commit_duration_seconds_count 1"));

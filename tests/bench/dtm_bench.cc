@@ -403,6 +403,8 @@ int main(int argc, char** argv) {
 
   const std::string unit = type == "saga" ? "sagas/s" : "trans/s";
   std::vector<Result> results;
+  int64_t probe_errors = 0;  // of --rate=half's closed-loop probe, which is not a result
+  bool unmeasured = false;   // a mode that measured nothing
   // Measures one mode: closed loop, or open loop at the offered rate (with --rate=half, the
   // first mode's closed-loop maximum sets it for the whole run).
   auto measure = [&](const std::string& name, const Op& op) {
@@ -414,9 +416,11 @@ int main(int argc, char** argv) {
     if (offered <= 0) {
       Result max = dtm::bench::Drive(name, clients, warmup, std::min(seconds, 3.0), op);
       dtm::bench::Print(max, unit);
+      probe_errors += max.errors;
       offered = max.rate() / 2;
       if (offered <= 0) {
         std::printf("%-12s no closed-loop maximum to halve: no open loop\n", name.c_str());
+        unmeasured = true;
         return;
       }
       std::printf("%-12s closed-loop maximum %.0f %s: open loop at half of it, %.0f/s\n",
@@ -613,11 +617,11 @@ int main(int argc, char** argv) {
   }
   // A figure with errors in it measured something else than it says (failed transactions
   // are cheap): the run fails, for scripts that keep only the figures, after printing them.
-  int64_t errors = 0;
+  int64_t errors = probe_errors;
   for (const Result& r : results) errors += r.errors;
   if (errors > 0) {
     std::fprintf(stderr, "dtm-bench: %lld transactions failed\n", static_cast<long long>(errors));
     return 1;
   }
-  return 0;
+  return unmeasured ? 1 : 0;
 }

@@ -57,7 +57,7 @@ DEPLOY = os.path.join(SRC, "deploy")
 METRICS = {
     "dtm_transactions_started_total", "dtm_transactions_finished_total",
     "dtm_branch_calls_total", "dtm_branch_call_duration_seconds",
-    "dtm_store_commit_duration_seconds", "dtm_store_commit_batch_size", "dtm_store_queued",
+    "dtm_store_commit_duration_seconds", "dtm_store_commit_batch_size", "dtm_store_queue_length",
     "dtm_transactions_pending", "dtm_transactions_in_memory", "dtm_recovery_claimed_total",
     "dtm_lease_renewals_total", "dtm_lease_losses_total", "dtm_back_checks_total",
     "dtm_api_requests_total", "process_cpu_seconds_total", "process_resident_memory_bytes",
