@@ -187,6 +187,71 @@ TEST(GroupCommitterTest, AClaimsCallbackDoesNotWaitForEarlierOnesQueued) {
   gc.Stop();
 }
 
+TEST(GroupCommitterTest, AWriteAfterStopFailsUnavailableWithoutBeingApplied) {
+  std::atomic<int> applied{0};
+  GroupCommitter gc(
+      [&](std::vector<PendingWrite>& batch) {
+        applied += static_cast<int>(batch.size());
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      16);
+  gc.Stop();
+  for (bool claim : {false, true}) {
+    absl::Status status;
+    bool called = false;
+    WriteOp op = claim ? WriteOp(ClaimOp{}) : WriteOp(PurgeOp{});
+    gc.Submit(op, [&](const WriteResult& r) {
+      status = r.status;
+      called = true;
+    });
+    // Both threads are gone: the callback ran before Submit returned, on this thread.
+    ASSERT_TRUE(called) << (claim ? "claim" : "purge");
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(status.message(), "store is closed");
+  }
+  EXPECT_EQ(applied.load(), 0);
+}
+
+// Writes racing with Stop: each callback runs exactly once, with success exactly for the
+// writes the writer applied, and UNAVAILABLE for the others; Stop returns only after all of
+// those accepted before it have run.
+TEST(GroupCommitterTest, WritesRacingWithStopEachEndOnceAppliedOrRefused) {
+  std::atomic<int> applied{0};
+  GroupCommitter gc(
+      [&](std::vector<PendingWrite>& batch) {
+        applied += static_cast<int>(batch.size());
+        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+      },
+      /*max_batch=*/8);
+  constexpr int kWrites = 2000;
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::atomic<int> submitted{0};
+  std::thread submitter([&] {
+    for (int i = 0; i < kWrites; ++i) {
+      gc.Submit(PurgeOp{}, [&](const WriteResult& r) {
+        if (r.status.ok()) {
+          ok++;
+        } else if (r.status.code() == absl::StatusCode::kUnavailable) {
+          refused++;
+        } else {
+          other++;
+        }
+      });
+      submitted++;
+    }
+  });
+  // Stop once some writes are in, while the submitter is still going (or just done).
+  while (submitted.load() < kWrites / 4) std::this_thread::yield();
+  gc.Stop();
+  const int applied_at_stop = applied.load();
+  submitter.join();
+  EXPECT_EQ(ok.load() + refused.load() + other.load(), kWrites);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(ok.load(), applied_at_stop);  // nothing applied after Stop returned
+  EXPECT_EQ(applied.load(), applied_at_stop);
+  EXPECT_GE(ok.load(), kWrites / 4);  // what was in before Stop was applied, not refused
+}
+
 TEST(GroupCommitterTest, ACallbackAfterStopRunsAtOnce) {
   std::vector<PendingWrite> held;  // a backend keeping a write's callback for later
   GroupCommitter gc([&](std::vector<PendingWrite>& batch) { held.swap(batch); }, 16);
