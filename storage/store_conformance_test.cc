@@ -913,6 +913,52 @@ TEST_P(StoreConformanceTest, AnOpTheDatabaseRefusesFailsAloneNotItsBatch) {
   EXPECT_TRUE(store_->WriteSync(CreateOp{MakeTxn("good-3", kT0)}).status.ok());
 }
 
+// A batch of new transactions and branch results only, whose answers no outcome waits for
+// (the PostgreSQL store sends the branch rows with the COMMIT): one refused branch row still
+// fails its own create alone, and the others commit together. The refused transaction has a
+// single branch row, so that blaming the statement before or after it names another op.
+TEST_P(StoreConformanceTest, ABranchRowRefusedInABatchOfOnlyNewWritesFailsOnlyItsCreate) {
+  ASSERT_TRUE(store_->WriteSync(CreateOp{MakeTxn("old", kT0)}).status.ok());
+  GetParam().refuse_bad_rows(where_);
+  Transaction bad = MakeTxn("bad-target", kT0);
+  bad.gid = "good-but-bad-target";
+  bad.branches.resize(1);
+  bad.branches[0].target = "bad:1/s.S/A";
+  UpdateOp result;  // the first branch's result, as a saga writes it
+  result.gid = "old";
+  result.expected_status = GlobalStatus::kSubmitted;
+  result.new_status = GlobalStatus::kSubmitted;
+  Branch b = MakeTxn("old", kT0).branches[0];
+  b.status = BranchStatus::kSucceeded;
+  b.attempts = 1;
+  result.branches.emplace_back(0, b);
+
+  std::vector<WriteResult> r = WriteOneBatch({
+      CreateOp{MakeTxn("new-1", kT0)},
+      CreateOp{bad},
+      result,
+      CreateOp{MakeTxn("new-2", kT0)},
+  });
+  EXPECT_TRUE(r[0].status.ok()) << r[0].status;
+  EXPECT_EQ(r[1].status.code(), absl::StatusCode::kInternal) << r[1].status;
+  EXPECT_THAT(std::string(r[1].status.message()), ::testing::HasSubstr("refuse_bad_target"));
+  EXPECT_TRUE(r[2].status.ok()) << r[2].status;
+  EXPECT_TRUE(r[3].status.ok()) << r[3].status;
+  auto new1 = store_->Get("new-1");
+  ASSERT_TRUE(new1.ok()) << new1.status();
+  EXPECT_EQ(new1->branches.size(), 4u);
+  EXPECT_TRUE(store_->Get("new-2").ok());
+  EXPECT_EQ(store_->Get("good-but-bad-target").status().code(), absl::StatusCode::kNotFound);
+  auto old = store_->Get("old");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->branches[0].status, BranchStatus::kSucceeded);
+  EXPECT_EQ(old->branches[0].attempts, 1);
+  int transactions = GetParam().transactions_of(where_, {"new-1", "new-2", "old"});
+  if (transactions >= 0) {
+    EXPECT_EQ(transactions, 1);
+  }
+}
+
 // Many refused ops in one batch (more than a store re-runs a batch for): each fails alone.
 TEST_P(StoreConformanceTest, ManyRefusedOpsInOneBatchEachFailAlone) {
   GetParam().refuse_bad_rows(where_);
@@ -987,17 +1033,19 @@ TEST(PgStoreTest, ACommitWhoseAnswerIsLostIsResolvedByAskingTheDatabase) {
 
 // A COMMIT whose answer is lost: PostgreSQL rolls it back at commit time ("doomed": a deferred
 // trigger the test adds raises there), or it is still running when the store asks ("slow": the
-// trigger sleeps 4 s). The store must report what happened: UNAVAILABLE with nothing stored
-// for the first (the batch's commit marker is not there); for the second, it waits for the
-// COMMIT (which holds the marker's row lock) instead of ending its session, which could make a
-// commit already in the WAL visible before a standby has it, and reports it committed. Asking
-// about the transaction id would not do after a failover, where ids are handed out again.
+// trigger sleeps 4 s; "slowbranch": a trigger on the branch rows, which go out with the COMMIT,
+// sleeps 4 s before it). The store must report what happened: UNAVAILABLE with nothing stored
+// for the first (the batch's commit marker is not there); for the others, it waits for the
+// session (which holds the marker's row lock) instead of ending it, which could make a commit
+// already in the WAL visible before a standby has it, or reading the marker before the session
+// wrote it, and reports it committed. Asking about the transaction id would not do after a
+// failover, where ids are handed out again.
 class PgLostCommitTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(PgLostCommitTest, IsReportedAsItHappened) {
   const char* conninfo = std::getenv("DTM_TEST_PG");
   ASSERT_NE(conninfo, nullptr) << "run through ctest, which starts PostgreSQL";
-  const std::string kind = GetParam();  // "doomed": rolled back; "slow": still running
+  const std::string kind = GetParam();  // "doomed": rolled back; the others: still running
   std::atomic<int> cuts{1};
   PgStoreOptions o;
   o.schema = absl::StrCat("lost_commit_", kind, "_", getpid());
@@ -1025,6 +1073,16 @@ TEST_P(PgLostCommitTest, IsReportedAsItHappened) {
                      o.schema, R"sql(.trans_global
         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION )sql",
                      o.schema, R"sql(.doom();
+      CREATE FUNCTION )sql",
+                     o.schema, R"sql(.slow_branch() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.gid LIKE 'slowbranch-%' AND NEW.idx = 0 THEN PERFORM pg_sleep(4); END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER slow_branch BEFORE INSERT ON )sql",
+                     o.schema, R"sql(.trans_branch
+        FOR EACH ROW EXECUTE FUNCTION )sql",
+                     o.schema, R"sql(.slow_branch();
     )sql");
     PGresult* r = PQexec(admin, sql.c_str());
     ASSERT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << PQresultErrorMessage(r);
@@ -1059,7 +1117,8 @@ TEST_P(PgLostCommitTest, IsReportedAsItHappened) {
   (*s)->Close();
 }
 
-INSTANTIATE_TEST_SUITE_P(PgStoreTest, PgLostCommitTest, ::testing::Values("doomed", "slow"),
+INSTANTIATE_TEST_SUITE_P(PgStoreTest, PgLostCommitTest,
+                         ::testing::Values("doomed", "slow", "slowbranch"),
                          [](const auto& info) { return std::string(info.param); });
 
 // A realistic refusal without any help: PostgreSQL text must be valid UTF-8 (SQLSTATE 22021),

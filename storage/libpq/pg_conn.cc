@@ -249,6 +249,7 @@ absl::StatusOr<std::vector<pg::Result>> PgConn::Flush() {
 }
 
 absl::Status PgConn::SendSync() {
+  failed_statement_ = -1;  // a failure to send names no statement
   if (!PQpipelineSync(conn_)) return Fail("pipeline sync");
   return FlushOutput();
 }

@@ -165,6 +165,20 @@ int64_t Changed(const pg::Result& r) {
   return n;
 }
 
+// Whether round 2 of a batch (PgStore::RunBatch) reads something `op`'s outcome is computed
+// from, given the op's answer in round 1: the stored transaction (a create whose gid exists), a
+// refusal's reason (an update or touch that changed nothing; every registration), or the
+// branches of the transactions a claim took.
+bool Round2Reads(const WriteOp& op, const pg::Result& res) {
+  if (std::holds_alternative<CreateOp>(op) || std::holds_alternative<UpdateOp>(op) ||
+      std::holds_alternative<TouchOp>(op)) {
+    return Changed(res) == 0;
+  }
+  if (std::holds_alternative<RegisterOp>(op)) return true;
+  if (std::holds_alternative<ClaimOp>(op)) return PQntuples(res.get()) > 0;
+  return false;
+}
+
 absl::Status NoChange(const pg::Result& r, const std::string& gid, GlobalStatus expected,
                       const std::string& owner) {
   if (PQntuples(r.get()) == 0) {
@@ -620,6 +634,12 @@ void PgStore::ApplyBatch(std::vector<PendingWrite>& batch) {
   }
 }
 
+absl::Status PgStore::SendCommitMarker(PgConn& c, int64_t batch_number) {
+  PgParams mark;
+  mark.Add(writer_id_).Add(batch_number);
+  return c.SendPrepared("mark_commit", mark);
+}
+
 absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWrite>& batch,
                                                            size_t& failed_op) {
   PgConn& c = *writer_;
@@ -686,9 +706,21 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
   }
 
   // Round 2: what depends on round 1's answers. `first[i]`: op i's first result in r2.
+  //
+  // When no op's outcome is read from round 2's answers, round 2 only writes (a new
+  // transaction's branch rows, an update's branch results: the common batch) and goes out
+  // with round 3, one round trip fewer: a statement of it that fails aborts the COMMIT behind
+  // it all the same. The commit marker then goes first, before round 2: a session still busy
+  // with those writes when its answers are lost holds the marker's row, so that the resolver
+  // waits for it rather than read the row as not committed (see ResolveUnknownCommits).
+  bool reads = false;
+  for (size_t i = 0; i < n; ++i) reads = reads || Round2Reads(batch[i].op, (*r1)[i + 1]);
+  const bool with_commit = !reads;
+  if (with_commit) RETURN_IF_ERROR(SendCommitMarker(c, batch_number));
   std::vector<size_t> first(n, 0);
   std::vector<size_t> sent_by;  // round 2's statement j was sent for op sent_by[j]
   size_t sent = 0;
+  bool sent_reads = false;  // must equal `reads`: checked below
   for (size_t i = 0; i < n; ++i) {
     const pg::Result& res = (*r1)[i + 1];
     first[i] = sent;
@@ -701,6 +733,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
               p.Add(op.txn.gid);
               RETURN_IF_ERROR(c.SendPrepared("get_global", p));
               sent += 2;
+              sent_reads = true;
               return c.SendPrepared("get_branches", p);
             }
             for (size_t b = 0; b < op.txn.branches.size(); ++b) {
@@ -724,6 +757,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
             if (Changed(res) == 0) {
               p.Add(op.gid);
               ++sent;
+              sent_reads = true;
               return c.SendPrepared("status_owner", p);
             }
             if constexpr (std::is_same_v<T, UpdateOp>) {
@@ -740,6 +774,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
               }
             }
           } else if constexpr (std::is_same_v<T, RegisterOp>) {
+            sent_reads = true;
             if (Changed(res) == 0) {
               p.Add(op.gid);
               ++sent;
@@ -768,6 +803,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
               }
               p.AddArray(gids);
               ++sent;
+              sent_reads = true;
               return c.SendPrepared("get_branches_many", p);
             }
           }
@@ -776,8 +812,11 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         batch[i].op));
     sent_by.resize(sent, i);
   }
+  if (sent_reads != reads) {  // Round2Reads and the statements above disagree: a bug
+    return absl::InternalError("round 2 of a batch read what Round2Reads did not foresee");
+  }
   std::vector<pg::Result> r2;
-  if (sent > 0) {
+  if (sent > 0 && !with_commit) {
     auto flushed = c.Flush();
     if (!flushed.ok()) {
       int j = c.failed_statement();
@@ -866,14 +905,11 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
         batch[i].op);
   }
 
-  // Round 3: the commit marker, then the durable commit. The marker goes last so that only a
-  // transaction about to commit holds this writer's row: a batch cut off earlier (its session
-  // left idle in its transaction on the server) must not block the next ones.
-  {
-    PgParams mark;
-    mark.Add(writer_id_).Add(batch_number);
-    RETURN_IF_ERROR(c.SendPrepared("mark_commit", mark));
-  }
+  // Round 3: the commit marker (unless it went before a round 2 that only writes), then the
+  // durable commit. The marker goes in the last round so that only a transaction about to
+  // commit holds this writer's row: a batch cut off earlier (its session left idle in its
+  // transaction on the server) must not block the next ones.
+  if (!with_commit) RETURN_IF_ERROR(SendCommitMarker(c, batch_number));
   RETURN_IF_ERROR(c.SendSql("COMMIT"));
   absl::StatusOr<std::vector<pg::Result>> committed;
   absl::Status commit_sent = c.SendSync();
@@ -884,6 +920,11 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
     committed = commit_sent;
   }
   if (!committed.ok()) {
+    // With round 2 in this round: the marker is statement 0, round 2's statement j is j + 1.
+    const int j = c.failed_statement();
+    if (with_commit && j >= 1 && static_cast<size_t>(j) <= sent_by.size()) {
+      failed_op = sent_by[j - 1];
+    }
     if (c.broken()) {
       // COMMIT was sent and its answer lost: it may or may not have happened.
       auto u = std::make_unique<Unresolved>();
