@@ -187,14 +187,17 @@ TEST(GroupCommitterTest, AClaimsCallbackDoesNotWaitForEarlierOnesQueued) {
   gc.Stop();
 }
 
+// A backend that applies every write at once, counting them in `applied`.
+auto CountingApply(std::atomic<int>& applied) {
+  return [&applied](std::vector<PendingWrite>& batch) {
+    applied += static_cast<int>(batch.size());
+    GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
+  };
+}
+
 TEST(GroupCommitterTest, AWriteAfterStopFailsUnavailableWithoutBeingApplied) {
   std::atomic<int> applied{0};
-  GroupCommitter gc(
-      [&](std::vector<PendingWrite>& batch) {
-        applied += static_cast<int>(batch.size());
-        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
-      },
-      16);
+  GroupCommitter gc(CountingApply(applied), 16);
   gc.Stop();
   for (bool claim : {false, true}) {
     absl::Status status;
@@ -217,12 +220,8 @@ TEST(GroupCommitterTest, AWriteAfterStopFailsUnavailableWithoutBeingApplied) {
 // those accepted before it have run.
 TEST(GroupCommitterTest, WritesRacingWithStopEachEndOnceAppliedOrRefused) {
   std::atomic<int> applied{0};
-  GroupCommitter gc(
-      [&](std::vector<PendingWrite>& batch) {
-        applied += static_cast<int>(batch.size());
-        GroupCommitter::Complete(batch, std::vector<WriteResult>(batch.size()));
-      },
-      /*max_batch=*/8);
+  GroupCommitter gc(CountingApply(applied),
+                    /*max_batch=*/8);
   constexpr int kWrites = 2000;
   std::atomic<int> ok{0}, refused{0}, other{0};
   std::atomic<int> submitted{0};
