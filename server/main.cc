@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "server/runtime/log.h"
 #include "server/runtime/monotonic_wait.h"
+#include "server/runtime/thread_name.h"
 #include "server/server.h"
 #include "storage/open/open_store.h"
 
@@ -156,7 +157,10 @@ class ListenerWatchdog {
     std::string host = listen.substr(0, listen.rfind(':'));
     if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "*") host = "127.0.0.1";
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    thread_ = std::thread([this, interval, host, port] { Run(interval, host, port); });
+    thread_ = std::thread([this, interval, host, port] {
+      dtm::NameThisThread("dtm-watchdog");
+      Run(interval, host, port);
+    });
   }
   ~ListenerWatchdog() { Stop(); }
 

@@ -4,13 +4,20 @@
 #include <variant>
 
 #include "absl/time/clock.h"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 
 GroupCommitter::GroupCommitter(ApplyBatch apply, size_t max_batch, absl::Duration idle_interval)
     : apply_(std::move(apply)), max_batch_(max_batch), idle_interval_(idle_interval) {
-  completer_ = std::thread([this] { RunCompletions(); });
-  writer_ = std::thread([this] { Run(); });
+  completer_ = std::thread([this] {
+    NameThisThread("dtm-store-done");
+    RunCompletions();
+  });
+  writer_ = std::thread([this] {
+    NameThisThread("dtm-store-write");
+    Run();
+  });
 }
 
 namespace {

@@ -29,6 +29,7 @@
 #include "nlohmann/json.hpp"
 #include "server/runtime/log.h"
 #include "server/runtime/monotonic_wait.h"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 
@@ -544,7 +545,10 @@ std::shared_ptr<net::ssl::context> HttpServer::Impl::TlsContext() {
 void HttpServer::Impl::Run() {
   Accept();
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
-    threads_.emplace_back([this] { ioc_.run(); });
+    threads_.emplace_back([this] {
+      NameThisThread("dtm-http");
+      ioc_.run();
+    });
   }
 }
 

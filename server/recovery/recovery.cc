@@ -4,6 +4,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "server/runtime/log.h"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 
@@ -13,7 +14,10 @@ Recovery::Recovery(RecoveryOptions options, Store* store, Engine* engine, Clock*
 Recovery::~Recovery() { Stop(); }
 
 void Recovery::Start() {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    NameThisThread("dtm-recovery");
+    Loop();
+  });
 }
 
 void Recovery::Stop() {

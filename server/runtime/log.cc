@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 
@@ -67,7 +68,10 @@ class AsyncLog {
     if (running_) return;
     running_ = true;
     stop_ = false;
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      NameThisThread("dtm-log");
+      Run();
+    });
   }
 
   // Lines logged from here on are written by their own threads; the writer drains what was

@@ -2,10 +2,17 @@
 
 #include <utility>
 
+#include "server/runtime/thread_name.h"
+
 namespace dtm {
 
-ThreadPool::ThreadPool(int threads) {
-  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+ThreadPool::ThreadPool(int threads, std::string name) {
+  for (int i = 0; i < threads; ++i) {
+    workers_.emplace_back([this, name] {
+      NameThisThread(name);
+      Work();
+    });
+  }
 }
 
 ThreadPool::~ThreadPool() { Shutdown(); }

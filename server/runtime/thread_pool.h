@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -23,7 +24,8 @@ namespace dtm {
 
 class ThreadPool final : public Executor {
  public:
-  explicit ThreadPool(int threads);
+  // `name`: each worker's thread name (NameThisThread).
+  explicit ThreadPool(int threads, std::string name = "dtm-pool");
   ~ThreadPool();  // Runs what is queued, then joins.
 
   // Queues `task`; dropped once Shutdown has begun.

@@ -1,18 +1,49 @@
 #include "server/runtime/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 namespace {
+
+std::string ThisThreadName() {
+  char name[64] = {};
+  EXPECT_EQ(pthread_getname_np(pthread_self(), name, sizeof(name)), 0);
+  return name;
+}
+
+TEST(ThreadPoolTest, WorkersCarryThePoolsName) {
+  ThreadPool pool(2, "dtm-test-pool");
+  std::string seen;
+  absl::Notification done;
+  pool.Post([&] {
+    seen = ThisThreadName();
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_EQ(seen, "dtm-test-pool");
+}
+
+TEST(ThreadNameTest, ANameOverFifteenBytesIsCutThere) {
+  std::string seen;
+  std::thread t([&] {
+    NameThisThread("dtm-a-name-longer-than-fifteen-bytes");
+    seen = ThisThreadName();
+  });
+  t.join();
+  EXPECT_EQ(seen, "dtm-a-name-long");
+}
 
 TEST(StrandTest, RunsTasksOneAtATimeInPostingOrder) {
   ThreadPool pool(4);

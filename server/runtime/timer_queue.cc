@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "server/runtime/thread_name.h"
+
 namespace dtm {
 namespace {
 
@@ -12,7 +14,12 @@ constexpr absl::Duration kMaxWait = absl::Seconds(1);
 }  // namespace
 
 TimerQueue::TimerQueue(Clock* clock, bool manual) : clock_(clock) {
-  if (!manual) thread_ = std::thread([this] { Run(); });
+  if (!manual) {
+    thread_ = std::thread([this] {
+      NameThisThread("dtm-timers");
+      Run();
+    });
+  }
 }
 
 TimerQueue::~TimerQueue() { Shutdown(); }

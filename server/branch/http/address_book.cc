@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 namespace {
@@ -69,7 +70,10 @@ AddressBook::AddressBook(AddressBookOptions options, Resolver resolver, Clock* c
       own_clock_(clock ? nullptr : std::make_unique<RealClock>()),
       clock_(clock ? clock : own_clock_.get()) {
   for (int i = 0; i < std::max(1, options_.threads); ++i) {
-    threads_.emplace_back([this] { Work(); });
+    threads_.emplace_back([this] {
+      NameThisThread("dtm-resolve");
+      Work();
+    });
   }
 }
 

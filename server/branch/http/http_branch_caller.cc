@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/runtime/thread_name.h"
 
 namespace dtm {
 namespace {
@@ -151,7 +152,10 @@ HttpBranchCaller::HttpBranchCaller(HttpBranchCallerOptions options, AddressBook:
     : options_(std::move(options)),
       multi_(NewMulti(options_)),
       book_(options_.addresses, std::move(resolver)) {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("dtm-http-call");
+    Run();
+  });
 }
 
 HttpBranchCaller::~HttpBranchCaller() {
