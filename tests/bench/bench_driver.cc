@@ -1,16 +1,21 @@
 #include "tests/bench/bench_driver.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -254,17 +259,97 @@ absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
   return dtmd;
 }
 
-int64_t RssBytes(pid_t pid) {
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+namespace {
+
+// The number after `key` ("VmRSS:") in a /proc status file; 0 if there is none.
+int64_t StatusField(const std::string& path, absl::string_view key) {
+  std::ifstream status(path);
   std::string line;
   while (std::getline(status, line)) {
     absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "VmRSS:")) continue;
-    int64_t kb = 0;
+    if (!absl::ConsumePrefix(&rest, key)) continue;
+    int64_t value = 0;
     std::vector<absl::string_view> words = absl::StrSplit(rest, ' ', absl::SkipWhitespace());
-    if (!words.empty() && absl::SimpleAtoi(words[0], &kb)) return kb * 1024;
+    if (!words.empty() && absl::SimpleAtoi(words[0], &value)) return value;
   }
   return 0;
+}
+
+std::string FirstLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+int64_t RssBytes(pid_t pid) {
+  return StatusField(absl::StrCat("/proc/", pid, "/status"), "VmRSS:") * 1024;
+}
+
+CpuSnapshot SnapshotCpu(pid_t pid) {
+  CpuSnapshot snapshot;
+  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks, ec)) {
+    pid_t tid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &tid)) continue;
+    const std::string dir = entry.path().string();
+    // stat: "tid (comm) state ppid ..."; the name may hold spaces and parentheses, so the
+    // fields are counted from the last ')': utime and stime are the 12th and 13th after it.
+    const std::string stat = FirstLine(dir + "/stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;  // the thread ended meanwhile
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(absl::string_view(stat).substr(close + 1), ' ', absl::SkipWhitespace());
+    int64_t utime = 0, stime = 0;
+    if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+        !absl::SimpleAtoi(fields[12], &stime)) {
+      continue;
+    }
+    ThreadCpu& t = snapshot[tid];
+    t.name = FirstLine(dir + "/comm");
+    t.cpu_ticks = utime + stime;
+    t.voluntary_switches = StatusField(dir + "/status", "voluntary_ctxt_switches:");
+    t.involuntary_switches = StatusField(dir + "/status", "nonvoluntary_ctxt_switches:");
+  }
+  return snapshot;
+}
+
+void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnapshot& after,
+              int64_t transactions, const std::string& per) {
+  if (transactions <= 0) return;
+  std::map<std::string, int64_t> by_name;
+  int64_t ticks = 0, voluntary = 0, involuntary = 0;
+  for (const auto& [tid, t] : after) {
+    auto b = before.find(tid);
+    ThreadCpu start;  // a thread started between the snapshots: all of its time
+    if (b != before.end() && b->second.name == t.name) start = b->second;
+    const int64_t d = t.cpu_ticks - start.cpu_ticks;
+    by_name[t.name] += d;
+    ticks += d;
+    voluntary += t.voluntary_switches - start.voluntary_switches;
+    involuntary += t.involuntary_switches - start.involuntary_switches;
+  }
+  const double us_per_tick = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double n = static_cast<double>(transactions);
+  std::vector<std::pair<int64_t, std::string>> busiest;
+  for (const auto& [thread, d] : by_name) {
+    if (d > 0) busiest.emplace_back(d, thread);
+  }
+  std::sort(busiest.rbegin(), busiest.rend());
+  std::string threads;
+  for (const auto& [d, thread] : busiest) {
+    if (!threads.empty()) threads += ", ";
+    absl::StrAppend(&threads, thread, " ", absl::StrFormat("%.0f", d * us_per_tick / n));
+  }
+  std::printf(
+      "cpu          %s %.0f us per %s (%lld of them; by thread: %s), context switches per %s "
+      "%.1f voluntary %.1f involuntary\n",
+      name.c_str(), ticks * us_per_tick / n, per.c_str(), static_cast<long long>(transactions),
+      threads.c_str(), per.c_str(), voluntary / n, involuntary / n);
+  std::fflush(stdout);
 }
 
 }  // namespace dtm::bench

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,22 @@ absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
                                                              std::vector<std::string> args);
 // Resident memory of process `pid` (VmRSS), in bytes; 0 if it cannot be read.
 int64_t RssBytes(pid_t pid);
+
+// The CPU time and context switches of each thread of a process, read from
+// /proc/<pid>/task/: a figure that moves less than throughput on a shared machine.
+struct ThreadCpu {
+  std::string name;       // the thread's name (comm): dtmd names its own (NameThisThread)
+  int64_t cpu_ticks = 0;  // user and system, in clock ticks
+  int64_t voluntary_switches = 0;
+  int64_t involuntary_switches = 0;
+};
+using CpuSnapshot = std::map<pid_t, ThreadCpu>;  // by thread id
+CpuSnapshot SnapshotCpu(pid_t pid);
+// "cpu ..." line: the process's CPU per transaction between two snapshots, by thread name
+// (busiest first), and its context switches per transaction. A thread that ended between
+// them is not counted.
+void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnapshot& after,
+              int64_t transactions, const std::string& per);
 
 }  // namespace dtm::bench
 

@@ -53,7 +53,9 @@ def main():
     rate = r"sagas/s\s+([\d.]+)"
     trans = r"trans/s\s+([\d.]+)"
     run(bench, "saga", [], [r"^coordinator\s+" + rate, r"^baseline\s+" + rate,
-                            r"^ratio\s+coordinator/baseline throughput ([\d.]+)"])
+                            r"^ratio\s+coordinator/baseline throughput ([\d.]+)",
+                            r"^cpu\s+dtmd ([\d.]+) us per saga \(\d+ of them; by thread: "
+                            r".*dtm-store-write"])
     run(bench, "tcc", ["--type=tcc"], [r"^coordinator\s+" + trans, r"^baseline\s+" + trans])
     run(bench, "msg", ["--type=msg"], [r"^coordinator\s+" + trans, r"^baseline\s+" + trans])
     run(bench, "open loop", ["--rate=half"],

@@ -1,7 +1,8 @@
 // dtm-bench: throughput and latency of 2-branch transactions with wait_result through a real
 // dtmd, beside a baseline measured in the same run: the same unary gRPC calls made directly,
 // without the coordinator, to no-op services. Prints transactions/s, latency percentiles,
-// errors and the coordinator/baseline ratio.
+// errors and the coordinator/baseline ratio; with a dtmd it spawned, also dtmd's CPU per
+// transaction by thread and its context switches (the "cpu" line).
 //
 // --type picks the transaction (default saga):
 //   saga  2 steps; the baseline is a submit-shaped request to a no-op service, then the two
@@ -73,9 +74,11 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -405,12 +408,37 @@ int main(int argc, char** argv) {
   std::vector<Result> results;
   int64_t probe_errors = 0;  // of --rate=half's closed-loop probe, which is not a result
   bool unmeasured = false;   // a mode that measured nothing
+  // The dtmd this run spawned (for its CPU per transaction), once there is one.
+  pid_t dtmd_pid = -1;
+  const std::string per = type == "saga" ? "saga" : "transaction";
+  // Runs `drive` on `op` and prints its result. For the coordinator in a dtmd this run
+  // spawned, also dtmd's CPU per transaction: over every transaction of the run, the
+  // warm-up's too (all are done when the driver returns).
+  auto run = [&](const std::string& name, const Op& op,
+                 const std::function<Result(const Op&)>& drive) {
+    if (name != "coordinator" || dtmd_pid <= 0) {
+      results.push_back(drive(op));
+      dtm::bench::Print(results.back(), unit);
+      return;
+    }
+    std::atomic<int64_t> done{0};
+    const Op counted = [&](int c, int64_t i) {
+      std::string err = op(c, i);
+      if (err.empty()) done.fetch_add(1);
+      return err;
+    };
+    const dtm::bench::CpuSnapshot before = dtm::bench::SnapshotCpu(dtmd_pid);
+    results.push_back(drive(counted));
+    const dtm::bench::CpuSnapshot after = dtm::bench::SnapshotCpu(dtmd_pid);
+    dtm::bench::Print(results.back(), unit);
+    dtm::bench::PrintCpu("dtmd", before, after, done.load(), per);
+  };
   // Measures one mode: closed loop, or open loop at the offered rate (with --rate=half, the
   // first mode's closed-loop maximum sets it for the whole run).
   auto measure = [&](const std::string& name, const Op& op) {
     if (!open) {
-      results.push_back(dtm::bench::Drive(name, clients, warmup, seconds, op));
-      dtm::bench::Print(results.back(), unit);
+      run(name, op,
+          [&](const Op& o) { return dtm::bench::Drive(name, clients, warmup, seconds, o); });
       return;
     }
     if (offered <= 0) {
@@ -426,9 +454,10 @@ int main(int argc, char** argv) {
       std::printf("%-12s closed-loop maximum %.0f %s: open loop at half of it, %.0f/s\n",
                   name.c_str(), max.rate(), unit.c_str(), offered);
     }
-    results.push_back(dtm::bench::DriveOpen(name, {offered, workers, absl::GetFlag(FLAGS_seed)},
-                                            warmup, seconds, op));
-    dtm::bench::Print(results.back(), unit);
+    run(name, op, [&](const Op& o) {
+      return dtm::bench::DriveOpen(name, {offered, workers, absl::GetFlag(FLAGS_seed)}, warmup,
+                                   seconds, o);
+    });
   };
   auto gid = [](int c, int64_t i) { return absl::StrCat("bench-", RunId(), "-", c, "-", i); };
 
@@ -449,6 +478,7 @@ int main(int argc, char** argv) {
       }
       dtmd = *std::move(spawned);
       address = dtmd->address();
+      dtmd_pid = dtmd->pid();
     }
     std::unique_ptr<dtm::CoordinatorClient> client;
     if (secure) {
@@ -509,6 +539,7 @@ int main(int argc, char** argv) {
       });
     }
     if (dtmd) dtmd->Terminate();
+    dtmd_pid = -1;
   }
   if (mode == "store") {
     // The rows a 2-step saga writes, in the engine's order: create; the first action's
