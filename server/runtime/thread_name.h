@@ -4,6 +4,8 @@
 #ifndef DTM_SERVER_RUNTIME_THREAD_NAME_H_
 #define DTM_SERVER_RUNTIME_THREAD_NAME_H_
 
+#include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace dtm {
@@ -11,6 +13,9 @@ namespace dtm {
 // Linux keeps 15 bytes of a thread's name: a longer `name` is cut there. Best effort: a
 // thread that cannot be named keeps its name.
 void NameThisThread(absl::string_view name);
+
+// The calling thread's name ("" if it cannot be read).
+std::string ThisThreadName();
 
 }  // namespace dtm
 

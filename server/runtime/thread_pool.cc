@@ -6,7 +6,7 @@
 
 namespace dtm {
 
-ThreadPool::ThreadPool(int threads, std::string name) {
+ThreadPool::ThreadPool(int threads, const std::string& name) {
   for (int i = 0; i < threads; ++i) {
     workers_.emplace_back([this, name] {
       NameThisThread(name);

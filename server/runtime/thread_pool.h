@@ -25,7 +25,7 @@ namespace dtm {
 class ThreadPool final : public Executor {
  public:
   // `name`: each worker's thread name (NameThisThread).
-  explicit ThreadPool(int threads, std::string name = "dtm-pool");
+  explicit ThreadPool(int threads, const std::string& name = "dtm-pool");
   ~ThreadPool();  // Runs what is queued, then joins.
 
   // Queues `task`; dropped once Shutdown has begun.

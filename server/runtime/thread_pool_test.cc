@@ -1,7 +1,6 @@
 #include "server/runtime/thread_pool.h"
 
 #include <gtest/gtest.h>
-#include <pthread.h>
 
 #include <atomic>
 #include <memory>
@@ -17,12 +16,6 @@
 namespace dtm {
 namespace {
 
-std::string ThisThreadName() {
-  char name[64] = {};
-  EXPECT_EQ(pthread_getname_np(pthread_self(), name, sizeof(name)), 0);
-  return name;
-}
-
 TEST(ThreadPoolTest, WorkersCarryThePoolsName) {
   ThreadPool pool(2, "dtm-test-pool");
   std::string seen;
@@ -33,16 +26,6 @@ TEST(ThreadPoolTest, WorkersCarryThePoolsName) {
   });
   done.WaitForNotification();
   EXPECT_EQ(seen, "dtm-test-pool");
-}
-
-TEST(ThreadNameTest, ANameOverFifteenBytesIsCutThere) {
-  std::string seen;
-  std::thread t([&] {
-    NameThisThread("dtm-a-name-longer-than-fifteen-bytes");
-    seen = ThisThreadName();
-  });
-  t.join();
-  EXPECT_EQ(seen, "dtm-a-name-long");
 }
 
 TEST(StrandTest, RunsTasksOneAtATimeInPostingOrder) {

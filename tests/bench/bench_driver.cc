@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "storage/open/open_store.h"
@@ -275,6 +277,28 @@ int64_t StatusField(const std::string& path, absl::string_view key) {
   return 0;
 }
 
+// From a /proc stat line, "pid (comm) state ppid ...": the user and system time and the
+// start time. The name may hold spaces and parentheses, so fields are counted from the last
+// ')': utime, stime and starttime (fields 14, 15 and 22 of the line) are the 12th, 13th and
+// 20th after it.
+struct StatTimes {
+  int64_t cpu_ticks = 0;
+  int64_t start_time = 0;
+};
+bool ParseStat(const std::string& line, StatTimes* times) {
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return false;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(line).substr(close + 1), ' ', absl::SkipWhitespace());
+  int64_t utime = 0, stime = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime) || !absl::SimpleAtoi(fields[19], &times->start_time)) {
+    return false;
+  }
+  times->cpu_ticks = utime + stime;
+  return true;
+}
+
 std::string FirstLine(const std::string& path) {
   std::ifstream in(path);
   std::string line;
@@ -290,27 +314,21 @@ int64_t RssBytes(pid_t pid) {
 
 CpuSnapshot SnapshotCpu(pid_t pid) {
   CpuSnapshot snapshot;
-  const std::string tasks = absl::StrCat("/proc/", pid, "/task");
+  const std::string proc = absl::StrCat("/proc/", pid);
+  StatTimes process;
+  if (ParseStat(FirstLine(proc + "/stat"), &process)) snapshot.process_ticks = process.cpu_ticks;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(tasks, ec)) {
+  for (auto it = std::filesystem::directory_iterator(proc + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     pid_t tid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &tid)) continue;
-    const std::string dir = entry.path().string();
-    // stat: "tid (comm) state ppid ..."; the name may hold spaces and parentheses, so the
-    // fields are counted from the last ')': utime and stime are the 12th and 13th after it.
-    const std::string stat = FirstLine(dir + "/stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;  // the thread ended meanwhile
-    std::vector<absl::string_view> fields =
-        absl::StrSplit(absl::string_view(stat).substr(close + 1), ' ', absl::SkipWhitespace());
-    int64_t utime = 0, stime = 0;
-    if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-        !absl::SimpleAtoi(fields[12], &stime)) {
-      continue;
-    }
-    ThreadCpu& t = snapshot[tid];
+    if (!absl::SimpleAtoi(it->path().filename().string(), &tid)) continue;
+    const std::string dir = it->path().string();
+    StatTimes times;
+    if (!ParseStat(FirstLine(dir + "/stat"), &times)) continue;  // ended meanwhile
+    ThreadCpu& t = snapshot.threads[tid];
     t.name = FirstLine(dir + "/comm");
-    t.cpu_ticks = utime + stime;
+    t.start_time = times.start_time;
+    t.cpu_ticks = times.cpu_ticks;
     t.voluntary_switches = StatusField(dir + "/status", "voluntary_ctxt_switches:");
     t.involuntary_switches = StatusField(dir + "/status", "nonvoluntary_ctxt_switches:");
   }
@@ -321,17 +339,20 @@ void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnaps
               int64_t transactions, const std::string& per) {
   if (transactions <= 0) return;
   std::map<std::string, int64_t> by_name;
-  int64_t ticks = 0, voluntary = 0, involuntary = 0;
-  for (const auto& [tid, t] : after) {
-    auto b = before.find(tid);
+  int64_t live = 0, voluntary = 0, involuntary = 0;
+  for (const auto& [tid, t] : after.threads) {
+    auto b = before.threads.find(tid);
     ThreadCpu start;  // a thread started between the snapshots: all of its time
-    if (b != before.end() && b->second.name == t.name) start = b->second;
+    if (b != before.threads.end() && b->second.start_time == t.start_time) start = b->second;
     const int64_t d = t.cpu_ticks - start.cpu_ticks;
     by_name[t.name] += d;
-    ticks += d;
+    live += d;
     voluntary += t.voluntary_switches - start.voluntary_switches;
     involuntary += t.involuntary_switches - start.involuntary_switches;
   }
+  const int64_t total = after.process_ticks - before.process_ticks;
+  // What the live threads do not account for: threads that ended between the snapshots.
+  if (total > live) by_name["ended"] += total - live;
   const double us_per_tick = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
   const double n = static_cast<double>(transactions);
   std::vector<std::pair<int64_t, std::string>> busiest;
@@ -347,8 +368,9 @@ void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnaps
   std::printf(
       "cpu          %s %.0f us per %s (%lld of them; by thread: %s), context switches per %s "
       "%.1f voluntary %.1f involuntary\n",
-      name.c_str(), ticks * us_per_tick / n, per.c_str(), static_cast<long long>(transactions),
-      threads.c_str(), per.c_str(), voluntary / n, involuntary / n);
+      name.c_str(), std::max(total, live) * us_per_tick / n, per.c_str(),
+      static_cast<long long>(transactions), threads.c_str(), per.c_str(), voluntary / n,
+      involuntary / n);
   std::fflush(stdout);
 }
 

@@ -94,19 +94,23 @@ absl::StatusOr<std::unique_ptr<test::DtmdProcess>> SpawnDtmd(std::string store,
 // Resident memory of process `pid` (VmRSS), in bytes; 0 if it cannot be read.
 int64_t RssBytes(pid_t pid);
 
-// The CPU time and context switches of each thread of a process, read from
-// /proc/<pid>/task/: a figure that moves less than throughput on a shared machine.
+// Where a process's CPU time goes: its total and each live thread's, with their context
+// switches, read from /proc/<pid>/stat and /proc/<pid>/task/.
 struct ThreadCpu {
-  std::string name;       // the thread's name (comm): dtmd names its own (NameThisThread)
-  int64_t cpu_ticks = 0;  // user and system, in clock ticks
+  std::string name;        // the thread's name (comm): dtmd names its own (NameThisThread)
+  int64_t start_time = 0;  // when it started, in clock ticks after boot (tells reused ids apart)
+  int64_t cpu_ticks = 0;   // user and system, in clock ticks
   int64_t voluntary_switches = 0;
   int64_t involuntary_switches = 0;
 };
-using CpuSnapshot = std::map<pid_t, ThreadCpu>;  // by thread id
+struct CpuSnapshot {
+  int64_t process_ticks = 0;           // every thread's, those that have ended too
+  std::map<pid_t, ThreadCpu> threads;  // the live ones, by thread id
+};
 CpuSnapshot SnapshotCpu(pid_t pid);
-// "cpu ..." line: the process's CPU per transaction between two snapshots, by thread name
-// (busiest first), and its context switches per transaction. A thread that ended between
-// them is not counted.
+// "cpu ..." line: the process's CPU per transaction between two snapshots, then by thread name
+// (busiest first; "ended" for threads that ended in between), and the live threads' context
+// switches per transaction.
 void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnapshot& after,
               int64_t transactions, const std::string& per);
 
