@@ -1,5 +1,6 @@
 #include "tests/bench/bench_driver.h"
 
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -372,6 +373,93 @@ void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnaps
       static_cast<long long>(transactions), threads.c_str(), per.c_str(), voluntary / n,
       involuntary / n);
   std::fflush(stdout);
+}
+
+namespace {
+
+// From a /proc stat line: the parent's pid and the user and system time of the process and of
+// its reaped children (fields 4 and 14 to 17; the 2nd and the 12th to 15th after the last ')').
+struct ProcTimes {
+  pid_t ppid = 0;
+  int64_t own_ticks = 0;
+  int64_t children_ticks = 0;
+};
+bool ParseProcTimes(const std::string& line, ProcTimes* times) {
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return false;
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(line).substr(close + 1), ' ', absl::SkipWhitespace());
+  int64_t ppid = 0, utime = 0, stime = 0, cutime = 0, cstime = 0;
+  if (fields.size() < 15 || !absl::SimpleAtoi(fields[1], &ppid) ||
+      !absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime) ||
+      !absl::SimpleAtoi(fields[13], &cutime) || !absl::SimpleAtoi(fields[14], &cstime)) {
+    return false;
+  }
+  times->ppid = static_cast<pid_t>(ppid);
+  times->own_ticks = utime + stime;
+  times->children_ticks = cutime + cstime;
+  return true;
+}
+
+std::string CommOf(pid_t pid) { return FirstLine(absl::StrCat("/proc/", pid, "/comm")); }
+
+}  // namespace
+
+pid_t LocalPostmaster(const std::string& conninfo) {
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  pid_t backend = -1;
+  std::string data_directory;
+  if (PQstatus(conn) == CONNECTION_OK) {
+    backend = PQbackendPID(conn);
+    // Only a superuser (or a member of pg_read_all_settings) may read it: then it must match.
+    PGresult* r = PQexec(conn, "SHOW data_directory");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+      data_directory = PQgetvalue(r, 0, 0);
+    }
+    PQclear(r);
+  }
+  PQfinish(conn);
+  if (backend <= 0 || CommOf(backend) != "postgres") return -1;
+  ProcTimes times;
+  if (!ParseProcTimes(FirstLine(absl::StrCat("/proc/", backend, "/stat")), &times)) return -1;
+  const pid_t postmaster = times.ppid;
+  if (postmaster <= 1 || CommOf(postmaster) != "postgres") return -1;
+  if (!data_directory.empty()) {
+    std::error_code ec;
+    const auto cwd = std::filesystem::read_symlink(absl::StrCat("/proc/", postmaster, "/cwd"), ec);
+    if (ec || std::filesystem::weakly_canonical(cwd, ec) !=
+                  std::filesystem::weakly_canonical(data_directory, ec)) {
+      return -1;
+    }
+  }
+  return postmaster;
+}
+
+int64_t ServerCpuTicks(pid_t postmaster) {
+  ProcTimes pm;
+  if (!ParseProcTimes(FirstLine(absl::StrCat("/proc/", postmaster, "/stat")), &pm)) return 0;
+  int64_t total = pm.own_ticks + pm.children_ticks;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(it->path().filename().string(), &pid)) continue;
+    ProcTimes child;
+    if (!ParseProcTimes(FirstLine(it->path().string() + "/stat"), &child)) continue;
+    if (child.ppid == postmaster) total += child.own_ticks;
+  }
+  return total;
+}
+
+double PrintServerCpu(const std::string& mode, int64_t ticks, int64_t transactions,
+                      const std::string& per) {
+  if (transactions <= 0) return 0;
+  const double us = static_cast<double>(ticks) * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK)) /
+                    static_cast<double>(transactions);
+  std::printf("dbcpu        postgres %.0f us per %s of %s (%lld of them; the whole server)\n", us,
+              per.c_str(), mode.c_str(), static_cast<long long>(transactions));
+  std::fflush(stdout);
+  return us;
 }
 
 }  // namespace dtm::bench

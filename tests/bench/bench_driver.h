@@ -114,6 +114,19 @@ CpuSnapshot SnapshotCpu(pid_t pid);
 void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnapshot& after,
               int64_t transactions, const std::string& per);
 
+// The PostgreSQL server behind `conninfo` when it runs on this machine: its postmaster's pid,
+// found as the parent of the backend serving a connection made to ask (both named postgres,
+// the postmaster's working directory the server's data directory when the server says which);
+// -1 for a server elsewhere or one that cannot be reached.
+pid_t LocalPostmaster(const std::string& conninfo);
+// The server's CPU time so far, in clock ticks: the postmaster's own and that of its children
+// that have ended (the kernel adds a child's when it is reaped), plus each live child's.
+int64_t ServerCpuTicks(pid_t postmaster);
+// "dbcpu ..." line: the server's CPU per transaction of mode `mode` (ticks between two
+// ServerCpuTicks); returns it in microseconds (0 with no transactions).
+double PrintServerCpu(const std::string& mode, int64_t ticks, int64_t transactions,
+                      const std::string& per);
+
 }  // namespace dtm::bench
 
 #endif  // DTM_TESTS_BENCH_BENCH_DRIVER_H_
