@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -278,25 +279,32 @@ int64_t StatusField(const std::string& path, absl::string_view key) {
   return 0;
 }
 
-// From a /proc stat line, "pid (comm) state ppid ...": the user and system time and the
-// start time. The name may hold spaces and parentheses, so fields are counted from the last
-// ')': utime, stime and starttime (fields 14, 15 and 22 of the line) are the 12th, 13th and
-// 20th after it.
+// From a /proc stat line, "pid (comm) state ppid ...": the parent, the user and system time
+// (the process's own, and that of its children it has reaped) and the start time. The name may
+// hold spaces and parentheses, so fields are counted from the last ')': ppid, utime, stime,
+// cutime, cstime and starttime (fields 4, 14 to 17 and 22 of the line) are the 2nd, 12th to
+// 15th and 20th after it.
 struct StatTimes {
+  pid_t ppid = 0;
   int64_t cpu_ticks = 0;
-  int64_t start_time = 0;
+  int64_t children_ticks = 0;
+  int64_t start_time = 0;  // in clock ticks after boot
 };
 bool ParseStat(const std::string& line, StatTimes* times) {
   const size_t close = line.rfind(')');
   if (close == std::string::npos) return false;
   std::vector<absl::string_view> fields =
       absl::StrSplit(absl::string_view(line).substr(close + 1), ' ', absl::SkipWhitespace());
-  int64_t utime = 0, stime = 0;
-  if (fields.size() < 20 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime) || !absl::SimpleAtoi(fields[19], &times->start_time)) {
+  int64_t ppid = 0, utime = 0, stime = 0, cutime = 0, cstime = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[1], &ppid) ||
+      !absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime) ||
+      !absl::SimpleAtoi(fields[13], &cutime) || !absl::SimpleAtoi(fields[14], &cstime) ||
+      !absl::SimpleAtoi(fields[19], &times->start_time)) {
     return false;
   }
+  times->ppid = static_cast<pid_t>(ppid);
   times->cpu_ticks = utime + stime;
+  times->children_ticks = cutime + cstime;
   return true;
 }
 
@@ -377,78 +385,77 @@ void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnaps
 
 namespace {
 
-// From a /proc stat line: the parent's pid and the user and system time of the process and of
-// its reaped children (fields 4 and 14 to 17; the 2nd and the 12th to 15th after the last ')').
-struct ProcTimes {
-  pid_t ppid = 0;
-  int64_t own_ticks = 0;
-  int64_t children_ticks = 0;
-};
-bool ParseProcTimes(const std::string& line, ProcTimes* times) {
-  const size_t close = line.rfind(')');
-  if (close == std::string::npos) return false;
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(line).substr(close + 1), ' ', absl::SkipWhitespace());
-  int64_t ppid = 0, utime = 0, stime = 0, cutime = 0, cstime = 0;
-  if (fields.size() < 15 || !absl::SimpleAtoi(fields[1], &ppid) ||
-      !absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime) ||
-      !absl::SimpleAtoi(fields[13], &cutime) || !absl::SimpleAtoi(fields[14], &cstime)) {
-    return false;
-  }
-  times->ppid = static_cast<pid_t>(ppid);
-  times->own_ticks = utime + stime;
-  times->children_ticks = cutime + cstime;
-  return true;
-}
-
 std::string CommOf(pid_t pid) { return FirstLine(absl::StrCat("/proc/", pid, "/comm")); }
+
+// When the machine booted, in seconds since the epoch ("btime" of /proc/stat); 0 if unknown.
+int64_t BootTimeSeconds() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view rest = line;
+    int64_t btime = 0;
+    if (absl::ConsumePrefix(&rest, "btime ") && absl::SimpleAtoi(rest, &btime)) return btime;
+  }
+  return 0;
+}
 
 }  // namespace
 
 pid_t LocalPostmaster(const std::string& conninfo) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  pid_t backend = -1;
-  std::string data_directory;
+  const char* keys[] = {"dbname", "connect_timeout", nullptr};
+  const char* values[] = {conninfo.c_str(), "5", nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  pid_t found = -1;
+  // Checked while the connection is open: closed, its backend exits, and its pid may go to
+  // another process.
   if (PQstatus(conn) == CONNECTION_OK) {
-    backend = PQbackendPID(conn);
-    // Only a superuser (or a member of pg_read_all_settings) may read it: then it must match.
-    PGresult* r = PQexec(conn, "SHOW data_directory");
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-      data_directory = PQgetvalue(r, 0, 0);
-    }
+    const pid_t backend = PQbackendPID(conn);
+    StatTimes b, pm;
+    double server_start = 0;  // when the server says it started, in seconds since the epoch
+    PGresult* r = PQexec(conn, "SELECT extract(epoch FROM pg_postmaster_start_time())::float8");
+    const bool answered = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                          absl::SimpleAtod(PQgetvalue(r, 0, 0), &server_start);
     PQclear(r);
+    if (answered && backend > 0 && CommOf(backend) == "postgres" &&
+        ParseStat(FirstLine(absl::StrCat("/proc/", backend, "/stat")), &b) && b.ppid > 1 &&
+        CommOf(b.ppid) == "postgres" &&
+        ParseStat(FirstLine(absl::StrCat("/proc/", b.ppid, "/stat")), &pm)) {
+      // A server elsewhere (another machine, another pid namespace) has pids of its own: the
+      // process found here is its postmaster only if it started when the server did.
+      const double local_start =
+          static_cast<double>(BootTimeSeconds()) +
+          static_cast<double>(pm.start_time) / static_cast<double>(sysconf(_SC_CLK_TCK));
+      if (std::abs(local_start - server_start) < 2.0) found = b.ppid;
+    }
   }
   PQfinish(conn);
-  if (backend <= 0 || CommOf(backend) != "postgres") return -1;
-  ProcTimes times;
-  if (!ParseProcTimes(FirstLine(absl::StrCat("/proc/", backend, "/stat")), &times)) return -1;
-  const pid_t postmaster = times.ppid;
-  if (postmaster <= 1 || CommOf(postmaster) != "postgres") return -1;
-  if (!data_directory.empty()) {
-    std::error_code ec;
-    const auto cwd = std::filesystem::read_symlink(absl::StrCat("/proc/", postmaster, "/cwd"), ec);
-    if (ec || std::filesystem::weakly_canonical(cwd, ec) !=
-                  std::filesystem::weakly_canonical(data_directory, ec)) {
-      return -1;
-    }
-  }
-  return postmaster;
+  return found;
 }
 
 int64_t ServerCpuTicks(pid_t postmaster) {
-  ProcTimes pm;
-  if (!ParseProcTimes(FirstLine(absl::StrCat("/proc/", postmaster, "/stat")), &pm)) return 0;
-  int64_t total = pm.own_ticks + pm.children_ticks;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(it->path().filename().string(), &pid)) continue;
-    ProcTimes child;
-    if (!ParseProcTimes(FirstLine(it->path().string() + "/stat"), &child)) continue;
-    if (child.ppid == postmaster) total += child.own_ticks;
+  // A child reaped during the scan would be in neither the postmaster's figure read before it
+  // nor among the live ones: scan again until the postmaster's reaped total held still.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    StatTimes pm;
+    const std::string stat = absl::StrCat("/proc/", postmaster, "/stat");
+    if (!ParseStat(FirstLine(stat), &pm)) return 0;
+    int64_t live = 0;
+    std::error_code ec;
+    for (auto it = std::filesystem::directory_iterator("/proc", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      pid_t pid = 0;
+      if (!absl::SimpleAtoi(it->path().filename().string(), &pid)) continue;
+      StatTimes child;
+      if (!ParseStat(FirstLine(it->path().string() + "/stat"), &child)) continue;
+      if (child.ppid == postmaster) live += child.cpu_ticks;
+    }
+    StatTimes again;
+    if (!ParseStat(FirstLine(stat), &again)) return 0;
+    if (again.children_ticks == pm.children_ticks) {
+      return again.cpu_ticks + again.children_ticks + live;
+    }
   }
-  return total;
+  return 0;
 }
 
 double PrintServerCpu(const std::string& mode, int64_t ticks, int64_t transactions,

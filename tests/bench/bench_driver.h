@@ -116,8 +116,8 @@ void PrintCpu(const std::string& name, const CpuSnapshot& before, const CpuSnaps
 
 // The PostgreSQL server behind `conninfo` when it runs on this machine: its postmaster's pid,
 // found as the parent of the backend serving a connection made to ask (both named postgres,
-// the postmaster's working directory the server's data directory when the server says which);
-// -1 for a server elsewhere or one that cannot be reached.
+// the parent started when the server says it did); -1 for a server elsewhere or one that does
+// not answer within 5 seconds.
 pid_t LocalPostmaster(const std::string& conninfo);
 // The server's CPU time so far, in clock ticks: the postmaster's own and that of its children
 // that have ended (the kernel adds a child's when it is reaped), plus each live child's.

@@ -413,8 +413,10 @@ int main(int argc, char** argv) {
   pid_t dtmd_pid = -1;
   // A PostgreSQL store on this machine (for its CPU per transaction), or -1.
   const std::string store_url = absl::GetFlag(FLAGS_store);
-  const pid_t postmaster =
-      dtm::bench::IsPostgresUrl(store_url) ? dtm::bench::LocalPostmaster(store_url) : -1;
+  const bool db_watched_mode = mode == "both" || mode == "coordinator" || mode == "pgloop";
+  const pid_t postmaster = db_watched_mode && dtm::bench::IsPostgresUrl(store_url)
+                               ? dtm::bench::LocalPostmaster(store_url)
+                               : -1;
   std::map<std::string, double> db_us;  // the database's CPU per transaction, by mode
   const std::string per = type == "saga" ? "saga" : "transaction";
   // Runs `drive` on `op` and prints its result. For the coordinator in a dtmd this run
