@@ -195,4 +195,60 @@ TEST_F(BankInvariantTest, BadCallsGetANamedInvalidArgumentAndChangeNothing) {
   EXPECT_EQ((*accounts)[0].balance, kInitialBalance - 10);
 }
 
+// A bank that refuses only work it has not done: an attempt whose work committed but whose
+// answer was lost, retried and met by the refusal fault, is answered as done (the barrier
+// finds it), not refused. Refused, the saga would compensate a credit that happened, after the
+// money may have been spent (a negative balance the soak once found).
+TEST_F(BankInvariantTest, ARetryOfWorkAlreadyDoneIsNotRefused) {
+  absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema("bank_b");
+  ASSERT_TRUE(store.ok());
+  std::atomic<int> calls{0};
+  // The first call's answer is lost after its work committed; every later call is refused.
+  bank::FaultHook hook = [&calls](const dtm::BranchContext&, const char*) {
+    return calls.fetch_add(1) == 0 ? bank::Fault::kLoseResponse : bank::Fault::kRefuse;
+  };
+  bank::BankService service(*store, conninfo_, hook);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+  auto stub = bank::v1::Bank::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  auto trans_in = [&](const std::string& gid) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("dtm-gid", gid);
+    ctx.AddMetadata("dtm-trans_type", "saga");
+    ctx.AddMetadata("dtm-branch_id", "02");
+    ctx.AddMetadata("dtm-op", "action");
+    bank::v1::TransferRequest req;
+    req.set_user_id("b0");
+    req.set_amount(700);
+    bank::v1::TransferReply reply;
+    return stub->TransIn(&ctx, req, &reply);
+  };
+  auto balance = [&]() -> int64_t {
+    bank::Conn db(PQconnectdb(conninfo_.c_str()));
+    absl::StatusOr<std::vector<bank::Account>> accounts = service.store().Balances(db.get());
+    EXPECT_TRUE(accounts.ok()) << accounts.status();
+    for (const bank::Account& a : accounts.value_or(std::vector<bank::Account>{})) {
+      if (a.user_id == "b0") return a.balance;
+    }
+    ADD_FAILURE() << "no account b0";
+    return 0;
+  };
+  EXPECT_EQ(trans_in("retried").error_code(), grpc::StatusCode::UNAVAILABLE);  // done, unheard
+  EXPECT_EQ(balance(), kInitialBalance + 700);
+  grpc::Status retry = trans_in("retried");  // the refusal fault: but the work is done
+  EXPECT_TRUE(retry.ok()) << retry.error_message();
+  EXPECT_EQ(balance(), kInitialBalance + 700);
+  // Work not done yet is refused, and nothing moves.
+  grpc::Status fresh = trans_in("fresh");
+  EXPECT_EQ(fresh.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_THAT(fresh.error_message(), ::testing::HasSubstr("injected: the business refuses"));
+  EXPECT_EQ(balance(), kInitialBalance + 700);
+  EXPECT_EQ(calls.load(), 3);
+}
+
 }  // namespace

@@ -9,6 +9,12 @@
 #include "client/pg/xa.h"
 
 namespace bank {
+namespace {
+
+// The injected kRefuse: what the business answers when it will not do the work.
+absl::Status Refusal() { return absl::AbortedError("injected: the business refuses"); }
+
+}  // namespace
 
 grpc::Status ValidateTransfer(const v1::TransferRequest& req) {
   if (req.user_id().empty() || req.user_id().size() > 64) {
@@ -50,7 +56,7 @@ Fault BankService::PickFault(const dtm::BranchContext& branch, const char* op) {
 }
 
 absl::Status BankService::RunLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req,
-                                 Op op) {
+                                 Op op, bool refuse) {
   absl::StatusOr<dtm::Barrier> barrier = dtm::Barrier::From(branch);
   if (!barrier.ok()) return barrier.status();
   absl::StatusOr<ConnPool::Lease> conn = pool_.Acquire();
@@ -58,7 +64,10 @@ absl::Status BankService::RunLeg(const dtm::BranchContext& branch, const v1::Tra
   dtm::Barrier::Outcome outcome;
   absl::Status s = barrier->Call(
       conn->get(),
-      [&](PGconn* tx) { return store_.Apply(tx, op, req.user_id(), req.amount(), branch); },
+      [&](PGconn* tx) {
+        if (refuse) return Refusal();
+        return store_.Apply(tx, op, req.user_id(), req.amount(), branch);
+      },
       &outcome);
   if (absl::IsAborted(s)) ++refused_;
   if (!s.ok()) return s;
@@ -80,7 +89,7 @@ absl::Status BankService::RunLeg(const dtm::BranchContext& branch, const v1::Tra
 }
 
 absl::Status BankService::RunXa(const dtm::BranchContext& branch, const v1::TransferRequest& req,
-                                Op op) {
+                                Op op, bool refuse) {
   if (coordinator_ == nullptr && branch.op == "action") {
     return absl::FailedPreconditionError(
         "this bank has no coordinator to register XA branches with (bank-server --dtm)");
@@ -94,6 +103,7 @@ absl::Status BankService::RunXa(const dtm::BranchContext& branch, const v1::Tran
   absl::StatusOr<ConnPool::Lease> conn = pool_.Acquire();
   if (!conn.ok()) return conn.status();
   absl::Status s = xa->Handle(conn->get(), coordinator_, [&](PGconn* tx) {
+    if (refuse) return Refusal();
     return store_.Apply(tx, op, req.user_id(), req.amount(), branch);
   });
   if (absl::IsAborted(s)) ++refused_;
@@ -111,8 +121,9 @@ grpc::Status BankService::Leg(const dtm::BranchContext& branch, const v1::Transf
                               Op op) {
   grpc::Status valid = ValidateTransfer(req);
   if (!valid.ok()) return valid;
-  return WithFault(branch, OpName(op), MayRefuse(op),
-                   [this, branch, req, op] { return RunLeg(branch, req, op); });
+  return WithFault(branch, OpName(op), MayRefuse(op), [this, branch, req, op](bool refuse) {
+    return RunLeg(branch, req, op, refuse);
+  });
 }
 
 grpc::Status BankService::XaLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req,
@@ -125,19 +136,19 @@ grpc::Status BankService::XaLeg(const dtm::BranchContext& branch, const v1::Tran
     if (!valid.ok()) return valid;
   }
   return WithFault(branch, OpName(op), action,
-                   [this, branch, req, op] { return RunXa(branch, req, op); });
+                   [this, branch, req, op](bool refuse) { return RunXa(branch, req, op, refuse); });
 }
 
 grpc::Status BankService::WithFault(const dtm::BranchContext& branch, const char* op,
-                                    bool may_refuse, const std::function<absl::Status()>& run) {
+                                    bool may_refuse,
+                                    const std::function<absl::Status(bool refuse)>& run_or_refuse) {
+  // Copied, not referenced: a late replay runs it after this call has returned.
+  const std::function<absl::Status()> run = [run_or_refuse] { return run_or_refuse(false); };
   switch (PickFault(branch, op)) {
     case Fault::kNone:
       break;
     case Fault::kRefuse:
-      if (may_refuse) {
-        ++refused_;
-        return grpc::Status(grpc::StatusCode::ABORTED, "injected: the business refuses");
-      }
+      if (may_refuse) return dtm::ToGrpcStatus(run_or_refuse(true));
       break;
     case Fault::kTransient:
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "injected: transient error");

@@ -26,7 +26,9 @@ namespace bank {
 
 enum class Fault {
   kNone,
-  kRefuse,        // ABORTED before any work (actions and tries only)
+  kRefuse,        // ABORTED: the business refuses the work (actions and tries only), as it
+                  // would for want of money: inside the barrier (or the XA branch), so a
+                  // retry of work an earlier attempt did is answered as done, not refused
   kTransient,     // UNAVAILABLE before any work
   kOngoing,       // FAILED_PRECONDITION (ONGOING) before any work
   kLoseResponse,  // does the work, commits, then answers UNAVAILABLE
@@ -100,15 +102,18 @@ class BankService final : public v1::Bank::Service {
   ConnPool& pool() { return pool_; }
 
  private:
-  // The leg behind the barrier, without faults.
-  absl::Status RunLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op);
-  // The XA leg, without faults.
-  absl::Status RunXa(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op);
+  // The leg behind the barrier, without faults; with `refuse`, the business refuses where it
+  // would have done the work.
+  absl::Status RunLeg(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op,
+                      bool refuse);
+  // The XA leg, without faults; `refuse` as for RunLeg.
+  absl::Status RunXa(const dtm::BranchContext& branch, const v1::TransferRequest& req, Op op,
+                     bool refuse);
   Fault PickFault(const dtm::BranchContext& branch, const char* op);
-  // Runs `run` (a leg's work, copied into a late replay) under the fault picked for the call;
-  // kRefuse applies only where `may_refuse`.
+  // Runs `run_or_refuse(false)` (a leg's work, copied into a late replay) under the fault
+  // picked for the call; kRefuse runs `run_or_refuse(true)`, only where `may_refuse`.
   grpc::Status WithFault(const dtm::BranchContext& branch, const char* op, bool may_refuse,
-                         const std::function<absl::Status()>& run);
+                         const std::function<absl::Status(bool refuse)>& run_or_refuse);
 
   const BankStore store_;
   ConnPool pool_;
