@@ -45,6 +45,25 @@ int EnvInt(const char* name, int fallback) {
   return v && *v ? std::atoi(v) : fallback;
 }
 
+// A bank's gRPC service served on an ephemeral port of 127.0.0.1, and a stub for it.
+struct Served {
+  std::unique_ptr<grpc::Server> server;  // null if it could not listen
+  std::unique_ptr<bank::v1::Bank::Stub> stub;
+};
+// `service` must outlive the result (declare the result after it).
+Served Serve(bank::BankService* service) {
+  Served served;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  served.server = builder.BuildAndStart();
+  if (port == 0) served.server = nullptr;
+  served.stub = bank::v1::Bank::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  return served;
+}
+
 class BankInvariantTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -130,14 +149,9 @@ TEST_F(BankInvariantTest, BadCallsGetANamedInvalidArgumentAndChangeNothing) {
   absl::StatusOr<bank::BankStore> store = bank::BankStore::ForSchema("bank_a");
   ASSERT_TRUE(store.ok());
   bank::BankService service(*store, conninfo_);
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(port, 0);
-  auto stub = bank::v1::Bank::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  Served served = Serve(&service);
+  ASSERT_NE(served.server, nullptr);
+  bank::v1::Bank::Stub* stub = served.stub.get();
   auto call = [&](const std::string& user, int64_t amount,
                   const std::vector<std::pair<std::string, std::string>>& md) {
     grpc::ClientContext ctx;
@@ -208,14 +222,9 @@ TEST_F(BankInvariantTest, ARetryOfWorkAlreadyDoneIsNotRefused) {
     return calls.fetch_add(1) == 0 ? bank::Fault::kLoseResponse : bank::Fault::kRefuse;
   };
   bank::BankService service(*store, conninfo_, hook);
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(port, 0);
-  auto stub = bank::v1::Bank::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  Served served = Serve(&service);
+  ASSERT_NE(served.server, nullptr);
+  bank::v1::Bank::Stub* stub = served.stub.get();
   auto trans_in = [&](const std::string& gid) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("dtm-gid", gid);
@@ -249,6 +258,9 @@ TEST_F(BankInvariantTest, ARetryOfWorkAlreadyDoneIsNotRefused) {
   EXPECT_THAT(fresh.error_message(), ::testing::HasSubstr("injected: the business refuses"));
   EXPECT_EQ(balance(), kInitialBalance + 700);
   EXPECT_EQ(calls.load(), 3);
+  // The retry was the barrier's duplicate, and the one refusal was counted once.
+  EXPECT_EQ(service.stats().duplicate, 1);
+  EXPECT_EQ(service.stats().refused, 1);
 }
 
 }  // namespace

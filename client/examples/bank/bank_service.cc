@@ -142,8 +142,7 @@ grpc::Status BankService::XaLeg(const dtm::BranchContext& branch, const v1::Tran
 grpc::Status BankService::WithFault(const dtm::BranchContext& branch, const char* op,
                                     bool may_refuse,
                                     const std::function<absl::Status(bool refuse)>& run_or_refuse) {
-  // Copied, not referenced: a late replay runs it after this call has returned.
-  const std::function<absl::Status()> run = [run_or_refuse] { return run_or_refuse(false); };
+  auto run = [&run_or_refuse] { return run_or_refuse(false); };
   switch (PickFault(branch, op)) {
     case Fault::kNone:
       break;
@@ -175,9 +174,10 @@ grpc::Status BankService::WithFault(const dtm::BranchContext& branch, const char
         absl::MutexLock lock(&mu_);
         ++pending_replays_;
       }
-      std::thread([this, run, delay_ms] {
+      // A copy: the replay runs after this call has returned.
+      std::thread([this, replay = run_or_refuse, delay_ms] {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-        run().IgnoreError();
+        replay(false).IgnoreError();
         absl::MutexLock lock(&mu_);
         --pending_replays_;
       }).detach();

@@ -28,7 +28,8 @@ enum class Fault {
   kNone,
   kRefuse,        // ABORTED: the business refuses the work (actions and tries only), as it
                   // would for want of money: inside the barrier (or the XA branch), so a
-                  // retry of work an earlier attempt did is answered as done, not refused
+                  // retry of work an earlier attempt did is answered as the barrier answers
+                  // it (done, or waiting for the earlier attempt), not refused
   kTransient,     // UNAVAILABLE before any work
   kOngoing,       // FAILED_PRECONDITION (ONGOING) before any work
   kLoseResponse,  // does the work, commits, then answers UNAVAILABLE
