@@ -639,9 +639,9 @@ int main(int argc, char** argv) {
         BaselineCalls(type, &s0, &s1, &s2, branch1, branch2, payload);
     measure("baseline", [&](int, int64_t) { return dtm::bench::CallInOrder(calls); });
   }
-  const std::string& pg_url = store_url;
-  if ((mode == "both" && type == "saga" && dtm::bench::IsPostgresUrl(pg_url)) || mode == "pgloop") {
-    PgLoop loop(pg_url, absl::StrCat("bench_pgloop_", RunId()), workers);
+  if ((mode == "both" && type == "saga" && dtm::bench::IsPostgresUrl(store_url)) ||
+      mode == "pgloop") {
+    PgLoop loop(store_url, absl::StrCat("bench_pgloop_", RunId()), workers);
     absl::Status st = loop.Prepare();
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", st.ToString().c_str());
