@@ -1,6 +1,7 @@
 #include "server/engine/machine.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/engine/machine_internal.h"
@@ -94,7 +95,10 @@ void ForceStopTrans(TransState& s, const std::string& reason, absl::Time now) {
 }
 
 void RetryAllNow(TransState& s) {
-  for (BranchRuntime& r : s.rt) r.not_before = absl::InfinitePast();
+  for (BranchRuntime& r : s.rt) {
+    r.not_before = absl::InfinitePast();
+    if (r.in_flight) r.retry_on_answer = true;
+  }
 }
 
 void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::Time now,
@@ -104,6 +108,7 @@ void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::
   BranchRuntime& rt = s.rt[index];
   Branch& b = s.txn.branches[index];
   rt.in_flight = false;
+  const bool retry_now = std::exchange(rt.retry_on_answer, false);
   if (IsTerminal(s.txn.status)) return;  // e.g. force-stopped meanwhile: nothing to record
   rt.dirty = true;
   const TransOptions& o = s.txn.options;
@@ -132,6 +137,7 @@ void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::
     rt.consecutive_errors++;
     rt.not_before = now + backoff.Jittered(rt.consecutive_errors, jitter);
   }
+  if (retry_now) rt.not_before = absl::InfinitePast();
   if (is_action && o.retry_limit > 0 && b.attempts > o.retry_limit) {
     AbortTrans(s,
                absl::StrCat("branch ", b.branch_id, " action ", b.target, " exceeded retry_limit ",

@@ -47,7 +47,8 @@ struct BranchRuntime {
   BranchStatus durable_status = BranchStatus::kPrepared;
   int consecutive_errors = 0;
   absl::Time not_before = absl::InfinitePast();  // earliest next call (backoff / ongoing)
-  bool maybe_attempted = false;                  // recovered: may have been called before a restart
+  bool retry_on_answer = false;  // RetryNow came during a call: its answer waits for nothing
+  bool maybe_attempted = false;  // recovered: may have been called before a restart
 };
 
 struct TransState {
@@ -100,7 +101,9 @@ inline void OnPersisted(TransState& s, const UpdateOp& op, const absl::Status& s
                         absl::Time retry_at) {
   OnPersisted(s, SummarizeWrite(op), status, retry_at);
 }
-// Makes every waiting branch due now (RetryNow).
+// Makes every waiting branch due now (RetryNow). A branch whose call is still out is called
+// again as soon as that call answers, whatever the answer's backoff: the retry asked for
+// starts after the request, even when the request raced with a call about to fail.
 void RetryAllNow(TransState& s);
 // Decides what to do next. Marks returned calls in flight and counts their attempts.
 // `lease` is how far ahead next_retry_time is pushed while work is in flight.

@@ -199,6 +199,26 @@ TEST(SagaTest, NothingIsCalledBeforeTheBackoffWaitEnds) {
   EXPECT_THAT(Decide(s, kStart + absl::Seconds(1), kLease).calls, ElementsAre(0));
 }
 
+TEST(SagaTest, RetryNowDuringACallRetriesOnceItsAnswerComes) {
+  TransState s = NewTransState(MakeSaga(1));
+  Decision d = Decide(s, kStart, kLease);
+  EXPECT_THAT(d.calls, ElementsAre(0));
+  if (d.persist) OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  // RetryNow arrives while that call is still out: it cannot cut a wait that has not begun,
+  // but the retry it asks for must start after it, so the failure's backoff is skipped.
+  RetryAllNow(s);
+  OnBranchResult(s, 0, Error(), kStart, 1.0);
+  d = Decide(s, kStart, kLease);
+  EXPECT_THAT(d.calls, ElementsAre(0));
+  // Only once: the next failure waits as usual.
+  OnBranchResult(s, 0, Error(), kStart, 1.0);
+  if (d.persist) OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  d = Decide(s, kStart, kLease);
+  EXPECT_THAT(d.calls, IsEmpty());
+  ASSERT_TRUE(d.wake);
+  EXPECT_GT(*d.wake, kStart);
+}
+
 TEST(SagaTest, TimeoutToFailAbortsWhileOngoing) {
   Transaction t = MakeSaga(3);
   t.options.timeout_to_fail = absl::Seconds(5);
