@@ -47,6 +47,9 @@
 # Suppressions, only for reports inside Debian's uninstrumented libraries, never for the
 # project's code: scripts/lsan.supp, scripts/ubsan.supp, scripts/tsan.supp (when present).
 #
+# Each ctest run makes its temporary files (databases, dtmd logs, key files) in a TMPDIR of
+# its own under $TMPDIR (else /tmp): removed when the run passed, named when it failed.
+#
 # Environment: BUILD_DIR (the default variant's build directory, build), DTM_JOBS (ctest -j
 # and clang-tidy processes, 2), DTM_CACHE_DIR (Abseil's source and the clang-tidy cache,
 # /var/cache/dtm-cpp), DTM_FUZZ_SECONDS and DTM_FUZZ_TARGETS (the fuzz variant).
@@ -102,10 +105,19 @@ configure() {
   echo "$want" >"$dir/.dtm-configured"
 }
 
+# The tests make their databases, dtmd logs and key files under $TMPDIR: each ctest run gets
+# a TMPDIR of its own, removed when the run passed and kept (and named) when it failed.
 run_ctest() {  # DIR [ctest args...]
-  local dir=$1
+  local dir=$1 scratch rc=0
   shift
-  (cd "$dir" && ctest --output-on-failure --timeout 300 -j"$JOBS" "$@")
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/dtm-ctest-XXXXXX") || return 1
+  (cd "$dir" && TMPDIR=$scratch ctest --output-on-failure --timeout 300 -j"$JOBS" "$@") || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    rm -rf "$scratch"
+  else
+    echo "test: the failed run's temporary files (dtmd logs, databases): $scratch"
+  fi
+  return $rc
 }
 
 # Sanitizer runtime options for the ctest run of DIR: every report goes to a file in

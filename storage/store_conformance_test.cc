@@ -23,6 +23,7 @@
 #include "storage/postgres/pg_store.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 namespace dtm {
 namespace {
@@ -45,9 +46,9 @@ struct StoreFactory {
 void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
 
 std::unique_ptr<Store> MakeSQLite(std::string* where) {
-  char dir[] = "/tmp/dtm-store-XXXXXX";
-  if (mkdtemp(dir) == nullptr) return nullptr;
-  *where = std::string(dir) + "/c.db";
+  std::string dir = test::MakeTempDir("dtm-store");
+  if (dir.empty()) return nullptr;
+  *where = dir + "/c.db";
   auto s = SQLiteStore::Open(*where);
   return s.ok() ? std::unique_ptr<Store>(std::move(*s)) : nullptr;
 }
@@ -1237,9 +1238,9 @@ TEST(SQLiteStoreTest, NowStartsAtTheWallClockAndNeverGoesBack) {
 }
 
 TEST(SQLiteStoreTest, MigratesV4IndexesToRanges) {
-  char dir[] = "/tmp/dtm-store-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string path = std::string(dir) + "/m.db";
+  std::string dir = test::MakeTempDir("dtm-store");
+  ASSERT_FALSE(dir.empty());
+  std::string path = dir + "/m.db";
   {
     auto s = SQLiteStore::Open(path);
     ASSERT_TRUE(s.ok());
@@ -1285,9 +1286,9 @@ TEST(SQLiteStoreTest, MigratesV4IndexesToRanges) {
 }
 
 TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
-  char dir[] = "/tmp/dtm-store-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string path = std::string(dir) + "/v.db";
+  std::string dir = test::MakeTempDir("dtm-store");
+  ASSERT_FALSE(dir.empty());
+  std::string path = dir + "/v.db";
   {
     auto s = SQLiteStore::Open(path);
     ASSERT_TRUE(s.ok());
@@ -1309,9 +1310,9 @@ TEST(SQLiteStoreTest, RefusesASchemaFromANewerVersion) {
 // A store file that existed, filled, then was emptied (truncated to 0 bytes, or replaced by
 // an empty database) must not start as a new store: its transactions would be gone silently.
 TEST(SQLiteStoreTest, RefusesAnEmptiedFileUnlessToldToInitialise) {
-  char dir[] = "/tmp/dtm-store-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string path = std::string(dir) + "/e.db";
+  std::string dir = test::MakeTempDir("dtm-store");
+  ASSERT_FALSE(dir.empty());
+  std::string path = dir + "/e.db";
   {
     auto s = SQLiteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -1331,9 +1332,9 @@ TEST(SQLiteStoreTest, RefusesAnEmptiedFileUnlessToldToInitialise) {
 }
 
 TEST(SQLiteStoreTest, RefusesADamagedFile) {
-  char dir[] = "/tmp/dtm-store-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string path = std::string(dir) + "/d.db";
+  std::string dir = test::MakeTempDir("dtm-store");
+  ASSERT_FALSE(dir.empty());
+  std::string path = dir + "/d.db";
   {
     auto s = SQLiteStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();

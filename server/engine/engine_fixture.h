@@ -16,15 +16,16 @@
 #include "storage/sqlite/sqlite_store.h"
 #include "tests/fakes/fake_branch_caller.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/support/temp_dir.h"
 
 namespace dtm::test {
 
 class EngineFixture : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/dtm-engine-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    auto s = SQLiteStore::Open(std::string(dir) + "/e.db");
+    std::string dir = MakeTempDir("dtm-engine");
+    ASSERT_FALSE(dir.empty());
+    auto s = SQLiteStore::Open(dir + "/e.db");
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
     EngineOptions o;

@@ -58,12 +58,6 @@ int ClosedPort() {
   return ntohs(addr.sin_port);
 }
 
-std::string MakeTempDir() {
-  std::string tmpl = "/tmp/dtm-test-XXXXXX";
-  char* dir = mkdtemp(tmpl.data());
-  return dir ? std::string(dir) : std::string("/tmp");
-}
-
 bool WaitUntil(const std::function<bool()>& cond, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

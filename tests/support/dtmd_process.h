@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "tests/support/temp_dir.h"
 
 namespace dtm::test {
 
@@ -74,8 +75,6 @@ class DtmdProcess {
 std::string BuildPath(const std::string& root, const std::string& relative);
 // Path of the dtmd binary under test.
 std::string DtmdPath();
-// A fresh temporary directory.
-std::string MakeTempDir();
 // A loopback TCP port nothing listens on (bound, read, closed).
 int ClosedPort();
 // Polls `cond` every 5 ms until it holds; false on timeout.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace dtm {
 namespace {
@@ -21,8 +22,8 @@ constexpr char kAlice[] = "alice-token-0123456789";
 constexpr char kOps[] = "ops-token-abcdefghijkl";
 
 std::string WriteTokens(const std::string& text) {
-  char dir[] = "/tmp/dtm-auth-XXXXXX";
-  EXPECT_NE(mkdtemp(dir), nullptr);
+  std::string dir = test::MakeTempDir("dtm-auth");
+  EXPECT_FALSE(dir.empty());
   std::string path = absl::StrCat(dir, "/tokens");
   std::ofstream(path) << text;
   return path;
