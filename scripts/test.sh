@@ -111,6 +111,9 @@ run_ctest() {  # DIR [ctest args...]
   local dir=$1 scratch rc=0
   shift
   scratch=$(mktemp -d "${TMPDIR:-/tmp}/dtm-ctest-XXXXXX") || return 1
+  # Open to the postgres user: the fault tests run PostgreSQL and Patroni as that user in
+  # directories of their own under it.
+  chmod 755 "$scratch"
   (cd "$dir" && TMPDIR=$scratch ctest --output-on-failure --timeout 300 -j"$JOBS" "$@") || rc=$?
   if [ "$rc" -eq 0 ]; then
     rm -rf "$scratch"

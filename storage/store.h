@@ -66,7 +66,10 @@ struct RegisterOp : BranchRegistration {
 };
 
 // Sets next_retry_time of a SUBMITTED or ABORTING transaction, or of a PREPARED msg (its
-// back-check) (RetryNow). NOT_FOUND if unknown, FAILED_PRECONDITION otherwise.
+// back-check) (RetryNow), to `next_retry_time` or, if that is not earlier than the stored one,
+// to a microsecond before the stored one: a touch always moves it back, so the coordinator
+// that owns the transaction tells the touch from its own writes (a call it is making leaves
+// a past next_retry_time in place). NOT_FOUND if unknown, FAILED_PRECONDITION otherwise.
 struct TouchOp {
   std::string gid;
   absl::Time next_retry_time;

@@ -24,7 +24,6 @@ class EngineFixture : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string dir = MakeTempDir("dtm-engine");
-    ASSERT_FALSE(dir.empty());
     auto s = SQLiteStore::Open(dir + "/e.db");
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);

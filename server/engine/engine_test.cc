@@ -220,6 +220,52 @@ TEST_F(EngineTest, AnEndFromAnotherReplicaIsTakenFromTheStoreAtRenewal) {
   other.Shutdown();
 }
 
+// A RetryNow through another replica while this one is calling the branch: the touch moves
+// the stored next_retry_time back even though it is already past, this replica notices at
+// its next renewal, and the branch is called again as soon as the call out answers.
+TEST_F(EngineTest, ARetryNowThroughAnotherReplicaDuringACallIsNotLost) {
+  ASSERT_TRUE(SubmitSync(Saga("rn1", 1)).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE"});
+  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  clock_.Advance(absl::Seconds(1));  // the longest jittered first wait
+  EXPECT_EQ(timers_.RunDue(), 1);
+  EXPECT_EQ(caller_.Next(), "A1");  // the second call is out
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"rn1", clock_.Now()}).status.ok());
+  clock_.Advance(absl::Seconds(5));  // the lease is due for renewal
+  engine_->RenewLeases();
+  Settle("rn1");
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE"});
+  // No backoff wait (the clock does not move): called again at once, and only once.
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE: third"});
+  // That answer's write is durable (a touch before it would be overwritten by it).
+  ASSERT_TRUE(WaitUntil(
+      [&] { return store_->Get("rn1")->branches[0].last_error == "UNAVAILABLE: third"; }));
+  EXPECT_EQ(caller_.pending(), 0u);
+
+  // Touched while waiting: a renewal starts the call (not one that runs while the engine
+  // has not yet seen that write complete: it cannot tell the touch from the write then).
+  // Starting the call writes nothing, so the next renewal finds the same touch in the
+  // store, and must not take it for a new one.
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"rn1", clock_.Now()}).status.ok());
+  ASSERT_TRUE(WaitUntil([&] {
+    clock_.Advance(absl::Seconds(4));  // a renewal is due
+    engine_->RenewLeases();
+    Settle("rn1");
+    return caller_.pending() > 0;
+  }));
+  EXPECT_EQ(caller_.Next(), "A1");
+  clock_.Advance(absl::Seconds(4));
+  engine_->RenewLeases();
+  Settle("rn1");
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE"});
+  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  Settle("rn1");
+  EXPECT_EQ(caller_.pending(), 0u);  // waits out its backoff
+  EXPECT_EQ(QuerySync("rn1").branches[0].attempts, 4);
+}
+
 TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   Transaction t = Saga("g4", 2);
   t.branches[0].status = BranchStatus::kSucceeded;

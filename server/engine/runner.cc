@@ -461,8 +461,11 @@ void Runner::RenewLeases() {
       if (!s.persist_in_flight &&
           absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.txn.next_retry_time) &&
           !IsTerminal(s.txn.status)) {
-        // Someone made it due early (RetryNow on another replica).
+        // Someone made it due early (RetryNow on another replica; a touch always moves the
+        // stored time back, even when a call is being made). Taken as ours, so the next
+        // renewal does not see the same touch again.
         MakeDue(a);
+        s.txn.next_retry_time = stored_next;
         a->starved = true;
       }
       if (a->starved) {

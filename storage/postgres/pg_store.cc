@@ -68,7 +68,8 @@ std::vector<std::pair<std::string, std::string>> Statements() {
        "UPDATE trans_branch SET status = $1, attempts = $2, last_error = $3, finish_time = $4 "
        "WHERE gid = $5 AND idx = $6"},
       {"status_owner", "SELECT status, owner FROM trans_global WHERE gid = $1"},
-      {"touch", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE gid = $2 AND (",
+      {"touch", absl::StrCat("UPDATE trans_global SET next_retry_time = "
+                             "LEAST($1, next_retry_time - 1) WHERE gid = $2 AND (",
                              SqlRunning(), " OR ", SqlPrepared(TransType::kMsg), ")")},
       {"touch_all", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE ",
                                  SqlRunning(), " AND next_retry_time > $1")},

@@ -294,7 +294,8 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
 
 absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
   static const std::string* sql = new std::string(
-      absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE gid = ? AND (",
+      absl::StrCat("UPDATE trans_global SET next_retry_time = min(?1, coalesce(next_retry_time - "
+                   "1, ?1)) WHERE gid = ?2 AND (",
                    SqliteRunning(), " OR ", SqlPrepared(TransType::kMsg), ")"));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());

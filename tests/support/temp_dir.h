@@ -5,19 +5,27 @@
 #ifndef DTM_TESTS_SUPPORT_TEMP_DIR_H_
 #define DTM_TESTS_SUPPORT_TEMP_DIR_H_
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <string>
 #include <string_view>
 
 namespace dtm::test {
 
-// Creates $TMPDIR/<prefix>-XXXXXX (mode 0700) and returns its path; empty if that failed.
+// Creates $TMPDIR/<prefix>-XXXXXX (mode 0700) and returns its path. A test cannot go on
+// without it (its files would land in the current directory or at /): aborts, saying why.
 inline std::string MakeTempDir(std::string_view prefix = "dtm-test") {
   const char* tmp = getenv("TMPDIR");
   std::string path = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
   path.append("/").append(prefix).append("-XXXXXX");
-  return mkdtemp(path.data()) != nullptr ? path : std::string();
+  if (mkdtemp(path.data()) == nullptr) {
+    fprintf(stderr, "cannot create a temporary directory %s: %s\n", path.c_str(), strerror(errno));
+    abort();
+  }
+  return path;
 }
 
 }  // namespace dtm::test
