@@ -23,7 +23,7 @@
 #include "storage/postgres/pg_store.h"
 #include "storage/sqlite/sqlite_store.h"
 #include "storage/store.h"
-#include "tests/support/temp_dir.h"
+#include "tests/util/temp_dir.h"
 
 namespace dtm {
 namespace {

@@ -16,7 +16,7 @@
 #include "storage/sqlite/sqlite_store.h"
 #include "tests/fakes/fake_branch_caller.h"
 #include "tests/fakes/fake_clock.h"
-#include "tests/support/temp_dir.h"
+#include "tests/util/temp_dir.h"
 
 namespace dtm::test {
 

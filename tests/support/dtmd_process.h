@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "tests/support/temp_dir.h"
+#include "tests/util/temp_dir.h"
 
 namespace dtm::test {
 

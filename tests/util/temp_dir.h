@@ -2,8 +2,8 @@
 // each ctest in a TMPDIR of its own and removes it when every test passed, so the databases
 // and dtmd logs of a passing run do not pile up in /tmp, and those of a failing one are kept
 // in one place.
-#ifndef DTM_TESTS_SUPPORT_TEMP_DIR_H_
-#define DTM_TESTS_SUPPORT_TEMP_DIR_H_
+#ifndef DTM_TESTS_UTIL_TEMP_DIR_H_
+#define DTM_TESTS_UTIL_TEMP_DIR_H_
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,4 +30,4 @@ inline std::string MakeTempDir(std::string_view prefix = "dtm-test") {
 
 }  // namespace dtm::test
 
-#endif  // DTM_TESTS_SUPPORT_TEMP_DIR_H_
+#endif  // DTM_TESTS_UTIL_TEMP_DIR_H_
