@@ -46,6 +46,10 @@ struct UpdateOp {
   absl::Time update_time = absl::InfinitePast();
   absl::Time finish_time = absl::InfinitePast();
   absl::Time next_retry_time = absl::InfinitePast();
+  // When set: a stored next_retry_time earlier than this (the one the writer last wrote, or
+  // read) is kept instead of `next_retry_time`. It was moved back by a touch (RetryNow through
+  // another replica) since then; the owner acts on it at its next renewal.
+  absl::Time keep_earlier_than = absl::InfinitePast();
   // (index in Transaction::branches, new values). Only status, attempts, last_error and
   // finish_time are written.
   std::vector<std::pair<int, Branch>> branches;

@@ -461,6 +461,30 @@ TEST_P(StoreConformanceTest, TouchMakesWorkDueAndRefusesTerminal) {
   EXPECT_EQ(store_->WriteSync(TouchOp{"none", kT0}).status.code(), absl::StatusCode::kNotFound);
 }
 
+// An owner's write that began before a touch (RetryNow through another replica) committed
+// keeps the touched next_retry_time; a write after the owner saw it replaces it.
+TEST_P(StoreConformanceTest, AnUpdateKeepsANextRetryTimeATouchMovedBack) {
+  Transaction t = MakeTxn("kept", kT0);
+  t.next_retry_time = kT0 + absl::Seconds(10);
+  ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"kept", kT0 + absl::Seconds(1)}).status.ok());
+  UpdateOp op;
+  op.gid = "kept";
+  op.expected_status = op.new_status = GlobalStatus::kSubmitted;
+  op.update_time = kT0 + absl::Seconds(2);
+  op.next_retry_time = kT0 + absl::Minutes(1);
+  op.keep_earlier_than = kT0 + absl::Seconds(10);  // what the owner last wrote
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  EXPECT_EQ(store_->Get("kept")->next_retry_time, kT0 + absl::Seconds(1));
+  op.keep_earlier_than = kT0 + absl::Seconds(1);  // the owner took the touch in
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  EXPECT_EQ(store_->Get("kept")->next_retry_time, kT0 + absl::Minutes(1));
+  op.keep_earlier_than = absl::InfinitePast();  // unset: always written
+  op.next_retry_time = kT0 + absl::Seconds(30);
+  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  EXPECT_EQ(store_->Get("kept")->next_retry_time, kT0 + absl::Seconds(30));
+}
+
 TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {
   Transaction waiting = MakeTxn("w1", kT0);
   waiting.next_retry_time = kT0 + absl::Hours(1);

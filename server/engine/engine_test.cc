@@ -239,15 +239,15 @@ TEST_F(EngineTest, ARetryNowThroughAnotherReplicaDuringACallIsNotLost) {
   // No backoff wait (the clock does not move): called again at once, and only once.
   EXPECT_EQ(caller_.Next(), "A1");
   caller_.Answer({CallOutcome::kError, "UNAVAILABLE: third"});
-  // That answer's write is durable (a touch before it would be overwritten by it).
+  // That answer's write is durable.
   ASSERT_TRUE(WaitUntil(
       [&] { return store_->Get("rn1")->branches[0].last_error == "UNAVAILABLE: third"; }));
   EXPECT_EQ(caller_.pending(), 0u);
 
   // Touched while waiting: a renewal starts the call (not one that runs while the engine
-  // has not yet seen that write complete: it cannot tell the touch from the write then).
-  // Starting the call writes nothing, so the next renewal finds the same touch in the
-  // store, and must not take it for a new one.
+  // has not yet seen that write complete: renewals leave a transaction with a write in
+  // flight alone). Starting the call writes nothing, so the next renewal finds the same
+  // touch in the store, and must not take it for a new one.
   ASSERT_TRUE(store_->WriteSync(TouchOp{"rn1", clock_.Now()}).status.ok());
   ASSERT_TRUE(WaitUntil([&] {
     clock_.Advance(absl::Seconds(4));  // a renewal is due

@@ -54,6 +54,7 @@ void DecideLastFirst(TransState& s, const std::vector<int>& indexes, GlobalStatu
 TransState NewTransState(Transaction txn) {
   TransState s;
   s.durable_status = txn.status;
+  s.durable_next_retry_time = txn.next_retry_time;
   s.rt.resize(txn.branches.size());
   for (size_t i = 0; i < txn.branches.size(); ++i) s.rt[i].durable_status = txn.branches[i].status;
   s.txn = std::move(txn);
@@ -148,6 +149,7 @@ void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::
 WrittenState SummarizeWrite(const UpdateOp& op) {
   WrittenState w;
   w.status = op.new_status;
+  w.next_retry_time = op.next_retry_time;
   for (const auto& [idx, b] : op.branches) w.branches.emplace_back(idx, b.status);
   return w;
 }
@@ -163,6 +165,7 @@ void OnPersisted(TransState& s, const WrittenState& written, const absl::Status&
     return;
   }
   s.durable_status = written.status;
+  s.durable_next_retry_time = written.next_retry_time;
   for (const auto& [idx, st] : written.branches) s.rt[idx].durable_status = st;
 }
 
@@ -239,6 +242,7 @@ Decision Decide(TransState& s, absl::Time now, absl::Duration lease) {
     } else {
       // Until its next decision, recovery leaves it alone; after a crash it is picked up then.
       op.next_retry_time = d.calls.empty() && d.wake ? std::max(*d.wake, now) : now + lease;
+      op.keep_earlier_than = s.durable_next_retry_time;  // a touch since then stays
     }
     for (size_t i = 0; i < s.rt.size(); ++i) {
       if (s.rt[i].dirty) {

@@ -55,6 +55,9 @@ struct TransState {
   Transaction txn;
   std::vector<BranchRuntime> rt;  // parallel to txn.branches
   GlobalStatus durable_status = GlobalStatus::kUnspecified;
+  // The stored next_retry_time as this coordinator last wrote (or read) it. A write keeps a
+  // stored one earlier than this: a touch (RetryNow through another replica) moved it back.
+  absl::Time durable_next_retry_time = absl::InfinitePast();
   bool global_dirty = false;
   bool persist_in_flight = false;
   absl::Time persist_not_before = absl::InfinitePast();  // after a failed write
@@ -89,6 +92,7 @@ void ForceStopTrans(TransState& s, const std::string& reason, absl::Time now);
 // What a write makes durable: kept (without payloads) until the write completes.
 struct WrittenState {
   GlobalStatus status = GlobalStatus::kUnspecified;
+  absl::Time next_retry_time = absl::InfinitePast();
   std::vector<std::pair<int, BranchStatus>> branches;
 };
 WrittenState SummarizeWrite(const UpdateOp& op);

@@ -319,7 +319,8 @@ void PreparedProtocol::Postpone(const Transaction& txn, absl::Time at) {
   op.new_status = GlobalStatus::kPrepared;
   op.update_time = clock_->Now();
   op.next_retry_time = at;
-  op.reassign = true;  // released: whoever is free when it is due claims it
+  op.keep_earlier_than = txn.next_retry_time;  // a RetryNow during the back-check stays
+  op.reassign = true;                          // released: whoever is free when it is due claims it
   std::string gid = txn.gid;
   store_->Write(std::move(op), [this, gid](const WriteResult& r) {
     // Not PREPARED any more (or gone): resolved meanwhile, its error count is moot. Any other

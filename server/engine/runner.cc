@@ -465,7 +465,7 @@ void Runner::RenewLeases() {
         // stored time back, even when a call is being made). Taken as ours, so the next
         // renewal does not see the same touch again.
         MakeDue(a);
-        s.txn.next_retry_time = stored_next;
+        s.txn.next_retry_time = s.durable_next_retry_time = stored_next;
         a->starved = true;
       }
       if (a->starved) {

@@ -219,6 +219,30 @@ TEST(SagaTest, RetryNowDuringACallRetriesOnceItsAnswerComes) {
   EXPECT_GT(*d.wake, kStart);
 }
 
+TEST(SagaTest, AWriteKeepsAnEarlierNextRetryTimeThanTheOneItLastWrote) {
+  Transaction t = MakeSaga(1);
+  t.next_retry_time = kStart + kLease;  // as created
+  TransState s = NewTransState(std::move(t));
+  EXPECT_THAT(Decide(s, kStart, kLease).calls, ElementsAre(0));
+  OnBranchResult(s, 0, Error(), kStart, 1.0);
+  Decision d = Decide(s, kStart, kLease);
+  ASSERT_TRUE(d.persist);
+  EXPECT_EQ(d.persist->keep_earlier_than, kStart + kLease);
+  const absl::Time written = d.persist->next_retry_time;
+  OnPersisted(s, *d.persist, absl::OkStatus(), kStart);
+  const absl::Time later = kStart + absl::Seconds(1);  // the backoff's end
+  EXPECT_THAT(Decide(s, later, kLease).calls, ElementsAre(0));
+  OnBranchResult(s, 0, Error(), later, 1.0);
+  d = Decide(s, later, kLease);
+  ASSERT_TRUE(d.persist);
+  EXPECT_EQ(d.persist->keep_earlier_than, written);
+  // A failed write changed nothing stored: the next one still guards the same time.
+  OnPersisted(s, *d.persist, absl::UnavailableError("down"), later);
+  d = Decide(s, later, kLease);
+  ASSERT_TRUE(d.persist);
+  EXPECT_EQ(d.persist->keep_earlier_than, written);
+}
+
 TEST(SagaTest, TimeoutToFailAbortsWhileOngoing) {
   Transaction t = MakeSaga(3);
   t.options.timeout_to_fail = absl::Seconds(5);

@@ -60,7 +60,9 @@ std::vector<std::pair<std::string, std::string>> Statements() {
                     " FROM trans_branch WHERE gid = ANY($1::text[]) ORDER BY gid, idx")},
       {"update_global",
        "UPDATE trans_global SET status = $1, rollback_reason = $2, update_time = $3, "
-       "finish_time = $4, next_retry_time = $5, "
+       "finish_time = $4, "
+       "next_retry_time = CASE WHEN next_retry_time < $12::bigint THEN next_retry_time "
+       "ELSE $5::bigint END, "
        "owner = CASE WHEN $9::int = 1 THEN $10::text ELSE owner END, "
        "lease_expire = CASE WHEN $9::int = 1 THEN $11::bigint ELSE lease_expire END "
        "WHERE gid = $6 AND status = $7 AND ($8::text = '' OR owner = $8::text)"},
@@ -670,7 +672,8 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                 .Add(op.owner)
                 .Add(op.reassign ? 1 : 0)
                 .Add(op.new_owner)
-                .AddTime(op.new_lease_expire);
+                .AddTime(op.new_lease_expire)
+                .AddTime(op.keep_earlier_than);
             return c.SendPrepared("update_global", p);
           } else if constexpr (std::is_same_v<T, TouchOp>) {
             p.AddTime(op.next_retry_time).Add(op.gid);

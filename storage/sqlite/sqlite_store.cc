@@ -252,10 +252,11 @@ absl::Status ExplainNoChange(SQLiteConn& conn, const std::string& gid, GlobalSta
 
 absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out) {
   Stmt s(conn,
-         "UPDATE trans_global SET status = ?, rollback_reason = ?, update_time = ?, "
-         "finish_time = ?, next_retry_time = ?, owner = CASE WHEN ? THEN ? ELSE owner END, "
-         "lease_expire = CASE WHEN ? THEN ? ELSE lease_expire END WHERE gid = ? AND status = ? "
-         "AND (? = '' OR owner = ?)");
+         "UPDATE trans_global SET status = ?1, rollback_reason = ?2, update_time = ?3, "
+         "finish_time = ?4, next_retry_time = CASE WHEN next_retry_time < ?14 THEN "
+         "next_retry_time ELSE ?5 END, owner = CASE WHEN ?6 THEN ?7 ELSE owner END, "
+         "lease_expire = CASE WHEN ?8 THEN ?9 ELSE lease_expire END WHERE gid = ?10 AND "
+         "status = ?11 AND (?12 = '' OR owner = ?13)");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(op.new_status))
       .Bind(2, op.rollback_reason)
@@ -269,7 +270,8 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
       .Bind(10, op.gid)
       .Bind(11, static_cast<int64_t>(op.expected_status))
       .Bind(12, op.owner)
-      .Bind(13, op.owner);
+      .Bind(13, op.owner)
+      .BindTime(14, op.keep_earlier_than);
   RETURN_IF_ERROR(s.Exec());
   if (sqlite3_changes(conn.db) == 0) {
     return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
