@@ -248,7 +248,8 @@ TEST_F(EngineTest, ARetryNowThroughAnotherReplicaDuringACallIsNotLost) {
   // has not yet seen that write complete: renewals leave a transaction with a write in
   // flight alone). Starting the call writes nothing, so the next renewal finds the same
   // touch in the store, and must not take it for a new one.
-  ASSERT_TRUE(store_->WriteSync(TouchOp{"rn1", clock_.Now()}).status.ok());
+  const absl::Time touched = clock_.Now();
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"rn1", touched}).status.ok());
   ASSERT_TRUE(WaitUntil([&] {
     clock_.Advance(absl::Seconds(4));  // a renewal is due
     engine_->RenewLeases();
@@ -264,6 +265,13 @@ TEST_F(EngineTest, ARetryNowThroughAnotherReplicaDuringACallIsNotLost) {
   Settle("rn1");
   EXPECT_EQ(caller_.pending(), 0u);  // waits out its backoff
   EXPECT_EQ(QuerySync("rn1").branches[0].attempts, 4);
+  // The answer's write replaced the touched time (the engine had taken the touch in), so
+  // later renewals find nothing new.
+  EXPECT_TRUE(WaitUntil([&] { return store_->Get("rn1")->next_retry_time > touched; }));
+  clock_.Advance(absl::Seconds(4));
+  engine_->RenewLeases();
+  Settle("rn1");
+  EXPECT_EQ(caller_.pending(), 0u);
 }
 
 TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {

@@ -40,6 +40,9 @@ struct Runner::Active {
   bool owned = false;
   std::atomic<int64_t> lease_until_us{INT64_MIN};
   bool starved = false;  // calls were held back for want of lease time
+  // Writes of `state` completed so far: a renewal's reading of the stored next_retry_time is
+  // only compared with `state` if no write completed since the renewal began.
+  std::atomic<uint64_t> writes_done{0};
 
   absl::Time lease_until() const { return absl::FromUnixMicros(lease_until_us.load()); }
   void ExtendLease(absl::Time until) {
@@ -427,7 +430,11 @@ void Runner::RenewLeases() {
   op.owner = options_.owner;
   op.now = now;
   op.lease = options_.lease;
-  for (const ActivePtr& a : due) op.gids.push_back(a->state.txn.gid);
+  std::vector<uint64_t> writes_before;
+  for (const ActivePtr& a : due) {
+    op.gids.push_back(a->state.txn.gid);
+    writes_before.push_back(a->writes_done.load());
+  }
   WriteResult r = store_->WriteSync(std::move(op));
   if (!r.status.ok()) {
     // Cannot renew: calls stop as leases run short (Drive); whatever has run out is dropped,
@@ -439,7 +446,8 @@ void Runner::RenewLeases() {
   }
   options_.metrics->LeasesRenewed(static_cast<int64_t>(r.renewed.size()));
   absl::flat_hash_map<std::string, absl::Time> renewed(r.renewed.begin(), r.renewed.end());
-  for (const ActivePtr& a : due) {
+  for (size_t i = 0; i < due.size(); ++i) {
+    const ActivePtr& a = due[i];
     auto it = renewed.find(a->state.txn.gid);
     if (it == renewed.end()) {
       // Not renewed: another coordinator claimed it, or someone ended it (a ForceStop on
@@ -454,11 +462,12 @@ void Runner::RenewLeases() {
     }
     a->ExtendLease(now + options_.lease);
     absl::Time stored_next = it->second;
-    a->strand->Post([this, a, stored_next] {
+    a->strand->Post([this, a, stored_next, writes = writes_before[i]] {
       if (a->retired) return;
       TransState& s = a->state;
-      // Stores keep microseconds: compare at that precision.
-      if (!s.persist_in_flight &&
+      // Stores keep microseconds: compare at that precision. A write that completed since
+      // the renewal read the row makes the reading stale: the next renewal looks again.
+      if (!s.persist_in_flight && a->writes_done.load() == writes &&
           absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.txn.next_retry_time) &&
           !IsTerminal(s.txn.status)) {
         // Someone made it due early (RetryNow on another replica; a touch always moves the
@@ -534,6 +543,7 @@ void Runner::Drive(const ActivePtr& a) {
         store_, std::move(*d.persist), a->strand.get(),
         [this, a, written = std::move(written)](const WriteResult& r) {
           const absl::Status& st = r.status;
+          a->writes_done.fetch_add(1);
           if (st.ok()) ObserveWritten(a->state, written, options_.metrics);
           OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
           if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
