@@ -465,10 +465,11 @@ void Runner::RenewLeases() {
     a->strand->Post([this, a, stored_next, writes = writes_before[i]] {
       if (a->retired) return;
       TransState& s = a->state;
-      // Stores keep microseconds: compare at that precision. A write that completed since
-      // the renewal read the row makes the reading stale: the next renewal looks again.
+      // Stores keep microseconds: compare at that precision, with what the last successful
+      // write stored (a failed one stored nothing). A write that completed since the renewal
+      // read the row makes the reading stale: the next renewal looks again.
       if (!s.persist_in_flight && a->writes_done.load() == writes &&
-          absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.txn.next_retry_time) &&
+          absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.durable_next_retry_time) &&
           !IsTerminal(s.txn.status)) {
         // Someone made it due early (RetryNow on another replica; a touch always moves the
         // stored time back, even when a call is being made). Taken as ours, so the next
