@@ -474,15 +474,25 @@ TEST_P(StoreConformanceTest, AnUpdateKeepsANextRetryTimeATouchMovedBack) {
   op.update_time = kT0 + absl::Seconds(2);
   op.next_retry_time = kT0 + absl::Minutes(1);
   op.keep_earlier_than = kT0 + absl::Seconds(10);  // what the owner last wrote
-  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  WriteResult r = store_->WriteSync(op);
+  ASSERT_TRUE(r.status.ok());
   EXPECT_EQ(store_->Get("kept")->next_retry_time, kT0 + absl::Seconds(1));
-  op.keep_earlier_than = kT0 + absl::Seconds(1);  // the owner took the touch in
-  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  EXPECT_EQ(r.next_retry_time, kT0 + absl::Seconds(1));  // the writer learns it was kept
+  op.keep_earlier_than = kT0 + absl::Seconds(1);         // the owner took the touch in
+  r = store_->WriteSync(op);
+  ASSERT_TRUE(r.status.ok());
   EXPECT_EQ(store_->Get("kept")->next_retry_time, kT0 + absl::Minutes(1));
+  EXPECT_EQ(r.next_retry_time, kT0 + absl::Minutes(1));
   op.keep_earlier_than = absl::InfinitePast();  // unset: always written
   op.next_retry_time = kT0 + absl::Seconds(30);
-  ASSERT_TRUE(store_->WriteSync(op).status.ok());
+  r = store_->WriteSync(op);
+  ASSERT_TRUE(r.status.ok());
   EXPECT_EQ(store_->Get("kept")->next_retry_time, kT0 + absl::Seconds(30));
+  EXPECT_EQ(r.next_retry_time, kT0 + absl::Seconds(30));
+  op.expected_status = GlobalStatus::kAborting;  // refused: nothing stored, nothing to report
+  r = store_->WriteSync(op);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.next_retry_time, absl::InfinitePast());
 }
 
 TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {

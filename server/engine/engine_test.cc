@@ -274,6 +274,24 @@ TEST_F(EngineTest, ARetryNowThroughAnotherReplicaDuringACallIsNotLost) {
   EXPECT_EQ(caller_.pending(), 0u);
 }
 
+// A RetryNow through another replica while the branch is being called, and an answer that
+// asks for a wait long enough to leave memory (park_after): the answer's write keeps the
+// touched next_retry_time and tells the engine, which calls again at once rather than leave
+// the transaction waiting in the store until its lease runs out.
+TEST_F(EngineTest, AWriteThatKeptATouchCallsAgainRatherThanLeaveMemory) {
+  Transaction t = Saga("rn2", 1);
+  t.options.retry_interval = absl::Hours(1);
+  ASSERT_TRUE(SubmitSync(t).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"rn2", clock_.Now()}).status.ok());
+  caller_.Answer({CallOutcome::kOngoing, "not yet"});
+  EXPECT_EQ(caller_.Next(), "A1");  // the clock did not move and nothing renewed
+  EXPECT_TRUE(engine_->IsActive("rn2"));
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("rn2", GlobalStatus::kSucceeded));
+  EXPECT_EQ(store_->Get("rn2")->branches[0].attempts, 2);
+}
+
 TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   Transaction t = Saga("g4", 2);
   t.branches[0].status = BranchStatus::kSucceeded;

@@ -314,6 +314,11 @@ void Runner::MakeDue(const ActivePtr& a) {
   a->state.persist_not_before = absl::InfinitePast();
 }
 
+void Runner::TakeTouch(const ActivePtr& a, absl::Time stored_next) {
+  MakeDue(a);
+  a->state.txn.next_retry_time = a->state.durable_next_retry_time = stored_next;
+}
+
 void Runner::RetryNow(const std::string& gid, StatusDone done) {
   ActivePtr a = Find(gid);
   if (!a) {
@@ -471,11 +476,7 @@ void Runner::RenewLeases() {
       if (!s.persist_in_flight && a->writes_done.load() == writes &&
           absl::ToUnixMicros(stored_next) < absl::ToUnixMicros(s.durable_next_retry_time) &&
           !IsTerminal(s.txn.status)) {
-        // Someone made it due early (RetryNow on another replica; a touch always moves the
-        // stored time back, even when a call is being made). Taken as ours, so the next
-        // renewal does not see the same touch again.
-        MakeDue(a);
-        s.txn.next_retry_time = s.durable_next_retry_time = stored_next;
+        TakeTouch(a, stored_next);
         a->starved = true;
       }
       if (a->starved) {
@@ -547,6 +548,11 @@ void Runner::Drive(const ActivePtr& a) {
           a->writes_done.fetch_add(1);
           if (st.ok()) ObserveWritten(a->state, written, options_.metrics);
           OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
+          if (st.ok() && r.next_retry_time != absl::InfinitePast() &&
+              absl::ToUnixMicros(r.next_retry_time) < absl::ToUnixMicros(written.next_retry_time) &&
+              !IsTerminal(a->state.txn.status)) {
+            TakeTouch(a, r.next_retry_time);  // kept by the write: made due meanwhile
+          }
           if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
             Drop(a);
             return;

@@ -89,6 +89,11 @@ class Runner {
                   TxnDone on_stored);
   // On a's strand. Every waiting branch becomes due now, a failed write is retried now.
   void MakeDue(const ActivePtr& a);
+  // The store holds `stored_next`, earlier than what this coordinator last wrote: someone made
+  // the transaction due early (RetryNow on another replica; a touch always moves the stored
+  // time back, even while a call is being made). Makes it due here and takes the time as its
+  // own, so that later renewals and writes do not act on the same touch again.
+  void TakeTouch(const ActivePtr& a, absl::Time stored_next);
   void Drive(const ActivePtr& a);
   // On a's strand, after a decision: whether a can leave memory and wait in the store
   // (EngineOptions::park_after); Park makes it leave.

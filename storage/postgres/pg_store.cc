@@ -65,7 +65,8 @@ std::vector<std::pair<std::string, std::string>> Statements() {
        "ELSE $5::bigint END, "
        "owner = CASE WHEN $9::int = 1 THEN $10::text ELSE owner END, "
        "lease_expire = CASE WHEN $9::int = 1 THEN $11::bigint ELSE lease_expire END "
-       "WHERE gid = $6 AND status = $7 AND ($8::text = '' OR owner = $8::text)"},
+       "WHERE gid = $6 AND status = $7 AND ($8::text = '' OR owner = $8::text) "
+       "RETURNING next_retry_time"},
       {"update_branch",
        "UPDATE trans_branch SET status = $1, attempts = $2, last_error = $3, finish_time = $4 "
        "WHERE gid = $5 AND idx = $6"},
@@ -849,8 +850,11 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
                   absl::AlreadyExistsError(absl::StrCat("gid '", op.txn.gid, "' already exists"));
             }
           } else if constexpr (std::is_same_v<T, UpdateOp>) {
-            if (Changed(res) == 0)
+            if (Changed(res) == 0) {
               o.status = NoChange(r2[first[i]], op.gid, op.expected_status, op.owner);
+            } else if (PQntuples(res.get()) == 1) {
+              o.next_retry_time = PgRow(res.get(), 0).Time(0);
+            }
           } else if constexpr (std::is_same_v<T, TouchOp>) {
             if (Changed(res) == 0) {
               o.status = NoChange(r2[first[i]], op.gid, GlobalStatus::kUnspecified, "");

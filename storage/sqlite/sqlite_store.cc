@@ -256,7 +256,7 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
          "finish_time = ?4, next_retry_time = CASE WHEN next_retry_time < ?14 THEN "
          "next_retry_time ELSE ?5 END, owner = CASE WHEN ?6 THEN ?7 ELSE owner END, "
          "lease_expire = CASE WHEN ?8 THEN ?9 ELSE lease_expire END WHERE gid = ?10 AND "
-         "status = ?11 AND (?12 = '' OR owner = ?13)");
+         "status = ?11 AND (?12 = '' OR owner = ?13) RETURNING next_retry_time");
   RETURN_IF_ERROR(s.status());
   s.Bind(1, static_cast<int64_t>(op.new_status))
       .Bind(2, op.rollback_reason)
@@ -272,10 +272,11 @@ absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out)
       .Bind(12, op.owner)
       .Bind(13, op.owner)
       .BindTime(14, op.keep_earlier_than);
-  RETURN_IF_ERROR(s.Exec());
-  if (sqlite3_changes(conn.db) == 0) {
-    return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
-  }
+  // The gid is the key: one row back when the update applied, none when it did not.
+  ASSIGN_OR_RETURN(bool changed, s.Step());
+  if (!changed) return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
+  out.next_retry_time = s.Time(0);
+  RETURN_IF_ERROR(s.Exec());  // runs the statement to its end
   if (op.branches.empty()) return absl::OkStatus();
   Stmt u(conn,
          "UPDATE trans_branch SET status = ?, attempts = ?, last_error = ?, finish_time = ? "
