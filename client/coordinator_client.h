@@ -47,7 +47,8 @@ class CoordinatorClient {
   absl::StatusOr<v1::ListResponse> List(const v1::ListRequest& request);
   absl::StatusOr<v1::Transaction> ForceStop(const std::string& gid, const std::string& reason);
   absl::Status RetryNow(const std::string& gid);
-  // RetryNow of every SUBMITTED or ABORTING transaction waiting for a retry; returns how many.
+  // RetryNow of every SUBMITTED or ABORTING transaction, waiting or being called; returns how
+  // many.
   absl::StatusOr<int64_t> RetryAllWaiting();
 
   // With `on`, a call made while the coordinator is unreachable (restarting, say) waits for

@@ -79,10 +79,13 @@ struct TouchOp {
   absl::Time next_retry_time;
 };
 
-// Makes every SUBMITTED or ABORTING transaction waiting for a later retry
-// (next_retry_time > now) due at `now` (bulk RetryNow). WriteResult::touched counts them.
+// Touches (as TouchOp does, at `now`) every SUBMITTED or ABORTING transaction that waits for a
+// later retry (next_retry_time > now) or is leased (lease_expire > now: its owner may be
+// calling a branch) and is not in `except` (bulk RetryNow; the coordinator asking makes its
+// own work due itself). WriteResult::touched counts them.
 struct TouchAllOp {
   absl::Time now;
+  std::vector<std::string> except;
 };
 
 // Claims up to `limit` non-terminal transactions that are due (next_retry_time <= now) and not

@@ -502,18 +502,33 @@ TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {
   aborting.next_retry_time = kT0 + absl::Minutes(5);
   Transaction due = MakeTxn("due", kT0);
   due.next_retry_time = kT0 - absl::Seconds(1);
+  // Being called by its owner: already due, and leased.
+  Transaction calling = MakeTxn("calling", kT0);
+  calling.next_retry_time = kT0 - absl::Seconds(2);
+  calling.owner = "b";
+  calling.lease_expire = kT0 + absl::Seconds(10);
+  Transaction excepted = MakeTxn("here", kT0);  // the asking coordinator's own
+  excepted.next_retry_time = kT0 + absl::Hours(1);
   Transaction prepared = MakeTxn("prep", kT0, GlobalStatus::kPrepared);
   prepared.trans_type = TransType::kTcc;
   prepared.next_retry_time = kT0 + absl::Hours(1);
-  for (const Transaction& t : {waiting, aborting, due, prepared}) {
+  for (const Transaction& t : {waiting, aborting, due, calling, excepted, prepared}) {
     ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
   }
-  WriteResult r = store_->WriteSync(TouchAllOp{kT0});
+  WriteResult r = store_->WriteSync(TouchAllOp{kT0, {"here", "gone"}});
   ASSERT_TRUE(r.status.ok()) << r.status;
-  EXPECT_EQ(r.touched, 2);
+  EXPECT_EQ(r.touched, 3);
   EXPECT_EQ(store_->Get("w1")->next_retry_time, kT0);
   EXPECT_EQ(store_->Get("w2")->next_retry_time, kT0);
   EXPECT_EQ(store_->Get("due")->next_retry_time, kT0 - absl::Seconds(1));
+  // Moved back, as a touch of its gid would: its owner tells it from its own writes.
+  EXPECT_EQ(store_->Get("calling")->next_retry_time,
+            kT0 - absl::Seconds(2) - absl::Microseconds(1));
+  EXPECT_EQ(store_->Get("here")->next_retry_time, kT0 + absl::Hours(1));
+  // The list of gids left alone is the op's own, not left over from the one before.
+  r = store_->WriteSync(TouchAllOp{kT0, {}});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(store_->Get("here")->next_retry_time, kT0);
   // A PREPARED tcc waits for its client (or its timeout): neither form makes it due.
   EXPECT_EQ(store_->Get("prep")->next_retry_time, kT0 + absl::Hours(1));
   EXPECT_EQ(store_->WriteSync(TouchOp{"prep", kT0}).status.code(),

@@ -69,7 +69,7 @@ ABSL_FLAG(std::string, page_token, "", "list: continue from a previous page");
 ABSL_FLAG(bool, all, false, "list: follow next_page_token to the end");
 ABSL_FLAG(std::string, reason, "", "force-stop: why (stored as rollback_reason)");
 ABSL_FLAG(bool, all_waiting, false,
-          "retry-now: every SUBMITTED or ABORTING transaction waiting for a retry");
+          "retry-now: every SUBMITTED or ABORTING transaction, waiting or being called");
 
 namespace dtm {
 namespace {

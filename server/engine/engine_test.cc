@@ -292,6 +292,35 @@ TEST_F(EngineTest, AWriteThatKeptATouchCallsAgainRatherThanLeaveMemory) {
   EXPECT_EQ(store_->Get("rn2")->branches[0].attempts, 2);
 }
 
+// A bulk RetryNow on the replica that runs a waiting transaction calls its branch again
+// once: the touch it also writes to the store (for the other replicas' work) is not taken
+// for a second RetryNow when this replica's next write finds it.
+TEST_F(EngineTest, ABulkRetryNowRetriesAWaitingBranchHereOnce) {
+  Transaction t = Saga("rn3", 1);
+  t.options.retry_interval = absl::Seconds(20);  // stays in memory
+  ASSERT_TRUE(SubmitSync(t).ok());
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE: first"});
+  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  absl::Notification retried;
+  engine_->RetryAllWaiting([&](absl::StatusOr<int64_t> n) {
+    EXPECT_TRUE(n.ok()) << n.status();
+    retried.Notify();
+  });
+  ASSERT_TRUE(retried.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kError, "UNAVAILABLE: second"});
+  ASSERT_TRUE(WaitUntil(
+      [&] { return store_->Get("rn3")->branches[0].last_error == "UNAVAILABLE: second"; }));
+  // Completions run in commit order: once a later write is done, so is the engine's handling
+  // of that answer's write.
+  ASSERT_TRUE(store_->WriteSync(TouchOp{"absent", clock_.Now()}).status.code() ==
+              absl::StatusCode::kNotFound);
+  Settle("rn3");
+  EXPECT_EQ(caller_.pending(), 0u);  // waits out its backoff
+  EXPECT_EQ(QuerySync("rn3").branches[0].attempts, 2);
+}
+
 TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   Transaction t = Saga("g4", 2);
   t.branches[0].status = BranchStatus::kSucceeded;

@@ -352,24 +352,38 @@ void Runner::RetryNow(const std::string& gid, StatusDone done) {
 
 void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) {
   std::vector<ActivePtr> here;
+  TouchAllOp touch{clock_->Now(), {}};
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [gid, a] : active_) here.push_back(a);
+    for (const auto& [gid, a] : active_) {
+      if (!a->owned) continue;  // another replica's: the touch reaches its owner
+      here.push_back(a);
+      touch.except.push_back(gid);
+    }
   }
+  // Work here is made due here, as a RetryNow of its gid would be. It is left out of the
+  // store's touch: this coordinator's next write or renewal would take that touch for a second
+  // RetryNow and call again.
   for (const ActivePtr& a : here) {
     a->strand->Post([this, a] {
-      if (a->retired || IsTerminal(a->state.txn.status)) return;
+      if (IsTerminal(a->state.txn.status)) return;
+      if (a->retired) {
+        // Left memory meanwhile (parked, or its lease lost): touched in the store instead.
+        RetryNow(a->state.txn.gid, [](const absl::Status&) {});
+        return;
+      }
       MakeDue(a);
       Drive(a);
     });
   }
-  // The rest, on any replica: their owners notice at their next renewal, recovery claims
-  // what nobody owns.
-  WriteThen(store_, TouchAllOp{clock_->Now()}, pool_,
-            [this, done = std::move(done)](const WriteResult& r) {
+  // The rest, on any replica: their owners notice at their next renewal (a branch whose call
+  // is out then is called again once it answers), recovery claims what nobody owns.
+  const int64_t made_due_here = static_cast<int64_t>(here.size());
+  WriteThen(store_, std::move(touch), pool_,
+            [this, made_due_here, done = std::move(done)](const WriteResult& r) {
               if (r.status.ok()) {
                 if (r.touched > 0) MadeDue();
-                done(r.touched);
+                done(r.touched + made_due_here);
               } else {
                 done(r.status);
               }

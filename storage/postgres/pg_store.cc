@@ -74,8 +74,12 @@ std::vector<std::pair<std::string, std::string>> Statements() {
       {"touch", absl::StrCat("UPDATE trans_global SET next_retry_time = "
                              "LEAST($1, next_retry_time - 1) WHERE gid = $2 AND (",
                              SqlRunning(), " OR ", SqlPrepared(TransType::kMsg), ")")},
-      {"touch_all", absl::StrCat("UPDATE trans_global SET next_retry_time = $1 WHERE ",
-                                 SqlRunning(), " AND next_retry_time > $1")},
+      {"touch_all",
+       absl::StrCat("UPDATE trans_global SET next_retry_time = LEAST($1, next_retry_time - 1) "
+                    "WHERE ",
+                    SqlRunning(),
+                    " AND (next_retry_time > $1 OR lease_expire > $1) "
+                    "AND NOT (gid = ANY($2::text[]))")},
       // RegisterOp: lock the PREPARED tcc's (or xa's) row (concurrent registrations of one
       // gid queue here, so each sees the rows of the one before), append both rows unless the
       // branch id is taken, then read what the branch id holds.
@@ -680,7 +684,7 @@ absl::StatusOr<std::vector<WriteResult>> PgStore::RunBatch(std::vector<PendingWr
             p.AddTime(op.next_retry_time).Add(op.gid);
             return c.SendPrepared("touch", p);
           } else if constexpr (std::is_same_v<T, TouchAllOp>) {
-            p.AddTime(op.now);
+            p.AddTime(op.now).AddArray(op.except);
             return c.SendPrepared("touch_all", p);
           } else if constexpr (std::is_same_v<T, RegisterOp>) {
             p.Add(op.gid)

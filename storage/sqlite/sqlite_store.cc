@@ -311,12 +311,28 @@ absl::Status ApplyTouch(SQLiteConn& conn, const TouchOp& op, WriteResult& out) {
 }
 
 absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& out) {
-  static const std::string* sql =
-      new std::string(absl::StrCat("UPDATE trans_global SET next_retry_time = ? WHERE ",
-                                   SqliteRunning(), " AND next_retry_time > ?"));
+  // The gids left alone go through a temporary table: the connection's own, outside the WAL.
+  RETURN_IF_ERROR(ExecSql(conn.db,
+                          "CREATE TEMP TABLE IF NOT EXISTS touch_except (gid TEXT PRIMARY KEY); "
+                          "DELETE FROM touch_except"));
+  if (!op.except.empty()) {
+    Stmt ins(conn, "INSERT OR IGNORE INTO touch_except (gid) VALUES (?)");
+    RETURN_IF_ERROR(ins.status());
+    for (const std::string& gid : op.except) {
+      ins.Reset();
+      ins.Bind(1, gid);
+      RETURN_IF_ERROR(ins.Exec());
+    }
+  }
+  static const std::string* sql = new std::string(absl::StrCat(
+      "UPDATE trans_global SET next_retry_time = min(?1, coalesce(next_retry_time - 1, ?1)) "
+      "WHERE ",
+      SqliteRunning(),
+      " AND (next_retry_time > ?1 OR lease_expire > ?1) AND gid NOT IN (SELECT gid FROM "
+      "temp.touch_except)"));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
-  s.BindTime(1, op.now).BindTime(2, op.now);
+  s.BindTime(1, op.now);
   RETURN_IF_ERROR(s.Exec());
   out.touched = sqlite3_changes(conn.db);
   return absl::OkStatus();
