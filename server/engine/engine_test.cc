@@ -104,6 +104,14 @@ class EngineTest : public test::EngineFixture {
   }
   // Waits until the engine has handled everything posted for `gid` so far.
   void Settle(const std::string& gid) { QuerySync(gid); }
+  // Waits until the engine has handled the completion of every write committed so far (the
+  // store runs completions in commit order, and each hands the engine's part to its strand):
+  // a later write's completion ran, then `gid`'s strand settles.
+  void SettleWrites(const std::string& gid) {
+    ASSERT_EQ(store_->WriteSync(TouchOp{"no-such-gid", clock_.Now()}).status.code(),
+              absl::StatusCode::kNotFound);
+    Settle(gid);
+  }
   bool WaitUntil(const std::function<bool()>& cond) {
     for (int i = 0; i < 2000; ++i) {
       if (cond()) return true;
@@ -267,7 +275,8 @@ TEST_F(EngineTest, ARetryNowThroughAnotherReplicaDuringACallIsNotLost) {
   EXPECT_EQ(QuerySync("rn1").branches[0].attempts, 4);
   // The answer's write replaced the touched time (the engine had taken the touch in), so
   // later renewals find nothing new.
-  EXPECT_TRUE(WaitUntil([&] { return store_->Get("rn1")->next_retry_time > touched; }));
+  ASSERT_TRUE(WaitUntil([&] { return store_->Get("rn1")->next_retry_time > touched; }));
+  ASSERT_NO_FATAL_FAILURE(SettleWrites("rn1"));  // else the renewal would skip the stale row
   clock_.Advance(absl::Seconds(4));
   engine_->RenewLeases();
   Settle("rn1");
@@ -312,11 +321,7 @@ TEST_F(EngineTest, ABulkRetryNowRetriesAWaitingBranchHereOnce) {
   caller_.Answer({CallOutcome::kError, "UNAVAILABLE: second"});
   ASSERT_TRUE(WaitUntil(
       [&] { return store_->Get("rn3")->branches[0].last_error == "UNAVAILABLE: second"; }));
-  // Completions run in commit order: once a later write is done, so is the engine's handling
-  // of that answer's write.
-  ASSERT_TRUE(store_->WriteSync(TouchOp{"absent", clock_.Now()}).status.code() ==
-              absl::StatusCode::kNotFound);
-  Settle("rn3");
+  ASSERT_NO_FATAL_FAILURE(SettleWrites("rn3"));
   EXPECT_EQ(caller_.pending(), 0u);  // waits out its backoff
   EXPECT_EQ(QuerySync("rn3").branches[0].attempts, 2);
 }
