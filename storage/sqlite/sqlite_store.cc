@@ -251,32 +251,52 @@ absl::Status ExplainNoChange(SQLiteConn& conn, const std::string& gid, GlobalSta
 }
 
 absl::Status ApplyUpdate(SQLiteConn& conn, const UpdateOp& op, WriteResult& out) {
-  Stmt s(conn,
-         "UPDATE trans_global SET status = ?1, rollback_reason = ?2, update_time = ?3, "
-         "finish_time = ?4, next_retry_time = CASE WHEN next_retry_time < ?14 THEN "
-         "next_retry_time ELSE ?5 END, owner = CASE WHEN ?6 THEN ?7 ELSE owner END, "
-         "lease_expire = CASE WHEN ?8 THEN ?9 ELSE lease_expire END WHERE gid = ?10 AND "
-         "status = ?11 AND (?12 = '' OR owner = ?13) RETURNING next_retry_time");
-  RETURN_IF_ERROR(s.status());
-  s.Bind(1, static_cast<int64_t>(op.new_status))
-      .Bind(2, op.rollback_reason)
-      .BindTime(3, op.update_time)
-      .BindTime(4, op.finish_time)
-      .BindTime(5, op.next_retry_time)
-      .Bind(6, op.reassign ? 1 : 0)
-      .Bind(7, op.new_owner)
-      .Bind(8, op.reassign ? 1 : 0)
-      .BindTime(9, op.new_lease_expire)
-      .Bind(10, op.gid)
-      .Bind(11, static_cast<int64_t>(op.expected_status))
-      .Bind(12, op.owner)
-      .Bind(13, op.owner)
-      .BindTime(14, op.keep_earlier_than);
-  // The gid is the key: one row back when the update applied, none when it did not.
-  ASSIGN_OR_RETURN(bool changed, s.Step());
-  if (!changed) return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
-  out.next_retry_time = s.Time(0);
-  RETURN_IF_ERROR(s.Exec());  // runs the statement to its end
+  // Two forms, so that the common write costs one plain UPDATE: the first writes
+  // next_retry_time unless the stored one is earlier than `keep_earlier_than` (?12); only
+  // when it changed nothing does the second keep such a time and read it back (RETURNING
+  // builds a temporary table in SQLite: a cost every write would pay otherwise).
+  static constexpr char kSet[] =
+      "UPDATE trans_global SET status = ?1, rollback_reason = ?2, update_time = ?3, "
+      "finish_time = ?4, owner = CASE WHEN ?5 THEN ?6 ELSE owner END, lease_expire = CASE "
+      "WHEN ?5 THEN ?7 ELSE lease_expire END";
+  static constexpr char kWhere[] = " WHERE gid = ?8 AND status = ?9 AND (?10 = '' OR owner = ?10)";
+  auto bind = [&](Stmt& st) {
+    st.Bind(1, static_cast<int64_t>(op.new_status))
+        .Bind(2, op.rollback_reason)
+        .BindTime(3, op.update_time)
+        .BindTime(4, op.finish_time)
+        .Bind(5, op.reassign ? 1 : 0)
+        .Bind(6, op.new_owner)
+        .BindTime(7, op.new_lease_expire)
+        .Bind(8, op.gid)
+        .Bind(9, static_cast<int64_t>(op.expected_status))
+        .Bind(10, op.owner)
+        .BindTime(12, op.keep_earlier_than);
+  };
+  bool written = false;
+  {
+    static const std::string* sql = new std::string(absl::StrCat(
+        kSet, ", next_retry_time = ?11", kWhere, " AND NOT coalesce(next_retry_time < ?12, 0)"));
+    Stmt s(conn, *sql);
+    RETURN_IF_ERROR(s.status());
+    bind(s);
+    s.BindTime(11, op.next_retry_time);
+    RETURN_IF_ERROR(s.Exec());
+    written = sqlite3_changes(conn.db) > 0;
+    if (written) out.next_retry_time = op.next_retry_time;
+  }
+  if (!written) {
+    static const std::string* sql = new std::string(
+        absl::StrCat(kSet, kWhere, " AND next_retry_time < ?12 RETURNING next_retry_time"));
+    Stmt s(conn, *sql);
+    RETURN_IF_ERROR(s.status());
+    bind(s);
+    // The gid is the key: one row back when the update applied, none when it did not.
+    ASSIGN_OR_RETURN(bool kept, s.Step());
+    if (!kept) return ExplainNoChange(conn, op.gid, op.expected_status, op.owner, out);
+    out.next_retry_time = s.Time(0);
+    RETURN_IF_ERROR(s.Exec());  // runs the statement to its end
+  }
   if (op.branches.empty()) return absl::OkStatus();
   Stmt u(conn,
          "UPDATE trans_branch SET status = ?, attempts = ?, last_error = ?, finish_time = ? "
