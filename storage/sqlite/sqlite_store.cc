@@ -482,9 +482,12 @@ absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
   // Every commit is fsynced (synchronous=FULL). A checkpoint copies the WAL's pages back into
   // the database file: every 10,000 pages (about 40 MB of WAL) rather than SQLite's 1,000,
   // so that a page the workload rewrites all the time (an index's right edge, a busy leaf) is
-  // copied back once per checkpoint instead of ten times as often.
-  absl::Status st = ExecSql(
-      db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=10000;");
+  // copied back once per checkpoint instead of ten times as often. Temporary tables (a bulk
+  // RetryNow's list of gids to leave alone) and sorts stay in memory: nothing is written
+  // beside the database, whose directory may be the only writable one (a read-only root).
+  absl::Status st = ExecSql(db,
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+                            "PRAGMA wal_autocheckpoint=10000; PRAGMA temp_store=MEMORY;");
   if (!st.ok()) {
     sqlite3_close(db);
     return absl::UnavailableError(
