@@ -125,7 +125,7 @@ struct WriteResult {
   std::vector<std::pair<std::string, absl::Time>> renewed;  // RenewOp: gid, next_retry_time
   int64_t purged = 0;                                       // PurgeOp
   int64_t touched = 0;                                      // TouchAllOp
-  // UpdateOp that changed the row: the next_retry_time now stored. Earlier than the op's when
+  // UpdateOp that changed the row: the next_retry_time now stored. Not the op's when
   // `keep_earlier_than` kept a touch; the writer then knows at once that it was made due.
   absl::Time next_retry_time = absl::InfinitePast();
 };

@@ -509,6 +509,8 @@ TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {
   calling.lease_expire = kT0 + absl::Seconds(10);
   Transaction excepted = MakeTxn("here", kT0);  // the asking coordinator's own
   excepted.next_retry_time = kT0 + absl::Hours(1);
+  excepted.owner = "a";
+  excepted.lease_expire = kT0 + absl::Seconds(10);
   Transaction prepared = MakeTxn("prep", kT0, GlobalStatus::kPrepared);
   prepared.trans_type = TransType::kTcc;
   prepared.next_retry_time = kT0 + absl::Hours(1);
@@ -528,6 +530,7 @@ TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {
   // The list of gids left alone is the op's own, not left over from the one before.
   r = store_->WriteSync(TouchAllOp{kT0, {}});
   ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.touched, 2);  // the two leased ones; the others are due now
   EXPECT_EQ(store_->Get("here")->next_retry_time, kT0);
   // A PREPARED tcc waits for its client (or its timeout): neither form makes it due.
   EXPECT_EQ(store_->Get("prep")->next_retry_time, kT0 + absl::Hours(1));

@@ -323,8 +323,8 @@ void Runner::RetryNow(const std::string& gid, StatusDone done) {
   ActivePtr a = Find(gid);
   if (!a) {
     // Not worked on here: make it due in the store. The replica holding its lease sees that
-    // when it renews; if nobody does, recovery claims it. One this coordinator parked (its
-    // lease is still ours) comes back right away.
+    // when it renews or next writes it; if nobody does, recovery claims it. One this coordinator
+    // parked (its lease is still ours) comes back right away.
     WriteThen(store_, TouchOp{gid, clock_->Now()}, pool_,
               [this, gid, done = std::move(done)](const WriteResult& r) {
                 if (r.status.ok()) {
@@ -356,7 +356,9 @@ void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) 
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [gid, a] : active_) {
-      if (!a->owned) continue;  // another replica's: the touch reaches its owner
+      // Another replica's, or ours no longer for sure (a lease that ran out may have been
+      // claimed elsewhere): the touch reaches its owner.
+      if (!a->owned || a->lease_until() <= touch.now) continue;
       here.push_back(a);
       touch.except.push_back(gid);
     }
@@ -376,8 +378,9 @@ void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) 
       Drive(a);
     });
   }
-  // The rest, on any replica: their owners notice at their next renewal (a branch whose call
-  // is out then is called again once it answers), recovery claims what nobody owns.
+  // The rest, on any replica: their owners notice at their next renewal or write (a branch
+  // whose call is out then is called again once it answers); recovery claims what nobody
+  // owns, and what this coordinator parked once its lease has run out.
   const int64_t made_due_here = static_cast<int64_t>(here.size());
   WriteThen(store_, std::move(touch), pool_,
             [this, made_due_here, done = std::move(done)](const WriteResult& r) {
@@ -562,10 +565,13 @@ void Runner::Drive(const ActivePtr& a) {
           a->writes_done.fetch_add(1);
           if (st.ok()) ObserveWritten(a->state, written, options_.metrics);
           OnPersisted(a->state, written, st, clock_->Now() + options_.write_retry);
+          // The write kept another time (earlier than the last it wrote): a touch, made
+          // meanwhile. Taken even when this write asked for an earlier time still.
           if (st.ok() && r.next_retry_time != absl::InfinitePast() &&
-              absl::ToUnixMicros(r.next_retry_time) < absl::ToUnixMicros(written.next_retry_time) &&
+              absl::ToUnixMicros(r.next_retry_time) !=
+                  absl::ToUnixMicros(written.next_retry_time) &&
               !IsTerminal(a->state.txn.status)) {
-            TakeTouch(a, r.next_retry_time);  // kept by the write: made due meanwhile
+            TakeTouch(a, r.next_retry_time);
           }
           if (absl::IsAborted(st)) {  // fenced: another coordinator claimed it
             Drop(a);
