@@ -77,9 +77,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -104,6 +108,7 @@
 #include "tests/support/http_branch_server.h"
 #include "tests/support/http_client.h"
 #include "tests/support/test_ca.h"
+#include "tests/util/temp_dir.h"
 
 ABSL_FLAG(int, clients, 32, "concurrent clients (threads with blocking calls)");
 ABSL_FLAG(double, seconds, 10, "measuring time per mode");
@@ -286,8 +291,9 @@ class PgLoop {
   std::vector<PGconn*> conns_;  // one per client thread
 };
 
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+namespace {
+
+int RunBench() {
   const int clients = absl::GetFlag(FLAGS_clients);
   const double seconds = absl::GetFlag(FLAGS_seconds);
   const double warmup = absl::GetFlag(FLAGS_warmup);
@@ -681,4 +687,24 @@ int main(int argc, char** argv) {
     return 1;
   }
   return unmeasured ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  // Everything a run writes (the SQLite stores it creates, the logs of the dtmd processes it
+  // spawns: hundreds of MB after --mode=pending) goes under one directory of its own, through
+  // TMPDIR, which its children inherit. Removed when the run succeeded; kept, and named, when
+  // it failed, for its logs.
+  const std::string dir = dtm::test::MakeTempDir("dtm-bench");
+  setenv("TMPDIR", dir.c_str(), 1);
+  const int rc = RunBench();
+  if (rc == 0) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  } else {
+    std::fprintf(stderr, "dtm-bench: the run's files (dtmd logs, stores) are in %s\n", dir.c_str());
+  }
+  return rc;
 }
