@@ -74,12 +74,14 @@ std::vector<std::pair<std::string, std::string>> Statements() {
       {"touch", absl::StrCat("UPDATE trans_global SET next_retry_time = "
                              "LEAST($1, next_retry_time - 1) WHERE gid = $2 AND (",
                              SqlRunning(), " OR ", SqlPrepared(TransType::kMsg), ")")},
+      // The gids left out go through a hashed subplan (NOT IN a subquery): one probe per row,
+      // however long the list (`<> ALL($2)` would compare each row with every gid in it).
       {"touch_all",
        absl::StrCat("UPDATE trans_global SET next_retry_time = LEAST($1, next_retry_time - 1) "
                     "WHERE ",
                     SqlRunning(),
                     " AND (next_retry_time > $1 OR lease_expire > $1) "
-                    "AND gid NOT IN (SELECT unnest($2::text[]))")},  // hashed
+                    "AND gid NOT IN (SELECT unnest($2::text[]))")},
       // RegisterOp: lock the PREPARED tcc's (or xa's) row (concurrent registrations of one
       // gid queue here, so each sees the rows of the one before), append both rows unless the
       // branch id is taken, then read what the branch id holds.
