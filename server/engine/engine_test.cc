@@ -114,6 +114,16 @@ class EngineTest : public test::EngineFixture {
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : -1;
   }
+  // Submits a one-step saga whose action answers `first`, and waits until the engine has set
+  // the timer of its retry. The retry interval (20 s) keeps it in memory (below park_after).
+  void SubmitWaitingInMemory(const std::string& gid, const BranchResult& first) {
+    Transaction t = Saga(gid, 1);
+    t.options.retry_interval = absl::Seconds(20);
+    ASSERT_TRUE(SubmitSync(t).ok());
+    EXPECT_EQ(caller_.Next(), "A1");
+    caller_.Answer(first);
+    ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  }
   // Waits until the engine has handled everything posted for `gid` so far.
   void Settle(const std::string& gid) { QuerySync(gid); }
   // Waits until the engine has handled the completion of every write committed so far (the
@@ -314,15 +324,12 @@ TEST_F(EngineTest, AWriteThatKeptATouchCallsAgainRatherThanLeaveMemory) {
 }
 
 // A bulk RetryNow on the replica that runs a waiting transaction calls its branch again
-// once: the touch it also writes to the store (for the other replicas' work) is not taken
-// for a second RetryNow when this replica's next write finds it.
+// once: that transaction is left out of the touch written to the store for the other
+// replicas' work, which this replica's next write would otherwise find and take for a second
+// RetryNow.
 TEST_F(EngineTest, ABulkRetryNowRetriesAWaitingBranchHereOnce) {
-  Transaction t = Saga("rn3", 1);
-  t.options.retry_interval = absl::Seconds(20);  // stays in memory
-  ASSERT_TRUE(SubmitSync(t).ok());
-  EXPECT_EQ(caller_.Next(), "A1");
-  caller_.Answer({CallOutcome::kError, "UNAVAILABLE: first"});
-  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(
+      SubmitWaitingInMemory("rn3", {CallOutcome::kError, "UNAVAILABLE: first"}));
   EXPECT_EQ(RetryAllWaitingSync(), 1);
   EXPECT_EQ(caller_.Next(), "A1");
   caller_.Answer({CallOutcome::kError, "UNAVAILABLE: second"});
@@ -337,12 +344,7 @@ TEST_F(EngineTest, ABulkRetryNowRetriesAWaitingBranchHereOnce) {
 // may belong to another replica by now: a bulk RetryNow touches it in the store, where its
 // owner, whoever that is, finds the touch.
 TEST_F(EngineTest, ABulkRetryNowTouchesInTheStoreWorkWhoseLeaseRanOut) {
-  Transaction t = Saga("rn4", 1);
-  t.options.retry_interval = absl::Seconds(20);  // stays in memory
-  ASSERT_TRUE(SubmitSync(t).ok());
-  EXPECT_EQ(caller_.Next(), "A1");
-  caller_.Answer({CallOutcome::kOngoing, "not yet"});
-  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(SubmitWaitingInMemory("rn4", {CallOutcome::kOngoing, "not yet"}));
   ASSERT_NO_FATAL_FAILURE(SettleWrites("rn4"));
   ASSERT_GT(store_->Get("rn4")->next_retry_time, clock_.Now() + absl::Seconds(11));
   clock_.Advance(absl::Seconds(11));  // past the 10 s lease
@@ -559,12 +561,7 @@ TEST_F(EngineTest, ATransactionWaitingLongLeavesMemoryAndRecoveryResumesItWhenDu
 }
 
 TEST_F(EngineTest, AShortWaitStaysInMemory) {
-  Transaction t = Saga("p2", 1);
-  t.options.retry_interval = absl::Seconds(20);  // below park_after (30 s)
-  ASSERT_TRUE(SubmitSync(t).ok());
-  EXPECT_EQ(caller_.Next(), "A1");
-  caller_.Answer({CallOutcome::kOngoing, ""});
-  ASSERT_TRUE(WaitUntil([&] { return timers_.pending() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(SubmitWaitingInMemory("p2", {CallOutcome::kOngoing, ""}));
   EXPECT_TRUE(engine_->IsActive("p2"));
 }
 
