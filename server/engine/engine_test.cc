@@ -352,6 +352,27 @@ TEST_F(EngineTest, ABulkRetryNowTouchesInTheStoreWorkWhoseLeaseRanOut) {
   EXPECT_EQ(store_->Get("rn4")->next_retry_time, clock_.Now());
 }
 
+// A bulk RetryNow whose store touch fails (the store is out of reach) says so, and has
+// retried nothing here either: the caller may well send it again, and a first one that went
+// halfway would then have called some branches twice in a row.
+TEST_F(EngineTest, ABulkRetryNowThatCannotTouchTheStoreRetriesNothingHere) {
+  ASSERT_NO_FATAL_FAILURE(
+      SubmitWaitingInMemory("rn5", {CallOutcome::kError, "UNAVAILABLE: first"}));
+  ASSERT_NO_FATAL_FAILURE(SettleWrites("rn5"));
+  store_->Close();
+  absl::Notification n;
+  absl::StatusOr<int64_t> out;
+  engine_->RetryAllWaiting([&](absl::StatusOr<int64_t> r) {
+    out = std::move(r);
+    n.Notify();
+  });
+  n.WaitForNotification();
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kUnavailable) << out.status();
+  Settle("rn5");
+  EXPECT_EQ(caller_.pending(), 0u);
+  EXPECT_EQ(QuerySync("rn5").branches[0].attempts, 1);
+}
+
 TEST_F(EngineTest, ResumeContinuesAStoredTransaction) {
   Transaction t = Saga("g4", 2);
   t.branches[0].status = BranchStatus::kSucceeded;

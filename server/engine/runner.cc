@@ -350,6 +350,27 @@ void Runner::RetryNow(const std::string& gid, StatusDone done) {
   });
 }
 
+namespace {
+
+// How many transactions a bulk RetryNow made due: the store's touch, then each transaction in
+// memory here whose strand made it due. The answer goes out when the last strand task let go
+// of it, those a stopping engine dropped included (they made nothing due).
+class DueTally {
+ public:
+  DueTally(int64_t touched, std::function<void(absl::StatusOr<int64_t>)> done)
+      : count_(touched), done_(std::move(done)) {}
+  DueTally(const DueTally&) = delete;
+  DueTally& operator=(const DueTally&) = delete;
+  ~DueTally() { done_(count_.load()); }
+  void Add() { count_.fetch_add(1); }
+
+ private:
+  std::atomic<int64_t> count_;
+  const std::function<void(absl::StatusOr<int64_t>)> done_;
+};
+
+}  // namespace
+
 void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) {
   std::vector<ActivePtr> here;
   TouchAllOp touch{clock_->Now(), {}};
@@ -365,30 +386,31 @@ void Runner::RetryAllWaiting(std::function<void(absl::StatusOr<int64_t>)> done) 
   }
   // Work here is made due here, as a RetryNow of its gid would be. It is left out of the
   // store's touch: this coordinator's next write or renewal would take that touch for a second
-  // RetryNow and call again.
-  for (const ActivePtr& a : here) {
-    a->strand->Post([this, a] {
-      if (IsTerminal(a->state.txn.status)) return;
-      if (a->retired) {
-        // Left memory meanwhile (parked, or its lease lost): touched in the store instead.
-        RetryNow(a->state.txn.gid, [](const absl::Status&) {});
-        return;
-      }
-      MakeDue(a);
-      Drive(a);
-    });
-  }
-  // The rest, on any replica: their owners notice at their next renewal or write (a branch
-  // whose call is out then is called again once it answers); recovery claims what nobody
-  // owns, and what this coordinator parked once its lease has run out.
-  const int64_t made_due_here = static_cast<int64_t>(here.size());
+  // RetryNow and call again. The rest, on any replica: their owners notice at their next
+  // renewal or write (a branch whose call is out then is called again once it answers);
+  // recovery claims what nobody owns, and what this coordinator parked once its lease has run
+  // out. The touch goes first: when it fails (the store is out of reach), the caller hears so
+  // and nothing was retried here either.
   WriteThen(store_, std::move(touch), pool_,
-            [this, made_due_here, done = std::move(done)](const WriteResult& r) {
-              if (r.status.ok()) {
-                if (r.touched > 0) MadeDue();
-                done(r.touched + made_due_here);
-              } else {
+            [this, here = std::move(here), done = std::move(done)](const WriteResult& r) {
+              if (!r.status.ok()) {
                 done(r.status);
+                return;
+              }
+              if (r.touched > 0) MadeDue();
+              auto tally = std::make_shared<DueTally>(r.touched, done);
+              for (const ActivePtr& a : here) {
+                a->strand->Post([this, a, tally] {
+                  if (IsTerminal(a->state.txn.status)) return;  // finished meanwhile
+                  tally->Add();
+                  if (a->retired) {
+                    // Left memory meanwhile (parked, or its lease lost): touched in the store.
+                    RetryNow(a->state.txn.gid, [](const absl::Status&) {});
+                    return;
+                  }
+                  MakeDue(a);
+                  Drive(a);
+                });
               }
             });
 }
