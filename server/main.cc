@@ -22,7 +22,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -36,23 +38,6 @@
 #include "storage/open/open_store.h"
 
 namespace {
-
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-
-absl::Duration EnvDuration(const char* name, absl::Duration fallback) {
-  absl::Duration d;
-  const char* v = std::getenv(name);
-  return v && absl::ParseDuration(v, &d) ? d : fallback;
-}
-
-int64_t EnvInt(const char* name, int64_t fallback) {
-  int64_t n;
-  const char* v = std::getenv(name);
-  return v && absl::SimpleAtoi(v, &n) ? n : fallback;
-}
 
 // Raises the soft limit on open files to the hard one. Every client connection and every
 // branch channel is a file descriptor; at the soft limit (often 1024) gRPC's listener fails
@@ -278,88 +263,79 @@ class ListenerWatchdog {
 
 }  // namespace
 
-ABSL_FLAG(std::string, listen, EnvOr("DTM_LISTEN", "0.0.0.0:36790"),
-          "gRPC listen address (env DTM_LISTEN)");
-ABSL_FLAG(std::string, http_listen, EnvOr("DTM_HTTP_LISTEN", "0.0.0.0:36789"),
+ABSL_FLAG(std::string, listen, "0.0.0.0:36790", "gRPC listen address (env DTM_LISTEN)");
+ABSL_FLAG(std::string, http_listen, "0.0.0.0:36789",
           "HTTP listen address for DTM's HTTP API (/api/dtmsvr/...); empty: no HTTP server "
           "(env DTM_HTTP_LISTEN)");
-ABSL_FLAG(std::string, branch_ca_file, EnvOr("DTM_BRANCH_CA_FILE", ""),
+ABSL_FLAG(std::string, branch_ca_file, "",
           "PEM file of the CAs that grpcs:// and https:// branch services' certificates are "
           "verified against; empty: the system's CAs (env DTM_BRANCH_CA_FILE)");
-ABSL_FLAG(std::string, http_ca_file, EnvOr("DTM_HTTP_CA_FILE", ""),
+ABSL_FLAG(std::string, http_ca_file, "",
           "the former name of --branch_ca_file (env DTM_HTTP_CA_FILE), used when that is empty");
-ABSL_FLAG(std::string, tls_cert, EnvOr("DTM_TLS_CERT", ""),
+ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain (leaf first) for TLS on both listeners, gRPC and HTTP; empty: "
           "plaintext. Read again when it changes (env DTM_TLS_CERT)");
-ABSL_FLAG(std::string, tls_key, EnvOr("DTM_TLS_KEY", ""),
-          "PEM private key of --tls_cert (env DTM_TLS_KEY)");
-ABSL_FLAG(std::string, tls_client_ca, EnvOr("DTM_TLS_CLIENT_CA", ""),
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (env DTM_TLS_KEY)");
+ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CAs of client certificates: with it, both listeners require a client "
           "certificate signed by one of them (mutual TLS) (env DTM_TLS_CLIENT_CA)");
-ABSL_FLAG(absl::Duration, tls_reload_interval,
-          EnvDuration("DTM_TLS_RELOAD_INTERVAL", absl::Seconds(10)),
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Seconds(10),
           "how often the TLS files are looked at for changes (env DTM_TLS_RELOAD_INTERVAL)");
-ABSL_FLAG(std::string, store, EnvOr("DTM_STORE", "sqlite://dtm.db"),
+ABSL_FLAG(std::string, store, "sqlite://dtm.db",
           "store: sqlite:///abs/path.db, sqlite://relative.db, or PostgreSQL as a URL "
           "(postgresql://user:pw@host1,host2/db?target_session_attrs=read-write) or libpq "
           "key=value string (env DTM_STORE)");
-ABSL_FLAG(std::string, schema, EnvOr("DTM_SCHEMA", ""),
+ABSL_FLAG(std::string, schema, "",
           "PostgreSQL schema for dtm's tables, created if missing; empty: public (env DTM_SCHEMA)");
 ABSL_FLAG(bool, init_store, false,
           "SQLite: create a new store in an existing file that holds none (dtmd refuses to "
           "start on an empty or foreign file otherwise, as it would on a damaged one)");
-ABSL_FLAG(std::string, advertise, EnvOr("DTM_ADVERTISE", ""),
+ABSL_FLAG(std::string, advertise, "",
           "address sent to branches as dtm-dtm; default: --listen (env DTM_ADVERTISE)");
-ABSL_FLAG(int64_t, threads, EnvInt("DTM_THREADS", 0),
+ABSL_FLAG(int64_t, threads, 0,
           "engine worker threads; 0: one per hardware thread, at least 2 (env DTM_THREADS)");
-ABSL_FLAG(int64_t, max_payload_bytes, EnvInt("DTM_MAX_PAYLOAD_BYTES", 1 << 20),
+ABSL_FLAG(int64_t, max_payload_bytes, 1 << 20,
           "largest step payload accepted (env DTM_MAX_PAYLOAD_BYTES)");
 ABSL_FLAG(
-    int64_t, max_steps, EnvInt("DTM_MAX_STEPS", 1000),
+    int64_t, max_steps, 1000,
     "most steps in a saga or msg, and branches registered in a tcc or xa (env DTM_MAX_STEPS)");
-ABSL_FLAG(int64_t, max_transaction_bytes, EnvInt("DTM_MAX_TRANSACTION_BYTES", 16 << 20),
+ABSL_FLAG(int64_t, max_transaction_bytes, 16 << 20,
           "most bytes of targets and payloads in one transaction, registered tcc and xa "
           "branches included (env DTM_MAX_TRANSACTION_BYTES)");
-ABSL_FLAG(int64_t, max_list_bytes, EnvInt("DTM_MAX_LIST_BYTES", 4 << 20),
+ABSL_FLAG(int64_t, max_list_bytes, 4 << 20,
           "a List page ends early, with a page token, past this many bytes "
           "(env DTM_MAX_LIST_BYTES)");
-ABSL_FLAG(int64_t, max_header_bytes, EnvInt("DTM_MAX_HEADER_BYTES", 4096),
+ABSL_FLAG(int64_t, max_header_bytes, 4096,
           "most bytes of branch_headers (keys and values) per transaction "
           "(env DTM_MAX_HEADER_BYTES)");
-ABSL_FLAG(int64_t, max_headers, EnvInt("DTM_MAX_HEADERS", 32),
-          "most branch_headers per transaction (env DTM_MAX_HEADERS)");
-ABSL_FLAG(absl::Duration, min_retry_interval,
-          EnvDuration("DTM_MIN_RETRY_INTERVAL", absl::Milliseconds(100)),
+ABSL_FLAG(int64_t, max_headers, 32, "most branch_headers per transaction (env DTM_MAX_HEADERS)");
+ABSL_FLAG(absl::Duration, min_retry_interval, absl::Milliseconds(100),
           "smallest retry_interval a client may ask for (env DTM_MIN_RETRY_INTERVAL)");
-ABSL_FLAG(absl::Duration, min_request_timeout,
-          EnvDuration("DTM_MIN_REQUEST_TIMEOUT", absl::Milliseconds(100)),
+ABSL_FLAG(absl::Duration, min_request_timeout, absl::Milliseconds(100),
           "smallest request_timeout a client may ask for (env DTM_MIN_REQUEST_TIMEOUT)");
-ABSL_FLAG(int64_t, max_active_transactions, EnvInt("DTM_MAX_ACTIVE_TRANSACTIONS", 50000),
+ABSL_FLAG(int64_t, max_active_transactions, 50000,
           "transactions in memory (running, or waiting for a retry due within --park_after; "
           "about 13 KB each) beyond which new Submits and Prepares are refused with "
           "RESOURCE_EXHAUSTED; transactions waiting longer wait in the store and do not count "
           "(env DTM_MAX_ACTIVE_TRANSACTIONS)");
-ABSL_FLAG(absl::Duration, retry_all_interval,
-          EnvDuration("DTM_RETRY_ALL_INTERVAL", absl::Seconds(10)),
+ABSL_FLAG(absl::Duration, retry_all_interval, absl::Seconds(10),
           "RetryNow of all waiting transactions runs at most once per this interval "
           "(env DTM_RETRY_ALL_INTERVAL)");
-ABSL_FLAG(int64_t, max_branch_channels, EnvInt("DTM_MAX_BRANCH_CHANNELS", 1000),
+ABSL_FLAG(int64_t, max_branch_channels, 1000,
           "most open channels to gRPC branch services; the least recently used idle ones "
           "close beyond it (env DTM_MAX_BRANCH_CHANNELS)");
-ABSL_FLAG(absl::Duration, branch_resolve_interval,
-          EnvDuration("DTM_BRANCH_RESOLVE_INTERVAL", absl::Seconds(5)),
+ABSL_FLAG(absl::Duration, branch_resolve_interval, absl::Seconds(5),
           "how often a name an HTTP branch target uses is resolved again while in use; calls "
           "go to each of its addresses in turn (env DTM_BRANCH_RESOLVE_INTERVAL)");
-ABSL_FLAG(absl::Duration, branch_channel_renew_interval,
-          EnvDuration("DTM_BRANCH_CHANNEL_RENEW_INTERVAL", absl::Seconds(30)),
+ABSL_FLAG(absl::Duration, branch_channel_renew_interval, absl::Seconds(30),
           "how often a dns:/// branch channel is renewed, resolving its name afresh so that new "
           "addresses (pods) get calls; 0: never (env DTM_BRANCH_CHANNEL_RENEW_INTERVAL)");
-ABSL_FLAG(std::string, allowed_targets, EnvOr("DTM_ALLOWED_TARGETS", ""),
+ABSL_FLAG(std::string, allowed_targets, "",
           "comma-separated hosts (busi.example.com), name suffixes (*.svc.cluster.local), IP "
           "literals or networks (10.0.0.0/8), each with an optional :port, that branch targets "
           "may name; others are refused with PERMISSION_DENIED. Empty: any "
           "(env DTM_ALLOWED_TARGETS)");
-ABSL_FLAG(std::string, auth_tokens_file, EnvOr("DTM_AUTH_TOKENS_FILE", ""),
+ABSL_FLAG(std::string, auth_tokens_file, "",
           "file of client bearer tokens, one '<token> <name> <role>' per line, role submit or "
           "admin; read again when it changes. Every call then needs 'authorization: Bearer "
           "<token>'; submit tokens act only on their own transactions and see branch_headers "
@@ -369,48 +345,74 @@ ABSL_FLAG(bool, verbose_errors, false,
           "branch transport errors in last_error as gRPC and libcurl word them (\"Connection "
           "refused\", \"Socket closed\"); off, one generic text, so that clients cannot use "
           "dtmd to learn what listens where");
-ABSL_FLAG(absl::Duration, idle_connection_timeout,
-          EnvDuration("DTM_IDLE_CONNECTION_TIMEOUT", absl::Minutes(10)),
+ABSL_FLAG(absl::Duration, idle_connection_timeout, absl::Minutes(10),
           "a gRPC client connection without an RPC for this long is closed "
           "(env DTM_IDLE_CONNECTION_TIMEOUT)");
-ABSL_FLAG(absl::Duration, handshake_timeout,
-          EnvDuration("DTM_HANDSHAKE_TIMEOUT", absl::Seconds(10)),
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
           "a gRPC client connection that has not finished its HTTP/2 handshake in this long is "
           "closed (env DTM_HANDSHAKE_TIMEOUT)");
-ABSL_FLAG(absl::Duration, listener_check_interval,
-          EnvDuration("DTM_LISTENER_CHECK_INTERVAL", absl::Seconds(5)),
+ABSL_FLAG(absl::Duration, listener_check_interval, absl::Seconds(5),
           "how often dtmd checks, over a new connection, that its gRPC listener still accepts; "
           "after 3 failed checks in a row it exits (status 3) for its supervisor to restart it. "
           "0: no check (env DTM_LISTENER_CHECK_INTERVAL)");
-ABSL_FLAG(absl::Duration, timeout_to_fail, EnvDuration("DTM_TIMEOUT_TO_FAIL", absl::Seconds(35)),
+ABSL_FLAG(absl::Duration, timeout_to_fail, absl::Seconds(35),
           "how long a tcc, xa or msg may stay PREPARED when its options do not say: then the tcc "
           "or xa is aborted and the msg back-checked (env DTM_TIMEOUT_TO_FAIL)");
-ABSL_FLAG(absl::Duration, lease, EnvDuration("DTM_LEASE", absl::Seconds(10)),
+ABSL_FLAG(absl::Duration, lease, absl::Seconds(10),
           "how long in-flight work is reserved before recovery may take it after a crash "
           "(env DTM_LEASE)");
-ABSL_FLAG(absl::Duration, park_after, EnvDuration("DTM_PARK_AFTER", absl::Seconds(30)),
+ABSL_FLAG(absl::Duration, park_after, absl::Seconds(30),
           "a transaction whose next retry is at least this far ahead leaves memory and waits "
           "in the store until recovery claims it when due; longer than --lease "
           "(env DTM_PARK_AFTER)");
-ABSL_FLAG(absl::Duration, recovery_interval, EnvDuration("DTM_RECOVERY_INTERVAL", absl::Seconds(1)),
+ABSL_FLAG(absl::Duration, recovery_interval, absl::Seconds(1),
           "how often due transactions are claimed (env DTM_RECOVERY_INTERVAL)");
-ABSL_FLAG(absl::Duration, retention, EnvDuration("DTM_RETENTION", absl::Hours(24 * 7)),
+ABSL_FLAG(absl::Duration, retention, absl::Hours(24 * 7),
           "finished transactions older than this are purged; 0 keeps them (env DTM_RETENTION)");
-ABSL_FLAG(absl::Duration, purge_interval, EnvDuration("DTM_PURGE_INTERVAL", absl::Minutes(10)),
+ABSL_FLAG(absl::Duration, purge_interval, absl::Minutes(10),
           "how often the purge runs (env DTM_PURGE_INTERVAL)");
-ABSL_FLAG(absl::Duration, shutdown_grace, EnvDuration("DTM_SHUTDOWN_GRACE", absl::Seconds(5)),
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "how long in-flight RPCs may finish on SIGTERM (env DTM_SHUTDOWN_GRACE)");
 
-ABSL_FLAG(std::string, log_format, EnvOr("DTM_LOG_FORMAT", "text"),
+ABSL_FLAG(std::string, log_format, "text",
           "text: 'dtmd: message key=value ...' lines; json: one JSON object per line with ts, "
           "level, msg and the fields (env DTM_LOG_FORMAT)");
-ABSL_FLAG(std::string, log_level, EnvOr("DTM_LOG_LEVEL", "info"),
+ABSL_FLAG(std::string, log_level, "info",
           "debug (every branch answer too), info (every state change of a transaction), "
           "warning or error (env DTM_LOG_LEVEL)");
+
+namespace {
+
+// Every flag above but --init_store and --verbose_errors (a one-off and a debugging aid) can be
+// given as an environment variable: DTM_ and the flag's name in capitals. The Kubernetes
+// manifests and the systemd unit configure dtmd that way. A variable that is set, even to
+// nothing, is the flag given that value (DTM_HTTP_LISTEN= means no HTTP server, as
+// --http_listen= does); the command line wins over it. A value the flag would refuse is refused
+// the same way, naming the variable, rather than quietly replaced by the default.
+bool ApplyEnvironment() {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (flag->Filename() != __FILE__ || name == "init_store" || name == "verbose_errors") {
+      continue;
+    }
+    const std::string var = absl::StrCat("DTM_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(var.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      std::fprintf(stderr, "dtmd: environment variable %s='%s': %s\n", var.c_str(), value,
+                   error.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "dtmd: distributed transaction coordinator (gRPC dtm.v1.Coordinator, DTM's HTTP API)");
+  if (!ApplyEnvironment()) return 2;
   absl::ParseCommandLine(argc, argv);
   {
     dtm::LogLevel level;
@@ -581,7 +583,9 @@ int main(int argc, char** argv) {
   if (!server.ok()) {
     dtm::StopAsyncLog();
     std::fprintf(stderr, "dtmd: %s\n", server.status().ToString().c_str());
-    return 1;
+    // A malformed setting (a --store that is no store URL, say) is the operator's to fix;
+    // anything else (the database unreachable, a port taken) may pass by itself.
+    return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   dtm::Log(
       dtm::Log::Always{}, dtm::LogLevel::kInfo,

@@ -5,6 +5,8 @@
 
 #include <functional>
 
+#include "absl/strings/str_cat.h"
+
 namespace dtm {
 namespace {
 
@@ -87,6 +89,26 @@ TEST(ValidationTest, ListQueryChecksItsFields) {
   r.set_status(static_cast<v1::Status>(77));
   EXPECT_THAT(std::string(ListToQuery(r, ApiLimits()).status().message()),
               HasSubstr("status '77'"));
+}
+
+// Branch headers that would frame the request dtmd sends, name its host or steer its
+// connection are refused: a client-chosen Content-Length beside dtmd's own body, or a
+// Transfer-Encoding, is request smuggling for whatever proxy stands before the branch.
+TEST(ValidationTest, BranchHeadersCannotFrameTheCall) {
+  for (const char* key : {"content-length", "transfer-encoding", "host", "connection", "te",
+                          "upgrade", "expect", "keep-alive", "content-type"}) {
+    v1::SubmitRequest r = Valid();
+    (*r.mutable_options()->mutable_branch_headers())[key] = "0";
+    auto t = SubmitToTransaction(r, ApiLimits());
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_THAT(std::string(t.status().message()),
+                HasSubstr(absl::StrCat("options.branch_headers key '", key,
+                                       "' is a header of the HTTP request itself")));
+  }
+  v1::SubmitRequest fine = Valid();
+  (*fine.mutable_options()->mutable_branch_headers())["authorization"] = "Bearer t";
+  (*fine.mutable_options()->mutable_branch_headers())["x-content-length"] = "0";
+  EXPECT_TRUE(SubmitToTransaction(fine, ApiLimits()).ok());
 }
 
 TEST(ValidationTest, LimitsOnHeadersIntervalsAndSizeNameTheFlag) {

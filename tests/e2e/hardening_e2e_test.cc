@@ -349,6 +349,45 @@ TEST(ListenerTest, APublicListenerWithoutProtectionIsWarnedAbout) {
   EXPECT_THAT(local.Log(), Not(HasSubstr("WARNING")));
 }
 
+// dtmd's DTM_* environment variables (how the Kubernetes manifests and the systemd unit set
+// it up) are its flags: one the flag would refuse stops dtmd naming the variable, with the
+// exit status a supervisor does not restart (2), as a malformed --store does; a valid one
+// takes effect; the command line wins over it.
+TEST(ConfigTest, EnvironmentVariablesAreCheckedAndAppliedLikeFlags) {
+  const std::string store = test::TestStore(test::MakeTempDir());
+  ASSERT_EQ(setenv("DTM_LEASE", "ten seconds", 1), 0);
+  test::DtmdProcess bad(store);
+  EXPECT_FALSE(bad.Start().ok());
+  ASSERT_EQ(unsetenv("DTM_LEASE"), 0);
+  ASSERT_TRUE(bad.exit_code().has_value()) << bad.Log();
+  EXPECT_EQ(*bad.exit_code(), 2) << bad.Log();
+  EXPECT_THAT(bad.Log(), HasSubstr("environment variable DTM_LEASE='ten seconds'"));
+
+  test::DtmdProcess no_store("foo://x");
+  EXPECT_FALSE(no_store.Start().ok());
+  ASSERT_TRUE(no_store.exit_code().has_value()) << no_store.Log();
+  EXPECT_EQ(*no_store.exit_code(), 2) << no_store.Log();
+  EXPECT_THAT(no_store.Log(), HasSubstr("--store 'foo://x' is not a store URL"));
+
+  ASSERT_EQ(setenv("DTM_MAX_STEPS", "1", 1), 0);
+  ASSERT_EQ(setenv("DTM_MAX_HEADERS", "1", 1), 0);
+  test::DtmdProcess dtmd(store, {"--max_headers=5"});
+  absl::Status started = dtmd.Start();
+  ASSERT_EQ(unsetenv("DTM_MAX_STEPS"), 0);
+  ASSERT_EQ(unsetenv("DTM_MAX_HEADERS"), 0);
+  ASSERT_TRUE(started.ok()) << dtmd.Log();
+  auto client = CoordinatorClient::Connect(dtmd.address());
+  Saga two(client.get(), "two-steps");
+  two.Add("", "").Add("", "");
+  absl::Status refused = two.Submit().status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("--max_steps"));
+  Saga headers(client.get(), "two-headers");
+  headers.Add("", "");
+  headers.BranchHeader("x-a", "1").BranchHeader("x-b", "2");
+  EXPECT_TRUE(headers.Submit().ok());  // --max_headers=5 on the command line, not DTM_'s 1
+}
+
 // An HTTP address already in use fails the start even though the gRPC port was already up:
 // dtmd exits 1 (not on a signal, nor hanging in its stop of what it had started) naming the
 // address, and the next dtmd serves on the same store. (That the stop runs in order with work

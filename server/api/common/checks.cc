@@ -71,6 +71,29 @@ absl::Status CheckAfter(const std::vector<StepSpec>& steps, const StepFields& fi
   return absl::OkStatus();
 }
 
+// Headers that say how the request dtmd sends is framed, where it goes or what its connection
+// does. dtmd writes them itself; a second value from a client would make the request
+// ambiguous (a Content-Length beside a chunked body is how requests are smuggled past a
+// proxy), and HTTP/2, gRPC's transport, forbids the connection-specific ones outright.
+bool FramesTheCall(const std::string& key) {
+  static const char* const kKeys[] = {"connection",
+                                      "content-encoding",
+                                      "content-length",
+                                      "content-type",
+                                      "expect",
+                                      "host",
+                                      "keep-alive",
+                                      "proxy-connection",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade"};
+  for (const char* k : kKeys) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string NewGid() {
@@ -129,6 +152,11 @@ absl::Status CheckBranchHeaders(const std::map<std::string, std::string>& header
     if (absl::StartsWith(k, "grpc-") || absl::StartsWith(k, "dtm-") || absl::EndsWith(k, "-bin")) {
       return Invalid(absl::StrCat(field, " key"), k,
                      "is reserved (grpc-*, dtm-*) or binary (*-bin)");
+    }
+    if (FramesTheCall(k)) {
+      return Invalid(absl::StrCat(field, " key"), k,
+                     "is a header of the HTTP request itself (its framing, host or connection), "
+                     "which dtmd sets");
     }
     for (char c : v) {
       if (c < 0x20 || c > 0x7e) {
