@@ -6,8 +6,10 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -216,6 +218,13 @@ absl::StatusOr<std::unique_ptr<DtmServer>> DtmServer::Start(const ServerConfig& 
     ho.tls_reload_interval = config.tls_reload_interval;
     // Room for the largest allowed transaction, as on the gRPC port.
     ho.max_body_bytes = config.limits.max_payload_bytes * 4 + (1 << 20);
+    // Every connection is a file descriptor, as are gRPC's connections, the branch channels
+    // and the store's files or sessions: idle HTTP connections may take at most a quarter of
+    // the open-file limit, so that they cannot leave the gRPC listener unable to accept.
+    if (rlimit r{}; getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+      ho.max_connections = static_cast<int>(std::min<rlim_t>(
+          static_cast<rlim_t>(ho.max_connections), std::max<rlim_t>(16, r.rlim_cur / 4)));
+    }
     auto http = HttpServer::Start(ho, &p->http_router);
     if (!http.ok()) return http.status();  // ~Parts stops the gRPC server and the rest
     p->http = *std::move(http);

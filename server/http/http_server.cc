@@ -7,11 +7,13 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -269,6 +271,10 @@ class HttpServer::Impl {
   // handler is still working has none, and its answer must still be written.
   net::executor_work_guard<net::io_context::executor_type> work_{ioc_.get_executor()};
   tcp::acceptor acceptor_;
+  // After a failed accept, the wait before the next one; and when that was last logged. Both
+  // used only by the accept chain (one accept outstanding at a time).
+  net::steady_timer accept_retry_{ioc_};
+  absl::Time accept_failure_logged_ = absl::InfinitePast();
   std::vector<std::thread> threads_;
 };
 
@@ -498,6 +504,19 @@ void HttpServer::Impl::Accept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (!acceptor_.is_open()) return;  // shut down
+      // Out of file descriptors (EMFILE, ENFILE) or of memory: accepting again at once would
+      // fail again at once, a busy loop taking a core. Wait a little; closed connections
+      // free descriptors meanwhile.
+      if (absl::Now() - accept_failure_logged_ >= absl::Seconds(10)) {
+        accept_failure_logged_ = absl::Now();
+        Log(LogLevel::kWarning, "HTTP listener cannot accept a connection, trying again")
+            .Field("error", ec.message());
+      }
+      accept_retry_.expires_after(std::chrono::milliseconds(100));
+      accept_retry_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec && !draining()) Accept();
+      });
+      return;
     } else if (connections() >= options_.max_connections) {
       beast::error_code ignored;
       socket.close(ignored);  // over the limit: no room, no answer

@@ -461,6 +461,48 @@ void ExpectExitOnADeadListener(std::vector<std::string> args) {
   EXPECT_THAT(dtmd.Log(), HasSubstr("accepts no new connections"));
 }
 
+// Idle HTTP connections may take at most a quarter of dtmd's open-file limit: beyond that
+// the HTTP listener closes new ones at once, and gRPC, the store and the branch channels keep
+// the descriptors they need. (With 4096 allowed whatever the limit, a few hundred idle
+// connections left gRPC's listener unable to accept and dtmd exited.)
+TEST(ListenerTest, IdleHttpConnectionsCannotTakeTheDescriptorsGrpcNeeds) {
+  test::DtmdProcess dtmd(test::TestStore(test::MakeTempDir()), {"--listener_check_interval=300ms"});
+  dtmd.set_open_file_limit(256);  // at most 64 HTTP connections
+  ASSERT_TRUE(dtmd.Start().ok()) << dtmd.Log();
+  const std::string http = dtmd.http_address();
+  const int port = std::stoi(http.substr(http.rfind(':') + 1));
+  std::vector<int> fds;
+  for (int i = 0; i < 300; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << i;
+    fds.push_back(fd);
+  }
+  // Those over the bound are closed by dtmd: the client reads the end of the stream.
+  std::set<int> closed;
+  ASSERT_TRUE(test::WaitUntil([&] {
+    for (int fd : fds) {
+      char c;
+      if (!closed.count(fd) && recv(fd, &c, 1, MSG_DONTWAIT) == 0) closed.insert(fd);
+    }
+    return closed.size() >= fds.size() - 64;
+  })) << closed.size()
+      << " of " << fds.size() << " closed\n"
+      << dtmd.Log();
+  auto client = CoordinatorClient::Connect(dtmd.address());  // a new gRPC connection
+  Saga saga(client.get(), "while-http-is-full");
+  saga.Add("", "");
+  absl::StatusOr<v1::SubmitResponse> r = saga.WaitResult().Submit();
+  ASSERT_TRUE(r.ok()) << r.status() << "\n" << dtmd.Log();
+  EXPECT_EQ(r->status(), v1::SUCCEEDED);
+  for (int fd : fds) close(fd);
+  EXPECT_EQ(dtmd.Terminate(), 0) << dtmd.Log();
+}
+
 // gRPC 1.51's accept path after EMFILE trips UBSan's vptr check inside libgrpc, and a process
 // out of descriptors cannot write its sanitizer report: the g++ build runs these two.
 TEST(ListenerTest, ADeadListenerMakesDtmdExitForItsSupervisor) {
