@@ -80,6 +80,14 @@ std::string SqlPrepared(TransType type) {
                       " AND trans_type = ", SqlValue(type), ")");
 }
 
+std::string SqlDelayedMsg(const std::string& now) {
+  return absl::StrCat("(trans_type = ", SqlValue(TransType::kMsg),
+                      " AND status = ", SqlValue(GlobalStatus::kSubmitted),
+                      " AND delay_us > 0 AND coalesce(update_time, 0) + delay_us > ", now,
+                      " AND NOT EXISTS (SELECT 1 FROM trans_branch b WHERE b.gid = "
+                      "trans_global.gid AND b.attempts > 0))");
+}
+
 std::string EncodeHeaders(const std::map<std::string, std::string>& h) {
   return absl::StrJoin(h, "\n", absl::PairFormatter("="));
 }

@@ -85,6 +85,11 @@ const std::string& SqliteRunning();      // "status BETWEEN 2 AND 3"
 const std::string& SqliteTerminal();     // "status BETWEEN 4 AND 5"
 // "(status = 1 AND trans_type = <type>)": a PREPARED transaction of `type`.
 std::string SqlPrepared(TransType type);
+// A trans_global row that is a msg still in its delivery delay at `now` (the SQL text of the
+// parameter holding it, "?1" or "$1"): SUBMITTED with a delay, none of its branches called
+// yet (so its update_time is still its submit's), and update_time + delay ahead. A bulk
+// RetryNow leaves it alone: the delay is the client's schedule, not a backoff.
+std::string SqlDelayedMsg(const std::string& now);
 
 // branch_headers: "key=value" lines. gRPC metadata keys hold no '=' and ASCII values no '\n'.
 std::string EncodeHeaders(const std::map<std::string, std::string>& h);

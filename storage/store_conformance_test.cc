@@ -538,6 +538,33 @@ TEST_P(StoreConformanceTest, TouchAllMakesEveryWaitingTransactionDue) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// A msg still in its delivery delay is the client's schedule, not a backoff: a bulk touch
+// leaves it alone until the delay is over, or once a branch of it was called (then it is
+// waiting for a retry like any other).
+TEST_P(StoreConformanceTest, TouchAllLeavesAMsgInItsDelayAlone) {
+  auto msg = [](const std::string& gid, absl::Duration delay) {
+    Transaction t = MakeTxn(gid, kT0 - absl::Minutes(1));
+    t.trans_type = TransType::kMsg;
+    t.options.delay = delay;
+    t.next_retry_time = kT0 - absl::Minutes(1) + delay;
+    return t;
+  };
+  Transaction held = msg("held", absl::Hours(1));
+  Transaction over = msg("over", absl::Seconds(30));  // its delay ended 30 s before kT0
+  over.next_retry_time = kT0 + absl::Minutes(5);      // and it waits for a retry
+  Transaction called = msg("called", absl::Hours(1));
+  called.branches[0].attempts = 1;  // delivered once already (a clock step let it go early)
+  for (const Transaction& t : {held, over, called}) {
+    ASSERT_TRUE(store_->WriteSync(CreateOp{t}).status.ok());
+  }
+  WriteResult r = store_->WriteSync(TouchAllOp{kT0, {}});
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.touched, 2);
+  EXPECT_EQ(store_->Get("held")->next_retry_time, held.next_retry_time);
+  EXPECT_EQ(store_->Get("over")->next_retry_time, kT0);
+  EXPECT_EQ(store_->Get("called")->next_retry_time, kT0);
+}
+
 Transaction PreparedTcc(const std::string& gid) {
   Transaction t = MakeTxn(gid, kT0, GlobalStatus::kPrepared);
   t.trans_type = TransType::kTcc;

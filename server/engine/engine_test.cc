@@ -599,6 +599,55 @@ TEST_F(EngineTest, RetryNowBringsBackAParkedTransactionAtOnce) {
   EXPECT_TRUE(WaitStatus("p3", GlobalStatus::kSucceeded));
 }
 
+// A msg's delay is when its client asked for it to be delivered, not a backoff: RetryNow,
+// of its gid or of everything waiting, leaves it alone, in memory as submitted and read back
+// from the store after a touch (as recovery would after a crash or another replica's
+// RetryNow). It is delivered when the delay is over.
+TEST_F(EngineTest, RetryNowLeavesAMsgsDeliveryDelayAlone) {
+  auto delayed_msg = [&](const std::string& gid) {
+    Transaction t;
+    t.gid = gid;
+    t.trans_type = TransType::kMsg;
+    t.status = GlobalStatus::kSubmitted;
+    t.options.delay = absl::Seconds(5);
+    Branch b;
+    b.branch_id = SagaBranchId(0);
+    b.op = BranchOp::kAction;
+    b.target = "h:1/s.S/A1";
+    t.branches.push_back(b);
+    return t;
+  };
+  ASSERT_TRUE(SubmitSync(delayed_msg("d1")).ok());
+  Transaction stored = delayed_msg("d2");
+  stored.create_time = stored.update_time = clock_.Now();
+  stored.next_retry_time = clock_.Now();  // touched
+  ASSERT_TRUE(store_->WriteSync(CreateOp{stored}).status.ok());
+  EXPECT_TRUE(engine_->Resume(Claim("d2")));
+  for (const char* gid : {"d1", "d2"}) {
+    absl::Notification retried;
+    engine_->RetryNow(gid, [&](const absl::Status& s) {
+      EXPECT_TRUE(s.ok()) << s;
+      retried.Notify();
+    });
+    retried.WaitForNotification();
+  }
+  EXPECT_EQ(RetryAllWaitingSync(), 2);
+  Settle("d1");
+  Settle("d2");
+  EXPECT_EQ(caller_.pending(), 0u);
+  clock_.Advance(absl::Seconds(5));
+  ASSERT_TRUE(WaitUntil([&] {
+    timers_.RunDue();
+    return caller_.pending() == 2;
+  }));
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_EQ(caller_.Next(), "A1");
+  caller_.Answer({CallOutcome::kSuccess, ""});
+  EXPECT_TRUE(WaitStatus("d1", GlobalStatus::kSucceeded));
+  EXPECT_TRUE(WaitStatus("d2", GlobalStatus::kSucceeded));
+}
+
 TEST_F(EngineTest, ForceStopEndsAParkedTransaction) {
   ASSERT_NO_FATAL_FAILURE(SubmitAndPark("p4", 2));
   absl::Notification stopped;

@@ -77,6 +77,7 @@ TransState RecoveredTransState(Transaction txn) {
 }
 
 void HoldCallsUntil(TransState& s, absl::Time at) {
+  s.hold_until = std::max(s.hold_until, at);
   for (BranchRuntime& r : s.rt) r.not_before = std::max(r.not_before, at);
 }
 
@@ -97,7 +98,7 @@ void ForceStopTrans(TransState& s, const std::string& reason, absl::Time now) {
 
 void RetryAllNow(TransState& s) {
   for (BranchRuntime& r : s.rt) {
-    r.not_before = absl::InfinitePast();
+    r.not_before = s.hold_until;
     if (r.in_flight) r.retry_on_answer = true;
   }
 }
@@ -138,7 +139,7 @@ void OnBranchResult(TransState& s, int index, const BranchResult& answer, absl::
     rt.consecutive_errors++;
     rt.not_before = now + backoff.Jittered(rt.consecutive_errors, jitter);
   }
-  if (retry_now) rt.not_before = absl::InfinitePast();
+  if (retry_now) rt.not_before = s.hold_until;
   if (is_action && o.retry_limit > 0 && b.attempts > o.retry_limit) {
     AbortTrans(s,
                absl::StrCat("branch ", b.branch_id, " action ", b.target, " exceeded retry_limit ",

@@ -62,6 +62,9 @@ struct TransState {
   bool persist_in_flight = false;
   absl::Time persist_not_before = absl::InfinitePast();  // after a failed write
   bool stalled = false;  // some call of the current round answered ONGOING or an error
+  // A msg's delivery time (its `delay` after the submit): no branch is called before it,
+  // whatever RetryNow says, since it is the client's schedule, not a backoff.
+  absl::Time hold_until = absl::InfinitePast();
 };
 
 struct Decision {
@@ -79,7 +82,7 @@ TransState NewTransState(Transaction txn);
 // treated as attempted, so they are compensated if the saga rolls back. A branch with errors
 // backs off as after `attempts` errors in a row.
 TransState RecoveredTransState(Transaction txn);
-// No branch is called before `at` (a msg's delivery delay), unless RetryAllNow.
+// No branch is called before `at` (a msg's delivery delay), RetryAllNow included.
 void HoldCallsUntil(TransState& s, absl::Time at);
 
 // Records the answer of branch `index`. `jitter` in [0, 1] picks the backoff wait.
@@ -105,7 +108,8 @@ inline void OnPersisted(TransState& s, const UpdateOp& op, const absl::Status& s
                         absl::Time retry_at) {
   OnPersisted(s, SummarizeWrite(op), status, retry_at);
 }
-// Makes every waiting branch due now (RetryNow). A branch whose call is still out is called
+// Makes every waiting branch due now (RetryNow), or at the end of a msg's delivery delay if
+// that is later (hold_until). A branch whose call is still out is called
 // again as soon as that call answers, whatever the answer's backoff: the retry asked for
 // starts after the request, even when the request raced with a call about to fail.
 void RetryAllNow(TransState& s);

@@ -198,11 +198,14 @@ Runner::ActivePtr Runner::Activate(Transaction txn, bool recovered, bool* create
   std::string gid = txn.gid;
   a->owned = !txn.owner.empty() && txn.owner == options_.owner;
   if (a->owned) a->ExtendLease(txn.lease_expire);
-  // A msg is delivered `delay` after it was submitted (after a restart, its stored
-  // next_retry_time already held the claim back until then).
+  // A msg is delivered `delay` after it was submitted. One read back from the store (a restart,
+  // a claim, a RetryNow that touched it) is held back too while none of its branches was
+  // called: its update_time is then still its submit's, since a msg is written again only
+  // once a branch was called (or when it ends).
   absl::Time deliver_at = txn.update_time + txn.options.delay;
-  bool delayed =
-      !recovered && txn.trans_type == TransType::kMsg && txn.options.delay > absl::ZeroDuration();
+  bool delayed = txn.trans_type == TransType::kMsg && txn.options.delay > absl::ZeroDuration() &&
+                 (!recovered || std::all_of(txn.branches.begin(), txn.branches.end(),
+                                            [](const Branch& b) { return b.attempts == 0; }));
   a->state = recovered ? RecoveredTransState(std::move(txn)) : NewTransState(std::move(txn));
   if (delayed) HoldCallsUntil(a->state, deliver_at);
   active_.emplace(std::move(gid), a);

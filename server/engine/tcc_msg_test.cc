@@ -241,11 +241,16 @@ TEST(MsgTest, DelayHoldsDeliveryUntilItsTime) {
   EXPECT_THAT(Decide(st, kStart + absl::Seconds(5), kLease).calls, ElementsAre(0));
 }
 
-TEST(MsgTest, RetryNowOverridesTheDelay) {
+// The delay is the client's schedule, not a backoff: RetryNow keeps it.
+TEST(MsgTest, RetryNowKeepsTheDelay) {
   TransState st = NewTransState(MakeMsg(1));
   HoldCallsUntil(st, kStart + absl::Hours(1));
   RetryAllNow(st);
-  EXPECT_THAT(Decide(st, kStart, kLease).calls, ElementsAre(0));
+  Decision d = Decide(st, kStart, kLease);
+  EXPECT_THAT(d.calls, IsEmpty());
+  ASSERT_TRUE(d.wake);
+  EXPECT_EQ(*d.wake, kStart + absl::Hours(1));
+  EXPECT_THAT(Decide(st, kStart + absl::Hours(1), kLease).calls, ElementsAre(0));
 }
 
 // --- PREPARED tcc and msg ---------------------------------------------------------------------

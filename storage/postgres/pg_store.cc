@@ -81,7 +81,8 @@ std::vector<std::pair<std::string, std::string>> Statements() {
                     "WHERE ",
                     SqlRunning(),
                     " AND (next_retry_time > $1 OR lease_expire > $1) "
-                    "AND gid NOT IN (SELECT unnest($2::text[]))")},
+                    "AND gid NOT IN (SELECT unnest($2::text[])) AND NOT ",
+                    SqlDelayedMsg("$1"))},
       // RegisterOp: lock the PREPARED tcc's (or xa's) row (concurrent registrations of one
       // gid queue here, so each sees the rows of the one before), append both rows unless the
       // branch id is taken, then read what the branch id holds.

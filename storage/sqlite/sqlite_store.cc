@@ -349,7 +349,8 @@ absl::Status ApplyTouchAll(SQLiteConn& conn, const TouchAllOp& op, WriteResult& 
       "WHERE ",
       SqliteRunning(),
       " AND (next_retry_time > ?1 OR lease_expire > ?1) AND gid NOT IN (SELECT gid FROM "
-      "temp.touch_except)"));
+      "temp.touch_except) AND NOT ",
+      SqlDelayedMsg("?1")));
   Stmt s(conn, *sql);
   RETURN_IF_ERROR(s.status());
   s.BindTime(1, op.now);
