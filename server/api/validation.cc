@@ -58,6 +58,13 @@ absl::StatusOr<TransOptions> ReadOptions(const v1::TransOptions& o, TransType ty
   opts.branch_headers.insert(o.branch_headers().begin(), o.branch_headers().end());
   opts.concurrent = o.concurrent();
   RETURN_IF_ERROR(FinishOptions(type, "options.", opts, limits));
+  // The stores keep microseconds: a finer duration is rounded up (after the checks, whose
+  // messages quote what the client sent), so that no positive one is stored as 0, which
+  // means "the default" or "none" to whoever reads it back.
+  for (absl::Duration* d : {&opts.timeout_to_fail, &opts.retry_interval, &opts.max_retry_interval,
+                            &opts.request_timeout, &opts.delay}) {
+    *d = absl::Ceil(*d, absl::Microseconds(1));
+  }
   return opts;
 }
 

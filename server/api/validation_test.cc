@@ -111,6 +111,17 @@ TEST(ValidationTest, BranchHeadersCannotFrameTheCall) {
   EXPECT_TRUE(SubmitToTransaction(fine, ApiLimits()).ok());
 }
 
+// Durations are kept in microseconds: a finer one is rounded up, never down to 0.
+TEST(ValidationTest, DurationsFinerThanAMicrosecondAreRoundedUp) {
+  v1::SubmitRequest r = Valid();
+  r.mutable_options()->mutable_timeout_to_fail()->set_nanos(1);
+  r.mutable_options()->mutable_request_timeout()->set_nanos(999999999);
+  auto t = SubmitToTransaction(r, ApiLimits());
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->options.timeout_to_fail, absl::Microseconds(1));
+  EXPECT_EQ(t->options.request_timeout, absl::Seconds(1));
+}
+
 TEST(ValidationTest, LimitsOnHeadersIntervalsAndSizeNameTheFlag) {
   ApiLimits limits;
   limits.max_headers = 2;
