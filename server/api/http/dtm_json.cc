@@ -73,6 +73,9 @@ absl::Status GetInt(const json& o, const char* key, int64_t* out) {
     return Bad(key, absl::StrCat("must be a whole number, not ",
                                  v->is_number() ? Dump(*v) : absl::StrCat("a ", TypeOf(*v))));
   }
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t{INT64_MAX}) {
+    return Bad(key, absl::StrCat("is too large: ", Dump(*v)));  // read as int64, it would wrap
+  }
   *out = v->get<int64_t>();
   if (*out < 0) return Bad(key, absl::StrCat("is negative: ", *out));
   return absl::OkStatus();
@@ -315,7 +318,8 @@ absl::Status ApplyDtmCustomData(absl::string_view text, absl::string_view field,
   if (type == TransType::kMsg) {
     const json* d = MemberFold(c, "delay");
     if (d == nullptr) return absl::OkStatus();
-    if (!d->is_number_integer() || d->get<int64_t>() < 0) {
+    if (!d->is_number_integer() || d->get<int64_t>() < 0 ||
+        (d->is_number_unsigned() && d->get<uint64_t>() > uint64_t{INT64_MAX})) {
       return Bad(absl::StrCat(field, ".delay"), "must be a whole number of seconds");
     }
     options.delay = absl::Seconds(d->get<int64_t>());

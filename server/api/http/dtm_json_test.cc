@@ -108,6 +108,8 @@ TEST(DtmJsonTest, RefusesBadInputNamingTheField) {
        "timeout_to_fail must be a whole number"},
       {R"({"gid":"g","trans_type":"saga","retry_interval":-1,"steps":[{"action":"http://b/a"}]})",
        "retry_interval is negative"},
+      {R"({"gid":"g","trans_type":"saga","timeout_to_fail":18446744073709551615,"steps":[{"action":"http://b/a"}]})",
+       "timeout_to_fail is too large: 18446744073709551615"},
       {R"({"gid":"g","trans_type":"saga","steps":[{"action":"http://b/a"}],"payloads":["a","b"]})",
        "payloads has 2 entries for 1 steps"},
       {R"({"gid":"g","trans_type":"saga","steps":[{"action":"ftp://b/a"}]})", "steps[0].action"},
