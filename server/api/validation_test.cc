@@ -122,6 +122,17 @@ TEST(ValidationTest, DurationsFinerThanAMicrosecondAreRoundedUp) {
   EXPECT_EQ(t->options.request_timeout, absl::Seconds(1));
 }
 
+// A bad gid is quoted escaped: its control characters reach no terminal or log as they are.
+TEST(ValidationTest, ABadGidIsQuotedEscaped) {
+  v1::SubmitRequest r = Valid();
+  r.set_gid(std::string("a\nb\x1b[31m\0", 9));
+  auto t = SubmitToTransaction(r, ApiLimits());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(t.status().message());
+  EXPECT_THAT(message, HasSubstr("gid 'a\\nb\\x1b[31m\\x00' has a character outside"));
+  EXPECT_EQ(message.find_first_of(std::string("\n\x1b\0", 3)), std::string::npos) << message;
+}
+
 TEST(ValidationTest, LimitsOnHeadersIntervalsAndSizeNameTheFlag) {
   ApiLimits limits;
   limits.max_headers = 2;

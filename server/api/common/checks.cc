@@ -4,6 +4,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -26,11 +27,14 @@ bool IdChar(char c) {
 absl::Status CheckId(const std::string& id, const char* field, size_t max) {
   if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is empty"));
   if (id.size() > max) {
-    return Invalid(field, id.substr(0, 40) + "...",
+    return Invalid(field, absl::CHexEscape(id.substr(0, 40)) + "...",
                    absl::StrCat("is ", id.size(), " characters, more than ", max));
   }
   for (char c : id) {
-    if (!IdChar(c)) return Invalid(field, id, "has a character outside [A-Za-z0-9_.:-]");
+    // Escaped: a client's control characters must not reach a terminal or a log as they are.
+    if (!IdChar(c)) {
+      return Invalid(field, absl::CHexEscape(id), "has a character outside [A-Za-z0-9_.:-]");
+    }
   }
   return absl::OkStatus();
 }
