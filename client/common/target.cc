@@ -1,5 +1,10 @@
 #include "client/common/target.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <string>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -14,11 +19,13 @@ namespace {
 bool Alnum(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
 
 // A DNS name: dot-separated labels of letters, digits and '-', each 1..63 characters, not
-// starting or ending with '-'. A dotted IPv4 address is one too.
+// starting or ending with '-'. A name whose last label is all digits is no DNS name (no
+// top-level domain is numeric): it must be a dotted IPv4 address, 999.1.1.1 is refused.
 bool DnsName(absl::string_view host) {
   if (host.empty() || host.size() > kMaxHostLength) return false;
   absl::string_view h = host;
   absl::ConsumeSuffix(&h, ".");  // a fully qualified name's root dot
+  absl::string_view last;
   for (absl::string_view label : absl::StrSplit(h, '.')) {
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
       return false;
@@ -26,19 +33,22 @@ bool DnsName(absl::string_view host) {
     for (char c : label) {
       if (!Alnum(c) && c != '-') return false;
     }
+    last = label;
   }
-  return true;
+  bool numeric = true;
+  for (char c : last) numeric = numeric && absl::ascii_isdigit(static_cast<unsigned char>(c));
+  if (!numeric) return true;
+  in_addr unused;
+  return inet_pton(AF_INET, std::string(host).c_str(), &unused) == 1;
 }
 
-// "[...]": hex digits and ':' (and a dotted IPv4 tail), no zone ("%eth0").
+// "[...]": an IPv6 address (a dotted IPv4 tail allowed), no zone ("%eth0").
 bool Ipv6Literal(absl::string_view host) {
   if (host.size() < 4 || host.size() > 47 || host.front() != '[' || host.back() != ']') {
     return false;
   }
-  for (char c : host.substr(1, host.size() - 2)) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
-  }
-  return true;
+  in6_addr unused;
+  return inet_pton(AF_INET6, std::string(host.substr(1, host.size() - 2)).c_str(), &unused) == 1;
 }
 
 // 1..65535 written the one way: digits only, no leading zero.

@@ -22,15 +22,26 @@ TEST(TargetTest, ParsesHostPortAndMethod) {
 }
 
 TEST(TargetTest, RejectsMalformedTargetsNamingTheField) {
-  for (const char* bad : {"", "localhost:50051", "localhost/a.B/C", "host:0/a.B/C",
-                          "host:99999/a.B/C", "host:x/a.B/C", "host:1/a.B", "host:1//C",
-                          "host:1/a.B/", "host:1/a.B/C/D", "http://host:1/x", ":1/a.B/C"}) {
+  for (const char* bad :
+       {"", "localhost:50051", "localhost/a.B/C", "host:0/a.B/C", "host:99999/a.B/C",
+        "host:x/a.B/C", "host:1/a.B", "host:1//C", "host:1/a.B/", "host:1/a.B/C/D",
+        "http://host:1/x", ":1/a.B/C", "[::::::]:1/a.B/C", "999.999.999.999:1/a.B/C",
+        "1.2.3:1/a.B/C", "[fe80::1%eth0]:1/a.B/C"}) {
     auto t = ParseGrpcTarget(bad, "steps[3].action");
     ASSERT_FALSE(t.ok()) << bad;
     EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(t.status().message()), HasSubstr("steps[3].action"));
     EXPECT_THAT(std::string(t.status().message()), HasSubstr(std::string("'") + bad + "'"));
   }
+}
+
+TEST(TargetTest, AcceptsIpLiteralsThatAreAddressesAndNamesWithDigits) {
+  for (const char* good : {"10.1.2.3:1/a.B/C", "[::1]:1/a.B/C", "[::ffff:10.1.2.3]:1/a.B/C",
+                           "db1.svc-2.example:1/a.B/C", "123.example:1/a.B/C"}) {
+    EXPECT_TRUE(ParseGrpcTarget(good, "f").ok()) << good;
+  }
+  EXPECT_FALSE(ParseHttpTarget("http://300.1.1.1/x", "f").ok());
+  EXPECT_FALSE(ParseHttpTarget("http://[1:2:3]/x", "f").ok());
 }
 
 TEST(TargetTest, ParsesHttpUrls) {
