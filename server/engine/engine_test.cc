@@ -77,19 +77,24 @@ class EngineTest : public test::EngineFixture {
     t.options.timeout_to_fail = timeout_to_fail;
     return t;
   }
-  // A PREPARED msg of one step whose back-check is "h:1/s.S/QueryPrepared".
-  Transaction PreparedMsg(const std::string& gid) {
+  // A msg of one step, "h:1/s.S/A1", in `status`.
+  Transaction Msg(const std::string& gid, GlobalStatus status) {
     Transaction t;
     t.gid = gid;
     t.trans_type = TransType::kMsg;
-    t.status = GlobalStatus::kPrepared;
-    t.query_prepared = "h:1/s.S/QueryPrepared";
-    t.options.timeout_to_fail = absl::Seconds(5);
+    t.status = status;
     Branch b;
     b.branch_id = SagaBranchId(0);
     b.op = BranchOp::kAction;
     b.target = "h:1/s.S/A1";
     t.branches.push_back(b);
+    return t;
+  }
+  // A PREPARED msg of one step whose back-check is "h:1/s.S/QueryPrepared".
+  Transaction PreparedMsg(const std::string& gid) {
+    Transaction t = Msg(gid, GlobalStatus::kPrepared);
+    t.query_prepared = "h:1/s.S/QueryPrepared";
+    t.options.timeout_to_fail = absl::Seconds(5);
     return t;
   }
   // Submits a saga of `steps` whose first action answers "ongoing", to be asked again in an
@@ -102,8 +107,8 @@ class EngineTest : public test::EngineFixture {
     caller_.Answer({CallOutcome::kOngoing, ""});
     ASSERT_TRUE(WaitUntil([&] { return !engine_->IsActive(gid); }));
   }
-  // Bulk RetryNow: how many transactions it made due, or -1 on an error.
-  int64_t RetryAllWaitingSync() {
+  // Bulk RetryNow's answer: how many transactions it made due, or why not.
+  absl::StatusOr<int64_t> RetryAllWaitingAnswer() {
     absl::Notification n;
     absl::StatusOr<int64_t> out;
     engine_->RetryAllWaiting([&](absl::StatusOr<int64_t> r) {
@@ -111,6 +116,11 @@ class EngineTest : public test::EngineFixture {
       n.Notify();
     });
     n.WaitForNotification();
+    return out;
+  }
+  // Bulk RetryNow: how many transactions it made due, or -1 on an error.
+  int64_t RetryAllWaitingSync() {
+    absl::StatusOr<int64_t> out = RetryAllWaitingAnswer();
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : -1;
   }
@@ -360,13 +370,7 @@ TEST_F(EngineTest, ABulkRetryNowThatCannotTouchTheStoreRetriesNothingHere) {
       SubmitWaitingInMemory("rn5", {CallOutcome::kError, "UNAVAILABLE: first"}));
   ASSERT_NO_FATAL_FAILURE(SettleWrites("rn5"));
   store_->Close();
-  absl::Notification n;
-  absl::StatusOr<int64_t> out;
-  engine_->RetryAllWaiting([&](absl::StatusOr<int64_t> r) {
-    out = std::move(r);
-    n.Notify();
-  });
-  n.WaitForNotification();
+  absl::StatusOr<int64_t> out = RetryAllWaitingAnswer();
   EXPECT_EQ(out.status().code(), absl::StatusCode::kUnavailable) << out.status();
   Settle("rn5");
   EXPECT_EQ(caller_.pending(), 0u);
@@ -605,16 +609,8 @@ TEST_F(EngineTest, RetryNowBringsBackAParkedTransactionAtOnce) {
 // RetryNow). It is delivered when the delay is over.
 TEST_F(EngineTest, RetryNowLeavesAMsgsDeliveryDelayAlone) {
   auto delayed_msg = [&](const std::string& gid) {
-    Transaction t;
-    t.gid = gid;
-    t.trans_type = TransType::kMsg;
-    t.status = GlobalStatus::kSubmitted;
+    Transaction t = Msg(gid, GlobalStatus::kSubmitted);
     t.options.delay = absl::Seconds(5);
-    Branch b;
-    b.branch_id = SagaBranchId(0);
-    b.op = BranchOp::kAction;
-    b.target = "h:1/s.S/A1";
-    t.branches.push_back(b);
     return t;
   };
   ASSERT_TRUE(SubmitSync(delayed_msg("d1")).ok());

@@ -424,6 +424,21 @@ TEST(ListenerTest, AnHttpAddressInUseFailsTheStartCleanlyNamingIt) {
   EXPECT_EQ(next.Terminate(), 0) << next.Log();
 }
 
+// A TCP connection to 127.0.0.1:`port`, or -1.
+int ConnectToLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // Connections up to dtmd's open-file limit make gRPC's accept4 fail with EMFILE; gRPC then
 // never accepts again, though dtmd looks alive. dtmd notices (its listener check fails over
 // new connections) and exits non-zero, for its supervisor to restart it.
@@ -438,17 +453,9 @@ void ExpectExitOnADeadListener(std::vector<std::string> args) {
   const int port = std::stoi(dtmd.address().substr(dtmd.address().rfind(':') + 1));
   std::vector<int> fds;
   for (int i = 0; i < 300; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(fd, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     // The kernel completes connections into the backlog whether or not dtmd accepts them.
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd);
-      break;
-    }
+    int fd = ConnectToLoopback(port);
+    if (fd < 0) break;
     fds.push_back(fd);
   }
   ASSERT_TRUE(test::WaitUntil([&] {
@@ -473,13 +480,8 @@ TEST(ListenerTest, IdleHttpConnectionsCannotTakeTheDescriptorsGrpcNeeds) {
   const int port = std::stoi(http.substr(http.rfind(':') + 1));
   std::vector<int> fds;
   for (int i = 0; i < 300; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(fd, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0) << i;
+    int fd = ConnectToLoopback(port);
+    ASSERT_GE(fd, 0) << i;
     fds.push_back(fd);
   }
   // Those over the bound are closed by dtmd: the client reads the end of the stream.
