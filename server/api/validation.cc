@@ -218,8 +218,23 @@ absl::StatusOr<ListQuery> ListToQuery(const v1::ListRequest& req, const ApiLimit
     return Invalid("gid_prefix", req.gid_prefix().substr(0, 40), "is longer than a gid");
   }
   q.gid_prefix = req.gid_prefix();
-  if (req.has_created_after()) q.created_after = FromProto(req.created_after());
-  if (req.has_created_before()) q.created_before = FromProto(req.created_before());
+  // google.protobuf.Timestamp's own range: years 1 to 9999, nanos in [0, 1e9).
+  auto timestamp = [](const google::protobuf::Timestamp& t, const char* field,
+                      absl::Time* out) -> absl::Status {
+    if (t.seconds() < -62135596800 || t.seconds() > 253402300799 || t.nanos() < 0 ||
+        t.nanos() > 999999999) {
+      return Invalid(field, absl::StrCat(t.seconds(), "s ", t.nanos(), "ns"),
+                     "is not a valid Timestamp (years 1 to 9999, nanos in [0, 1e9))");
+    }
+    *out = FromProto(t);
+    return absl::OkStatus();
+  };
+  if (req.has_created_after()) {
+    RETURN_IF_ERROR(timestamp(req.created_after(), "created_after", &q.created_after));
+  }
+  if (req.has_created_before()) {
+    RETURN_IF_ERROR(timestamp(req.created_before(), "created_before", &q.created_before));
+  }
   return q;
 }
 

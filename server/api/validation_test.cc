@@ -89,6 +89,17 @@ TEST(ValidationTest, ListQueryChecksItsFields) {
   r.set_status(static_cast<v1::Status>(77));
   EXPECT_THAT(std::string(ListToQuery(r, ApiLimits()).status().message()),
               HasSubstr("status '77'"));
+  r.set_status(v1::STATUS_UNSPECIFIED);
+  r.mutable_created_before()->set_seconds(1);
+  r.mutable_created_before()->set_nanos(-1);
+  EXPECT_THAT(std::string(ListToQuery(r, ApiLimits()).status().message()),
+              HasSubstr("created_before '1s -1ns' is not a valid Timestamp"));
+  r.mutable_created_before()->set_nanos(0);
+  r.mutable_created_after()->set_seconds(INT64_MIN);
+  EXPECT_THAT(std::string(ListToQuery(r, ApiLimits()).status().message()),
+              HasSubstr("created_after '-9223372036854775808s 0ns' is not a valid Timestamp"));
+  r.mutable_created_after()->set_seconds(0);
+  EXPECT_TRUE(ListToQuery(r, ApiLimits()).ok());
 }
 
 // Branch headers that would frame the request dtmd sends, name its host or steer its

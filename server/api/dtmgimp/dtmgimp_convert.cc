@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "client/common/status_macros.h"
 
@@ -53,7 +54,14 @@ absl::Status ReadOptions(const dtmgimp::DtmTransOptions& in, TransOptions& o,
   }
   o.retry_limit = static_cast<int32_t>(std::min<int64_t>(in.retrylimit(), INT32_MAX));
   // gRPC metadata keys are lowercase (grpc-go lowercases them too, where DTM sends them).
-  for (const auto& [k, v] : in.branchheaders()) o.branch_headers[absl::AsciiStrToLower(k)] = v;
+  for (const auto& [k, v] : in.branchheaders()) {
+    if (!o.branch_headers.emplace(absl::AsciiStrToLower(k), v).second) {
+      // Header names are case-insensitive: keeping one of the values would drop the other.
+      return absl::InvalidArgumentError(absl::StrCat("TransOptions.BranchHeaders key '",
+                                                     absl::CHexEscape(k),
+                                                     "' is given twice, in two cases"));
+    }
+  }
   return CheckBranchHeaders(o.branch_headers, "TransOptions.BranchHeaders", limits);
 }
 

@@ -189,6 +189,11 @@ TEST(DtmgimpConvertTest, RefusesBadInputNamingDtmsField) {
        "TransOptions.RetryLimit '-1' is negative"},
       {[](auto& r) { (*r.mutable_transoptions()->mutable_branchheaders())["dtm-gid"] = "x"; },
        "TransOptions.BranchHeaders key 'dtm-gid' is reserved"},
+      {[](auto& r) {
+         (*r.mutable_transoptions()->mutable_branchheaders())["X-A"] = "1";
+         (*r.mutable_transoptions()->mutable_branchheaders())["x-a"] = "2";
+       },
+       "' is given twice, in two cases"},
       {[](auto& r) { r.set_customeddata("{"); }, "CustomedData must be a JSON object"},
       {[](auto& r) { r.set_customeddata(R"({"concurrent":true,"orders":{"5":[0]}})"); },
        "CustomedData.orders['5'] is not a step index"},

@@ -22,8 +22,11 @@ absl::Status Bad(absl::string_view field, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(field, " ", why));
 }
 
-// What a JSON value is, for messages.
-std::string TypeOf(const json& v) { return v.type_name(); }
+// The JSON type of `v` with its article, for messages: "an array", "a string", "null".
+std::string TypeOf(const json& v) {
+  if (v.is_null()) return "null";
+  return absl::StrCat(v.is_array() || v.is_object() ? "an " : "a ", v.type_name());
+}
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -36,7 +39,7 @@ absl::StatusOr<json> ParseObject(absl::string_view body) {
   }
   if (!j.is_object()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the body is a JSON ", TypeOf(j), ", not an object"));
+        absl::StrCat("the body is a JSON ", j.type_name(), ", not an object"));
   }
   return j;
 }
@@ -51,7 +54,7 @@ const json* Member(const json& o, const char* key) {
 absl::Status GetString(const json& o, const char* key, std::string* out) {
   const json* v = Member(o, key);
   if (v == nullptr) return absl::OkStatus();
-  if (!v->is_string()) return Bad(key, absl::StrCat("must be a string, not a ", TypeOf(*v)));
+  if (!v->is_string()) return Bad(key, absl::StrCat("must be a string, not ", TypeOf(*v)));
   *out = v->get<std::string>();
   return absl::OkStatus();
 }
@@ -59,7 +62,7 @@ absl::Status GetString(const json& o, const char* key, std::string* out) {
 absl::Status GetBool(const json& o, const char* key, bool* out) {
   const json* v = Member(o, key);
   if (v == nullptr) return absl::OkStatus();
-  if (!v->is_boolean()) return Bad(key, absl::StrCat("must be true or false, not a ", TypeOf(*v)));
+  if (!v->is_boolean()) return Bad(key, absl::StrCat("must be true or false, not ", TypeOf(*v)));
   *out = v->get<bool>();
   return absl::OkStatus();
 }
@@ -70,8 +73,8 @@ absl::Status GetInt(const json& o, const char* key, int64_t* out) {
   if (!v->is_number_integer()) {
     // A number is shown as given; anything else only by its type (dumping a client's
     // arbitrarily nested array back would recurse once per level).
-    return Bad(key, absl::StrCat("must be a whole number, not ",
-                                 v->is_number() ? Dump(*v) : absl::StrCat("a ", TypeOf(*v))));
+    return Bad(
+        key, absl::StrCat("must be a whole number, not ", v->is_number() ? Dump(*v) : TypeOf(*v)));
   }
   if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t{INT64_MAX}) {
     return Bad(key, absl::StrCat("is too large: ", Dump(*v)));  // read as int64, it would wrap
@@ -93,13 +96,18 @@ absl::Status GetStringMap(const json& o, const char* key, std::map<std::string, 
                           bool lower_keys) {
   const json* v = Member(o, key);
   if (v == nullptr) return absl::OkStatus();
-  if (!v->is_object()) return Bad(key, absl::StrCat("must be an object, not a ", TypeOf(*v)));
+  if (!v->is_object()) return Bad(key, absl::StrCat("must be an object, not ", TypeOf(*v)));
   for (const auto& [k, val] : v->items()) {
     if (!val.is_string()) {
       return Bad(absl::StrCat(key, "['", k, "']"),
-                 absl::StrCat("must be a string, not a ", TypeOf(val)));
+                 absl::StrCat("must be a string, not ", TypeOf(val)));
     }
-    (*out)[lower_keys ? absl::AsciiStrToLower(k) : k] = val.get<std::string>();
+    const std::string name = lower_keys ? absl::AsciiStrToLower(k) : k;
+    if (!out->emplace(name, val.get<std::string>()).second) {
+      // Header names are case-insensitive: keeping one of the values would drop the other.
+      return Bad(absl::StrCat(key, "['", absl::CHexEscape(k), "']"),
+                 "is given twice, in two cases");
+    }
   }
   return absl::OkStatus();
 }
@@ -121,11 +129,11 @@ const json* MemberFold(const json& o, const char* key) {
 // named `field` in messages.
 absl::StatusOr<std::vector<StepSpec>> ReadStepArray(const json& s, absl::string_view field) {
   std::vector<StepSpec> steps;
-  if (!s.is_array()) return Bad(field, absl::StrCat("must be an array, not a ", TypeOf(s)));
+  if (!s.is_array()) return Bad(field, absl::StrCat("must be an array, not ", TypeOf(s)));
   for (size_t i = 0; i < s.size(); ++i) {
     const json& step = s[i];
     if (!step.is_object()) {
-      return Bad(StepName(field, i), absl::StrCat("must be an object, not a ", TypeOf(step)));
+      return Bad(StepName(field, i), absl::StrCat("must be an object, not ", TypeOf(step)));
     }
     StepSpec spec;
     const char* keys[] = {"action", "compensate", "data"};
@@ -135,7 +143,7 @@ absl::StatusOr<std::vector<StepSpec>> ReadStepArray(const json& s, absl::string_
       if (it == step.end() || it->is_null()) continue;
       if (!it->is_string()) {
         return Bad(absl::StrCat(StepName(field, i), ".", keys[k]),
-                   absl::StrCat("must be a string, not a ", TypeOf(*it)));
+                   absl::StrCat("must be a string, not ", TypeOf(*it)));
       }
       *outs[k] = it->get<std::string>();
     }
@@ -152,7 +160,7 @@ absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
   ASSIGN_OR_RETURN(std::vector<StepSpec> steps, ReadStepArray(*s, "steps"));
   const json* p = Member(o, "payloads");
   if (p == nullptr) return steps;
-  if (!p->is_array()) return Bad("payloads", absl::StrCat("must be an array, not a ", TypeOf(*p)));
+  if (!p->is_array()) return Bad("payloads", absl::StrCat("must be an array, not ", TypeOf(*p)));
   if (p->size() != steps.size()) {
     return Bad("payloads", absl::StrCat("has ", p->size(), " entries for ", steps.size(),
                                         " steps: give one payload per step"));
@@ -162,7 +170,7 @@ absl::StatusOr<std::vector<StepSpec>> ReadSteps(const json& o) {
     if (v.is_null()) continue;
     if (!v.is_string()) {
       return Bad(absl::StrCat("payloads[", i, "]"),
-                 absl::StrCat("must be a string, not a ", TypeOf(v)));
+                 absl::StrCat("must be a string, not ", TypeOf(v)));
     }
     steps[i].payload = v.get<std::string>();
   }
@@ -492,7 +500,7 @@ absl::StatusOr<BranchRegistration> ParseDtmRegistration(absl::string_view body,
   ASSIGN_OR_RETURN(json o, ParseObject(body));
   for (const auto& [k, v] : o.items()) {
     if (!v.is_string() && !v.is_null()) {
-      return Bad(k, absl::StrCat("must be a string, not a ", TypeOf(v),
+      return Bad(k, absl::StrCat("must be a string, not ", TypeOf(v),
                                  " (registerBranch takes string values only)"));
     }
   }

@@ -110,6 +110,10 @@ TEST(DtmJsonTest, RefusesBadInputNamingTheField) {
        "retry_interval is negative"},
       {R"({"gid":"g","trans_type":"saga","timeout_to_fail":18446744073709551615,"steps":[{"action":"http://b/a"}]})",
        "timeout_to_fail is too large: 18446744073709551615"},
+      {R"({"gid":"g","trans_type":"saga","steps":[{"action":"http://b/a"}],"branch_headers":{"X-A":"1","x-a":"2"}})",
+       "branch_headers['x-a'] is given twice, in two cases"},
+      {R"({"gid":"g","trans_type":"saga","steps":[{"action":"http://b/a"}],"branch_headers":[]})",
+       "branch_headers must be an object, not an array"},
       {R"({"gid":"g","trans_type":"saga","steps":[{"action":"http://b/a"}],"payloads":["a","b"]})",
        "payloads has 2 entries for 1 steps"},
       {R"({"gid":"g","trans_type":"saga","steps":[{"action":"ftp://b/a"}]})", "steps[0].action"},
@@ -138,7 +142,7 @@ TEST(DtmJsonTest, RefusesBadInputNamingTheField) {
   auto nested = ParseDtmTransaction(deep, DtmRoute::kPrepare, kLimits);
   EXPECT_EQ(nested.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(nested.status().message()),
-              HasSubstr("timeout_to_fail must be a whole number, not a array"));
+              HasSubstr("timeout_to_fail must be a whole number, not an array"));
   auto long_ago =
       ParseDtmTransaction(R"({"gid":"g","trans_type":"tcc","timeout_to_fail":315576000001})",
                           DtmRoute::kPrepare, kLimits);
