@@ -506,17 +506,22 @@ void HttpServer::Impl::Accept() {
       if (!acceptor_.is_open()) return;  // shut down
       // Out of file descriptors (EMFILE, ENFILE) or of memory: accepting again at once would
       // fail again at once, a busy loop taking a core. Wait a little; closed connections
-      // free descriptors meanwhile.
-      if (absl::Now() - accept_failure_logged_ >= absl::Seconds(10)) {
-        accept_failure_logged_ = absl::Now();
-        Log(LogLevel::kWarning, "HTTP listener cannot accept a connection, trying again")
-            .Field("error", ec.message());
+      // free descriptors meanwhile. Any other failure (a client that reset its connection
+      // before it was accepted) concerns that connection only: accept the next one at once.
+      const bool exhausted = ec == net::error::no_descriptors || ec.value() == ENFILE ||
+                             ec == net::error::no_buffer_space || ec == net::error::no_memory;
+      if (exhausted) {
+        if (absl::Now() - accept_failure_logged_ >= absl::Seconds(10)) {
+          accept_failure_logged_ = absl::Now();
+          Log(LogLevel::kWarning, "HTTP listener cannot accept a connection, trying again")
+              .Field("error", ec.message());
+        }
+        accept_retry_.expires_after(std::chrono::milliseconds(100));
+        accept_retry_.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && !draining()) Accept();
+        });
+        return;
       }
-      accept_retry_.expires_after(std::chrono::milliseconds(100));
-      accept_retry_.async_wait([this](beast::error_code wait_ec) {
-        if (!wait_ec && !draining()) Accept();
-      });
-      return;
     } else if (connections() >= options_.max_connections) {
       beast::error_code ignored;
       socket.close(ignored);  // over the limit: no room, no answer
